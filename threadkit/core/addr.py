@@ -1,0 +1,137 @@
+"""Multiaddrs with the ``thread`` protocol (code 406), and thread addresses.
+
+A thread address is a host address followed by ``/p2p/<peer id>/thread/<thread id>``,
+for example ``/ip4/127.0.0.1/tcp/4006/p2p/12D3KooW…/thread/bafk…``. Parsing and
+the binary form come from ``multiformats.multiaddr``; threadkit registers the
+value codecs of ``p2p`` and ``thread`` with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from multiformats import multiaddr
+from multiformats.multiaddr import raw as _raw
+
+from threadkit.core.identity import peer_id_bytes
+from threadkit.core.ids import ThreadID
+from threadkit.errors import InvalidAddress, InvalidKey, InvalidThreadID
+
+__all__ = ["ThreadAddr", "addr_from_bytes", "addr_to_bytes", "parse_addr"]
+
+
+def _p2p_encoder(text: str) -> bytes:
+    try:
+        return peer_id_bytes(text)
+    except InvalidKey as exc:
+        raise multiaddr.err.MultiaddrValueError(str(exc)) from None
+
+
+def _p2p_decoder(data: Any) -> str:
+    from multiformats import multibase
+
+    return str(multibase.encode(bytes(data), "base58btc"))[1:]
+
+
+def _thread_encoder(text: str) -> bytes:
+    try:
+        return ThreadID.from_string(text).to_bytes()
+    except InvalidThreadID as exc:
+        raise multiaddr.err.MultiaddrValueError(str(exc)) from None
+
+
+def _thread_decoder(data: Any) -> str:
+    try:
+        return str(ThreadID.from_bytes(bytes(data)))
+    except InvalidThreadID as exc:
+        raise multiaddr.err.MultiaddrValueError(str(exc)) from None
+
+
+for _name, _enc, _dec in (
+    ("p2p", _p2p_encoder, _p2p_decoder),
+    ("thread", _thread_encoder, _thread_decoder),
+):
+    if not _raw.exists(_name):
+        _raw.register(_name, _enc, _dec, None)
+
+
+def parse_addr(text: str) -> Any:
+    """Parse a multiaddr string (any protocol multiformats knows, plus p2p and thread)."""
+    if not isinstance(text, str) or not text.startswith("/"):
+        raise InvalidAddress(f"multiaddr must be a string starting with '/', got {text!r}")
+    try:
+        return multiaddr.parse(text)
+    except (ValueError, KeyError) as exc:
+        raise InvalidAddress(f"multiaddr {text[:200]!r} is not valid: {exc}") from None
+
+
+def addr_to_bytes(text: str) -> bytes:
+    """The binary form of a multiaddr string."""
+    return bytes(parse_addr(text))
+
+
+def addr_from_bytes(data: bytes) -> str:
+    """The string form of a binary multiaddr."""
+    try:
+        return str(multiaddr.decode(bytes(data)))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise InvalidAddress(f"binary multiaddr is not valid: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ThreadAddr:
+    """A thread's address: where a peer serves it.
+
+    Attributes
+    ----------
+    host : str
+        The transport part, e.g. ``/ip4/127.0.0.1/tcp/4006`` (may be empty).
+    peer_id : str
+        The serving peer's id.
+    thread_id : ThreadID
+        The thread.
+
+    Examples
+    --------
+    >>> tid = ThreadID.from_string("bafkqaaicamcakbqhbaequcymbuha6earcijrifiwc4mbsgq3dqor4hy")
+    >>> a = ThreadAddr("/ip4/127.0.0.1/tcp/4006",
+    ...                "12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq", tid)
+    >>> ThreadAddr.parse(str(a)) == a
+    True
+    """
+
+    host: str
+    peer_id: str
+    thread_id: ThreadID
+
+    @classmethod
+    def parse(cls, text: str) -> ThreadAddr:
+        """Parse ``<host>/p2p/<peer id>/thread/<thread id>``."""
+        parts = list(parse_addr(text))
+        protos = [part.proto.name for part in parts]
+        if len(parts) < 2 or protos[-1] != "thread" or protos[-2] != "p2p":
+            raise InvalidAddress(
+                f"thread address must end in /p2p/<peer id>/thread/<thread id>: {text[:200]!r}"
+            )
+        host = "".join(str(part) for part in parts[:-2])
+        peer_id = str(parts[-2].value)
+        thread_id = ThreadID.from_string(str(parts[-1].value))
+        return cls(host, peer_id, thread_id)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ThreadAddr:
+        """Parse the binary multiaddr form."""
+        return cls.parse(addr_from_bytes(data))
+
+    def to_bytes(self) -> bytes:
+        """The binary multiaddr form."""
+        return addr_to_bytes(str(self))
+
+    @property
+    def peer_addr(self) -> str:
+        """The address without the thread part: ``<host>/p2p/<peer id>``."""
+        return f"{self.host}/p2p/{self.peer_id}"
+
+    def __str__(self) -> str:
+        return f"{self.peer_addr}/thread/{self.thread_id}"
