@@ -15,6 +15,20 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidAddress                        a malformed multiaddr or thread address
     │   ├── InvalidToken                          a JWT malformed, forged, expired or not ours
     │   ├── InvalidTimestamp                      a hybrid-logical-clock stamp out of range
+    │   ├── InvalidName                           a DB or collection name ThreadDB's rule refuses
+    │   ├── InvalidSchema                         not a JSON Schema, or `_id` is not a string
+    │   ├── InvalidIndex                          an index path that is not a string/number/bool field
+    │   ├── InvalidQuery                          a malformed query, a type mismatch, a bad sort path
+    │   ├── InvalidDocument                       not a JSON object, or a bad `_id`
+    │   ├── InvalidScript                         a validator or filter that does not compile
+    │   ├── WriteRejected                         a write refused; the transaction leaves no trace
+    │   │   ├── SchemaViolation                   the document does not satisfy the schema
+    │   │   ├── ScriptRejected                    the write validator did not return true
+    │   │   ├── UniqueViolation                   a unique index already holds the value
+    │   │   └── InstanceExists                    create of an `_id` that exists
+    │   ├── ScriptError                           a script threw, ran too long or used too much memory
+    │   │   ├── ScriptTimeout
+    │   │   └── ScriptMemoryError
     │   └── RecordError                           a record or one of its blocks fails a check
     │       ├── MalformedRecord                   not a valid node: truncated, wrong shape, bad CBOR
     │       │   └── OversizedRecord               larger than the size limit
@@ -25,14 +39,23 @@ already catches the built-in kinds keeps working.
     └── StoreError                                the repository on disk
         ├── RepoInUse                             another process holds the repo
         ├── RepoClosed                            the repo was used after close()
-        ├── NotFound (LookupError)                a thread, log or block that is not there
+        ├── RepoFormatError                       a repo written in a format this version cannot read
+        ├── NotFound (LookupError)                something looked up that is not there
         │   ├── ThreadNotFound
+        │   │   └── DBNotFound
         │   ├── LogNotFound
-        │   └── BlockNotFound
-        ├── AlreadyExists                         a thread or log created twice
+        │   ├── BlockNotFound
+        │   ├── CollectionNotFound
+        │   └── InstanceNotFound
+        ├── AlreadyExists                         something created twice
         │   ├── ThreadExists
-        │   └── LogExists
+        │   ├── LogExists
+        │   └── CollectionExists
         └── LogGap                                received records do not reach the local head
+    ├── TransactionError                          misuse of a transaction
+    │   ├── ReadOnlyTransaction                   a write inside a read transaction
+    │   └── TransactionClosed                     use after commit or discard
+    └── Timeout (TimeoutError)                    a blocking call ran out of time
 
 Examples
 --------
@@ -50,11 +73,22 @@ __all__ = [
     "AlreadyExists",
     "BlockNotFound",
     "ChainError",
+    "CollectionExists",
+    "CollectionNotFound",
+    "DBNotFound",
     "DecryptionError",
+    "InstanceExists",
+    "InstanceNotFound",
     "IntegrityError",
     "InvalidAddress",
+    "InvalidDocument",
+    "InvalidIndex",
     "InvalidInput",
     "InvalidKey",
+    "InvalidName",
+    "InvalidQuery",
+    "InvalidSchema",
+    "InvalidScript",
     "InvalidThreadID",
     "InvalidThreadKey",
     "InvalidTimestamp",
@@ -65,14 +99,26 @@ __all__ = [
     "MalformedRecord",
     "NotFound",
     "OversizedRecord",
+    "ReadOnlyTransaction",
     "RecordError",
     "RepoClosed",
+    "RepoFormatError",
     "RepoInUse",
+    "SchemaViolation",
+    "ScriptError",
+    "ScriptMemoryError",
+    "ScriptRejected",
+    "ScriptTimeout",
     "SignatureError",
     "StoreError",
     "ThreadExists",
     "ThreadNotFound",
     "ThreadkitError",
+    "Timeout",
+    "TransactionClosed",
+    "TransactionError",
+    "UniqueViolation",
+    "WriteRejected",
 ]
 
 
@@ -106,6 +152,62 @@ class InvalidToken(InvalidInput):
 
 class InvalidTimestamp(InvalidInput):
     """A hybrid-logical-clock stamp that is negative or too large to encode."""
+
+
+class InvalidName(InvalidInput):
+    """A DB or collection name that does not match ``^[A-Za-z0-9]+(?:[-][A-Za-z0-9]+)*$``."""
+
+
+class InvalidSchema(InvalidInput):
+    """A collection schema that is not valid JSON Schema or whose ``_id`` is not a string."""
+
+
+class InvalidIndex(InvalidInput):
+    """An index path that does not lead to a string, number or boolean field."""
+
+
+class InvalidQuery(InvalidInput):
+    """A malformed query, a comparison across JSON types, or a bad sort path."""
+
+
+class InvalidDocument(InvalidInput):
+    """A document that is not a JSON object, or whose ``_id`` is not a string."""
+
+
+class InvalidScript(InvalidInput):
+    """A write validator or read filter that does not compile."""
+
+
+class WriteRejected(InvalidInput):
+    """A write refused by the collection's rules; its transaction leaves no trace."""
+
+
+class SchemaViolation(WriteRejected):
+    """A document that does not satisfy the collection's JSON Schema."""
+
+
+class ScriptRejected(WriteRejected):
+    """A write the collection's validator did not accept (it did not return ``true``)."""
+
+
+class UniqueViolation(WriteRejected):
+    """A write that would put a value twice into a unique index."""
+
+
+class InstanceExists(WriteRejected):
+    """A create of an ``_id`` that already exists."""
+
+
+class ScriptError(InvalidInput):
+    """A validator or filter that threw an exception."""
+
+
+class ScriptTimeout(ScriptError):
+    """A validator or filter interrupted at its time limit."""
+
+
+class ScriptMemoryError(ScriptError):
+    """A validator or filter stopped at its memory limit."""
 
 
 class RecordError(InvalidInput):
@@ -148,12 +250,28 @@ class RepoClosed(StoreError):
     """The repository was used after it was closed."""
 
 
+class RepoFormatError(StoreError):
+    """A repository whose on-disk format version this threadkit cannot read."""
+
+
 class NotFound(StoreError, LookupError):
     """Something looked up in the repository is not there."""
 
 
 class ThreadNotFound(NotFound):
     """No thread with that id in the repository."""
+
+
+class DBNotFound(ThreadNotFound):
+    """No database with that id in the repository."""
+
+
+class CollectionNotFound(NotFound):
+    """No collection with that name in the database."""
+
+
+class InstanceNotFound(NotFound):
+    """No instance with that ``_id`` in the collection (or hidden by the read filter)."""
 
 
 class LogNotFound(NotFound):
@@ -174,6 +292,26 @@ class ThreadExists(AlreadyExists):
 
 class LogExists(AlreadyExists):
     """A log with that id is already in the thread."""
+
+
+class CollectionExists(AlreadyExists):
+    """A collection with that name is already in the database."""
+
+
+class TransactionError(ThreadkitError):
+    """A transaction used the wrong way."""
+
+
+class ReadOnlyTransaction(TransactionError):
+    """A write attempted inside a read transaction."""
+
+
+class TransactionClosed(TransactionError):
+    """A transaction used after it was committed or discarded."""
+
+
+class Timeout(ThreadkitError, TimeoutError):
+    """A blocking call ran out of time."""
 
 
 class LogGap(StoreError):

@@ -29,9 +29,9 @@ def _p2p_encoder(text: str) -> bytes:
 
 
 def _p2p_decoder(data: Any) -> str:
-    from multiformats import multibase
+    import base58
 
-    return str(multibase.encode(bytes(data), "base58btc"))[1:]
+    return str(base58.b58encode(bytes(data)).decode())
 
 
 def _thread_encoder(text: str) -> bytes:
