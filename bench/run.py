@@ -19,7 +19,9 @@ SUITES = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("suites", nargs="*", help=f"suites to run, of {sorted(SUITES)} (default: all)")
+    parser.add_argument(
+        "suites", nargs="*", help=f"suites to run, of {sorted(SUITES)} (default: all)"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per figure")
     args = parser.parse_args(argv)
     unknown = [name for name in args.suites if name not in SUITES]

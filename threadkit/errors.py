@@ -36,25 +36,26 @@ already catches the built-in kinds keeps working.
     │       ├── DecryptionError                   wrong service or read key, or tampered ciphertext
     │       ├── SignatureError                    missing or forged signature
     │       └── ChainError                        `prev` does not link, or a counter does not follow
-    └── StoreError                                the repository on disk
-        ├── RepoInUse                             another process holds the repo
-        ├── RepoClosed                            the repo was used after close()
-        ├── RepoFormatError                       a repo written in a format this version cannot read
-        ├── NotFound (LookupError)                something looked up that is not there
-        │   ├── ThreadNotFound
-        │   │   └── DBNotFound
-        │   ├── LogNotFound
-        │   ├── BlockNotFound
-        │   ├── CollectionNotFound
-        │   └── InstanceNotFound
-        ├── AlreadyExists                         something created twice
-        │   ├── ThreadExists
-        │   ├── LogExists
-        │   └── CollectionExists
-        └── LogGap                                received records do not reach the local head
+    ├── StoreError                                the repository on disk
+    │   ├── RepoInUse                             another process holds the repo
+    │   ├── RepoClosed                            the repo was used after close()
+    │   ├── RepoFormatError                       a repo written in a format this version cannot read
+    │   ├── NotFound (LookupError)                something looked up that is not there
+    │   │   ├── ThreadNotFound
+    │   │   │   └── DBNotFound
+    │   │   ├── LogNotFound
+    │   │   ├── BlockNotFound
+    │   │   ├── CollectionNotFound
+    │   │   └── InstanceNotFound
+    │   ├── AlreadyExists                         something created twice
+    │   │   ├── ThreadExists
+    │   │   ├── LogExists
+    │   │   └── CollectionExists
+    │   └── LogGap                                received records do not reach the local head
     ├── TransactionError                          misuse of a transaction
     │   ├── ReadOnlyTransaction                   a write inside a read transaction
     │   └── TransactionClosed                     use after commit or discard
+    ├── FeedClosed                                a listen feed read after it was closed
     └── Timeout (TimeoutError)                    a blocking call ran out of time
 
 Examples
@@ -77,6 +78,7 @@ __all__ = [
     "CollectionNotFound",
     "DBNotFound",
     "DecryptionError",
+    "FeedClosed",
     "InstanceExists",
     "InstanceNotFound",
     "IntegrityError",
@@ -308,6 +310,10 @@ class ReadOnlyTransaction(TransactionError):
 
 class TransactionClosed(TransactionError):
     """A transaction used after it was committed or discarded."""
+
+
+class FeedClosed(ThreadkitError):
+    """A listen feed read after it was closed."""
 
 
 class Timeout(ThreadkitError, TimeoutError):

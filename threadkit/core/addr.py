@@ -48,12 +48,35 @@ def _thread_decoder(data: Any) -> str:
         raise multiaddr.err.MultiaddrValueError(str(exc)) from None
 
 
+def _text_encoder(text: str) -> bytes:
+    if not text or "/" in text or any(ord(c) < 0x20 for c in text):
+        raise multiaddr.err.MultiaddrValueError(f"invalid name {text!r}")
+    return text.encode()
+
+
+def _text_decoder(data: Any) -> str:
+    try:
+        text = bytes(data).decode()
+    except UnicodeDecodeError as exc:
+        raise multiaddr.err.MultiaddrValueError(str(exc)) from None
+    _text_encoder(text)
+    return text
+
+
 for _name, _enc, _dec in (
     ("p2p", _p2p_encoder, _p2p_decoder),
     ("thread", _thread_encoder, _thread_decoder),
+    ("dns", _text_encoder, _text_decoder),
+    ("dns4", _text_encoder, _text_decoder),
+    ("dns6", _text_encoder, _text_decoder),
+    ("dnsaddr", _text_encoder, _text_decoder),
+    ("sni", _text_encoder, _text_decoder),
 ):
     if not _raw.exists(_name):
         _raw.register(_name, _enc, _dec, None)
+for _name in ("quic-v1", "webtransport"):
+    if not _raw.exists(_name):
+        _raw.register(_name, None, None, 0)
 
 
 def parse_addr(text: str) -> Any:
@@ -74,9 +97,13 @@ def addr_to_bytes(text: str) -> bytes:
 def addr_from_bytes(data: bytes) -> str:
     """The string form of a binary multiaddr."""
     try:
-        return str(multiaddr.decode(bytes(data)))
+        decoded = multiaddr.decode(bytes(data))
     except (ValueError, KeyError, IndexError) as exc:
         raise InvalidAddress(f"binary multiaddr is not valid: {exc}") from None
+    # multiformats reads past a short length prefix without complaint: re-encode to be sure
+    if bytes(decoded) != bytes(data):
+        raise InvalidAddress("binary multiaddr is truncated or not in canonical form")
+    return str(decoded)
 
 
 @dataclass(frozen=True)
@@ -108,7 +135,8 @@ class ThreadAddr:
     @classmethod
     def parse(cls, text: str) -> ThreadAddr:
         """Parse ``<host>/p2p/<peer id>/thread/<thread id>``."""
-        parts = list(parse_addr(text))
+        # through the binary form, so every spelling of a host gives the same value
+        parts = list(multiaddr.decode(bytes(parse_addr(text))))
         protos = [part.proto.name for part in parts]
         if len(parts) < 2 or protos[-1] != "thread" or protos[-2] != "p2p":
             raise InvalidAddress(

@@ -56,7 +56,9 @@ def cid_to_string(cid: bytes) -> str:
 
 def cid_from_string(text: str) -> bytes:
     """The binary form of a CID string, in any multibase."""
+    if not isinstance(text, str):
+        raise MalformedRecord(f"a CID string must be a str, got {type(text).__name__}")
     try:
         return bytes(CID.decode(text))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise MalformedRecord(f"{text[:100]!r} is not a CID: {exc}") from None

@@ -57,8 +57,8 @@ class Timestamp(NamedTuple):
     @classmethod
     def from_bytes(cls, data: bytes) -> Timestamp:
         """Inverse of :meth:`to_bytes`."""
-        if len(data) != _PACK.size:
-            raise InvalidTimestamp(f"timestamp must be {_PACK.size} bytes, got {len(data)}")
+        if not isinstance(data, bytes | bytearray | memoryview) or len(data) != _PACK.size:
+            raise InvalidTimestamp(f"timestamp must be {_PACK.size} bytes, got {data!r}")
         wall, logical = _PACK.unpack(data)
         return cls.checked(wall, logical)
 
@@ -112,6 +112,8 @@ class HLC:
         """A new stamp, greater than every stamp issued or merged before."""
         with self._lock:
             wall = self._physical()
+            if wall > MAX_WALL:
+                raise InvalidTimestamp(f"physical time {wall} is beyond the clock's range")
             last = self._last
             stamp = Timestamp(wall, 0) if wall > last.wall else _tick(last.wall, last.logical)
             self._last = stamp
@@ -125,7 +127,7 @@ class HLC:
         """
         remote = Timestamp.checked(*remote)
         with self._lock:
-            wall = self._physical()
+            wall = min(self._physical(), MAX_WALL)
             last = self._last
             top = max(wall, last.wall, remote.wall)
             if top == last.wall == remote.wall:

@@ -193,13 +193,19 @@ def peer_id_from_public_bytes(public_bytes: bytes) -> str:
 
 
 def peer_id_bytes(peer_id: str) -> bytes:
-    """The binary multihash of a peer id string."""
+    """The binary multihash of a peer id string (checked to be a multihash)."""
     if not isinstance(peer_id, str) or not peer_id:
         raise InvalidKey(f"peer id must be a non-empty string, got {peer_id!r}")
     try:
-        return bytes(base58.b58decode(peer_id))
-    except ValueError as exc:
-        raise InvalidKey(f"peer id {peer_id[:80]!r} is not base58btc: {exc}") from None
+        raw = bytes(base58.b58decode(peer_id))
+        code, digest = multihash.unwrap_raw(raw)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise InvalidKey(f"peer id {peer_id[:80]!r} is not a base58btc multihash: {exc}") from None
+    if code == 0x00 and len(digest) > 42 or code == 0x12 and len(digest) != 32:
+        raise InvalidKey(f"peer id {peer_id[:80]!r} has a digest of the wrong size")
+    if code not in (0x00, 0x12):
+        raise InvalidKey(f"peer id {peer_id[:80]!r} uses hash {code:#x}, not identity or sha2-256")
+    return raw
 
 
 def public_key_from_peer_id(peer_id: str) -> PublicKey:

@@ -67,6 +67,8 @@ class TokenIssuer:
             client = PublicKey.from_string(client_key)
         except InvalidKey as exc:
             raise InvalidToken(f"client key is not a valid public key: {exc}") from None
+        if not isinstance(challenge, bytes) or not isinstance(signature, bytes):
+            raise InvalidToken("challenge and signature must be bytes")
         if len(challenge) != CHALLENGE_SIZE:
             raise InvalidToken(f"challenge must be {CHALLENGE_SIZE} bytes, got {len(challenge)}")
         if not client.verify(challenge, signature):
