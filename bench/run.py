@@ -13,6 +13,7 @@ from bench.harness import emit
 
 SUITES = {
     "records": "bench.bench_records",
+    "db": "bench.bench_db",
 }
 
 

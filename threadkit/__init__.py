@@ -23,14 +23,25 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HLC",
+    "Action",
+    "Collection",
+    "DBInfo",
+    "Database",
+    "Event",
     "Identity",
+    "Index",
+    "Lagged",
+    "Peer",
     "PublicKey",
+    "Query",
+    "ThreadAddr",
     "ThreadID",
     "ThreadKey",
     "Timestamp",
     "Variant",
     "__version__",
     "errors",
+    "where",
 ]
 
 _LAZY = {
@@ -41,13 +52,32 @@ _LAZY = {
     "PublicKey": "threadkit.core.identity",
     "HLC": "threadkit.core.clock",
     "Timestamp": "threadkit.core.clock",
+    "ThreadAddr": "threadkit.core.addr",
+    "Peer": "threadkit.peer",
+    "Database": "threadkit.db.database",
+    "DBInfo": "threadkit.db.database",
+    "Collection": "threadkit.db.collection",
+    "Index": "threadkit.db.config",
+    "Action": "threadkit.db.events",
+    "Event": "threadkit.db.listen",
+    "Lagged": "threadkit.db.listen",
+    "Query": "threadkit.db.query",
+    "where": "threadkit.db.query",
 }
 
 if TYPE_CHECKING:
+    from threadkit.core.addr import ThreadAddr
     from threadkit.core.clock import HLC, Timestamp
     from threadkit.core.identity import Identity, PublicKey
     from threadkit.core.ids import ThreadID, Variant
     from threadkit.core.keys import ThreadKey
+    from threadkit.db.collection import Collection
+    from threadkit.db.config import Index
+    from threadkit.db.database import Database, DBInfo
+    from threadkit.db.events import Action
+    from threadkit.db.listen import Event, Lagged
+    from threadkit.db.query import Query, where
+    from threadkit.peer import Peer
 
 
 def __getattr__(name: str) -> Any:

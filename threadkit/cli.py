@@ -1,4 +1,4 @@
-"""The ``threadkit`` command: ``demo``, ``info``, ``bench`` (``daemon`` comes with the API layer)."""
+"""The ``threadkit`` command: ``demo``, ``info``, ``bench`` (``daemon`` comes with the API)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[1]
     if not (root / "bench" / "run.py").is_file():
-        print("threadkit bench needs a source checkout (bench/ beside the package)", file=sys.stderr)
+        print(
+            "threadkit bench needs a source checkout (bench/ beside the package)", file=sys.stderr
+        )
         return 2
     command = [sys.executable, "-m", "bench.run", *args.suites, "--rounds", str(args.rounds)]
     return subprocess.call(command, cwd=root)
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    print("threadkit daemon is not available yet: the remote API layer is not built", file=sys.stderr)
+    print(
+        "threadkit daemon is not available yet: the remote API layer is not built", file=sys.stderr
+    )
     return 2
 
 

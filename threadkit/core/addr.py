@@ -136,7 +136,7 @@ class ThreadAddr:
     def parse(cls, text: str) -> ThreadAddr:
         """Parse ``<host>/p2p/<peer id>/thread/<thread id>``."""
         # through the binary form, so every spelling of a host gives the same value
-        parts = list(multiaddr.decode(bytes(parse_addr(text))))
+        parts: list[Any] = list(multiaddr.decode(bytes(parse_addr(text))))
         protos = [part.proto.name for part in parts]
         if len(parts) < 2 or protos[-1] != "thread" or protos[-2] != "p2p":
             raise InvalidAddress(

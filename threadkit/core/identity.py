@@ -11,10 +11,10 @@ accepts that form too, so keys from py-libp2p, Go and JS all load.
 
 from __future__ import annotations
 
+import base58
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-import base58
 from multiformats import multihash
 
 from threadkit.core._multibase import decode_any, encode_base32
@@ -47,7 +47,7 @@ class PublicKey:
     True
     """
 
-    __slots__ = ("_key", "_peer_id", "raw")
+    __slots__ = ("_key", "_peer_id", "_str", "raw")
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != 32:
@@ -55,6 +55,7 @@ class PublicKey:
         self.raw = bytes(raw)
         self._key = Ed25519PublicKey.from_public_bytes(self.raw)
         self._peer_id: str | None = None
+        self._str: str | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKey:
@@ -97,7 +98,9 @@ class PublicKey:
         return self._peer_id
 
     def __str__(self) -> str:
-        return encode_base32(self.to_bytes())
+        if self._str is None:
+            self._str = encode_base32(self.to_bytes())
+        return self._str
 
     def __repr__(self) -> str:
         return f"PublicKey({self.peer_id})"
@@ -201,7 +204,7 @@ def peer_id_bytes(peer_id: str) -> bytes:
         code, digest = multihash.unwrap_raw(raw)
     except (ValueError, KeyError, IndexError) as exc:
         raise InvalidKey(f"peer id {peer_id[:80]!r} is not a base58btc multihash: {exc}") from None
-    if code == 0x00 and len(digest) > 42 or code == 0x12 and len(digest) != 32:
+    if (code == 0x00 and len(digest) > 42) or (code == 0x12 and len(digest) != 32):
         raise InvalidKey(f"peer id {peer_id[:80]!r} has a digest of the wrong size")
     if code not in (0x00, 0x12):
         raise InvalidKey(f"peer id {peer_id[:80]!r} uses hash {code:#x}, not identity or sha2-256")

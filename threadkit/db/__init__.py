@@ -1,0 +1,1 @@
+"""The document store: collections, schema, indexes, scripts, queries, transactions, listen."""

@@ -1,0 +1,192 @@
+"""A collection of JSON documents in a database: writes, reads, queries, transactions.
+
+Every single call (``create``, ``save``, ``delete``) is its own write
+transaction: one record. Reads apply the collection's read filter for the
+reader (by default the peer's own identity).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from threadkit.db.config import CollectionConfig
+from threadkit.db.names import new_instance_id
+from threadkit.db.txn import CollectionSource, ReadTxn, WriteTxn, normalise_docs
+from threadkit.errors import InstanceNotFound, InvalidDocument
+
+if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
+    from threadkit.db.database import Database
+    from threadkit.db.query import Query
+
+__all__ = ["Collection"]
+
+
+class Collection:
+    """A collection; get one with ``db.new_collection(...)``, ``db[name]`` or ``db.get_collection``.
+
+    Examples
+    --------
+    >>> ids = people.create({"name": "Alice", "age": 30})  # doctest: +SKIP
+    >>> people.find(tk.where("age").gt(20))  # doctest: +SKIP
+    [{'_id': '01j…', 'name': 'Alice', 'age': 30, '_mod': …}]
+    """
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db = db
+        self.name = name
+
+    @property
+    def config(self) -> CollectionConfig:
+        """The collection's current config."""
+        return self.db.engine.config(self.name)
+
+    def db_reader(self) -> str:
+        """The default reader/writer identity string (the peer's)."""
+        return str(self.db.identity.public)
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, db={self.db.name!r})"
+
+    # ---------------------------------------------------------------- writes
+
+    def write_txn(self, identity: PublicKey | None = None) -> WriteTxn:
+        """A write transaction (commit on exit, discard on exception)."""
+        return WriteTxn(self, identity)
+
+    def read_txn(self, identity: PublicKey | str | None = None) -> ReadTxn:
+        """A read transaction over one consistent snapshot."""
+        return ReadTxn(self, self._reader(identity))
+
+    def create(self, *docs: Any, identity: PublicKey | None = None) -> list[str]:
+        """Create documents in one transaction; returns their ``_id`` s.
+
+        A document without ``_id`` (or with an empty one) gets a lower-case ULID.
+        Creating an ``_id`` that exists fails with InstanceExists.
+        """
+        with self.write_txn(identity) as txn:
+            return txn.create(*docs)
+
+    def save(self, *docs: Any, identity: PublicKey | None = None) -> None:
+        """Save whole documents (upsert), each with its ``_id``, in one transaction."""
+        with self.write_txn(identity) as txn:
+            txn.save(*docs)
+
+    def delete(self, *instance_ids: str, identity: PublicKey | None = None) -> None:
+        """Delete documents by id in one transaction; a missing id is not an error."""
+        with self.write_txn(identity) as txn:
+            txn.delete(*instance_ids)
+
+    def verify(self, *docs: Any, identity: PublicKey | None = None) -> None:
+        """Run the schema and write validator on documents as saves, without writing."""
+        from threadkit.core.clock import order_key
+        from threadkit.db.engine import threaddb_event
+        from threadkit.db.events import Action
+        from threadkit.db.patch import create_patch
+
+        config = self.config
+        writer = str(identity) if identity is not None else self.db_reader()
+        for doc in normalise_docs(docs):
+            prepared = self._prepare(doc, generate_id=True)
+            config.schema_validator.validate(prepared)
+            if config.validator is not None:
+                before = self._get_committed(prepared["_id"])
+                stamp = self.db.hlc.last
+                action = Action.SAVE if before is not None else Action.CREATE
+                data = create_patch(before, prepared) if before is not None else prepared
+                from threadkit.db.events import Event
+
+                event = Event(stamp, action, self.name, prepared["_id"], data)
+                key = order_key(stamp, b"")
+                config.validator(
+                    writer, threaddb_event(event, self.name, prepared["_id"], key), before
+                )
+
+    # ----------------------------------------------------------------- reads
+
+    def find(
+        self, query: Query | None = None, identity: PublicKey | str | None = None
+    ) -> list[dict[str, Any]]:
+        """Documents matching ``query`` (every document when None), read filter applied."""
+        with self.read_txn(identity) as txn:
+            return txn.find(query)
+
+    def find_by_id(
+        self, instance_id: str, identity: PublicKey | str | None = None
+    ) -> dict[str, Any]:
+        """One document; InstanceNotFound when absent or hidden by the read filter."""
+        with self.read_txn(identity) as txn:
+            return txn.find_by_id(instance_id)
+
+    def has(self, *instance_ids: str, identity: PublicKey | str | None = None) -> bool:
+        """True when every given id exists (and the read filter shows it)."""
+        with self.read_txn(identity) as txn:
+            return txn.has(*instance_ids)
+
+    def count(self, query: Query | None = None) -> int:
+        """Number of documents (matching ``query``, when given), read filter applied."""
+        if query is None and self.config.filter is None:
+            with self.db._repo.transaction() as txn:
+                return self.db.engine.count_docs(txn, self.name)
+        return len(self.find(query))
+
+    def __len__(self) -> int:
+        return self.count()
+
+    # ------------------------------------------------------------- internals
+
+    def _reader(self, identity: PublicKey | str | None) -> str:
+        return str(identity) if identity is not None else self.db_reader()
+
+    def _find(self, source: Any, query: Query | None, reader: str | None) -> list[dict[str, Any]]:
+        from threadkit.db.planner import execute
+        from threadkit.db.query import Query
+
+        read_filter = self.config.filter
+        hook = None
+        if read_filter is not None:
+
+            def hook(doc: dict[str, Any]) -> dict[str, Any] | None:
+                return read_filter(reader, doc)
+
+        return execute(query or Query(), source, read_filter=hook)
+
+    def _find_by_id(
+        self, source: CollectionSource, instance_id: str, reader: str | None
+    ) -> dict[str, Any]:
+        doc = self._visible(source.get(instance_id), reader)
+        if doc is None:
+            raise InstanceNotFound(f"instance {instance_id!r} not found in {self.name!r}")
+        return doc
+
+    def _visible(self, doc: dict[str, Any] | None, reader: str | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        read_filter = self.config.filter
+        return doc if read_filter is None else read_filter(reader, doc)
+
+    def _get_committed(self, instance_id: str) -> dict[str, Any] | None:
+        with self.db._repo.transaction() as txn:
+            return self.db.engine.get_doc(txn, self.name, instance_id)
+
+    def _prepare(self, doc: dict[str, Any], *, generate_id: bool) -> dict[str, Any]:
+        prepared: dict[str, Any] = _copy_json(doc)
+        prepared.pop("_mod", None)
+        instance_id = prepared.pop("_id", None)
+        if instance_id is None or instance_id == "":
+            if not generate_id:
+                raise InvalidDocument("save needs each document's _id")
+            instance_id = new_instance_id()
+        prepared = {"_id": instance_id, **prepared}
+        if not isinstance(instance_id, str):
+            raise InvalidDocument(f"_id must be a string, got {type(instance_id).__name__}")
+        return prepared
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of a JSON-like value (dicts and lists copied, scalars shared)."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) if isinstance(v, dict | list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) if isinstance(v, dict | list) else v for v in value]
+    return value

@@ -1,0 +1,469 @@
+"""A database: one thread, its collections, and the commit path (DESIGN.md §6, §7).
+
+Local commit, inside one LMDB write transaction: build the transaction's events
+(HLC stamps, merge patches against what the writer saw), make and sign ONE
+record holding them, apply the events through the engine with every check
+(schema, validator, unique indexes) — a failure aborts everything, so nothing
+is written and nothing is sent — then append the record to this peer's log.
+Only after the commit are listeners told and the record handed to the network.
+
+Received records come in through :meth:`Database.apply_records` (the seam to
+the network layer, docs/seam.md): already checked with ``open_record``, they
+are chained into their log and their events applied, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+
+from threadkit.core.clock import HLC, order_key
+from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
+from threadkit.core.ids import ThreadID
+from threadkit.core.keys import ThreadKey
+from threadkit.core.records import Record, create_record
+from threadkit.db import layout
+from threadkit.db.config import CollectionConfig, Index
+from threadkit.db.engine import Change, Engine, Tables
+from threadkit.db.events import Action, Event, decode_body, encode_body
+from threadkit.db.listen import Event as ListenEvent
+from threadkit.db.listen import Feed, Listeners
+from threadkit.db.patch import apply_patch, create_patch
+from threadkit.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    InstanceExists,
+    MalformedRecord,
+    RecordError,
+    UniqueViolation,
+)
+from threadkit.store import chain, reads
+from threadkit.store.logs import list_logs, read_head
+from threadkit.store.models import AcceptResult
+
+if TYPE_CHECKING:
+    from threadkit.db.collection import Collection
+    from threadkit.store.repo import Repo
+
+__all__ = ["DBInfo", "Database", "Op"]
+
+log = logging.getLogger("threadkit.db")
+
+RecordCallback = Callable[["Database", Record], None]
+
+
+@dataclass(frozen=True)
+class DBInfo:
+    """What another peer needs to join a database: its name, addresses and key."""
+
+    name: str
+    addrs: list[str]
+    key: ThreadKey
+
+
+@dataclass
+class Op:
+    """One pending write of a transaction.
+
+    ``doc`` is the whole new document (create, save) or None (delete).
+    """
+
+    action: Action
+    collection: str
+    instance_id: str
+    doc: dict[str, Any] | None = None
+    reader: str | None = None
+    fresh: bool = False
+    """True for an id this process just generated: it cannot exist yet, so no lookup."""
+
+
+@dataclass
+class _Pending:
+    events: list[Event] = field(default_factory=list)
+    state: dict[tuple[str, str], tuple[dict[str, Any] | None, bytes | None]] = field(
+        default_factory=dict
+    )
+
+
+class Database:
+    """A database (a thread) in a peer's repo. Get one from ``peer.new_db`` / ``peer.get_db``.
+
+    Attributes
+    ----------
+    id : ThreadID
+        The thread id.
+    name : str
+        The database's name.
+    key : ThreadKey
+        The thread key (service and read key).
+    """
+
+    def __init__(
+        self,
+        repo: Repo,
+        tables: Tables,
+        thread_id: ThreadID,
+        name: str,
+        key: ThreadKey,
+        prefix: bytes,
+        log_key: Identity,
+        identity: Identity,
+        hlc: HLC,
+    ) -> None:
+        self._repo = repo
+        self._tables = tables
+        self.id = thread_id
+        self.name = name
+        self.key = key
+        self.prefix = prefix
+        self.log_key = log_key
+        self.log_id = log_key.public.peer_id
+        self._log_bytes = peer_id_bytes(self.log_id)
+        self.identity = identity
+        self.hlc = hlc
+        self.engine = Engine(tables, prefix)
+        self.listeners = Listeners()
+        self._write_lock = threading.RLock()
+        self._record_callbacks: list[RecordCallback] = []
+        self._collections: dict[str, Collection] = {}
+        self.closed = False
+        self.addrs_provider: Callable[[], list[str]] | None = None
+        with repo.transaction() as txn:
+            self.engine.load(txn)
+        self._catch_up()
+
+    # ------------------------------------------------------------ collections
+
+    def new_collection(
+        self,
+        name: str,
+        schema: dict[str, Any] | None = None,
+        indexes: Iterable[Index | str | dict[str, Any]] = (),
+        write_validator: str | None = None,
+        read_filter: str | None = None,
+    ) -> Collection:
+        """Create a collection (an event in the thread, so it replicates).
+
+        Parameters
+        ----------
+        name : str
+            ThreadDB's name rule: letters, digits and single hyphens.
+        schema : dict, optional
+            JSON Schema; ``_id`` (string) is added at the root when missing.
+        indexes : iterable of Index, str or {path, unique}
+            Dot paths to string, number or boolean fields.
+        write_validator, read_filter : str, optional
+            JavaScript bodies of ``_validate(writer, event, instance)`` and
+            ``_filter(reader, instance)``.
+
+        Examples
+        --------
+        >>> people = db.new_collection(  # doctest: +SKIP
+        ...     "Persons", indexes=[tk.Index("name", unique=True)]
+        ... )
+        """
+        config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
+        with self._write_lock:
+            if name in self.engine.collection_names():
+                raise CollectionExists(f"collection {name!r} already exists in {self.name!r}")
+            self._commit_collection_event(Action.NEW_COLLECTION, config)
+        return self.get_collection(name)
+
+    def update_collection(
+        self,
+        name: str,
+        schema: dict[str, Any] | None = None,
+        indexes: Iterable[Index | str | dict[str, Any]] = (),
+        write_validator: str | None = None,
+        read_filter: str | None = None,
+    ) -> Collection:
+        """Replace a collection's config; new indexes are backfilled, dropped ones removed.
+
+        A unique index over values that existing documents share fails with
+        UniqueViolation and changes nothing. Existing documents are not
+        re-validated against a new schema: it applies to new writes.
+        """
+        config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
+        with self._write_lock:
+            current = self.engine.config(name)
+            with self._repo.transaction() as txn:
+                for index in config.indexes:
+                    if index.unique and index not in current.indexes:
+                        dupes = self.engine.unique_duplicates(txn, name, index.path)
+                        if dupes:
+                            raise UniqueViolation(
+                                f"cannot add unique index {index.path!r} to {name!r}: "
+                                f"values shared by several instances, e.g. {dupes[0]!r}"
+                            )
+            self._commit_collection_event(Action.UPDATE_COLLECTION, config)
+        return self.get_collection(name)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and its documents (an event: it replicates)."""
+        with self._write_lock:
+            self.engine.config(name)
+            self._commit_collection_event(Action.DELETE_COLLECTION, None, name)
+        self._collections.pop(name, None)
+
+    def get_collection(self, name: str) -> Collection:
+        """The collection called ``name``; CollectionNotFound when absent."""
+        from threadkit.db.collection import Collection
+
+        self.engine.config(name)
+        coll = self._collections.get(name)
+        if coll is None:
+            coll = self._collections[name] = Collection(self, name)
+        return coll
+
+    def __getitem__(self, name: str) -> Collection:
+        return self.get_collection(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.engine.collection_names()
+
+    def list_collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        return [self.get_collection(n) for n in self.engine.collection_names()]
+
+    def collection_info(self, name: str) -> dict[str, Any]:
+        """A collection's config as a dict (name, schema, indexes, scripts)."""
+        return self.engine.config(name).info()
+
+    # ----------------------------------------------------------------- listen
+
+    def listen(
+        self,
+        collection: str | None = None,
+        instance_id: str | None = None,
+        actions: Iterable[Action | str] | Action | str | None = None,
+        maxsize: int = 10_000,
+    ) -> Feed:
+        """A feed of changes, local and received alike; filters are ANDed, None = all.
+
+        Examples
+        --------
+        >>> feed = db.listen(collection="Persons", actions=["create"])  # doctest: +SKIP
+        >>> event = feed.get(timeout=5)  # doctest: +SKIP
+        """
+        if collection is not None and collection not in self:
+            raise CollectionNotFound(f"collection {collection!r} does not exist")
+        return self.listeners.subscribe(collection, instance_id, actions, maxsize)
+
+    def lost_writes(self, collection: str | None = None) -> list[dict[str, Any]]:
+        """Writes that lost: overwritten by a concurrent write, or rejected where they stood.
+
+        Each entry: ``collection``, ``instance_id``, ``kind`` ("overwritten" or
+        "rejected"), ``loser`` and ``winner`` (order keys: stamp ‖ log id),
+        ``path`` (overwritten field) or ``reason`` (rejection). Identical on every
+        peer that holds the same records.
+        """
+        with self._repo.transaction() as txn:
+            return self.engine.lost_writes(txn, collection)
+
+    # ------------------------------------------------------------------ info
+
+    def info(self) -> DBInfo:
+        """Name, addresses (once the peer is online) and key, to share with another peer."""
+        addrs = self.addrs_provider() if self.addrs_provider else []
+        return DBInfo(self.name, addrs, self.key)
+
+    def __repr__(self) -> str:
+        return f"Database({self.name!r}, id={self.id})"
+
+    # -------------------------------------------------------- the local write
+
+    def commit(self, ops: list[Op], author: PublicKey | None = None) -> Record | None:
+        """Commit a transaction's writes as one record; all or nothing.
+
+        Returns the record, or None when there was nothing to write.
+        """
+        if not ops:
+            return None
+        author = author or self.identity.public
+        author_str = str(author)
+        with self._write_lock, self._repo.transaction(write=True) as txn:
+            pending = _Pending()
+            for op in ops:
+                pending.events.append(self._event_for(txn, pending, op))
+            record = self._sign(txn, pending.events, author)
+            changes = self.engine.apply(
+                txn, pending.events, self._log_bytes, author_str, record.cid, strict=True
+            )
+            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
+            self._set_applied(txn, self._log_bytes, counter)
+        self._after_commit(changes, record)
+        return record
+
+    def _event_for(self, txn: Any, pending: _Pending, op: Op) -> Event:
+        ident = (op.collection, op.instance_id)
+        if ident in pending.state:
+            before, base = pending.state[ident]
+        elif op.fresh:
+            before, base = None, None
+        else:
+            before = self.engine.get_doc(txn, op.collection, op.instance_id)
+            base = self.engine.last_key(txn, op.collection, op.instance_id)
+        stamp = self.hlc.now()
+        key = order_key(stamp, self._log_bytes)
+        if op.action is Action.CREATE:
+            if before is not None:
+                raise InstanceExists(
+                    f"instance {op.instance_id!r} already exists in {op.collection!r}"
+                )
+            doc = dict(op.doc or {})
+            doc["_mod"] = _next_mod(stamp.wall, before)
+            event = Event(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
+            after: dict[str, Any] | None = dict(doc, _id=op.instance_id)
+        elif op.action is Action.SAVE:
+            view = before
+            config = self.engine.config(op.collection)
+            if before is not None and config.filter is not None:
+                view = config.filter(op.reader, before)
+            new = dict(op.doc or {})
+            new["_mod"] = _next_mod(stamp.wall, before)
+            patch = create_patch(view or {}, new)
+            patch.pop("_id", None)
+            event = Event(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
+            after = apply_patch(before, patch)
+            after["_id"] = op.instance_id
+        else:
+            event = Event(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
+            after = None
+        pending.state[ident] = (after, key)
+        return event
+
+    def _sign(self, txn: Any, events: list[Event], author: PublicKey) -> Record:
+        head = read_head(txn, self._repo.tables, self.id, self.log_id)
+        return create_record(
+            encode_body(events), log_key=self.log_key, key=self.key, prev=head.cid, author=author
+        )
+
+    def _commit_collection_event(
+        self, action: Action, config: CollectionConfig | None, name: str | None = None
+    ) -> Record:
+        name = config.name if config else name
+        assert name is not None
+        with self._write_lock, self._repo.transaction(write=True) as txn:
+            stamp = self.hlc.now()
+            event = Event(stamp, action, name, "", config.to_node() if config else None)
+            record = self._sign(txn, [event], self.identity.public)
+            changes = self.engine.apply(
+                txn, [event], self._log_bytes, str(self.identity.public), record.cid, strict=True
+            )
+            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
+            self._set_applied(txn, self._log_bytes, counter)
+        self._after_commit(changes, record)
+        return record
+
+    def _after_commit(self, changes: list[Change], record: Record | None) -> None:
+        if changes:
+            self.listeners.publish(
+                ListenEvent(c.collection, c.instance_id, c.action, c.document) for c in changes
+            )
+        if record is not None:
+            for callback in list(self._record_callbacks):
+                try:
+                    callback(self, record)
+                except Exception:  # a network hiccup must not undo a committed write
+                    log.exception("record callback failed for %s", self.name)
+
+    # ------------------------------------------------------- the network seam
+
+    def on_record(self, callback: RecordCallback) -> Callable[[], None]:
+        """Call ``callback(db, record)`` after each local commit; returns an unsubscriber."""
+        self._record_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._record_callbacks:
+                self._record_callbacks.remove(callback)
+
+        return remove
+
+    def apply_records(self, log_id: str, records: Iterable[Record]) -> AcceptResult:
+        """Chain received records into their log and apply their events (one transaction).
+
+        The records must have been checked with ``open_record`` against the
+        log's key. Records already held are skipped; a gap is reported in the
+        result, never applied past. Listeners are told after the commit.
+        """
+        log_bytes = peer_id_bytes(log_id)
+        changes: list[Change] = []
+        with self._write_lock, self._repo.transaction(write=True) as txn:
+            result = chain.accept(txn, self._repo.tables, self.id, log_id, list(records))
+            for appended in result.added:
+                changes.extend(self._apply_received(txn, log_bytes, appended.record))
+                self._set_applied(txn, log_bytes, appended.counter)
+        self._after_commit(changes, None)
+        return result
+
+    def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
+        try:
+            events = decode_body(record.read_body(self.key))
+        except (RecordError, MalformedRecord) as exc:
+            # signed by the log's owner, so it stays in the log; every peer skips it alike
+            log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
+            return []
+        for event in events:
+            self.hlc.update(event.stamp)
+        return self.engine.apply(
+            txn, events, log_bytes, str(record.author), record.cid, strict=False
+        )
+
+    def _set_applied(self, txn: Any, log_bytes: bytes, counter: int) -> None:
+        txn.put(
+            layout.applied_key(self.prefix, log_bytes),
+            counter.to_bytes(8, "big"),
+            db=self._tables.applied,
+        )
+
+    def _catch_up(self) -> None:
+        """Apply records stored in the logs but not yet applied (after a crash or an import)."""
+        changes: list[Change] = []
+        with self._write_lock, self._repo.transaction(write=True) as txn:
+            for info in list_logs(txn, self._repo.tables, self.id):
+                log_bytes = peer_id_bytes(info.id)
+                raw = txn.get(layout.applied_key(self.prefix, log_bytes), db=self._tables.applied)
+                applied = int.from_bytes(raw, "big") if raw else 0
+                if info.counter <= applied:
+                    continue
+                stored_records = reads.read_log(txn, self._repo.tables, self.id, info.id, applied)
+                for stored in stored_records:
+                    record = _reopen(stored, self.key, info.public)
+                    changes.extend(self._apply_received(txn, log_bytes, record))
+                    self._set_applied(txn, log_bytes, stored.counter)
+        self._after_commit(changes, None)
+
+    def close(self) -> None:
+        """Close every listen feed; the repo stays open (the peer owns it)."""
+        self.closed = True
+        self.listeners.close_all()
+
+
+def _next_mod(wall: int, before: dict[str, Any] | None) -> int:
+    """``_mod`` of a write: its wall time, but always above the instance's previous ``_mod``.
+
+    The HLC's wall part stands still after merging a stamp from a clock that runs
+    ahead (only its logical part moves), and ``_mod`` must still grow on every write.
+    """
+    previous = before.get("_mod") if before else None
+    if type(previous) is int and previous >= wall:
+        return previous + 1
+    return wall
+
+
+def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
+    from threadkit.core.records import open_record
+
+    return open_record(
+        stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
+    )
+
+
+def encode_db_entry(prefix: bytes, name: str, log_id: str) -> bytes:
+    """The ``db_dbs`` value of a database."""
+    return cbor2.dumps({"prefix": prefix, "name": name, "log": log_id})

@@ -1,0 +1,676 @@
+"""Applying events to a database's documents, inside one LMDB write transaction.
+
+The engine is the single place where documents, indexes, conflicts and the
+per-instance event index change. Local writes and records received from other
+peers go through the same code: local writes with ``strict=True`` (a rejected
+event raises and the whole transaction is abandoned), received events with
+``strict=False`` (a rejected event is recorded and skipped, the same way on
+every peer).
+
+Fast path: an event newer than everything its instance has seen, whose writer
+had seen the instance's latest event, is applied on top of the stored
+document. Anything else (late, concurrent, or touching a unique value another
+instance holds) re-folds only the instances involved (:mod:`.reducer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from threadkit.core.clock import order_key
+from threadkit.db import layout
+from threadkit.db.colls import CollHistory
+from threadkit.db.config import CollectionConfig
+from threadkit.db.events import Action, Event
+from threadkit.db.indexkeys import decode_id, decode_value, encode_value
+from threadkit.db.layout import encode_id
+from threadkit.db.reducer import Conflict, Rejection, StoredEvent, fold, step
+from threadkit.errors import (
+    CollectionNotFound,
+    ScriptError,
+    StoreError,
+    UniqueViolation,
+    WriteRejected,
+)
+
+__all__ = ["Change", "Engine", "Tables", "open_db_tables"]
+
+log = logging.getLogger("threadkit.db")
+
+_MAX_REFOLD_ROUNDS = 10_000
+_ORDER_KEY_SIZE = 12 + 38  # stamp ‖ Ed25519 peer id bytes
+_ID_INDEX = "_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change to an instance, as listeners see it."""
+
+    collection: str
+    instance_id: str
+    action: Action
+    document: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Handles of the document store's sub-databases (see :mod:`.layout`)."""
+
+    dbs: Any
+    colls: Any
+    docs: Any
+    inst: Any
+    events: Any
+    index: Any
+    lost: Any
+    losers: Any
+    applied: Any
+    order: Any
+
+
+def open_db_tables(repo: Any) -> Tables:
+    """Open (creating when missing) the document store's tables in a repo."""
+    return Tables(*(repo.open_table(name.decode()) for name in layout.TABLES))
+
+
+def get_path(doc: dict[str, Any] | None, path: str) -> Any:
+    """The value at a dot path, or ``_MISSING``."""
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+def threaddb_event(
+    event: Event | StoredEvent, collection: str, instance_id: str, key: bytes
+) -> dict[str, Any]:
+    """The event as ThreadDB's validators see it."""
+    action = event.action
+    kind = {Action.CREATE: "create", Action.SAVE: "save", Action.DELETE: "delete"}[action]
+    stamp = int.from_bytes(key[:8], "big")
+    return {
+        "timestamp": stamp,
+        "_id": key.hex(),
+        "collection_name": collection,
+        "patch": {"type": kind, "instance_id": instance_id, "json_patch": event.data},
+    }
+
+
+class Engine:
+    """The document state of one database.
+
+    Parameters
+    ----------
+    tables : Tables
+        The document store's tables.
+    prefix : bytes
+        The database's key prefix.
+    """
+
+    def __init__(self, tables: Tables, prefix: bytes) -> None:
+        self.tables = tables
+        self.prefix = prefix
+        self.colls: dict[str, CollHistory] = {}
+
+    # ---------------------------------------------------------------- loading
+
+    def load(self, txn: Any) -> None:
+        """Read the collections' config histories."""
+        self.colls.clear()
+        cursor = txn.cursor(self.tables.colls)
+        if not cursor.set_range(self.prefix):
+            return
+        for key, value in cursor:
+            if not key.startswith(self.prefix):
+                break
+            name = bytes(key[len(self.prefix) : -1]).decode()
+            self.colls[name] = CollHistory.decode(name, bytes(value))
+
+    def config(self, name: str) -> CollectionConfig:
+        """The current config of a collection; CollectionNotFound when absent."""
+        history = self.colls.get(name)
+        config = history.current if history else None
+        if config is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return config
+
+    def collection_names(self) -> list[str]:
+        """Names of the live collections, sorted."""
+        return sorted(n for n, h in self.colls.items() if h.current is not None)
+
+    # ----------------------------------------------------------------- reading
+
+    def get_doc(self, txn: Any, collection: str, instance_id: str) -> dict[str, Any] | None:
+        """The stored document, or None."""
+        data = txn.get(layout.doc_key(self._coll(collection), instance_id), db=self.tables.docs)
+        return None if data is None else _loads(data)
+
+    def scan_docs(self, txn: Any, collection: str) -> Iterator[dict[str, Any]]:
+        """Every live document of a collection, in ``_id`` order."""
+        prefix = self._coll(collection)
+        cursor = txn.cursor(self.tables.docs)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                return
+            yield _loads(value)
+
+    def count_docs(self, txn: Any, collection: str) -> int:
+        """Number of live documents."""
+        prefix = self._coll(collection)
+        cursor = txn.cursor(self.tables.docs)
+        count = 0
+        if cursor.set_range(prefix):
+            for key in cursor.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    break
+                count += 1
+        return count
+
+    def index_ids(
+        self, txn: Any, collection: str, path: str, lo: bytes, hi: bytes
+    ) -> Iterator[str]:
+        """Ids of index entries whose ``value ‖ id`` bytes lie in ``[lo, hi)``."""
+        base = layout.index_prefix(self._coll(collection), path)
+        cursor = txn.cursor(self.tables.index)
+        if not cursor.set_range(base + lo):
+            return
+        end = base + hi
+        for key in cursor.iternext(keys=True, values=False):
+            if key >= end or not key.startswith(base):
+                return
+            rest = bytes(key[len(base) :])
+            yield decode_id(rest, decode_value(rest)[1])[0]
+
+    def index_has(self, txn: Any, collection: str, path: str, lo: bytes, hi: bytes) -> bool:
+        """True when some index entry lies in ``[lo, hi)``."""
+        return next(self.index_ids(txn, collection, path, lo, hi), None) is not None
+
+    def instance_ids(self, txn: Any, collection: str) -> list[str]:
+        """Ids of every instance with events in the collection (live or not)."""
+        prefix = self._coll(collection)
+        cursor = txn.cursor(self.tables.inst)
+        ids: list[str] = []
+        if cursor.set_range(prefix):
+            for key in cursor.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    break
+                ids.append(decode_id(bytes(key), len(prefix))[0])
+        return ids
+
+    def last_key(self, txn: Any, collection: str, instance_id: str) -> bytes | None:
+        """Key of the latest event of an instance."""
+        value = txn.get(layout.doc_key(self._coll(collection), instance_id), db=self.tables.inst)
+        return None if value is None else bytes(value)
+
+    def events_of(self, txn: Any, collection: str, instance_id: str) -> list[StoredEvent]:
+        """All events of an instance, in order."""
+        prefix = layout.event_prefix(self._coll(collection), instance_id)
+        history = self.colls.get(collection)
+        cursor = txn.cursor(self.tables.events)
+        events: list[StoredEvent] = []
+        if not cursor.set_range(prefix):
+            return events
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                break
+            okey = bytes(key[len(prefix) :])
+            action, data, base, author, record = cbor2.loads(value)
+            epoch = history.at(okey)[1] if history else None
+            events.append(
+                StoredEvent(
+                    okey, Action.from_code(action), data, base, author, record, epoch or b""
+                )
+            )
+        return events
+
+    def lost_writes(self, txn: Any, collection: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded lost write (see ``Database.lost_writes``), in key order."""
+        prefix = self._coll(collection) if collection else self.prefix
+        cursor = txn.cursor(self.tables.lost)
+        out: list[dict[str, Any]] = []
+        if not cursor.set_range(prefix):
+            return out
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                break
+            key = bytes(key)
+            name_end = key.index(b"\x00", len(self.prefix))
+            name = key[len(self.prefix) : name_end].decode()
+            instance_id, end = decode_id(key, name_end + 1)
+            entry = cbor2.loads(value)
+            loser = key[end : end + _ORDER_KEY_SIZE]
+            out.append(
+                {
+                    "collection": name,
+                    "instance_id": instance_id,
+                    "kind": entry["kind"],
+                    "loser": loser,
+                    "winner": entry.get("winner"),
+                    "path": entry.get("path"),
+                    "reason": entry.get("reason"),
+                }
+            )
+        return out
+
+    # ----------------------------------------------------------------- writing
+
+    def apply(
+        self,
+        txn: Any,
+        events: list[Event],
+        log_id: bytes,
+        author: str,
+        record: bytes,
+        *,
+        strict: bool,
+    ) -> list[Change]:
+        """Apply one record's events; returns the changes, in order.
+
+        With ``strict`` (local writes), a rejected event raises its error; the
+        caller then abandons the transaction, so nothing is written.
+        """
+        changes: list[Change] = []
+        refold: dict[tuple[str, str], None] = {}
+        for event in events:
+            key = order_key(event.stamp, log_id)
+            if event.action.is_collection:
+                self._apply_collection_event(txn, event, key, changes, refold)
+                continue
+            self._store_event(txn, event, key, author, record)
+            if (event.collection, event.instance_id) in refold:
+                continue
+            if not self._fast_apply(txn, event, key, author, record, strict, changes):
+                refold[(event.collection, event.instance_id)] = None
+        self._refold_all(txn, list(refold), changes)
+        return changes
+
+    def _store_event(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
+        coll = self._coll(event.collection)
+        value = cbor2.dumps([event.action.code, event.data, event.base, author, record])
+        txn.put(layout.event_prefix(coll, event.instance_id) + key, value, db=self.tables.events)
+        txn.put(self.prefix + key, coll + encode_id(event.instance_id), db=self.tables.order)
+
+    def _fast_apply(
+        self,
+        txn: Any,
+        event: Event,
+        key: bytes,
+        author: str,
+        record: bytes,
+        strict: bool,
+        changes: list[Change],
+    ) -> bool:
+        """Apply on top of the stored state when that is exact; False means re-fold."""
+        coll = self._coll(event.collection)
+        doc_key = layout.doc_key(coll, event.instance_id)
+        last = txn.get(doc_key, db=self.tables.inst)
+        if last is not None:
+            last = bytes(last)
+            if key <= last or event.base is None or event.base < last:
+                if strict:
+                    raise WriteRejected("a local write raced a concurrent change; retry it")
+                return False
+        history = self.colls.get(event.collection)
+        config, epoch = history.at(key) if history else (None, None)
+        stored = StoredEvent(
+            key, event.action, event.data, event.base, author, record, epoch or b""
+        )
+        raw = txn.get(doc_key, db=self.tables.docs)
+        before = None if raw is None else _loads(raw)
+        if event.action is Action.DELETE and before is None:
+            txn.put(doc_key, key, db=self.tables.inst)
+            return True
+        after = step(event.instance_id, before, stored)
+        steals: list[tuple[str, str]] = []
+        try:
+            self._judge(
+                txn, stored, event.collection, event.instance_id, config, before, after, steals
+            )
+        except (WriteRejected, ScriptError, CollectionNotFound) as exc:
+            if strict:
+                raise
+            self._record_rejection(txn, coll, event.instance_id, Rejection(key, str(exc)))
+            txn.put(doc_key, key, db=self.tables.inst)
+            return True
+        claims = {
+            p: key
+            for p in (config.unique_paths if config else ())
+            if not _same(get_path(before, p), get_path(after, p))
+        }
+        woken = self._write_state(txn, event.collection, event.instance_id, before, after, claims)
+        txn.put(doc_key, key, db=self.tables.inst)
+        changes.append(_change(event.collection, event.instance_id, before, after))
+        if steals or woken:
+            self._refold_all(txn, [*steals, *woken], changes)
+        return True
+
+    def _judge(
+        self,
+        txn: Any,
+        event: StoredEvent,
+        collection: str,
+        instance_id: str,
+        config: CollectionConfig | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        steals: list[tuple[str, str]],
+    ) -> None:
+        """Raise the reason an event is refused where it stands; note unique values it takes."""
+        if config is None:
+            raise CollectionNotFound(f"collection {collection!r} does not exist at this point")
+        if after is not None:
+            # _mod is the store's, not the user's: schemas (additionalProperties: false) omit it
+            config.schema_validator.validate(
+                {k: v for k, v in after.items() if k != "_mod"} if "_mod" in after else after
+            )
+        validator = config.validator
+        if validator is not None:
+            validator(
+                event.author, threaddb_event(event, collection, instance_id, event.key), before
+            )
+        if after is None:
+            return
+        coll = self._coll(collection)
+        for path in config.unique_paths:
+            value = get_path(after, path)
+            if value is _MISSING or value is None or isinstance(value, dict | list):
+                continue
+            if _same(get_path(before, path), value):
+                continue
+            for holder, claim in self._holders(txn, coll, path, value):
+                if holder == instance_id:
+                    continue
+                if claim < event.key:
+                    self._note_loser(txn, coll, path, value, instance_id)
+                    raise UniqueViolation(
+                        f"unique index {path!r} of {collection!r} already holds {value!r} "
+                        f"(instance {holder!r})"
+                    )
+                steals.append((collection, holder))
+
+    def _holders(self, txn: Any, coll: bytes, path: str, value: Any) -> Iterator[tuple[str, bytes]]:
+        prefix = layout.index_prefix(coll, path) + encode_value(value)
+        cursor = txn.cursor(self.tables.index)
+        if not cursor.set_range(prefix):
+            return
+        for key, claim in cursor:
+            if not key.startswith(prefix):
+                return
+            yield decode_id(bytes(key), len(prefix))[0], bytes(claim)
+
+    def _note_loser(self, txn: Any, coll: bytes, path: str, value: Any, instance_id: str) -> None:
+        key = layout.index_prefix(coll, path) + encode_value(value) + encode_id(instance_id)
+        txn.put(key, b"", db=self.tables.losers)
+
+    def _write_state(
+        self,
+        txn: Any,
+        collection: str,
+        instance_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        claims: dict[str, bytes],
+    ) -> list[tuple[str, str]]:
+        """Store a document and update its index entries; returns instances to re-fold."""
+        coll = self._coll(collection)
+        doc_key = layout.doc_key(coll, instance_id)
+        if after is None:
+            txn.delete(doc_key, db=self.tables.docs)
+        else:
+            txn.put(doc_key, cbor2.dumps(after), db=self.tables.docs)
+        history = self.colls.get(collection)
+        config = history.current if history else None
+        if config is None:
+            return []
+        woken: list[tuple[str, str]] = []
+        id_bytes = encode_id(instance_id)
+        unique = set(config.unique_paths)
+        for path in config.index_paths:
+            old = get_path(before, path)
+            new = get_path(after, path)
+            if path not in claims and _same(old, new):
+                continue
+            base = layout.index_prefix(coll, path)
+            if old is not _MISSING:
+                txn.delete(base + encode_value(old) + id_bytes, db=self.tables.index)
+                if path in unique:
+                    woken.extend((collection, i) for i in self._losers_of(txn, coll, path, old))
+            if new is not _MISSING:
+                claim = claims.get(path, b"")
+                txn.put(base + encode_value(new) + id_bytes, claim, db=self.tables.index)
+        return [item for item in woken if item[1] != instance_id]
+
+    def _losers_of(self, txn: Any, coll: bytes, path: str, value: Any) -> list[str]:
+        prefix = layout.index_prefix(coll, path) + encode_value(value)
+        cursor = txn.cursor(self.tables.losers)
+        ids: list[str] = []
+        if cursor.set_range(prefix):
+            for key in cursor.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    break
+                ids.append(decode_id(bytes(key), len(prefix))[0])
+        return ids
+
+    def _record_rejection(
+        self, txn: Any, coll: bytes, instance_id: str, rejection: Rejection
+    ) -> None:
+        key = layout.event_prefix(coll, instance_id) + rejection.key
+        value = {"kind": "rejected", "reason": rejection.reason, "winner": rejection.lost_to}
+        txn.put(key, cbor2.dumps(value), db=self.tables.lost)
+
+    # ---------------------------------------------------------------- re-folds
+
+    def _refold_all(self, txn: Any, pending: list[tuple[str, str]], changes: list[Change]) -> None:
+        """Re-fold instances until no unique value is contested (a fixpoint)."""
+        queue = list(dict.fromkeys(pending))
+        rounds = 0
+        while queue:
+            rounds += 1
+            if rounds > _MAX_REFOLD_ROUNDS:
+                raise StoreError(f"re-folding did not settle after {rounds} rounds (a bug)")
+            collection, instance_id = queue.pop(0)
+            for item in self._refold(txn, collection, instance_id, changes):
+                if item not in queue and item != (collection, instance_id):
+                    queue.append(item)
+
+    def _refold(
+        self, txn: Any, collection: str, instance_id: str, changes: list[Change]
+    ) -> list[tuple[str, str]]:
+        coll = self._coll(collection)
+        events = self.events_of(txn, collection, instance_id)
+        history = self.colls.get(collection)
+        steals: list[tuple[str, str]] = []
+        self._clear_losses(txn, coll, instance_id)
+
+        def judge(
+            event: StoredEvent, before: dict[str, Any] | None, after: dict[str, Any] | None
+        ) -> str | None:
+            config = history.at(event.key)[0] if history else None
+            try:
+                self._judge(txn, event, collection, instance_id, config, before, after, steals)
+            except (WriteRejected, ScriptError, CollectionNotFound) as exc:
+                return str(exc)
+            return None
+
+        result = fold(instance_id, events, judge)
+        before = self.get_doc(txn, collection, instance_id)
+        current_epoch = history.current_epoch if history else None
+        doc = result.doc if result.epoch == current_epoch else None
+        config = history.current if history else None
+        claims = {p: result.field_keys.get(p, b"") for p in (config.unique_paths if config else ())}
+        woken = self._write_state(txn, collection, instance_id, before, doc, claims)
+        doc_key = layout.doc_key(coll, instance_id)
+        if result.last_key is not None:
+            txn.put(doc_key, result.last_key, db=self.tables.inst)
+        for rejection in result.rejections:
+            self._record_rejection(txn, coll, instance_id, rejection)
+        for conflict in result.conflicts:
+            self._record_conflict(txn, coll, instance_id, conflict)
+        if before != doc:
+            changes.append(_change(collection, instance_id, before, doc))
+        return [*steals, *woken]
+
+    def _record_conflict(self, txn: Any, coll: bytes, instance_id: str, conflict: Conflict) -> None:
+        key = layout.event_prefix(coll, instance_id) + conflict.loser + conflict.path.encode()
+        value = {"kind": "overwritten", "path": conflict.path, "winner": conflict.winner}
+        txn.put(key, cbor2.dumps(value), db=self.tables.lost)
+
+    def _clear_losses(self, txn: Any, coll: bytes, instance_id: str) -> None:
+        prefix = layout.event_prefix(coll, instance_id)
+        cursor = txn.cursor(self.tables.lost)
+        if cursor.set_range(prefix):
+            while cursor.key().startswith(prefix):
+                if not cursor.delete():
+                    break
+        self._clear_loser_entries(txn, coll, instance_id)
+
+    def _clear_loser_entries(self, txn: Any, coll: bytes, instance_id: str) -> None:
+        history_id = encode_id(instance_id)
+        cursor = txn.cursor(self.tables.losers)
+        if not cursor.set_range(coll):
+            return
+        while True:
+            key = cursor.key()
+            if not key.startswith(coll):
+                return
+            if bytes(key).endswith(history_id):
+                if not cursor.delete():
+                    return
+                continue
+            if not cursor.next():
+                return
+
+    # ------------------------------------------------------------- collections
+
+    def _apply_collection_event(
+        self,
+        txn: Any,
+        event: Event,
+        key: bytes,
+        changes: list[Change],
+        refold: dict[tuple[str, str], None],
+    ) -> None:
+        name = event.collection
+        history = self.colls.setdefault(name, CollHistory(name))
+        before = history.current
+        config = (
+            None
+            if event.action is Action.DELETE_COLLECTION
+            else CollectionConfig.from_node(event.data or {})
+        )
+        latest = history.insert(key, config)
+        txn.put(layout.coll_key(self.prefix, name), history.encode(), db=self.tables.colls)
+        if not latest:
+            for instance_id in self.instance_ids(txn, name):
+                refold[(name, instance_id)] = None
+            return
+        if config is None:
+            self._clear_collection(txn, name)
+            return
+        if before is None:
+            return
+        if before.indexes != config.indexes:
+            self._rebuild_indexes(txn, name, before, config, changes)
+
+    def _clear_collection(self, txn: Any, name: str) -> None:
+        coll = self._coll(name)
+        for db in (self.tables.docs, self.tables.index, self.tables.inst, self.tables.losers):
+            _delete_prefix(txn, db, coll)
+
+    def _rebuild_indexes(
+        self,
+        txn: Any,
+        name: str,
+        before: CollectionConfig,
+        config: CollectionConfig,
+        changes: list[Change],
+    ) -> None:
+        coll = self._coll(name)
+        kept = set(before.indexes) & set(config.indexes)
+        for index in before.indexes:
+            if index not in kept:
+                _delete_prefix(txn, self.tables.index, layout.index_prefix(coll, index.path))
+        added = [i for i in config.indexes if i not in kept]
+        if not added:
+            return
+        contested: list[tuple[str, str]] = []
+        for doc in list(self.scan_docs(txn, name)):
+            instance_id = doc["_id"]
+            for index in added:
+                value = get_path(doc, index.path)
+                if value is _MISSING:
+                    continue
+                base = layout.index_prefix(coll, index.path) + encode_value(value)
+                scalar = value is not None and not isinstance(value, dict | list)
+                if index.unique and scalar and any(self._holders(txn, coll, index.path, value)):
+                    contested.append((name, instance_id))
+                txn.put(base + encode_id(instance_id), b"", db=self.tables.index)
+        if contested:
+            for instance_id in self.instance_ids(txn, name):
+                contested.append((name, instance_id))
+            self._refold_all(txn, contested, changes)
+
+    def unique_duplicates(self, txn: Any, name: str, path: str) -> list[Any]:
+        """Values that more than one live document holds at ``path``."""
+        seen: dict[bytes, Any] = {}
+        dupes: list[Any] = []
+        for doc in self.scan_docs(txn, name):
+            value = get_path(doc, path)
+            if value is _MISSING or value is None or isinstance(value, dict | list):
+                continue
+            enc = encode_value(value)
+            if enc in seen and len(dupes) < 5:
+                dupes.append(value)
+            seen[enc] = value
+        return dupes
+
+    # ------------------------------------------------------------------ misc
+
+    def _coll(self, name: str) -> bytes:
+        return layout.coll_key(self.prefix, name)
+
+
+def _change(
+    collection: str, instance_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> Change:
+    if after is None:
+        return Change(collection, instance_id, Action.DELETE, None)
+    action = Action.CREATE if before is None else Action.SAVE
+    return Change(collection, instance_id, action, after)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (a == b and type(a) is type(b))
+
+
+def _loads(data: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = cbor2.loads(data)
+    return doc
+
+
+def _delete_prefix(txn: Any, db: Any, prefix: bytes) -> None:
+    cursor = txn.cursor(db)
+    if not cursor.set_range(prefix):
+        return
+    while cursor.key().startswith(prefix):
+        if not cursor.delete():
+            break

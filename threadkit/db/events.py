@@ -1,0 +1,183 @@
+"""The event codec: one record body per committed transaction, holding its events.
+
+A body node is ``{"v": 1, "events": [event, ...]}``; each event is a map
+
+======  ==========================================================================
+``t``   the event's hybrid-logical-clock stamp ``[wall ns, logical]``
+``a``   the action: 0 create, 1 save, 2 delete (ThreadDB's codes); 10/11/12 create,
+        update and delete a collection
+``c``   the collection name
+``i``   the instance ``_id`` (absent for collection events)
+``d``   create: the whole document; save: a merge patch; delete: absent;
+        collection create/update: the collection's config
+``b``   the order key of the latest event of this instance the writer had applied
+        (absent if none): what the writer had seen, for conflict detection
+======  ==========================================================================
+
+Events of one transaction carry increasing stamps, so their order inside a
+record is their order in the total order. The author of every event is the
+record's ``pubKey``; the log id comes from the log the record belongs to.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from threadkit.core.clock import Timestamp, order_key
+from threadkit.errors import InvalidTimestamp, MalformedRecord
+
+__all__ = ["BODY_VERSION", "Action", "Event", "decode_body", "encode_body"]
+
+BODY_VERSION = 1
+
+
+class Action(enum.StrEnum):
+    """What an event does; compares equal to its name (``Action.CREATE == "create"``).
+
+    In record bodies actions travel as ThreadDB's integer codes (:attr:`code`).
+    """
+
+    CREATE = "create"
+    SAVE = "save"
+    DELETE = "delete"
+    NEW_COLLECTION = "new_collection"
+    UPDATE_COLLECTION = "update_collection"
+    DELETE_COLLECTION = "delete_collection"
+
+    @property
+    def code(self) -> int:
+        """The integer written in record bodies (ThreadDB's 0/1/2; 10-12 for collections)."""
+        return _CODES[self]
+
+    @classmethod
+    def from_code(cls, code: object) -> Action:
+        """The action of an integer code; ValueError for an unknown one."""
+        action = _BY_CODE.get(code) if isinstance(code, int) else None
+        if action is None:
+            raise ValueError(f"unknown action code {code!r}")
+        return action
+
+    @property
+    def is_collection(self) -> bool:
+        """True for collection create/update/delete."""
+        return _CODES[self] >= 10
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_CODES = {
+    Action.CREATE: 0,
+    Action.SAVE: 1,
+    Action.DELETE: 2,
+    Action.NEW_COLLECTION: 10,
+    Action.UPDATE_COLLECTION: 11,
+    Action.DELETE_COLLECTION: 12,
+}
+_BY_CODE = {code: action for action, code in _CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as written in a record body.
+
+    Attributes
+    ----------
+    stamp : Timestamp
+        Its place in time.
+    action : Action
+        What it does.
+    collection : str
+        The collection it touches.
+    instance_id : str
+        The instance it touches ("" for collection events).
+    data : dict | None
+        Document, merge patch or collection config.
+    base : bytes | None
+        Order key of the latest event of the instance its writer had seen.
+    """
+
+    stamp: Timestamp
+    action: Action
+    collection: str
+    instance_id: str = ""
+    data: dict[str, Any] | None = None
+    base: bytes | None = None
+
+    def key(self, log_id: bytes) -> bytes:
+        """The event's order key: stamp bytes ‖ log id bytes."""
+        return order_key(self.stamp, log_id)
+
+    def to_node(self) -> dict[str, Any]:
+        """The event as a CBOR-ready map."""
+        node: dict[str, Any] = {
+            "t": [self.stamp.wall, self.stamp.logical],
+            "a": self.action.code,
+            "c": self.collection,
+        }
+        if self.instance_id:
+            node["i"] = self.instance_id
+        if self.data is not None:
+            node["d"] = self.data
+        if self.base is not None:
+            node["b"] = self.base
+        return node
+
+    @classmethod
+    def from_node(cls, node: object) -> Event:
+        """Parse one event map; a wrong shape is MalformedRecord."""
+        if not isinstance(node, dict):
+            raise MalformedRecord("event must be a map")
+        try:
+            wall, logical = node["t"]
+            stamp = Timestamp.checked(wall, logical)
+            action = Action.from_code(node["a"])
+            collection = node["c"]
+        except (KeyError, TypeError, ValueError, InvalidTimestamp) as exc:
+            raise MalformedRecord(f"event is missing or has a bad t/a/c field: {exc}") from None
+        instance_id = node.get("i", "")
+        data = node.get("d")
+        base = node.get("b")
+        if not isinstance(collection, str) or not collection:
+            raise MalformedRecord("event collection must be a non-empty string")
+        if not isinstance(instance_id, str):
+            raise MalformedRecord("event instance id must be a string")
+        if not action.is_collection and not instance_id:
+            raise MalformedRecord("instance event without an instance id")
+        if data is not None and not isinstance(data, dict):
+            raise MalformedRecord("event data must be a map")
+        if action in (Action.CREATE, Action.SAVE, Action.NEW_COLLECTION) and data is None:
+            raise MalformedRecord(f"{action.name.lower()} event without data")
+        if base is not None and not isinstance(base, bytes):
+            raise MalformedRecord("event base must be bytes")
+        return cls(stamp, action, collection, instance_id, data, base)
+
+
+def encode_body(events: list[Event]) -> bytes:
+    """The record body node of a transaction's events."""
+    if not events:
+        raise MalformedRecord("a record body needs at least one event")
+    return cbor2.dumps({"v": BODY_VERSION, "events": [e.to_node() for e in events]})
+
+
+def decode_body(data: bytes) -> list[Event]:
+    """The events of a record body; anything malformed is MalformedRecord."""
+    try:
+        node = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError) as exc:
+        raise MalformedRecord(f"record body is not CBOR: {exc}") from None
+    if not isinstance(node, dict) or node.get("v") != BODY_VERSION:
+        raise MalformedRecord(f"record body is not a version {BODY_VERSION} event list")
+    events = node.get("events")
+    if not isinstance(events, list) or not events:
+        raise MalformedRecord("record body holds no events")
+    parsed = [Event.from_node(e) for e in events]
+    for before, after in itertools.pairwise(parsed):
+        if after.stamp <= before.stamp:
+            raise MalformedRecord("events in a record body must have increasing stamps")
+    return parsed

@@ -1,0 +1,219 @@
+"""The deterministic fold of one instance's events (DESIGN.md §7.1, docs/semantics.md).
+
+The state of an instance is the fold of its events in total order (HLC stamp,
+then log id). Given the same events, every peer computes the same document,
+the same conflicts and the same rejections, whatever order the events arrived in.
+
+Rules, per event in order:
+
+- **create** sets the whole document. On a live instance (only possible when two
+  writers created the same ``_id`` concurrently) the later create wins whole.
+- **save** merges its patch into the document; on an absent instance it upserts
+  (ThreadDB's save is an upsert). A save whose writer had not seen a delete that
+  precedes it in the order loses to the delete (delete wins over concurrent saves).
+- **delete** removes the instance; deleting an absent instance does nothing.
+- Each event is judged (schema, write validator, unique indexes) against the
+  instance as it stands at that place in the order; a rejected event is skipped.
+- A collection deleted and created again starts its instances afresh: events
+  from before the re-creation do not carry over (the ``epoch`` of an event).
+
+A write *loses a conflict* when a later event overwrites one of its fields and
+that event's writer had not seen it (the loser's key is not covered by the
+winner's ``base``). Losers are reported, with the winner, per field path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadkit.db.events import Action
+from threadkit.db.patch import apply_patch, leaf_paths, patch_paths
+
+__all__ = ["Conflict", "FoldResult", "Judge", "Rejection", "StoredEvent", "fold", "step"]
+
+_UNTRACKED = frozenset({"_id", "_mod"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An instance event as the store keeps it.
+
+    Attributes
+    ----------
+    key : bytes
+        Order key (stamp bytes ‖ log id bytes).
+    action : Action
+        CREATE, SAVE or DELETE.
+    data : dict | None
+        The document (create) or merge patch (save).
+    base : bytes | None
+        Key of the latest event of the instance the writer had seen.
+    author : str
+        The writer's public key string.
+    record : bytes
+        CID of the record that carried the event.
+    epoch : bytes
+        Key of the collection (re)creation the event belongs to.
+    """
+
+    key: bytes
+    action: Action
+    data: dict[str, Any] | None
+    base: bytes | None
+    author: str
+    record: bytes
+    epoch: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A write that lost: ``loser``'s value at ``path`` was overwritten by ``winner``."""
+
+    path: str
+    loser: bytes
+    winner: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event skipped by the fold, with the reason (and the event it lost to, if any)."""
+
+    key: bytes
+    reason: str
+    lost_to: bytes | None = None
+
+
+Judge = Callable[[StoredEvent, "dict[str, Any] | None", "dict[str, Any] | None"], "str | None"]
+"""``judge(event, before, after)`` → None to accept, or the reason to reject."""
+
+
+@dataclass(slots=True)
+class FoldResult:
+    """The state of an instance after its events.
+
+    Attributes
+    ----------
+    doc : dict | None
+        The document, None when absent or deleted.
+    last_key : bytes | None
+        Key of the latest event (accepted or not).
+    field_keys : dict[str, bytes]
+        For each leaf path of ``doc``, the key of the event that wrote it.
+    conflicts, rejections : list
+        What lost, in order.
+    """
+
+    doc: dict[str, Any] | None = None
+    last_key: bytes | None = None
+    field_keys: dict[str, bytes] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    deleted_key: bytes | None = None
+    epoch: bytes | None = None
+
+
+def step(instance_id: str, doc: dict[str, Any] | None, event: StoredEvent) -> dict[str, Any] | None:
+    """The document after one event, ignoring judgement and conflicts (the fast path)."""
+    if event.action is Action.CREATE:
+        after = {"_id": instance_id}
+        after.update(event.data or {})
+    elif event.action is Action.SAVE:
+        after = apply_patch(doc, event.data or {})
+    else:
+        return None
+    after["_id"] = instance_id
+    return after
+
+
+def fold(instance_id: str, events: list[StoredEvent], judge: Judge) -> FoldResult:
+    """Fold an instance's events, sorted by key, into its state.
+
+    Parameters
+    ----------
+    instance_id : str
+        The instance's ``_id``.
+    events : list[StoredEvent]
+        All its events, in key order.
+    judge : Judge
+        Decides whether an event is accepted where it stands.
+    """
+    state = FoldResult()
+    for event in events:
+        state.last_key = event.key
+        if event.epoch != state.epoch:
+            state.doc, state.field_keys, state.deleted_key = None, {}, None
+            state.epoch = event.epoch
+        _apply(instance_id, state, event, judge)
+    return state
+
+
+def _apply(instance_id: str, state: FoldResult, event: StoredEvent, judge: Judge) -> None:
+    before = state.doc
+    if event.action is Action.DELETE and before is None:
+        return
+    if (
+        event.action is Action.SAVE
+        and before is None
+        and state.deleted_key is not None
+        and not _seen(event, state.deleted_key)
+    ):
+        lost = "saved an instance that a concurrent write deleted"
+        state.rejections.append(Rejection(event.key, lost, state.deleted_key))
+        state.conflicts.append(Conflict("", event.key, state.deleted_key))
+        return
+    after = step(instance_id, before, event)
+    reason = judge(event, before, after)
+    if reason is not None:
+        state.rejections.append(Rejection(event.key, reason))
+        return
+    if event.action is Action.SAVE:
+        written = {p for p in patch_paths(event.data or {}) if p not in _UNTRACKED}
+    else:
+        written = set(state.field_keys)
+        if after is not None:
+            written.update(p for p in leaf_paths(after) if p not in _UNTRACKED)
+    overwritten = _overlapping(state.field_keys, written)
+    for path in overwritten:
+        loser = state.field_keys.pop(path)
+        if not _seen(event, loser):
+            state.conflicts.append(Conflict(path, loser, event.key))
+    if after is None:
+        state.field_keys.clear()
+        state.deleted_key = event.key
+    else:
+        for path in written:
+            if _has_leaf(after, path):
+                state.field_keys[path] = event.key
+    state.doc = after
+
+
+def _seen(event: StoredEvent, key: bytes) -> bool:
+    """True when ``event``'s writer had seen the event at ``key``."""
+    return event.base is not None and key <= event.base
+
+
+def _overlapping(field_keys: dict[str, bytes], written: set[str]) -> list[str]:
+    """Tracked paths equal to, inside, or containing a written path."""
+    if not field_keys:
+        return []
+    hits = []
+    for path in field_keys:
+        if path in written:
+            hits.append(path)
+            continue
+        for w in written:
+            if path.startswith(w + ".") or w.startswith(path + "."):
+                hits.append(path)
+                break
+    return hits
+
+
+def _has_leaf(doc: dict[str, Any], path: str) -> bool:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
