@@ -19,7 +19,7 @@ from threadkit.core.records import Record, create_record, open_record, signed_by
 
 __all__ = ["run"]
 
-BATCH = 200
+BATCH = 500
 """Records per round (and per store transaction)."""
 
 

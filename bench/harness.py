@@ -2,8 +2,9 @@
 
 The machine is shared and noisy, so a figure is never compared with a number
 measured at another time: the workload and its baseline run in alternating
-rounds, and the best round of each is reported (the least disturbed one),
-together with the median.
+rounds. The reported ratio is the median of the per-round ratios (each round's
+workload against the baseline measured right before it), which cancels slow
+drifts in machine load; the best and median rates of each are reported too.
 """
 
 from __future__ import annotations
@@ -63,13 +64,14 @@ def figure(
 ) -> Figure:
     """Summarise interleaved rates as a Figure (best round, and medians)."""
     best, base_best = max(work_rates), max(base_rates)
+    ratios = [w / b for w, b in zip(work_rates, base_rates, strict=True)]
     return Figure(
         figure=name,
         value=round(best, 1),
         unit=unit,
         baseline=baseline_name,
         baseline_value=round(base_best, 1),
-        ratio=round(best / base_best, 3),
+        ratio=round(statistics.median(ratios), 3),
         median=round(statistics.median(work_rates), 1),
         baseline_median=round(statistics.median(base_rates), 1),
         rounds=len(work_rates),

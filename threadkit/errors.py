@@ -56,6 +56,13 @@ already catches the built-in kinds keeps working.
     │   ├── ReadOnlyTransaction                   a write inside a read transaction
     │   └── TransactionClosed                     use after commit or discard
     ├── FeedClosed                                a listen feed read after it was closed
+    ├── NetworkError                              talking to another peer failed
+    │   ├── PeerUnreachable                       no connection to the peer could be made
+    │   ├── ConnectionLost                        a stream reset or closed under a read or a write
+    │   ├── NodeClosed                            a network node used before start() or after stop()
+    │   ├── WrongThread                           a node method called from a thread where it cannot run
+    │   └── ProtocolError                         a malformed, refused or unexpected message
+    │       └── FrameTooLarge                     a frame over the size limit, refused unread
     └── Timeout (TimeoutError)                    a blocking call ran out of time
 
 Examples
@@ -76,9 +83,11 @@ __all__ = [
     "ChainError",
     "CollectionExists",
     "CollectionNotFound",
+    "ConnectionLost",
     "DBNotFound",
     "DecryptionError",
     "FeedClosed",
+    "FrameTooLarge",
     "InstanceExists",
     "InstanceNotFound",
     "IntegrityError",
@@ -99,8 +108,12 @@ __all__ = [
     "LogGap",
     "LogNotFound",
     "MalformedRecord",
+    "NetworkError",
+    "NodeClosed",
     "NotFound",
     "OversizedRecord",
+    "PeerUnreachable",
+    "ProtocolError",
     "ReadOnlyTransaction",
     "RecordError",
     "RepoClosed",
@@ -121,6 +134,7 @@ __all__ = [
     "TransactionError",
     "UniqueViolation",
     "WriteRejected",
+    "WrongThread",
 ]
 
 
@@ -314,6 +328,53 @@ class TransactionClosed(TransactionError):
 
 class FeedClosed(ThreadkitError):
     """A listen feed read after it was closed."""
+
+
+class NetworkError(ThreadkitError):
+    """Talking to another peer failed."""
+
+
+class PeerUnreachable(NetworkError):
+    """No connection to the peer could be made."""
+
+
+class ProtocolError(NetworkError):
+    """A malformed, refused or unexpected message.
+
+    Attributes
+    ----------
+    code : str
+        Machine-readable reason: ``malformed``, ``version``, ``auth``, ``unknown_thread``,
+        ``unknown_log``, ``refused``, …
+    """
+
+    def __init__(self, message: str, code: str = "malformed") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame larger than the size limit, refused before its body is read."""
+
+    def __init__(self, message: str, code: str = "too_large") -> None:
+        super().__init__(message, code)
+
+
+class ConnectionLost(NetworkError):
+    """A stream or its connection was reset or closed under a read or a write."""
+
+
+class NodeClosed(NetworkError):
+    """A network node used before ``start()`` or after ``stop()``."""
+
+
+class WrongThread(NetworkError):
+    """A network node's method called from a thread where it cannot run.
+
+    A blocking call (``call``, ``stop``) made from the node's own trio thread would deadlock
+    it: code on that thread awaits the async API instead. The async API (``connect``,
+    ``open_stream``, …) runs only on that thread: other threads go through ``call``/``submit``.
+    """
 
 
 class Timeout(ThreadkitError, TimeoutError):

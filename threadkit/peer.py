@@ -19,8 +19,12 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from typing import Any
+
 from threadkit.core.identity import Identity
-from threadkit.errors import RepoClosed
+from threadkit.core.ids import ThreadID as ThreadIDType
+from threadkit.core.keys import ThreadKey as ThreadKeyType
+from threadkit.errors import NetworkError, RepoClosed
 
 if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
@@ -47,9 +51,28 @@ class Peer:
         open a repo: a second gets ``RepoInUse``.
     memory : bool
         Use a temporary repo, deleted on close (not synced to disk: faster).
+    listen : list of str
+        Multiaddrs to listen on once the network starts (default loopback, any port).
+    network : bool or None
+        True starts the libp2p side now; False never starts it; None (default) starts it
+        when first needed (sharing or joining a database) or at once when the repo holds
+        databases shared with other peers.
+    pull_interval : float
+        Seconds between periodic pulls that repair missed pushes (0: none).
+    timeout : float
+        Seconds a network call may take before it raises ``tk.errors.Timeout``.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, memory: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        memory: bool = False,
+        listen: list[str] | None = None,
+        network: bool | None = None,
+        pull_interval: float = 10.0,
+        timeout: float = 10.0,
+    ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.store.repo import Repo
 
@@ -66,8 +89,15 @@ class Peer:
         except BaseException:
             repo.close()
             raise
-        self._finalizer = weakref.finalize(self, _close_quietly, repo)
+        self._listen = list(listen or ["/ip4/127.0.0.1/tcp/0"])
+        self._network_allowed = network is not False
+        self._pull_interval = pull_interval
+        self._timeout = timeout
+        self._net = _Net()
+        self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
+        if network or (network is None and self._has_remote_peers()):
+            self.start_network()
 
     # -------------------------------------------------------------- lifecycle
 
@@ -96,9 +126,13 @@ class Peer:
         return self._repo is None
 
     def close(self) -> None:
-        """Close every database and the repo (releasing its lock). Safe to call twice."""
+        """Stop the network, close every database and the repo (releasing its lock).
+
+        Safe to call twice; also runs at interpreter exit.
+        """
         if self._repo is None:
             return
+        self._stop_network()
         if self._manager is not None:
             self._manager.close()
         self._manager = None
@@ -140,6 +174,111 @@ class Peer:
         self.manager.delete_db(thread_id)
 
 
+    # ---------------------------------------------------------------- network
+
+    @property
+    def _node(self) -> Any:
+        return self._net.node
+
+    @property
+    def _service(self) -> Any:
+        return self._net.service
+
+    @property
+    def online(self) -> bool:
+        """True while the libp2p side runs."""
+        return self._node is not None
+
+    def start_network(self) -> None:
+        """Start the libp2p host and the thread service (idempotent)."""
+        if self._node is not None:
+            return
+        if not self._network_allowed:
+            raise NetworkError("this peer was opened with network=False")
+        from threadkit.net.node import Node
+        from threadkit.net.service import ThreadService
+
+        node = Node(self.identity.seed, self._listen)
+        node.start(timeout=self._timeout)
+        service = ThreadService(
+            node, self.repo, self.manager, pull_interval=self._pull_interval, timeout=self._timeout
+        )
+        self._net.node, self._net.service = node, service
+        service.start()
+
+    def _stop_network(self) -> None:
+        self._net.stop()
+
+    def _online_service(self) -> Any:
+        self.start_network()
+        return self._service
+
+    def _has_remote_peers(self) -> bool:
+        mine = self.id
+        for db in self.manager.list_dbs():
+            for info in self.repo.list_logs(db.id):
+                if any(not a.endswith("/p2p/" + mine) for a in info.addrs):
+                    return True
+        return False
+
+    @property
+    def addrs(self) -> list[str]:
+        """This peer's listen addresses (``…/p2p/<id>``); starts the network if needed."""
+        self.start_network()
+        return list(self._node.addrs)
+
+    def connect(self, addr: str) -> None:
+        """Connect to another peer by multiaddr (``…/p2p/<id>``)."""
+        service = self._online_service()
+        self._node.call(self._node.connect, addr, timeout=self._timeout)
+        del service
+
+    def peers(self) -> list[str]:
+        """Peer ids of the peers this one is connected to."""
+        if self._node is None:
+            return []
+        return list(self._node.connected_peers())
+
+    def new_db_from_addr(
+        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+    ) -> Database:
+        """Join a database another peer serves: connect, pull its logs and records, return it.
+
+        Parameters
+        ----------
+        addr : str
+            A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``).
+        key : ThreadKey
+            The thread key, with its read key (``db.info().key``).
+        name : str, optional
+            Local name for the database (default: the name the other peer uses).
+        timeout : float, optional
+            Seconds to wait; ``tk.errors.Timeout`` after that.
+        """
+        from threadkit.errors import InvalidThreadKey
+
+        if not isinstance(key, ThreadKeyType) or not key.can_read:
+            raise InvalidThreadKey("joining a database needs its key with the read key")
+        db: Database = self._online_service().join(addr, key, name, timeout)
+        return db
+
+    def pull(self, db: Database | ThreadID, timeout: float | None = None) -> int:
+        """Pull from every peer of a database now; returns how many records came in."""
+        thread_id = db if isinstance(db, ThreadIDType) else db.id
+        count: int = self._online_service().pull_thread(thread_id, timeout)
+        return count
+
+    def add_replicator(self, db: Database, addr: str, timeout: float | None = None) -> str:
+        """Have the peer at ``addr`` keep this database's records (service key only)."""
+        peer_id: str = self._online_service().add_replicator(db, addr, timeout)
+        return peer_id
+
+    @property
+    def sync_stats(self) -> Any:
+        """Counters of the thread service (pushed, received, rejected, pulls, errors)."""
+        return None if self._service is None else self._service.stats
+
+
 def _load_identity(repo: Repo) -> Identity:
     raw = repo.get_meta(_IDENTITY_META)
     if raw is not None:
@@ -149,5 +288,22 @@ def _load_identity(repo: Repo) -> Identity:
     return identity
 
 
-def _close_quietly(repo: Repo) -> None:
+class _Net:
+    """The network side of a peer (kept apart so the finalizer does not hold the peer)."""
+
+    def __init__(self) -> None:
+        self.node: Any = None
+        self.service: Any = None
+
+    def stop(self) -> None:
+        service, node = self.service, self.node
+        self.service = self.node = None
+        if service is not None:
+            service.stop()
+        if node is not None:
+            node.stop()
+
+
+def _close_quietly(repo: Repo, net: _Net) -> None:
+    net.stop()
     repo.close()

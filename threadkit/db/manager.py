@@ -8,6 +8,7 @@ Everything survives closing and reopening the repo.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -48,6 +49,7 @@ class Manager:
         self.hlc = HLC()
         self._dbs: dict[ThreadID, Database] = {}
         self._lock = threading.RLock()
+        self._new_db_callbacks: list[Callable[[Database], None]] = []
         self._load()
 
     def _load(self) -> None:
@@ -136,7 +138,13 @@ class Manager:
                 }
                 txn.put(thread_id.to_bytes(), cbor2.dumps(entry), db=self.tables.dbs)
             db = self._dbs[thread_id] = self._open(thread_id, entry)
+        for callback in list(self._new_db_callbacks):
+            callback(db)
         return db
+
+    def on_new_db(self, callback: Callable[[Database], None]) -> None:
+        """Call ``callback(db)`` for every database created from now on (the network attaches)."""
+        self._new_db_callbacks.append(callback)
 
     def get_db(self, thread_id: ThreadID | str) -> Database:
         """An open database by id (or id string); DBNotFound when absent."""

@@ -1,0 +1,610 @@
+"""The thread service: replicating threads' logs between peers (DESIGN.md §5, docs/protocol.md).
+
+It runs on the node's trio loop. Database work (LMDB, decryption, the reducer) runs in
+worker threads (``trio.to_thread``) so the loop keeps serving while records apply.
+
+- **Handlers** answer the five calls of ``/threadkit/1.0.0``; every received record is
+  checked with ``open_record`` (CIDs, decryption under the service key, signature by
+  the log's key) and then chained and applied through ``Database.apply_records``, or,
+  on a replicator (service key only), just chained into its log.
+- **Push**: a local commit queues its record for every peer of the thread; one sender
+  task per (peer, thread) drains the queue in batches.
+- **Pull**: joining, a gap seen in a push, and a periodic timer pull missing records
+  (``get_logs`` then ``get_records`` from the counters this peer holds), one pull per
+  (peer, thread) at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.addr import ThreadAddr, addr_from_bytes, addr_to_bytes, parse_addr
+from threadkit.core.identity import PublicKey, peer_id_bytes
+from threadkit.core.ids import ThreadID
+from threadkit.core.keys import ThreadKey
+from threadkit.core.records import Record, open_record
+from threadkit.errors import (
+    DBNotFound,
+    NetworkError,
+    NotFound,
+    ProtocolError,
+    RecordError,
+    ThreadkitError,
+)
+from threadkit.net import protocol as p
+
+if TYPE_CHECKING:
+    from threadkit.db.database import Database
+    from threadkit.db.manager import Manager
+    from threadkit.net.node import Node
+    from threadkit.store.repo import Repo
+
+__all__ = ["SyncStats", "ThreadService"]
+
+log = logging.getLogger("threadkit.net")
+
+DEFAULT_PULL_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass
+class SyncStats:
+    """Counters of what the service did (for the peer-status widget and tests)."""
+
+    pushed: int = 0
+    received: int = 0
+    rejected: int = 0
+    pulls: int = 0
+    errors: list[str] = field(default_factory=list)
+    last_sync: float | None = None
+
+    def error(self, text: str) -> None:
+        """Remember an error (the last 50)."""
+        self.errors.append(text)
+        del self.errors[:-50]
+
+
+class ThreadService:
+    """Replicates the threads of one repo over a node.
+
+    Parameters
+    ----------
+    node : Node
+        The started libp2p node.
+    repo : Repo
+        The peer's repo.
+    manager : Manager
+        The peer's databases.
+    pull_interval : float
+        Seconds between periodic pulls (0 disables them).
+    timeout : float
+        Seconds a single request may take.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        repo: Repo,
+        manager: Manager,
+        *,
+        pull_interval: float = DEFAULT_PULL_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
+        accept_replication: bool = True,
+    ) -> None:
+        self.node = node
+        self.repo = repo
+        self.manager = manager
+        self.pull_interval = pull_interval
+        self.timeout = timeout
+        self.accept_replication = accept_replication
+        self.stats = SyncStats()
+        self._me = peer_id_bytes(node.peer_id)
+        self._outbox: dict[tuple[str, bytes], list[Record]] = defaultdict(list)
+        self._sending: set[tuple[str, bytes]] = set()
+        self._pulling: set[tuple[str, bytes]] = set()
+        self._pull_again: set[tuple[str, bytes]] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._stopped = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Serve the protocol, watch every database's commits, start the periodic pull."""
+        self.node.set_handler(p.PROTOCOL_ID, self._handle)
+        for db in self.manager.list_dbs():
+            self.attach(db)
+        self.manager.on_new_db(self.attach)
+        if self.pull_interval > 0:
+            self.node.spawn(self._pull_loop)
+
+    def stop(self) -> None:
+        """Stop watching commits (the node is stopped by its owner)."""
+        self._stopped = True
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for db in self.manager.list_dbs():
+            db.addrs_provider = None
+
+    def attach(self, db: Database) -> None:
+        """Push every future commit of ``db`` to its peers; advertise this peer's address."""
+        if self._stopped or db.addrs_provider is not None:
+            return
+        self._unsubscribe.append(db.on_record(self._on_local_record))
+        db.addrs_provider = lambda: self.thread_addrs(db.id)
+        self._set_own_addrs(db)
+
+    def _set_own_addrs(self, db: Database) -> None:
+        info = self.repo.get_log(db.id, db.log_id)
+        mine = [a for a in self.node.addrs if a not in info.addrs]
+        if mine:
+            self.repo.add_addrs(db.id, db.log_id, mine)
+
+    def thread_addrs(self, thread_id: ThreadID) -> list[str]:
+        """Addresses other peers can join the thread at (``…/p2p/<me>/thread/<id>``)."""
+        return [f"{addr}/thread/{thread_id}" for addr in self.node.addrs]
+
+    # ------------------------------------------------------------- the sync API
+
+    def join(
+        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+    ) -> Database:
+        """Join a database at a thread address: pull its logs and records; returns it ready."""
+        target = ThreadAddr.parse(addr)
+        result: Database = self.node.call(
+            self._join, target, key, name, timeout=timeout or self.timeout * 3
+        )
+        return result
+
+    def pull_thread(self, thread_id: ThreadID, timeout: float | None = None) -> int:
+        """Pull from every peer of the thread now; returns how many records came in."""
+        count: int = self.node.call(self._pull_all, thread_id, timeout=timeout or self.timeout * 3)
+        return count
+
+    def add_replicator(self, db: Database, addr: str, timeout: float | None = None) -> str:
+        """Give a peer the thread's service key (never the read key) and its logs to keep."""
+        peer_addr = str(parse_addr(addr))
+        result: str = self.node.call(
+            self._add_replicator, db.id, peer_addr, timeout=timeout or self.timeout * 3
+        )
+        return result
+
+    # ---------------------------------------------------------------- pushing
+
+    def _on_local_record(self, db: Database, record: Record) -> None:
+        if self._stopped:
+            return
+        for peer_id in self._peers_of(db.id):
+            self._outbox[(peer_id, db.id.to_bytes())].append(record)
+            self.node.spawn_threadsafe(self._drain, peer_id, db.id, db.log_id)
+
+    async def _drain(self, peer_id: str, thread_id: ThreadID, log_id: str) -> None:
+        slot = (peer_id, thread_id.to_bytes())
+        if slot in self._sending:
+            return
+        self._sending.add(slot)
+        try:
+            while self._outbox.get(slot):
+                batch = self._outbox[slot][: p.MAX_RECORDS]
+                del self._outbox[slot][: len(batch)]
+                try:
+                    await self._push_records(peer_id, thread_id, log_id, batch)
+                    self.stats.pushed += len(batch)
+                except (NetworkError, ThreadkitError, OSError) as exc:
+                    # the peer pulls what it missed when it is back (periodic pull)
+                    self.stats.error(f"push to {peer_id}: {exc}")
+                    self._outbox.pop(slot, None)
+        finally:
+            self._sending.discard(slot)
+
+    async def _push_records(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
+    ) -> None:
+        key = self._key(thread_id)
+        request = {
+            "t": "push_records",
+            "thread": thread_id.to_bytes(),
+            "auth": p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)),
+            "log": peer_id_bytes(log_id),
+            "records": [p.blocks_to_node(r.blocks) for r in records],
+        }
+        try:
+            await self._request(peer_id, request)
+        except ProtocolError as exc:
+            if exc.code != "unknown_log":
+                raise
+            await self._push_log(peer_id, thread_id, log_id)
+            await self._request(peer_id, request)
+
+    async def _push_log(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, with_key: bool = False
+    ) -> None:
+        key = self._key(thread_id)
+        info = self.repo.get_log(thread_id, log_id)
+        entry = p.LogEntry(
+            peer_id_bytes(log_id),
+            info.public.to_bytes(),
+            tuple(addr_to_bytes(a) for a in info.addrs),
+            info.counter,
+        )
+        request: dict[str, Any] = {
+            "t": "push_log",
+            "thread": thread_id.to_bytes(),
+            "log": entry.to_node(),
+        }
+        if with_key:
+            request["skey"] = key.service
+        else:
+            request["auth"] = p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(peer_id))
+        await self._request(peer_id, request)
+
+    # ---------------------------------------------------------------- pulling
+
+    async def _join(
+        self, target: ThreadAddr, key: ThreadKey, name: str | None
+    ) -> Database:
+        import trio
+
+        await self.node.connect(target.peer_addr)
+        thread_id = target.thread_id
+        reply = await self._request(
+            target.peer_id,
+            {
+                "t": "get_logs",
+                "thread": thread_id.to_bytes(),
+                "auth": p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(target.peer_id)),
+            },
+        )
+        db_name = name or _text(reply.get("name")) or None
+
+        def create() -> Database:
+            try:
+                return self.manager.get_db(thread_id)
+            except DBNotFound:
+                return self.manager.new_db(db_name, thread_id=thread_id, key=key)
+
+        db = await trio.to_thread.run_sync(create)
+        self.attach(db)
+        await self._store_logs(thread_id, reply)
+        await self._push_log(target.peer_id, thread_id, db.log_id)
+        await self._pull(target.peer_id, thread_id)
+        return db
+
+    async def _pull_all(self, thread_id: ThreadID) -> int:
+        total = 0
+        for peer_id in self._peers_of(thread_id):
+            try:
+                total += await self._pull(peer_id, thread_id)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                self.stats.error(f"pull from {peer_id}: {exc}")
+        return total
+
+    async def _pull(self, peer_id: str, thread_id: ThreadID) -> int:
+        """Fetch logs and records this peer lacks from one peer (one pull at a time)."""
+        slot = (peer_id, thread_id.to_bytes())
+        if slot in self._pulling:
+            self._pull_again.add(slot)
+            return 0
+        self._pulling.add(slot)
+        total = 0
+        try:
+            while True:
+                self._pull_again.discard(slot)
+                total += await self._pull_once(peer_id, thread_id)
+                if slot not in self._pull_again:
+                    break
+        finally:
+            self._pulling.discard(slot)
+        self.stats.pulls += 1
+        self.stats.last_sync = time.time()
+        return total
+
+    async def _pull_once(self, peer_id: str, thread_id: ThreadID) -> int:
+        key = self._key(thread_id)
+        tid = thread_id.to_bytes()
+        auth = p.auth_token(key.service, tid, peer_id_bytes(peer_id))
+        await self.node.connect_peer(peer_id, self._addrs_of(thread_id, peer_id))
+        reply = await self._request(peer_id, {"t": "get_logs", "thread": tid, "auth": auth})
+        await self._store_logs(thread_id, reply)
+        total = 0
+        while True:
+            wanted = [
+                {"id": peer_id_bytes(info.id), "after": info.counter, "limit": p.MAX_RECORDS}
+                for info in self.repo.list_logs(thread_id)
+            ]
+            reply = await self._request(
+                peer_id, {"t": "get_records", "thread": tid, "auth": auth, "logs": wanted}
+            )
+            got = 0
+            more = False
+            for item in reply.get("logs", []):
+                entry = p._map(item, "log records")
+                log_id = _peer_id_str(p._bytes(entry.get("id"), "log id", 64))
+                blocks = [p.blocks_from_node(r) for r in p._list(entry.get("records", []), "records")]
+                if blocks:
+                    got += await self._receive(peer_id, thread_id, log_id, blocks)
+                remote = p._count(entry.get("counter", 0), "counter")
+                if remote > self.repo.get_head(thread_id, log_id).counter:
+                    more = True
+            total += got
+            if not more or got == 0:
+                return total
+
+    async def _store_logs(self, thread_id: ThreadID, reply: dict[str, Any]) -> None:
+        for item in p._list(reply.get("logs", []), "logs"):
+            entry = p.LogEntry.from_node(item)
+            self._merge_log(thread_id, entry)
+
+    def _merge_log(self, thread_id: ThreadID, entry: p.LogEntry) -> None:
+        log_id = _peer_id_str(entry.id)
+        public = PublicKey.from_bytes(entry.pub)
+        if public.peer_id != log_id:
+            raise ProtocolError(f"log {log_id} comes with another log's key", code="malformed")
+        addrs = [addr_from_bytes(a) for a in entry.addrs]
+        try:
+            self.repo.get_log(thread_id, log_id)
+        except NotFound:
+            self.repo.add_log(thread_id, public, None, addrs)
+            return
+        if addrs:
+            self.repo.add_addrs(thread_id, log_id, addrs)
+
+    async def _receive(
+        self, sender: str, thread_id: ThreadID, log_id: str, blocks: list[Any]
+    ) -> int:
+        """Check received records and hand them to the database (or the log, on a replicator)."""
+        import trio
+
+        key = self._key(thread_id)
+        public = self.repo.get_log(thread_id, log_id).public
+        try:
+            records = [open_record(b, service_key=key, log_key=public) for b in blocks]
+        except RecordError as exc:
+            self.stats.rejected += len(blocks)
+            log.warning("rejected records of log %s from %s: %s", log_id, sender, exc)
+            raise ProtocolError(f"invalid record: {exc}", code="invalid_record") from None
+
+        def apply() -> Any:
+            try:
+                db = self.manager.get_db(thread_id)
+            except DBNotFound:
+                return self.repo.accept(thread_id, log_id, records)
+            return db.apply_records(log_id, records)
+
+        result = await trio.to_thread.run_sync(apply)
+        self.stats.received += len(result.added)
+        if result.gap is not None:
+            self.node.spawn(self._pull, sender, thread_id)
+        if result.added and not key.can_read:
+            for peer_id in self._peers_of(thread_id):
+                if peer_id != sender:
+                    self._outbox[(peer_id, thread_id.to_bytes())].extend(a.record for a in result.added)
+                    self.node.spawn(self._drain, peer_id, thread_id, log_id)
+        return len(result.added)
+
+    async def _pull_loop(self) -> None:
+        import trio
+
+        while not self._stopped:
+            await trio.sleep(self.pull_interval)
+            for info in self.repo.list_threads():
+                for peer_id in self._peers_of(info.id):
+                    if self._stopped:
+                        return
+                    try:
+                        await self._pull(peer_id, info.id)
+                    except (NetworkError, ThreadkitError, OSError) as exc:
+                        self.stats.error(f"periodic pull from {peer_id}: {exc}")
+
+    async def _add_replicator(self, thread_id: ThreadID, addr: str) -> str:
+        await self.node.connect(addr)
+        peer_id = addr.rsplit("/p2p/", 1)[1]
+        db = self.manager.get_db(thread_id)
+        self.repo.add_addrs(thread_id, db.log_id, [addr])
+        for info in self.repo.list_logs(thread_id):
+            await self._push_log(peer_id, thread_id, info.id, with_key=True)
+        return peer_id
+
+    # --------------------------------------------------------------- serving
+
+    async def _handle(self, stream: Any, remote: str) -> None:
+        from threadkit.net.framing import FrameReader, write_frame
+
+        reader = FrameReader(stream)
+        try:
+            data = await reader.read_frame(p.MAX_FRAME)
+            if data is None:
+                return
+            try:
+                request = p.decode_request(data)
+                reply = await self._serve(request, remote)
+            except ProtocolError as exc:
+                log.info("refused a request from %s: %s", remote, exc)
+                reply = p.error_reply(exc.code, str(exc))
+            except NotFound as exc:
+                reply = p.error_reply("not_found", str(exc))
+            await write_frame(stream, reply)
+        except (NetworkError, OSError) as exc:
+            log.info("stream from %s failed: %s", remote, exc)
+        finally:
+            await _close(stream)
+
+    async def _serve(self, request: dict[str, Any], remote: str) -> bytes:
+        kind = request["t"]
+        if kind == "exchange_edges":
+            return self._serve_edges(request, remote)
+        thread_id = _thread_id(request["thread"])
+        if kind == "push_log" and "skey" in request:
+            return await self._serve_replication(thread_id, request, remote)
+        key = self._known_key(thread_id)
+        if not p.check_auth(request.get("auth"), key.service, thread_id.to_bytes(), self._me):
+            raise ProtocolError("not authorised for this thread", code="auth")
+        if kind == "get_logs":
+            return p.ok_reply(logs=self._log_entries(thread_id), name=self._db_name(thread_id))
+        if kind == "push_log":
+            entry: p.LogEntry = request["log"]
+            self._merge_log(thread_id, entry)
+            self.node.spawn(self._pull, remote, thread_id)
+            return p.ok_reply()
+        if kind == "get_records":
+            return p.ok_reply(logs=self._records_for(thread_id, request["logs"]))
+        # push_records
+        log_id = _peer_id_str(request["log"])
+        try:
+            self.repo.get_log(thread_id, log_id)
+        except NotFound:
+            raise ProtocolError(f"unknown log {log_id}", code="unknown_log") from None
+        await self._receive(remote, thread_id, log_id, request["records"])
+        head = self.repo.get_head(thread_id, log_id).counter
+        return p.ok_reply(head=head)
+
+    async def _serve_replication(
+        self, thread_id: ThreadID, request: dict[str, Any], remote: str
+    ) -> bytes:
+        service = request.get("skey")
+        if not self.accept_replication:
+            raise ProtocolError("this peer does not replicate threads", code="refused")
+        if not isinstance(service, bytes) or len(service) != 32:
+            raise ProtocolError("skey must be a 32-byte service key", code="malformed")
+        if not self.repo.has_thread(thread_id):
+            self.repo.add_thread(thread_id, ThreadKey.from_bytes(service))
+        elif self._known_key(thread_id).service != service:
+            raise ProtocolError("not authorised for this thread", code="auth")
+        self._merge_log(thread_id, request["log"])
+        self.node.spawn(self._pull, remote, thread_id)
+        return p.ok_reply()
+
+    def _serve_edges(self, request: dict[str, Any], remote: str) -> bytes:
+        edges = []
+        for tid_bytes, _addrs, _heads in request["threads"]:
+            thread_id = _thread_id(tid_bytes)
+            if self.repo.has_thread(thread_id):
+                addrs, heads = self.edges(thread_id)
+                edges.append({"thread": tid_bytes, "addrs": addrs, "heads": heads})
+        return p.ok_reply(edges=edges)
+
+    def edges(self, thread_id: ThreadID) -> tuple[bytes, bytes]:
+        """8-byte digests of the thread's log addresses and of its heads (docs/protocol.md)."""
+        heads = hashlib.sha256()
+        addrs = hashlib.sha256()
+        for info in sorted(self.repo.list_logs(thread_id), key=lambda i: peer_id_bytes(i.id)):
+            raw = peer_id_bytes(info.id)
+            heads.update(raw + info.counter.to_bytes(8, "big"))
+            addrs.update(raw + b"".join(sorted(a.encode() for a in info.addrs)))
+        return addrs.digest()[:8], heads.digest()[:8]
+
+    def _log_entries(self, thread_id: ThreadID) -> list[dict[str, Any]]:
+        entries = []
+        for info in self.repo.list_logs(thread_id):
+            entry = p.LogEntry(
+                peer_id_bytes(info.id),
+                info.public.to_bytes(),
+                tuple(addr_to_bytes(a) for a in info.addrs),
+                info.counter,
+            )
+            entries.append(entry.to_node())
+        return entries
+
+    def _records_for(
+        self, thread_id: ThreadID, wanted: list[tuple[bytes, int, int]]
+    ) -> list[dict[str, Any]]:
+        out = []
+        budget = p.MAX_REPLY_BYTES
+        for log_bytes, after, limit in wanted:
+            log_id = _peer_id_str(log_bytes)
+            try:
+                head = self.repo.get_head(thread_id, log_id).counter
+            except NotFound:
+                continue
+            records = []
+            if head > after and budget > 0:
+                for stored in self.repo.read_log(thread_id, log_id, after=after, limit=limit):
+                    size = stored.blocks.total_size()
+                    if records and size > budget:
+                        break
+                    budget -= size
+                    records.append(p.blocks_to_node(stored.blocks))
+            out.append({"id": log_bytes, "counter": head, "records": records})
+        return out
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _request(self, peer_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        import trio
+
+        from threadkit.net.framing import FrameReader, write_frame
+
+        message = {"v": p.VERSION, **message}
+        with trio.fail_after(self.timeout):
+            stream = await self.node.open_stream(peer_id, p.PROTOCOL_ID)
+            try:
+                await write_frame(stream, p.encode(message))
+                data = await FrameReader(stream).read_frame(p.MAX_FRAME)
+            finally:
+                await _close(stream)
+        if data is None:
+            raise ProtocolError(f"{peer_id} closed the stream without replying", code="eof")
+        return p.decode_reply(data)
+
+    def _key(self, thread_id: ThreadID) -> ThreadKey:
+        return self.repo.get_thread(thread_id).key
+
+    def _known_key(self, thread_id: ThreadID) -> ThreadKey:
+        try:
+            return self._key(thread_id)
+        except NotFound:
+            raise ProtocolError(f"unknown thread {thread_id}", code="unknown_thread") from None
+
+    def _db_name(self, thread_id: ThreadID) -> str | None:
+        try:
+            return self.manager.get_db(thread_id).name
+        except DBNotFound:
+            return None
+
+    def _peers_of(self, thread_id: ThreadID) -> list[str]:
+        """Peer ids of the thread's other peers, from its logs' addresses."""
+        peers: dict[str, None] = {}
+        for info in self.repo.list_logs(thread_id):
+            for addr in info.addrs:
+                peer = addr.rsplit("/p2p/", 1)[-1]
+                if peer and peer != self.node.peer_id:
+                    peers[peer] = None
+        return list(peers)
+
+    def _addrs_of(self, thread_id: ThreadID, peer_id: str) -> list[str]:
+        return [
+            addr
+            for info in self.repo.list_logs(thread_id)
+            for addr in info.addrs
+            if addr.endswith("/p2p/" + peer_id)
+        ]
+
+
+def _peer_id_str(raw: bytes) -> str:
+    import base58
+
+    return str(base58.b58encode(raw).decode())
+
+
+def _thread_id(raw: bytes) -> ThreadID:
+    try:
+        return ThreadID.from_bytes(raw)
+    except ThreadkitError as exc:
+        raise ProtocolError(f"bad thread id: {exc}", code="malformed") from None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def _close(stream: Any) -> None:
+    try:
+        await stream.close()
+    except Exception:  # noqa: BLE001 - a stream the peer already reset cannot be closed twice
+        pass
