@@ -16,6 +16,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=sys.stdout)
 
 
+def _cmd_share(args: argparse.Namespace) -> int:
+    import json
+    import signal
+    import threading
+
+    import threadkit as tk
+    from threadkit.demo import load_csv
+
+    docs = load_csv(Path(args.csv))
+    peer = tk.Peer(args.repo, memory=args.repo is None, listen=[args.listen], network=True)
+    try:
+        db = peer.new_db(args.name)
+        coll = db.new_collection(args.collection)
+        coll.create(docs)
+        info = db.info()
+        print(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "addrs": info.addrs,
+                    "key": str(info.key),
+                    "collection": args.collection,
+                    "count": len(docs),
+                }
+            ),
+            flush=True,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait(args.seconds if args.seconds > 0 else None)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        peer.close()
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import threadkit
 
@@ -51,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         func=_cmd_demo
     )
     sub.add_parser("info", help="print version and public names").set_defaults(func=_cmd_info)
+    share = sub.add_parser(
+        "share", help="serve a CSV file as a database; prints its address and key as JSON"
+    )
+    share.add_argument("csv", help="the CSV file (one document per row)")
+    share.add_argument("--name", default="shared", help="database name")
+    share.add_argument("--collection", default="Rows", help="collection name")
+    share.add_argument("--repo", default=None, help="repo directory (default: a temporary one)")
+    share.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="listen multiaddr")
+    share.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
+    share.set_defaults(func=_cmd_share)
     bench = sub.add_parser("bench", help="run the benchmarks (source checkout)")
     bench.add_argument("suites", nargs="*")
     bench.add_argument("--rounds", type=int, default=7)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DATASET", "load_elements", "run_demo"]
+__all__ = ["DATASET", "load_csv", "load_elements", "run_demo"]
 
 DATASET = Path(__file__).resolve().parents[1] / "datasets" / "elements.csv"
 
@@ -51,6 +51,24 @@ def load_elements(path: Path = DATASET) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def load_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV file as documents: integers and floats parsed, empty cells left out."""
+    docs = []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            docs.append({k: _parse_cell(v) for k, v in row.items() if v not in ("", None)})
+    return docs
+
+
+def _parse_cell(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 def _table(docs: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:

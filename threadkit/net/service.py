@@ -241,14 +241,14 @@ class ThreadService:
         if with_key:
             request["skey"] = key.service
         else:
-            request["auth"] = p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(peer_id))
+            request["auth"] = p.auth_token(
+                key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)
+            )
         await self._request(peer_id, request)
 
     # ---------------------------------------------------------------- pulling
 
-    async def _join(
-        self, target: ThreadAddr, key: ThreadKey, name: str | None
-    ) -> Database:
+    async def _join(self, target: ThreadAddr, key: ThreadKey, name: str | None) -> Database:
         import trio
 
         await self.node.connect(target.peer_addr)
@@ -258,7 +258,9 @@ class ThreadService:
             {
                 "t": "get_logs",
                 "thread": thread_id.to_bytes(),
-                "auth": p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(target.peer_id)),
+                "auth": p.auth_token(
+                    key.service, thread_id.to_bytes(), peer_id_bytes(target.peer_id)
+                ),
             },
         )
         db_name = name or _text(reply.get("name")) or None
@@ -309,7 +311,6 @@ class ThreadService:
         key = self._key(thread_id)
         tid = thread_id.to_bytes()
         auth = p.auth_token(key.service, tid, peer_id_bytes(peer_id))
-        await self.node.connect_peer(peer_id, self._addrs_of(thread_id, peer_id))
         reply = await self._request(peer_id, {"t": "get_logs", "thread": tid, "auth": auth})
         await self._store_logs(thread_id, reply)
         total = 0
@@ -326,7 +327,9 @@ class ThreadService:
             for item in reply.get("logs", []):
                 entry = p._map(item, "log records")
                 log_id = _peer_id_str(p._bytes(entry.get("id"), "log id", 64))
-                blocks = [p.blocks_from_node(r) for r in p._list(entry.get("records", []), "records")]
+                blocks = [
+                    p.blocks_from_node(r) for r in p._list(entry.get("records", []), "records")
+                ]
                 if blocks:
                     got += await self._receive(peer_id, thread_id, log_id, blocks)
                 remote = p._count(entry.get("counter", 0), "counter")
@@ -384,7 +387,9 @@ class ThreadService:
         if result.added and not key.can_read:
             for peer_id in self._peers_of(thread_id):
                 if peer_id != sender:
-                    self._outbox[(peer_id, thread_id.to_bytes())].extend(a.record for a in result.added)
+                    self._outbox[(peer_id, thread_id.to_bytes())].extend(
+                        a.record for a in result.added
+                    )
                     self.node.spawn(self._drain, peer_id, thread_id, log_id)
         return len(result.added)
 
@@ -542,6 +547,10 @@ class ThreadService:
 
         message = {"v": p.VERSION, **message}
         with trio.fail_after(self.timeout):
+            thread = message.get("thread")
+            if isinstance(thread, bytes) and peer_id not in self.node.connected_peers():
+                known = self._addrs_of(ThreadID.from_bytes(thread), peer_id)
+                await self.node.connect_peer(peer_id, known)
             stream = await self.node.open_stream(peer_id, p.PROTOCOL_ID)
             try:
                 await write_frame(stream, p.encode(message))
@@ -606,5 +615,5 @@ def _text(value: object) -> str | None:
 async def _close(stream: Any) -> None:
     try:
         await stream.close()
-    except Exception:  # noqa: BLE001 - a stream the peer already reset cannot be closed twice
+    except Exception:
         pass
