@@ -14,6 +14,7 @@ from bench.harness import emit
 SUITES = {
     "records": "bench.bench_records",
     "db": "bench.bench_db",
+    "net": "bench.bench_net",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -45,10 +46,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait(args.seconds if args.seconds > 0 else None)
-        except KeyboardInterrupt:
-            pass
     finally:
         peer.close()
     return 0

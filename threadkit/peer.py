@@ -17,9 +17,7 @@ import atexit
 import os
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
@@ -172,7 +170,6 @@ class Peer:
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""
         self.manager.delete_db(thread_id)
-
 
     # ---------------------------------------------------------------- network
 

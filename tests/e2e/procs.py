@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -54,16 +55,23 @@ class PeerProcess:
         for line in self.proc.stderr:
             self._stderr.append(line)
 
-    def call(self, cmd: str, timeout: float = 60.0, **fields: Any) -> dict[str, Any]:
-        """Send one command; raise PeerProcessError when the child reports a failure."""
+    def call(self, cmd: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Send one command; raise PeerProcessError when the child reports a failure.
+
+        ``timeout`` goes to the child too (commands that wait use it); the reply is
+        awaited that long plus 30 s (60 s when not given).
+        """
         assert self.proc.stdin is not None
+        if timeout is not None:
+            fields["timeout"] = timeout
+        wait = 60.0 if timeout is None else timeout + 30.0
         self.proc.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
         self.proc.stdin.flush()
         try:
-            line = self._replies.get(timeout=timeout)
+            line = self._replies.get(timeout=wait)
         except queue.Empty:
             raise AssertionError(
-                f"peer process did not answer {cmd!r} in {timeout} s; stderr:\n"
+                f"peer process did not answer {cmd!r} in {wait} s; stderr:\n"
                 + "".join(self._stderr[-40:])
             ) from None
         reply: dict[str, Any] = json.loads(line)
@@ -79,10 +87,8 @@ class PeerProcess:
     def close(self) -> None:
         """Ask the child to close, then make sure it is gone."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(AssertionError, BrokenPipeError, OSError):
                 self.call("close", timeout=20)
-            except (AssertionError, BrokenPipeError, OSError):
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

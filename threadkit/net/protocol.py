@@ -39,9 +39,7 @@ MAX_RECORDS = 1000
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 _AUTH_DOMAIN = b"threadkit/1.0.0 auth"
 
-REQUEST_TYPES = frozenset(
-    {"get_logs", "push_log", "get_records", "push_records", "exchange_edges"}
-)
+REQUEST_TYPES = frozenset({"get_logs", "push_log", "get_records", "push_records", "exchange_edges"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +101,9 @@ def decode_request(data: bytes) -> dict[str, Any]:
     kind = message.get("t")
     if kind not in REQUEST_TYPES:
         raise ProtocolError(f"unknown request type {kind!r}", code="malformed")
-    message["thread"] = _bytes(message.get("thread", b""), "thread id", 128) if kind != "exchange_edges" else None
+    message["thread"] = (
+        _bytes(message.get("thread", b""), "thread id", 128) if kind != "exchange_edges" else None
+    )
     if kind == "push_records":
         message["log"] = _bytes(message.get("log"), "log id", 64)
         records = _list(message.get("records"), "records")

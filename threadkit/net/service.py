@@ -16,6 +16,7 @@ worker threads (``trio.to_thread``) so the loop keeps serving while records appl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -527,7 +528,7 @@ class ThreadService:
                 head = self.repo.get_head(thread_id, log_id).counter
             except NotFound:
                 continue
-            records = []
+            records: list[list[bytes]] = []
             if head > after and budget > 0:
                 for stored in self.repo.read_log(thread_id, log_id, after=after, limit=limit):
                     size = stored.blocks.total_size()
@@ -613,7 +614,5 @@ def _text(value: object) -> str | None:
 
 
 async def _close(stream: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         await stream.close()
-    except Exception:
-        pass

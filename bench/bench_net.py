@@ -1,0 +1,191 @@
+"""Replication figures W4 and W5 (DESIGN.md §9), beside raw py-libp2p from the same run.
+
+- baseline: request/response round trips over py-libp2p between two processes (a
+  threadkit ``Node`` here, tests/net/node_child.py there), one new stream per request as
+  the threadkit protocol does, and on one long-lived stream.
+- W4: peer A (a child process) makes 2,000 single-document writes; peer B (this
+  process) joined A's database; docs/s until all are visible on B; then 200 writes
+  paced 20 ms apart, and the p50/p95 time from a write's start on A to its arrival on B.
+- W5: three peers (child processes) make 500 writes each at the same time; seconds
+  until every peer holds all 1,500 documents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Figure, figure
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+__all__ = ["run"]
+
+ECHO = "/threadkit-test/echo/1.0.0"
+
+
+def _baseline(requests: int = 300) -> tuple[float, float]:
+    """(new-stream round trips/s, same-stream round trips/s) to an echo peer in another process."""
+    from threadkit.core.identity import Identity
+    from threadkit.net.framing import FrameReader, write_frame
+    from threadkit.net.node import Node
+
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "net" / "node_child.py"), os.urandom(32).hex()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    remote = json.loads(child.stdout.readline())
+    payload = os.urandom(200)
+    with Node(Identity.generate().seed) as node:
+        node.call(node.connect, remote["addrs"][0], timeout=10)
+
+        async def new_streams() -> float:
+            start = time.perf_counter()
+            for _ in range(requests):
+                stream = await node.open_stream(remote["peer_id"], ECHO)
+                await write_frame(stream, payload)
+                await FrameReader(stream).read_frame(1 << 20)
+                await stream.close()
+            return requests / (time.perf_counter() - start)
+
+        async def one_stream() -> float:
+            stream = await node.open_stream(remote["peer_id"], ECHO)
+            reader = FrameReader(stream)
+            start = time.perf_counter()
+            for _ in range(requests):
+                await write_frame(stream, payload)
+                await reader.read_frame(1 << 20)
+            rate = requests / (time.perf_counter() - start)
+            await stream.close()
+            return rate
+
+        fresh = node.call(new_streams, timeout=120)
+        same = node.call(one_stream, timeout=120)
+    child.stdin.close()
+    child.wait(timeout=30)
+    return fresh, same
+
+
+def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
+    import threadkit as tk
+    from procs import PeerProcess
+
+    with PeerProcess(pull_interval=2.0) as a, tk.Peer(memory=True, network=True) as b:
+        shared = a.call("new_db", name="w4")
+        a.call("new_collection", db=shared["id"], name="Docs")
+        db = b.new_db_from_addr(shared["addrs"][0], tk.ThreadKey.from_string(shared["key"]))
+        arrivals: list[tuple[float, dict[str, Any]]] = []
+        feed = db.listen(collection="Docs", actions=["create"])
+        done = threading.Event()
+
+        def collect() -> None:
+            for event in feed:
+                if isinstance(event, tk.Event) and event.document is not None:
+                    arrivals.append((time.time(), event.document))
+                    if len(arrivals) >= writes:
+                        done.set()
+
+        threading.Thread(target=collect, daemon=True).start()
+        start = time.time()
+        docs = [{"i": i} for i in range(writes)]
+        a.call("create_each", db=shared["id"], coll="Docs", docs=docs, timeout=300)
+        done.wait(timeout=120)
+        elapsed = time.time() - start
+        throughput = len(arrivals) / elapsed
+        arrivals.clear()
+        done.clear()
+        latencies = []
+        for i in range(paced):
+            sent = time.time()
+            a.call("create_each", db=shared["id"], coll="Docs", docs=[{"paced": i, "t": sent}])
+            time.sleep(0.02)
+        deadline = time.time() + 20
+        while len([d for _, d in arrivals if "paced" in d]) < paced and time.time() < deadline:
+            time.sleep(0.05)
+        for arrived, doc in arrivals:
+            if "paced" in doc:
+                latencies.append((arrived - doc["t"]) * 1000)
+        feed.close()
+    latencies.sort()
+    return {
+        "docs_per_s": throughput,
+        "p50_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p95_ms": latencies[int(len(latencies) * 0.95) - 1] if latencies else float("nan"),
+        "visible": len(latencies),
+    }
+
+
+def _w5(per_peer: int = 500) -> float:
+    from procs import PeerProcess
+
+    peers = [PeerProcess(pull_interval=1.0) for _ in range(3)]
+    try:
+        shared = peers[0].call("new_db", name="w5")
+        peers[0].call("new_collection", db=shared["id"], name="Docs")
+        for other in peers[1:]:
+            other.call("join", addr=shared["addrs"][0], key=shared["key"])
+        total = 3 * per_peer
+        start = time.time()
+        writers = [
+            threading.Thread(
+                target=peer.call,
+                args=("create_each",),
+                kwargs={
+                    "db": shared["id"],
+                    "coll": "Docs",
+                    "docs": [{"peer": n, "i": i} for i in range(per_peer)],
+                    "timeout": 300,
+                },
+            )
+            for n, peer in enumerate(peers)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        for peer in peers:
+            peer.call("wait_count", db=shared["id"], coll="Docs", n=total, timeout=120)
+        return time.time() - start
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+def run(rounds: int = 1) -> list[Figure]:
+    """W4 and W5 (one round each: they take tens of seconds)."""
+    fresh, same = _baseline()
+    w4 = _w4()
+    w5 = _w5()
+    return [
+        figure("libp2p_roundtrip_new_stream", "round trips/s", "none", [fresh], [fresh]),
+        figure("libp2p_roundtrip_same_stream", "round trips/s", "none", [same], [same]),
+        figure(
+            "W4_two_peer_writes",
+            "docs/s",
+            "raw py-libp2p round trips/s (new stream each)",
+            [w4["docs_per_s"]],
+            [fresh],
+            p50_visible_ms=round(w4["p50_ms"], 1),
+            p95_visible_ms=round(w4["p95_ms"], 1),
+            paced_visible=w4["visible"],
+        ),
+        figure(
+            "W5_three_peer_convergence",
+            "1/s (1 / seconds to converge)",
+            "raw py-libp2p round trips/s (new stream each)",
+            [1 / w5],
+            [fresh],
+            seconds=round(w5, 2),
+        ),
+    ]
