@@ -9,6 +9,7 @@ value codecs of ``p2p`` and ``thread`` with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from multiformats import multiaddr
@@ -90,12 +91,26 @@ def parse_addr(text: str) -> Any:
 
 
 def addr_to_bytes(text: str) -> bytes:
-    """The binary form of a multiaddr string."""
+    """The binary form of a multiaddr string (cached: multiformats checks types at run time)."""
+    if not isinstance(text, str):
+        raise InvalidAddress(f"multiaddr must be a string starting with '/', got {text!r}")
+    return _addr_to_bytes(text)
+
+
+@lru_cache(maxsize=8192)
+def _addr_to_bytes(text: str) -> bytes:
     return bytes(parse_addr(text))
 
 
 def addr_from_bytes(data: bytes) -> str:
-    """The string form of a binary multiaddr."""
+    """The string form of a binary multiaddr (cached, like :func:`addr_to_bytes`)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidAddress(f"binary multiaddr must be bytes, got {type(data).__name__}")
+    return _addr_from_bytes(bytes(data))
+
+
+@lru_cache(maxsize=8192)
+def _addr_from_bytes(data: bytes) -> str:
     try:
         decoded = multiaddr.decode(bytes(data))
     except (ValueError, KeyError, IndexError) as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -106,11 +107,13 @@ class ThreadService:
         self.accept_replication = accept_replication
         self.stats = SyncStats()
         self._me = peer_id_bytes(node.peer_id)
-        self._outbox: dict[tuple[str, bytes], list[Record]] = defaultdict(list)
-        self._sending: set[tuple[str, bytes]] = set()
+        self._outbox: dict[tuple[str, bytes, str], list[Record]] = defaultdict(list)
+        self._sending: set[tuple[str, bytes, str]] = set()
+        self._outbox_lock = threading.Lock()
         self._pulling: set[tuple[str, bytes]] = set()
         self._pull_again: set[tuple[str, bytes]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
+        self._peer_cache: dict[ThreadID, list[str]] = {}
         self._stopped = False
 
     # ------------------------------------------------------------ lifecycle
@@ -146,6 +149,7 @@ class ThreadService:
         mine = [a for a in self.node.addrs if a not in info.addrs]
         if mine:
             self.repo.add_addrs(db.id, db.log_id, mine)
+            self._peer_cache.pop(db.id, None)
 
     def thread_addrs(self, thread_id: ThreadID) -> list[str]:
         """Addresses other peers can join the thread at (``…/p2p/<me>/thread/<id>``)."""
@@ -182,27 +186,41 @@ class ThreadService:
         if self._stopped:
             return
         for peer_id in self._peers_of(db.id):
-            self._outbox[(peer_id, db.id.to_bytes())].append(record)
-            self.node.spawn_threadsafe(self._drain, peer_id, db.id, db.log_id)
+            self._enqueue(peer_id, db.id, db.log_id, [record])
 
-    async def _drain(self, peer_id: str, thread_id: ThreadID, log_id: str) -> None:
-        slot = (peer_id, thread_id.to_bytes())
-        if slot in self._sending:
-            return
-        self._sending.add(slot)
-        try:
-            while self._outbox.get(slot):
-                batch = self._outbox[slot][: p.MAX_RECORDS]
-                del self._outbox[slot][: len(batch)]
-                try:
-                    await self._push_records(peer_id, thread_id, log_id, batch)
-                    self.stats.pushed += len(batch)
-                except (NetworkError, ThreadkitError, OSError) as exc:
-                    # the peer pulls what it missed when it is back (periodic pull)
-                    self.stats.error(f"push to {peer_id}: {exc}")
+    def _enqueue(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
+    ) -> None:
+        """Queue records for a peer; start its sender unless one is already draining."""
+        slot = (peer_id, thread_id.to_bytes(), log_id)
+        with self._outbox_lock:
+            self._outbox[slot].extend(records)
+            if slot in self._sending:
+                return
+            self._sending.add(slot)
+        self.node.spawn(self._drain, slot, thread_id)
+
+    async def _drain(self, slot: tuple[str, bytes, str], thread_id: ThreadID) -> None:
+        peer_id, _, log_id = slot
+        while True:
+            with self._outbox_lock:
+                queued = self._outbox.get(slot)
+                if not queued:
                     self._outbox.pop(slot, None)
-        finally:
-            self._sending.discard(slot)
+                    self._sending.discard(slot)
+                    return
+                batch = queued[: p.MAX_RECORDS]
+                del queued[: len(batch)]
+            try:
+                await self._push_records(peer_id, thread_id, log_id, batch)
+                self.stats.pushed += len(batch)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                # the peer pulls what it missed when it is back (periodic pull)
+                self.stats.error(f"push to {peer_id}: {exc}")
+                with self._outbox_lock:
+                    self._outbox.pop(slot, None)
+                    self._sending.discard(slot)
+                return
 
     async def _push_records(
         self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
@@ -351,6 +369,7 @@ class ThreadService:
         if public.peer_id != log_id:
             raise ProtocolError(f"log {log_id} comes with another log's key", code="malformed")
         addrs = [addr_from_bytes(a) for a in entry.addrs]
+        self._peer_cache.pop(thread_id, None)
         try:
             self.repo.get_log(thread_id, log_id)
         except NotFound:
@@ -386,12 +405,11 @@ class ThreadService:
         if result.gap is not None:
             self.node.spawn(self._pull, sender, thread_id)
         if result.added and not key.can_read:
+            # a replicator passes records on to the thread's other peers
+            added = [a.record for a in result.added]
             for peer_id in self._peers_of(thread_id):
                 if peer_id != sender:
-                    self._outbox[(peer_id, thread_id.to_bytes())].extend(
-                        a.record for a in result.added
-                    )
-                    self.node.spawn(self._drain, peer_id, thread_id, log_id)
+                    self._enqueue(peer_id, thread_id, log_id, added)
         return len(result.added)
 
     async def _pull_loop(self) -> None:
@@ -413,6 +431,7 @@ class ThreadService:
         peer_id = addr.rsplit("/p2p/", 1)[1]
         db = self.manager.get_db(thread_id)
         self.repo.add_addrs(thread_id, db.log_id, [addr])
+        self._peer_cache.pop(thread_id, None)
         for info in self.repo.list_logs(thread_id):
             await self._push_log(peer_id, thread_id, info.id, with_key=True)
         return peer_id
@@ -578,14 +597,18 @@ class ThreadService:
             return None
 
     def _peers_of(self, thread_id: ThreadID) -> list[str]:
-        """Peer ids of the thread's other peers, from its logs' addresses."""
+        """Peer ids of the thread's other peers, from its logs' addresses (cached)."""
+        cached = self._peer_cache.get(thread_id)
+        if cached is not None:
+            return cached
         peers: dict[str, None] = {}
         for info in self.repo.list_logs(thread_id):
             for addr in info.addrs:
                 peer = addr.rsplit("/p2p/", 1)[-1]
                 if peer and peer != self.node.peer_id:
                     peers[peer] = None
-        return list(peers)
+        result = self._peer_cache[thread_id] = list(peers)
+        return result
 
     def _addrs_of(self, thread_id: ThreadID, peer_id: str) -> list[str]:
         return [
