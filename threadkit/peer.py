@@ -57,6 +57,9 @@ class Peer:
         databases shared with other peers.
     pull_interval : float
         Seconds between periodic pulls that repair missed pushes (0: none).
+    pubsub : bool
+        Also fan new records out over GossipSub on each thread's topic (besides the
+        direct pushes, which stay the reliable path).
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
     """
@@ -70,6 +73,7 @@ class Peer:
         network: bool | None = None,
         pull_interval: float = 10.0,
         timeout: float = 10.0,
+        pubsub: bool = False,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.store.repo import Repo
@@ -91,6 +95,7 @@ class Peer:
         self._network_allowed = network is not False
         self._pull_interval = pull_interval
         self._timeout = timeout
+        self._pubsub = pubsub
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -195,7 +200,7 @@ class Peer:
         from threadkit.net.node import Node
         from threadkit.net.service import ThreadService
 
-        node = Node(self.identity.seed, self._listen)
+        node = Node(self.identity.seed, self._listen, enable_pubsub=self._pubsub)
         node.start(timeout=self._timeout)
         service = ThreadService(
             node, self.repo, self.manager, pull_interval=self._pull_interval, timeout=self._timeout
@@ -269,6 +274,58 @@ class Peer:
         """Have the peer at ``addr`` keep this database's records (service key only)."""
         peer_id: str = self._online_service().add_replicator(db, addr, timeout)
         return peer_id
+
+    def get_thread(self, thread_id: ThreadID | str) -> dict[str, Any]:
+        """A thread's logs (id, public key, addresses, head, counter, own), key and addresses."""
+        from threadkit.core.cid import cid_to_string
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        info = self.repo.get_thread(thread_id)
+        logs = [
+            {
+                "id": log.id,
+                "public": str(log.public),
+                "addrs": list(log.addrs),
+                "head": cid_to_string(log.head) if log.head else None,
+                "counter": log.counter,
+                "own": log.private is not None,
+            }
+            for log in self.repo.list_logs(thread_id)
+        ]
+        addrs = self._service.thread_addrs(thread_id) if self._service is not None else []
+        return {"id": str(thread_id), "key": str(info.key), "logs": logs, "addrs": addrs}
+
+    def get_record(self, thread_id: ThreadID | str, cid: bytes | str) -> Any:
+        """A record of a thread, checked (``threadkit.core.records.Record``)."""
+        from threadkit.core.cid import cid_from_string
+        from threadkit.core.records import open_record
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        raw = cid_from_string(cid) if isinstance(cid, str) else cid
+        stored = self.repo.get_record(raw)
+        key = self.repo.get_thread(thread_id).key
+        public = self.repo.get_log(thread_id, stored.log_id).public
+        return open_record(stored.blocks, service_key=key, log_key=public, cid=stored.cid)
+
+    def subscribe(self, thread_ids: list[ThreadID] | None = None, maxsize: int = 10_000) -> Any:
+        """An iterator of ``(thread_id, log_id, record)`` for new records, local and received.
+
+        Close it with ``.close()``; a slow reader gets a ``Lagged`` marker, never a silent drop.
+        """
+        from threadkit.net.subscription import RecordFeed
+
+        service = self._online_service()
+        return RecordFeed(service, set(thread_ids) if thread_ids else None, maxsize)
+
+    def get_token(self, identity: Identity) -> str:
+        """A token for ``identity`` issued by this peer (the GetToken challenge, done locally)."""
+        from threadkit.core.tokens import TokenIssuer, new_challenge
+
+        challenge = new_challenge()
+        issuer = TokenIssuer(self.identity)
+        return issuer.issue(str(identity.public), challenge, identity.sign(challenge))
 
     @property
     def sync_stats(self) -> Any:

@@ -59,7 +59,7 @@ class Action(enum.StrEnum):
         """The action of an integer code; ValueError for an unknown one."""
         action = _BY_CODE.get(code) if isinstance(code, int) else None
         if action is None:
-            raise ValueError(f"unknown action code {code!r}")
+            raise MalformedRecord(f"unknown action code {code!r}")
         return action
 
     @property

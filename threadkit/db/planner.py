@@ -351,9 +351,10 @@ def execute(
     Returns
     -------
     list[dict[str, Any]]
-        The page of results. Ordered by the sort path (documents without it
-        first when ascending, last when descending; ties by ``_id`` ascending),
-        or by ``_id``.
+        The page of results. Ordered by the sort path (documents without it,
+        or with null there, first when ascending, last when descending; ties
+        by ``_id`` ascending), or by ``_id``. ``_id`` order, seek and ties use
+        the stored ``_id`` even if the read filter changes it.
 
     Raises
     ------

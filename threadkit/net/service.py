@@ -114,6 +114,8 @@ class ThreadService:
         self._pull_again: set[tuple[str, bytes]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self._peer_cache: dict[ThreadID, list[str]] = {}
+        self._topics: set[ThreadID] = set()
+        self._record_listeners: list[Callable[[ThreadID, str, Record], None]] = []
         self._stopped = False
 
     # ------------------------------------------------------------ lifecycle
@@ -143,6 +145,8 @@ class ThreadService:
         self._unsubscribe.append(db.on_record(self._on_local_record))
         db.addrs_provider = lambda: self.thread_addrs(db.id)
         self._set_own_addrs(db)
+        if self.node.pubsub_enabled:
+            self.node.spawn(self._subscribe_thread, db.id)
 
     def _set_own_addrs(self, db: Database) -> None:
         info = self.repo.get_log(db.id, db.log_id)
@@ -180,6 +184,16 @@ class ThreadService:
         )
         return result
 
+    def on_record(self, listener: Callable[[ThreadID, str, Record], None]) -> Callable[[], None]:
+        """Call ``listener(thread_id, log_id, record)`` for every new record, local or received."""
+        self._record_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._record_listeners:
+                self._record_listeners.remove(listener)
+
+        return remove
+
     # ---------------------------------------------------------------- pushing
 
     def _on_local_record(self, db: Database, record: Record) -> None:
@@ -187,6 +201,53 @@ class ThreadService:
             return
         for peer_id in self._peers_of(db.id):
             self._enqueue(peer_id, db.id, db.log_id, [record])
+        if self.node.pubsub_enabled:
+            self.node.spawn(self._gossip, db.id, db.log_id, [record])
+        for listener in list(self._record_listeners):
+            listener(db.id, db.log_id, record)
+
+    # ---------------------------------------------------------------- gossip
+
+    @staticmethod
+    def topic(thread_id: ThreadID) -> str:
+        """The GossipSub topic of a thread."""
+        return f"/threadkit/thread/{thread_id}"
+
+    async def _gossip(self, thread_id: ThreadID, log_id: str, records: list[Record]) -> None:
+        key = self._key(thread_id)
+        message = {
+            "v": p.VERSION,
+            "t": "push_records",
+            "thread": thread_id.to_bytes(),
+            "auth": p.auth_token(key.service, thread_id.to_bytes(), b"gossip"),
+            "log": peer_id_bytes(log_id),
+            "records": [p.blocks_to_node(r.blocks) for r in records],
+        }
+        await self.node.publish(self.topic(thread_id), p.encode(message))
+
+    async def _subscribe_thread(self, thread_id: ThreadID) -> None:
+        if not self.node.pubsub_enabled or thread_id in self._topics:
+            return
+        self._topics.add(thread_id)
+
+        async def on_message(data: bytes, sender: str) -> None:
+            if sender == self.node.peer_id:
+                return
+            try:
+                request = p.decode_request(data)
+                tid = _thread_id(request["thread"])
+                key = self._known_key(tid)
+                if not p.check_auth(request.get("auth"), key.service, tid.to_bytes(), b"gossip"):
+                    raise ProtocolError("not authorised for this thread", code="auth")
+                if request["t"] != "push_records":
+                    raise ProtocolError("only pushes travel by gossip", code="malformed")
+                log_id = _peer_id_str(request["log"])
+                self.repo.get_log(tid, log_id)
+                await self._receive(sender, tid, log_id, request["records"])
+            except (ThreadkitError, OSError) as exc:
+                log.info("ignored a gossip message from %s: %s", sender, exc)
+
+        await self.node.subscribe(self.topic(thread_id), on_message)
 
     def _enqueue(
         self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
@@ -402,6 +463,9 @@ class ThreadService:
 
         result = await trio.to_thread.run_sync(apply)
         self.stats.received += len(result.added)
+        for appended in result.added:
+            for listener in list(self._record_listeners):
+                listener(thread_id, log_id, appended.record)
         if result.gap is not None:
             self.node.spawn(self._pull, sender, thread_id)
         if result.added and not key.can_read:

@@ -1,0 +1,11 @@
+"""threadkit's network side: py-libp2p embedded on a background trio thread.
+
+- :mod:`threadkit.net.node` — ``Node``: a libp2p host (Noise, Yamux, a stable Ed25519
+  identity) on its own trio thread, with a sync bridge (``call``/``submit``/``spawn``)
+  and async helpers for protocol code (``connect``, ``open_stream``, ``set_handler``,
+  ``publish``, ``subscribe``).
+- :mod:`threadkit.net.framing` — uvarint length-prefixed messages on a stream, read
+  through a buffered ``FrameReader``.
+
+Nothing here is imported by ``import threadkit``; trio and libp2p load when a node starts.
+"""
