@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -37,8 +38,8 @@ numbers = st.one_of(ints, floats)
 strings = st.text(alphabet=st.characters(codec=None), max_size=8) | st.text("a\x00b", max_size=5)
 
 
-def _cmp(a: object, b: object) -> int:
-    return (a > b) - (a < b)  # type: ignore[operator]
+def _cmp(a: Any, b: Any) -> int:
+    return int(a > b) - int(a < b)
 
 
 def _sign(a: bytes, b: bytes) -> int:
@@ -157,7 +158,8 @@ def test_other_values_keep_their_kind() -> None:
     assert decode_value(encode_value([1, "x"])) == (OtherValue("array"), 2)
     assert decode_value(encode_value({"a": 1})) == (OtherValue("object"), 2)
     assert decode_value(encode_value(())) == (OtherValue("array"), 2)
-    assert [key_type(encode_value(v)) for v in (None, True, 1.5, "s", [], {})] == list(JSON_TYPES)
+    values: list[Any] = [None, True, 1.5, "s", [], {}]
+    assert [key_type(encode_value(v)) for v in values] == list(JSON_TYPES)
 
 
 def test_tags() -> None:
@@ -169,7 +171,21 @@ def test_tags() -> None:
 
 @pytest.mark.parametrize("kind", JSON_TYPES)
 def test_type_range_holds_exactly_that_type(kind: str) -> None:
-    samples = [None, [], {}, False, True, -math.inf, -1, 0, 2.5, 10**400, "", "\x00", "zz"]
+    samples: list[Any] = [
+        None,
+        [],
+        {},
+        False,
+        True,
+        -math.inf,
+        -1,
+        0,
+        2.5,
+        10**400,
+        "",
+        "\x00",
+        "zz",
+    ]
     low, high = type_range(kind)
     for value in samples:
         key = encode_value(value) + encode_id("some-id")
@@ -177,7 +193,8 @@ def test_type_range_holds_exactly_that_type(kind: str) -> None:
 
 
 def test_json_type() -> None:
-    assert [json_type(v) for v in (None, False, 0, 0.5, "", [], (), {})] == [
+    values: list[Any] = [None, False, 0, 0.5, "", [], (), {}]
+    assert [json_type(v) for v in values] == [
         "null",
         "boolean",
         "number",

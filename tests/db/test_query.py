@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadkit.db.planner import InMemorySource, IndexLookup, Plan, execute, explain
+from threadkit.db.planner import IndexLookup, InMemorySource, Plan, execute, explain
 from threadkit.db.query import Criterion, CriterionBuilder, Op, Query, Sort, matches, resolve, where
 from threadkit.errors import InvalidDocument, InvalidIndex, InvalidQuery
 
@@ -51,7 +51,7 @@ def test_builder_is_immutable() -> None:
 
 
 def test_all_builder_operations() -> None:
-    ops = {
+    ops: dict[str, tuple[Op, Any]] = {
         "eq": (Op.EQ, "v"),
         "ne": (Op.NE, 1),
         "gt": (Op.GT, 1.5),
@@ -165,7 +165,7 @@ BAD_BUILDER: dict[str, tuple[Callable[[], object], str]] = {
     "contains null": (lambda: where("a").contains(None), "null"),  # type: ignore[arg-type]
     "contains list": (lambda: where("a").contains([1]), "array"),  # type: ignore[arg-type]
     "exists non-bool": (lambda: where("a").exists("yes"), "boolean flag"),  # type: ignore[arg-type]
-    "exists int": (lambda: where("a").exists(1), "boolean flag"),
+    "exists int": (lambda: where("a").exists(1), "boolean flag"),  # type: ignore[arg-type]
     "criterion twice": (lambda: where("a").eq(1).eq(2), "needs a field first"),
     "gt twice": (lambda: where("a").gt(1).gt(2), "needs a field first"),
     "in_ on query": (lambda: Query().in_([1]), "needs a field first"),
@@ -301,7 +301,8 @@ def criteria(draw: st.DrawFn) -> Criterion:
     if op is Op.EXISTS:
         return Criterion(path, op, draw(st.booleans()))
     if op is Op.IN:
-        kind = draw(st.sampled_from([st.text(max_size=3), st.integers(), st.booleans()]))
+        kinds: list[st.SearchStrategy[Any]] = [st.text(max_size=3), st.integers(), st.booleans()]
+        kind = draw(st.sampled_from(kinds))
         return Criterion(path, op, tuple(draw(st.lists(kind, min_size=1, max_size=3))))
     value = draw(scalars)
     if op in (Op.GT, Op.LT, Op.GE, Op.LE) and isinstance(value, bool):
@@ -342,7 +343,7 @@ def top_queries(draw: st.DrawFn) -> Query:
 def test_json_round_trip(q: Query) -> None:
     assert Query.from_json(q.to_json()) == q
     assert Query.from_json(q.to_dict()) == q
-    assert eval(repr(q), {"where": where, "Query": Query}) == q  # noqa: S307
+    assert eval(repr(q), {"where": where, "Query": Query}) == q
 
 
 def _crit(**value: Any) -> dict[str, Any]:
@@ -600,7 +601,7 @@ def test_resolve() -> None:
 
 # --- execution: ordering, seek, skip, limit, read filter ------------------------------
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"_id": "p1", "name": "Cid", "age": 40, "city": "Oslo"},
     {"_id": "p2", "name": "Ann", "age": 25.5, "city": "Lima"},
     {"_id": "p3", "name": "Bea", "age": 40},
@@ -771,7 +772,11 @@ def test_explain_notes(query: Query, note: str) -> None:
 
 
 def test_index_with_foreign_types_is_not_used() -> None:
-    docs = [{"_id": "a", "v": 1}, {"_id": "b", "v": "x"}, {"_id": "c", "v": None}]
+    docs: list[dict[str, Any]] = [
+        {"_id": "a", "v": 1},
+        {"_id": "b", "v": "x"},
+        {"_id": "c", "v": None},
+    ]
     src = InMemorySource(docs, ["v"])
     plan = explain(where("v").eq(1), src)
     assert plan.full_scan
@@ -819,10 +824,26 @@ def test_in_memory_source_put_and_delete_keep_indexes() -> None:
 
 
 def test_in_memory_index_lookups_match_semantics() -> None:
-    values = [-1, 0, 0.5, 1, 1.0, 2**53, 2**53 + 1, "a", "a\x00", "b", True, False, None, [1]]
+    values: list[Any] = [
+        -1,
+        0,
+        0.5,
+        1,
+        1.0,
+        2**53,
+        2**53 + 1,
+        "a",
+        "a\x00",
+        "b",
+        True,
+        False,
+        None,
+        [1],
+    ]
     docs = [{"_id": f"d{i:02}", "v": v} for i, v in enumerate(values)]
     src = InMemorySource(docs, ["v"])
-    for probe in [0, 1, 2**53, 2**53 + 1, 0.75, "a", "a\x00", True]:
+    probes: list[Any] = [0, 1, 2**53, 2**53 + 1, 0.75, "a", "a\x00", True]
+    for probe in probes:
         for op in (Op.EQ, Op.GT, Op.GE, Op.LT, Op.LE):
             if isinstance(probe, bool) and op is not Op.EQ:
                 continue
