@@ -203,7 +203,7 @@ class TestNewCollection:
         started = time.monotonic()
         with pytest.raises(ScriptTimeout):
             coll.create({"Name": "loop"})
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < 10  # the default 1 s limit, with slack for load
         assert coll.count() == 0 and head_counter(db) == before
         (ok,) = coll.create({"Name": "Fido"})
         assert coll.find_by_id(ok)["Name"] == "Fido"
@@ -226,6 +226,17 @@ class TestNewCollection:
             assert txn.find_by_id(fido)["Name"] == "Clyde"
         # the stored document is unchanged
         assert dogs._get_committed(fido)["Name"] == "Fido"
+
+    def test_save_is_a_patch_against_what_the_writer_saw(self, db: Database) -> None:
+        """As in ThreadDB, a save's previous state is the instance through the read filter:
+        saving back what was read (a rewritten Name) changes only what the writer changed."""
+        dogs = db.new_collection("Dog", read_filter=CLYDE_FILTER)
+        (fido,) = dogs.create({"Name": "Fido", "Age": 3})
+        seen = dogs.find_by_id(fido)
+        assert seen["Name"] == "Clyde"
+        dogs.save(dict(seen, Age=4))
+        stored = dogs._get_committed(fido)
+        assert (stored["Name"], stored["Age"]) == ("Fido", 4)
 
     def test_read_filter_hides_and_sees_the_reader(self, db: Database) -> None:
         body = "if (instance.owner !== reader) { return null } return instance"

@@ -311,10 +311,9 @@ class TestModTag:
         assert mods == sorted(set(mods)), mods
 
     def test_mod_increases_after_seeing_a_peer_whose_clock_runs_ahead(self, db: Database) -> None:
-        """BUG: `_mod` is the HLC stamp's wall part, which stalls once a remote stamp from a
-        clock that runs ahead has been merged: every later local write gets the same `_mod`
-        (only the logical part of the stamp advances). ThreadDB's TestModTagIncrement
-        expects `_mod` to increase on every write."""
+        """Once a remote stamp from a clock that runs ahead has been merged, the HLC's wall
+        part stalls (only its logical part moves); `_mod` must still increase on every
+        write, as ThreadDB's TestModTagIncrement expects."""
         coll = db.new_collection("Items")
         with Peer(memory=True) as other_peer:
             other = replicas.replica(other_peer, db)

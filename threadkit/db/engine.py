@@ -329,6 +329,9 @@ class Engine:
                 if strict:
                     raise WriteRejected("a local write raced a concurrent change; retry it")
                 return False
+            if not strict and self._has_losses(txn, coll, event.instance_id):
+                # earlier verdicts (a unique value lost) may change with this event
+                return False
         history = self.colls.get(event.collection)
         config, epoch = history.at(key) if history else (None, None)
         stored = StoredEvent(
@@ -345,6 +348,11 @@ class Engine:
             self._judge(
                 txn, stored, event.collection, event.instance_id, config, before, after, steals
             )
+        except UniqueViolation:
+            if strict:
+                raise
+            # unique values are judged on final states: a re-fold decides
+            return False
         except (WriteRejected, ScriptError, CollectionNotFound) as exc:
             if strict:
                 raise
@@ -373,8 +381,15 @@ class Engine:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         steals: list[tuple[str, str]],
+        *,
+        unique: bool = True,
     ) -> None:
-        """Raise the reason an event is refused where it stands; note unique values it takes."""
+        """Raise the reason an event is refused where it stands; note unique values it takes.
+
+        With ``unique=False`` (re-folds) unique indexes are left to :meth:`_final_unique`,
+        which judges them on the instance's final state: whether a value was taken while
+        an instance held it in between would depend on which records arrived first.
+        """
         if config is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist at this point")
         if after is not None:
@@ -387,25 +402,64 @@ class Engine:
             validator(
                 event.author, threaddb_event(event, collection, instance_id, event.key), before
             )
-        if after is None:
+        if after is None or not unique:
             return
-        coll = self._coll(collection)
         for path in config.unique_paths:
             value = get_path(after, path)
-            if value is _MISSING or value is None or isinstance(value, dict | list):
+            if _indexable(value) and not _same(get_path(before, path), value):
+                self._claim(txn, collection, instance_id, path, value, event.key, steals)
+
+    def _claim(
+        self,
+        txn: Any,
+        collection: str,
+        instance_id: str,
+        path: str,
+        value: Any,
+        claim: bytes,
+        steals: list[tuple[str, str]],
+    ) -> None:
+        """Take a unique value: the earliest claim (in the total order) keeps it.
+
+        Raises UniqueViolation when another instance claimed it earlier; notes instances
+        that claimed it later, which must be re-folded without their claim.
+        """
+        coll = self._coll(collection)
+        for holder, held_since in self._holders(txn, coll, path, value):
+            if holder == instance_id:
                 continue
-            if _same(get_path(before, path), value):
+            if held_since < claim:
+                self._note_loser(txn, coll, path, value, instance_id)
+                raise UniqueViolation(
+                    f"unique index {path!r} of {collection!r} already holds {value!r} "
+                    f"(instance {holder!r})"
+                )
+            steals.append((collection, holder))
+
+    def _final_unique(
+        self,
+        txn: Any,
+        collection: str,
+        instance_id: str,
+        config: CollectionConfig | None,
+        doc: dict[str, Any] | None,
+        field_keys: dict[str, bytes],
+        fallback: bytes | None,
+        steals: list[tuple[str, str]],
+    ) -> tuple[bytes, str] | None:
+        """The claiming event that loses a unique value of ``doc``, with the reason, or None."""
+        if config is None or doc is None:
+            return None
+        for path in config.unique_paths:
+            value = get_path(doc, path)
+            claim = field_keys.get(path, fallback)
+            if not _indexable(value) or claim is None:
                 continue
-            for holder, claim in self._holders(txn, coll, path, value):
-                if holder == instance_id:
-                    continue
-                if claim < event.key:
-                    self._note_loser(txn, coll, path, value, instance_id)
-                    raise UniqueViolation(
-                        f"unique index {path!r} of {collection!r} already holds {value!r} "
-                        f"(instance {holder!r})"
-                    )
-                steals.append((collection, holder))
+            try:
+                self._claim(txn, collection, instance_id, path, value, claim, steals)
+            except UniqueViolation as exc:
+                return claim, str(exc)
+        return None
 
     def _holders(self, txn: Any, coll: bytes, path: str, value: Any) -> Iterator[tuple[str, bytes]]:
         prefix = layout.index_prefix(coll, path) + encode_value(value)
@@ -506,17 +560,48 @@ class Engine:
         ) -> str | None:
             config = history.at(event.key)[0] if history else None
             try:
-                self._judge(txn, event, collection, instance_id, config, before, after, steals)
+                self._judge(
+                    txn,
+                    event,
+                    collection,
+                    instance_id,
+                    config,
+                    before,
+                    after,
+                    steals,
+                    unique=False,
+                )
             except (WriteRejected, ScriptError, CollectionNotFound) as exc:
                 return str(exc)
             return None
 
-        result = fold(instance_id, events, judge)
-        before = self.get_doc(txn, collection, instance_id)
         current_epoch = history.current_epoch if history else None
-        doc = result.doc if result.epoch == current_epoch else None
         config = history.current if history else None
-        claims = {p: result.field_keys.get(p, b"") for p in (config.unique_paths if config else ())}
+        banned: dict[bytes, str] = {}
+        while True:
+            kept = [e for e in events if e.key not in banned] if banned else events
+            result = fold(instance_id, kept, judge)
+            doc = result.doc if result.epoch == current_epoch else None
+            lost = self._final_unique(
+                txn,
+                collection,
+                instance_id,
+                config,
+                doc,
+                result.value_since,
+                result.last_key,
+                steals,
+            )
+            if lost is None:
+                break
+            banned[lost[0]] = lost[1]
+        result.rejections.extend(Rejection(key, reason) for key, reason in banned.items())
+        if banned:
+            result.last_key = events[-1].key if events else result.last_key
+        before = self.get_doc(txn, collection, instance_id)
+        claims = {
+            p: result.value_since.get(p, b"") for p in (config.unique_paths if config else ())
+        }
         woken = self._write_state(txn, collection, instance_id, before, doc, claims)
         doc_key = layout.doc_key(coll, instance_id)
         if result.last_key is not None:
@@ -528,6 +613,11 @@ class Engine:
         if before != doc:
             changes.append(_change(collection, instance_id, before, doc))
         return [*steals, *woken]
+
+    def _has_losses(self, txn: Any, coll: bytes, instance_id: str) -> bool:
+        prefix = layout.event_prefix(coll, instance_id)
+        cursor = txn.cursor(self.tables.lost)
+        return bool(cursor.set_range(prefix)) and bytes(cursor.key()).startswith(prefix)
 
     def _record_conflict(self, txn: Any, coll: bytes, instance_id: str, conflict: Conflict) -> None:
         key = layout.event_prefix(coll, instance_id) + conflict.loser + conflict.path.encode()
@@ -577,19 +667,41 @@ class Engine:
             if event.action is Action.DELETE_COLLECTION
             else CollectionConfig.from_node(event.data or {})
         )
+        if key in history.keys:
+            return  # already applied
         latest = history.insert(key, config)
         txn.put(layout.coll_key(self.prefix, name), history.encode(), db=self.tables.colls)
-        if not latest:
-            for instance_id in self.instance_ids(txn, name):
-                refold[(name, instance_id)] = None
-            return
-        if config is None:
+        if latest and config is None:
             self._clear_collection(txn, name)
-            return
-        if before is None:
-            return
-        if before.indexes != config.indexes:
+        elif latest and before is not None and before.indexes != config.indexes:
             self._rebuild_indexes(txn, name, before, config, changes)
+        # instance events were judged under the configs known when they were applied: any
+        # that this config event now precedes must be judged again (a late config event,
+        # or records that arrived before the collection did)
+        reepoch = not latest or config is None or before is None
+        for instance_id, last in self._instance_heads(txn, name):
+            if reepoch or last > key:
+                refold[(name, instance_id)] = None
+
+    def _instance_heads(self, txn: Any, name: str) -> Iterator[tuple[str, bytes]]:
+        """``(instance id, key of its latest event)`` for every instance with events."""
+        prefix = self._coll(name)
+        cursor = txn.cursor(self.tables.events)
+        if not cursor.set_range(prefix):
+            return
+        current: str | None = None
+        last = b""
+        for key in cursor.iternext(keys=True, values=False):
+            if not key.startswith(prefix):
+                break
+            instance_id, end = decode_id(bytes(key), len(prefix))
+            if instance_id != current:
+                if current is not None:
+                    yield current, last
+                current = instance_id
+            last = bytes(key[end:])
+        if current is not None:
+            yield current, last
 
     def _clear_collection(self, txn: Any, name: str) -> None:
         coll = self._coll(name)
@@ -656,6 +768,11 @@ def _change(
         return Change(collection, instance_id, Action.DELETE, None)
     action = Action.CREATE if before is None else Action.SAVE
     return Change(collection, instance_id, action, after)
+
+
+def _indexable(value: Any) -> bool:
+    """True for a value a unique index holds (a string, number or boolean)."""
+    return value is not _MISSING and value is not None and not isinstance(value, dict | list)
 
 
 def _same(a: Any, b: Any) -> bool:

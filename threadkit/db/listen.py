@@ -60,6 +60,8 @@ def _parse_actions(actions: Iterable[Action | str] | Action | str | None) -> fro
         return frozenset((Action.CREATE, Action.SAVE, Action.DELETE))
     if isinstance(actions, Action | str):
         actions = [actions]
+    if not isinstance(actions, list | tuple | set | frozenset):
+        raise InvalidInput(f"actions must be an action or a list of them, got {actions!r}")
     parsed = set()
     for action in actions:
         if isinstance(action, str):
@@ -144,13 +146,29 @@ class Feed:
     def _next(self, timeout: float | None) -> Event | Lagged | None:
         if self.closed and self._queue.empty():
             return None
+        lagged = self._lagged()
+        if lagged is not None:
+            return lagged
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
             raise Timeout(f"no event within {timeout} s") from None
 
+    def _lagged(self) -> Lagged | None:
+        """A Lagged marker once the reader has caught up with a queue that overflowed."""
+        with self._lock:
+            if self._missed and self._queue.empty():
+                missed, self._missed = self._missed, 0
+                return Lagged(missed)
+        return None
+
     def get_nowait(self) -> Event | Lagged | None:
-        """The next event if one is waiting, else None."""
+        """The next event if one is waiting (or a Lagged marker), else None."""
+        if self.closed and self._queue.empty():
+            return None
+        lagged = self._lagged()
+        if lagged is not None:
+            return lagged
         try:
             item = self._queue.get_nowait()
         except queue.Empty:

@@ -60,10 +60,14 @@ class Manager:
                     continue
                 entries.append((ThreadID.from_bytes(bytes(key)), cbor2.loads(value)))
             latest = self._latest_stamp(txn, [e["prefix"] for _, e in entries])
+        for thread_id, entry in entries:
+            db = self._dbs[thread_id] = self._open(thread_id, entry)
+            for history in db.engine.colls.values():
+                if history.keys:
+                    stamp = Timestamp.from_bytes(max(history.keys)[:12])
+                    latest = stamp if latest is None else max(latest, stamp)
         if latest is not None:
             self.hlc.update(latest)
-        for thread_id, entry in entries:
-            self._dbs[thread_id] = self._open(thread_id, entry)
 
     def _latest_stamp(self, txn: Any, prefixes: list[bytes]) -> Timestamp | None:
         latest = None

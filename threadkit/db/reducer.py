@@ -101,6 +101,10 @@ class FoldResult:
         Key of the latest event (accepted or not).
     field_keys : dict[str, bytes]
         For each leaf path of ``doc``, the key of the event that wrote it.
+    value_since : dict[str, bytes]
+        For each leaf path of ``doc``, the key of the earliest event since which it has
+        held its current value (rewriting the same value does not move it): the claim a
+        unique index judges by.
     conflicts, rejections : list
         What lost, in order.
     """
@@ -108,6 +112,7 @@ class FoldResult:
     doc: dict[str, Any] | None = None
     last_key: bytes | None = None
     field_keys: dict[str, bytes] = field(default_factory=dict)
+    value_since: dict[str, bytes] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     deleted_key: bytes | None = None
@@ -144,6 +149,7 @@ def fold(instance_id: str, events: list[StoredEvent], judge: Judge) -> FoldResul
         state.last_key = event.key
         if event.epoch != state.epoch:
             state.doc, state.field_keys, state.deleted_key = None, {}, None
+            state.value_since = {}
             state.epoch = event.epoch
         _apply(instance_id, state, event, judge)
     return state
@@ -181,11 +187,16 @@ def _apply(instance_id: str, state: FoldResult, event: StoredEvent, judge: Judge
             state.conflicts.append(Conflict(path, loser, event.key))
     if after is None:
         state.field_keys.clear()
+        state.value_since.clear()
         state.deleted_key = event.key
     else:
         for path in written:
             if _has_leaf(after, path):
                 state.field_keys[path] = event.key
+                if not _same_value(_leaf(before, path), _leaf(after, path)):
+                    state.value_since[path] = event.key
+            else:
+                state.value_since.pop(path, None)
     state.doc = after
 
 
@@ -208,6 +219,22 @@ def _overlapping(field_keys: dict[str, bytes], written: set[str]) -> list[str]:
                 hits.append(path)
                 break
     return hits
+
+
+_ABSENT = object()
+
+
+def _leaf(doc: dict[str, Any] | None, path: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return a is b or (a == b and type(a) is type(b))
 
 
 def _has_leaf(doc: dict[str, Any], path: str) -> bool:
