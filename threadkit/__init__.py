@@ -42,6 +42,7 @@ __all__ = [
     "__version__",
     "errors",
     "where",
+    "widgets",
 ]
 
 _LAZY = {
@@ -81,6 +82,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "widgets":
+        return importlib.import_module("threadkit.widgets")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'threadkit' has no attribute {name!r}")

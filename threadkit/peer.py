@@ -208,6 +208,10 @@ class Peer:
         self._net.node, self._net.service = node, service
         service.start()
 
+    def stop_network(self) -> None:
+        """Go offline: stop the libp2p side (databases stay usable; writes are sent later)."""
+        self._net.stop()
+
     def _stop_network(self) -> None:
         self._net.stop()
 

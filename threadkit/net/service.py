@@ -125,6 +125,7 @@ class ThreadService:
         self.node.set_handler(p.PROTOCOL_ID, self._handle)
         for db in self.manager.list_dbs():
             self.attach(db)
+            self.node.spawn(self._announce, db.id, db.log_id)
         self.manager.on_new_db(self.attach)
         if self.pull_interval > 0:
             self.node.spawn(self._pull_loop)
@@ -325,6 +326,14 @@ class ThreadService:
                 key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)
             )
         await self._request(peer_id, request)
+
+    async def _announce(self, thread_id: ThreadID, log_id: str) -> None:
+        """Tell the thread's peers this peer's (maybe new) addresses; they pull from it."""
+        for peer_id in self._peers_of(thread_id):
+            try:
+                await self._push_log(peer_id, thread_id, log_id)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                self.stats.error(f"announce to {peer_id}: {exc}")
 
     # ---------------------------------------------------------------- pulling
 

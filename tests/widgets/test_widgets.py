@@ -1,0 +1,93 @@
+"""Live widgets update from their background threads and stop when closed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import threadkit as tk
+from threadkit.widgets.feed import ListenFeed
+from threadkit.widgets.status import PeerStatus
+from threadkit.widgets.table import LiveTable
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def peer() -> Iterator[tk.Peer]:
+    with tk.Peer(memory=True) as peer:
+        yield peer
+
+
+def test_listen_feed_shows_local_events_and_stops(peer: tk.Peer) -> None:
+    db = peer.new_db("w")
+    people = db.new_collection("People")
+    feed = ListenFeed(db, throttle=0.01)
+    people.create({"name": "Ada <script>"})
+    assert wait_for(lambda: "Ada &lt;script&gt;" in feed.widget.value)
+    assert feed.count == 1 and "create" in feed.widget.value
+    feed.close()
+    assert not feed.running
+    people.create({"name": "Bob"})
+    time.sleep(0.2)
+    assert "Bob" not in feed.widget.value
+
+
+def test_listen_feed_filters_by_collection(peer: tk.Peer) -> None:
+    db = peer.new_db("w")
+    db.new_collection("A").create({"k": "in-a"})
+    with ListenFeed(db, collection="B", throttle=0.01) as feed:
+        db.new_collection("B")
+        db["A"].create({"k": "second-a"})
+        db["B"].create({"k": "in-b"})
+        assert wait_for(lambda: "in-b" in feed.widget.value)
+        assert "second-a" not in feed.widget.value
+
+
+def test_live_table_rerenders_on_change(peer: tk.Peer) -> None:
+    people = peer.new_db("w").new_collection("People")
+    people.create({"name": "Ada", "age": 36})
+    with LiveTable(people, query=tk.where("age").gt(30), throttle=0.01) as table:
+        assert "Ada" in table.widget.value
+        first = table.renders
+        people.create({"name": "Grace", "age": 85}, {"name": "Kid", "age": 3})
+        assert wait_for(lambda: "Grace" in table.widget.value)
+        assert table.renders > first
+        assert "Kid" not in table.widget.value
+
+
+def test_live_table_with_an_expression(peer: tk.Peer) -> None:
+    people = peer.new_db("w").new_collection("People")
+    people.create({"name": "Ada", "age": 36}, {"name": "Kid", "age": 3})
+    with LiveTable(people, query="age > 30") as table:
+        assert "Ada" in table.widget.value and "Kid" not in table.widget.value
+
+
+def test_live_table_shows_errors_instead_of_dying(peer: tk.Peer) -> None:
+    people = peer.new_db("w").new_collection("People")
+    with LiveTable(people, query="age >", throttle=0.01) as table:
+        assert table.error is not None and "InvalidQuery" in table.widget.value
+        assert table.running
+
+
+def test_peer_status_refreshes(peer: tk.Peer) -> None:
+    peer.new_db("status-db")
+    with PeerStatus(peer, every=0.05) as status:
+        assert peer.id in status.widget.value and "status-db" in status.widget.value
+        before = status.renders
+        assert wait_for(lambda: status.renders > before + 1)
+
+
+def test_widgets_are_reachable_from_the_package() -> None:
+    assert tk.widgets.LiveTable is LiveTable
+    assert tk.widgets.ListenFeed is ListenFeed
+    assert tk.widgets.PeerStatus is PeerStatus

@@ -1,0 +1,62 @@
+"""``PeerStatus``: a peer's connections, databases, last sync and recent errors."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from threadkit.widgets.base import LiveWidget, escape
+
+if TYPE_CHECKING:
+    from threadkit.peer import Peer
+
+__all__ = ["PeerStatus"]
+
+
+class PeerStatus(LiveWidget):
+    """A small dashboard of a peer, refreshed every ``every`` seconds.
+
+    Parameters
+    ----------
+    peer : Peer
+        The peer to show.
+    every : float
+        Seconds between refreshes.
+    """
+
+    def __init__(self, peer: Peer, every: float = 2.0) -> None:
+        super().__init__(throttle=0.0, poll=every)
+        self.peer = peer
+        self.start()
+
+    def render(self) -> str:
+        """The dashboard's HTML."""
+        peer = self.peer
+        if peer.closed:
+            return "<div><b>peer closed</b></div>"
+        stats = peer.sync_stats
+        rows = [
+            ("peer id", peer.id),
+            ("online", "yes" if peer.online else "no (starts when a database is shared)"),
+            ("connected peers", ", ".join(peer.peers()) or "none"),
+            ("databases", ", ".join(f"{db.name} ({db.id})" for db in peer.list_dbs()) or "none"),
+        ]
+        if stats is not None:
+            last = (
+                time.strftime("%H:%M:%S", time.localtime(stats.last_sync))
+                if stats.last_sync
+                else "never"
+            )
+            rows += [
+                ("records pushed / received", f"{stats.pushed} / {stats.received}"),
+                ("records rejected", str(stats.rejected)),
+                ("pulls", str(stats.pulls)),
+                ("last sync", last),
+                ("recent errors", "<br>".join(escape(e) for e in stats.errors[-5:]) or "none"),
+            ]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{escape(k)}</th>"
+            f"<td>{v if k == 'recent errors' else escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table>{cells}</table>"
