@@ -37,6 +37,7 @@ DEFAULT_REPO = Path(os.environ.get("THREADKIT_REPO", str(Path.home() / ".threadk
 """Where ``tk.Peer()`` keeps its repo (``$THREADKIT_REPO`` or ``~/.threadkit``)."""
 
 _IDENTITY_META = "peer.identity"
+_PORT_META = "peer.port"
 
 
 class Peer:
@@ -60,6 +61,9 @@ class Peer:
     pubsub : bool
         Also fan new records out over GossipSub on each thread's topic (besides the
         direct pushes, which stay the reliable path).
+    replicator : bool
+        Accept threads other peers hand over with ``add_replicator`` (service key only:
+        this peer stores and relays their records but cannot read them).
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
     """
@@ -74,6 +78,7 @@ class Peer:
         pull_interval: float = 10.0,
         timeout: float = 10.0,
         pubsub: bool = False,
+        replicator: bool = False,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.store.repo import Repo
@@ -96,6 +101,7 @@ class Peer:
         self._pull_interval = pull_interval
         self._timeout = timeout
         self._pubsub = pubsub
+        self._replicator = replicator
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -200,13 +206,40 @@ class Peer:
         from threadkit.net.node import Node
         from threadkit.net.service import ThreadService
 
-        node = Node(self.identity.seed, self._listen, enable_pubsub=self._pubsub)
-        node.start(timeout=self._timeout)
+        node = self._start_node(Node)
         service = ThreadService(
-            node, self.repo, self.manager, pull_interval=self._pull_interval, timeout=self._timeout
+            node,
+            self.repo,
+            self.manager,
+            pull_interval=self._pull_interval,
+            timeout=self._timeout,
+            accept_replication=self._replicator,
         )
         self._net.node, self._net.service = node, service
         service.start()
+
+    def _start_node(self, node_class: Any) -> Any:
+        """Start the node, on last time's port when the repo is on disk and it is free."""
+        listen = list(self._listen)
+        saved = None if self.repo.is_temporary else self.repo.get_meta(_PORT_META)
+        if saved and listen == ["/ip4/127.0.0.1/tcp/0"]:
+            try:
+                node = node_class(
+                    self.identity.seed,
+                    [f"/ip4/127.0.0.1/tcp/{int(saved)}"],
+                    enable_pubsub=self._pubsub,
+                )
+                node.start(timeout=self._timeout)
+                return node
+            except (NetworkError, ValueError):
+                pass  # taken by now: any port will do
+        node = node_class(self.identity.seed, listen, enable_pubsub=self._pubsub)
+        node.start(timeout=self._timeout)
+        if not self.repo.is_temporary:
+            port = _tcp_port(node.addrs)
+            if port is not None:
+                self.repo.put_meta(_PORT_META, str(port).encode())
+        return node
 
     def stop_network(self) -> None:
         """Go offline: stop the libp2p side (databases stay usable; writes are sent later)."""
@@ -335,6 +368,14 @@ class Peer:
     def sync_stats(self) -> Any:
         """Counters of the thread service (pushed, received, rejected, pulls, errors)."""
         return None if self._service is None else self._service.stats
+
+
+def _tcp_port(addrs: list[str]) -> int | None:
+    for addr in addrs:
+        parts = addr.split("/")
+        if "tcp" in parts:
+            return int(parts[parts.index("tcp") + 1])
+    return None
 
 
 def _load_identity(repo: Repo) -> Identity:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -16,6 +17,7 @@ import threadkit as tk
 from threadkit.db.database import Database
 
 peer: tk.Peer | None = None
+background: dict[str, Any] = {"done": 0, "error": None, "running": False}
 
 
 def _db(msg: dict[str, Any]) -> Database:
@@ -36,20 +38,25 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
     global peer
     cmd = msg["cmd"]
     if cmd == "open":
+        network = msg.get("network", True)
         peer = tk.Peer(
             msg.get("path"),
             memory=msg.get("path") is None,
-            network=True,
+            network=network,
+            listen=msg.get("listen"),
             pull_interval=msg.get("pull_interval", 10.0),
             timeout=msg.get("timeout", 10.0),
+            replicator=msg.get("replicator", False),
         )
-        return {"peer_id": peer.id, "addrs": peer.addrs}
+        return {"peer_id": peer.id, "addrs": peer.addrs if network is not False else []}
     assert peer is not None
     if cmd == "new_db":
         db = peer.new_db(msg.get("name"))
         return {"id": str(db.id), "key": str(db.key), "addrs": db.info().addrs}
     if cmd == "join":
-        db = peer.new_db_from_addr(msg["addr"], tk.ThreadKey.from_string(msg["key"]))
+        db = peer.new_db_from_addr(
+            msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
+        )
         return {"id": str(db.id), "name": db.name}
     if cmd == "info":
         info = _db(msg).info()
@@ -103,6 +110,74 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             "pulls": stats.pulls,
             "errors": stats.errors,
         }
+    if cmd == "collection_info":
+        out = {}
+        for coll in _db(msg).list_collections():
+            config = coll.config
+            out[coll.name] = {
+                "schema": config.schema,
+                "indexes": [{"path": i.path, "unique": i.unique} for i in config.indexes],
+            }
+        return {"collections": out}
+    if cmd == "try_create":
+        # a create that may fail (e.g. a unique race): the error is data, not a failure
+        try:
+            return {"ids": _db(msg)[msg["coll"]].create(*msg["docs"]), "error": None}
+        except tk.errors.ThreadkitError as exc:
+            return {"ids": [], "error": type(exc).__name__}
+    if cmd == "save_each":
+        coll = _db(msg)[msg["coll"]]
+        for doc in msg["docs"]:
+            coll.save(doc)
+        return {}
+    if cmd == "logs":
+        # works on a replicator too (a thread without a database)
+        thread_id = tk.ThreadID.from_string(msg["db"])
+        return {
+            "logs": [
+                {
+                    "id": info.id,
+                    "pub": info.public.to_bytes().hex(),
+                    "counter": info.counter,
+                    "addrs": list(info.addrs),
+                }
+                for info in peer.repo.list_logs(thread_id)
+            ]
+        }
+    if cmd == "threads":
+        return {"threads": [str(info.id) for info in peer.repo.list_threads()]}
+    if cmd == "dbs":
+        return {"dbs": [str(db.id) for db in peer.list_dbs()]}
+    if cmd == "repo_path":
+        return {"path": str(peer.repo.path)}
+    if cmd == "create_bg":
+        # create n documents, one transaction each, in a background thread (reply at once)
+        coll = _db(msg)[msg["coll"]]
+        pad = "p" * msg.get("pad", 0)
+        start, n, prefix = msg.get("start", 0), msg["n"], msg.get("prefix", "bg")
+
+        def run() -> None:
+            try:
+                for seq in range(start, start + n):
+                    coll.create({"name": f"{prefix}-{seq}", "seq": seq, "pad": pad})
+                    background["done"] += 1
+            except Exception as exc:  # reported through bg_status
+                background["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                background["running"] = False
+
+        background.update(done=0, error=None, running=True)
+        threading.Thread(target=run, daemon=True).start()
+        return {}
+    if cmd == "bg_status":
+        return dict(background)
+    if cmd == "wait_bg":
+
+        def finished() -> bool:
+            return not background["running"] or background["done"] >= msg.get("n", 1 << 60)
+
+        _wait(finished, msg.get("timeout", 30.0))
+        return dict(background)
     if cmd == "close":
         peer.close()
         return {}

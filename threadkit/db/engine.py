@@ -673,7 +673,12 @@ class Engine:
         txn.put(layout.coll_key(self.prefix, name), history.encode(), db=self.tables.colls)
         if latest and config is None:
             self._clear_collection(txn, name)
-        elif latest and before is not None and before.indexes != config.indexes:
+        elif (
+            latest
+            and config is not None
+            and before is not None
+            and before.indexes != config.indexes
+        ):
             self._rebuild_indexes(txn, name, before, config, changes)
         # instance events were judged under the configs known when they were applied: any
         # that this config event now precedes must be judged again (a late config event,

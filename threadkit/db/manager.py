@@ -103,8 +103,14 @@ class Manager:
         name: str | None = None,
         thread_id: ThreadID | None = None,
         key: ThreadKey | None = None,
+        *,
+        adopt: bool = False,
     ) -> Database:
         """Create a database: a new thread (or the given id) with this peer's log in it.
+
+        With ``adopt=True`` a thread the repo already holds without a database (as a
+        replicator) becomes one, if ``key`` has the same service key; its stored
+        records are then applied.
 
         Parameters
         ----------
@@ -130,7 +136,11 @@ class Manager:
         log_key = Identity.generate()
         with self._lock:
             with self.repo.transaction(write=True) as txn:
-                threads.add_thread(txn, self.repo.tables, thread_id, key, name)
+                if threads.has_thread(txn, self.repo.tables, thread_id) and adopt:
+                    # a thread this peer replicated: now it holds the read key too
+                    threads.set_thread_key(txn, self.repo.tables, thread_id, key, name)
+                else:
+                    threads.add_thread(txn, self.repo.tables, thread_id, key, name)
                 logs.add_log(txn, self.repo.tables, thread_id, log_key.public, log_key, ())
                 raw = txn.get(_NEXT_PREFIX, db=self.tables.dbs)
                 number = int.from_bytes(raw, "big") if raw else 1

@@ -167,7 +167,6 @@ def _apply(instance_id: str, state: FoldResult, event: StoredEvent, judge: Judge
     ):
         lost = "saved an instance that a concurrent write deleted"
         state.rejections.append(Rejection(event.key, lost, state.deleted_key))
-        state.conflicts.append(Conflict("", event.key, state.deleted_key))
         return
     after = step(instance_id, before, event)
     reason = judge(event, before, after)

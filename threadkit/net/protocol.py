@@ -131,6 +131,7 @@ def decode_request(data: bytes) -> dict[str, Any]:
             edges.append(
                 (
                     _bytes(entry.get("thread"), "thread id", 128),
+                    _bytes(entry.get("auth", b""), "auth", 64),
                     _bytes(entry.get("addrs", b""), "addrs edge", 32),
                     _bytes(entry.get("heads", b""), "heads edge", 32),
                 )

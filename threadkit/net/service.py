@@ -33,6 +33,7 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, open_record
 from threadkit.errors import (
     DBNotFound,
+    InvalidInput,
     NetworkError,
     NotFound,
     ProtocolError,
@@ -151,9 +152,12 @@ class ThreadService:
 
     def _set_own_addrs(self, db: Database) -> None:
         info = self.repo.get_log(db.id, db.log_id)
-        mine = [a for a in self.node.addrs if a not in info.addrs]
-        if mine:
-            self.repo.add_addrs(db.id, db.log_id, mine)
+        suffix = "/p2p/" + self.node.peer_id
+        # this peer's old addresses (another port before a restart) go; replicators stay
+        others = [a for a in info.addrs if not a.endswith(suffix)]
+        wanted = others + list(self.node.addrs)
+        if wanted != list(info.addrs):
+            self.repo.set_addrs(db.id, db.log_id, wanted)
             self._peer_cache.pop(db.id, None)
 
     def thread_addrs(self, thread_id: ThreadID) -> list[str]:
@@ -358,7 +362,7 @@ class ThreadService:
             try:
                 return self.manager.get_db(thread_id)
             except DBNotFound:
-                return self.manager.new_db(db_name, thread_id=thread_id, key=key)
+                return self.manager.new_db(db_name, thread_id=thread_id, key=key, adopt=True)
 
         db = await trio.to_thread.run_sync(create)
         self.attach(db)
@@ -395,6 +399,13 @@ class ThreadService:
         self.stats.pulls += 1
         self.stats.last_sync = time.time()
         return total
+
+    async def _pull_quietly(self, peer_id: str, thread_id: ThreadID) -> None:
+        """A background pull: failures go to ``stats.errors``, the periodic pull retries."""
+        try:
+            await self._pull(peer_id, thread_id)
+        except (NetworkError, ThreadkitError, OSError) as exc:
+            self.stats.error(f"pull from {peer_id}: {exc}")
 
     async def _pull_once(self, peer_id: str, thread_id: ThreadID) -> int:
         key = self._key(thread_id)
@@ -476,7 +487,7 @@ class ThreadService:
             for listener in list(self._record_listeners):
                 listener(thread_id, log_id, appended.record)
         if result.gap is not None:
-            self.node.spawn(self._pull, sender, thread_id)
+            self.node.spawn(self._pull_quietly, sender, thread_id)
         if result.added and not key.can_read:
             # a replicator passes records on to the thread's other peers
             added = [a.record for a in result.added]
@@ -490,14 +501,39 @@ class ThreadService:
 
         while not self._stopped:
             await trio.sleep(self.pull_interval)
+            shared: dict[str, list[ThreadID]] = defaultdict(list)
             for info in self.repo.list_threads():
                 for peer_id in self._peers_of(info.id):
-                    if self._stopped:
-                        return
-                    try:
-                        await self._pull(peer_id, info.id)
-                    except (NetworkError, ThreadkitError, OSError) as exc:
-                        self.stats.error(f"periodic pull from {peer_id}: {exc}")
+                    shared[peer_id].append(info.id)
+            for peer_id, thread_ids in shared.items():
+                if self._stopped:
+                    return
+                try:
+                    behind = await self._compare_edges(peer_id, thread_ids)
+                    for thread_id in behind:
+                        await self._pull(peer_id, thread_id)
+                except (NetworkError, ThreadkitError, OSError) as exc:
+                    self.stats.error(f"periodic pull from {peer_id}: {exc}")
+
+    async def _compare_edges(self, peer_id: str, thread_ids: list[ThreadID]) -> list[ThreadID]:
+        """Threads whose heads differ between this peer and ``peer_id`` (one small call)."""
+        receiver = peer_id_bytes(peer_id)
+        entries = []
+        mine: dict[bytes, bytes] = {}
+        for thread_id in thread_ids:
+            tid = thread_id.to_bytes()
+            addrs, heads = self.edges(thread_id)
+            mine[tid] = heads
+            auth = p.auth_token(self._key(thread_id).service, tid, receiver)
+            entries.append({"thread": tid, "auth": auth, "addrs": addrs, "heads": heads})
+        if thread_ids:
+            await self.node.connect_peer(peer_id, self._addrs_of(thread_ids[0], peer_id))
+        reply = await self._request(peer_id, {"t": "exchange_edges", "threads": entries})
+        theirs = {}
+        for item in p._list(reply.get("edges", []), "edges"):
+            entry = p._map(item, "edge")
+            theirs[p._bytes(entry.get("thread"), "thread id", 128)] = entry.get("heads")
+        return [t for t in thread_ids if theirs.get(t.to_bytes()) != mine[t.to_bytes()]]
 
     async def _add_replicator(self, thread_id: ThreadID, addr: str) -> str:
         await self.node.connect(addr)
@@ -527,6 +563,9 @@ class ThreadService:
                 reply = p.error_reply(exc.code, str(exc))
             except NotFound as exc:
                 reply = p.error_reply("not_found", str(exc))
+            except InvalidInput as exc:
+                log.info("refused a malformed request from %s: %s", remote, exc)
+                reply = p.error_reply("malformed", str(exc))
             await write_frame(stream, reply)
         except (NetworkError, OSError) as exc:
             log.info("stream from %s failed: %s", remote, exc)
@@ -548,7 +587,7 @@ class ThreadService:
         if kind == "push_log":
             entry: p.LogEntry = request["log"]
             self._merge_log(thread_id, entry)
-            self.node.spawn(self._pull, remote, thread_id)
+            self.node.spawn(self._pull_quietly, remote, thread_id)
             return p.ok_reply()
         if kind == "get_records":
             return p.ok_reply(logs=self._records_for(thread_id, request["logs"]))
@@ -575,16 +614,20 @@ class ThreadService:
         elif self._known_key(thread_id).service != service:
             raise ProtocolError("not authorised for this thread", code="auth")
         self._merge_log(thread_id, request["log"])
-        self.node.spawn(self._pull, remote, thread_id)
+        self.node.spawn(self._pull_quietly, remote, thread_id)
         return p.ok_reply()
 
     def _serve_edges(self, request: dict[str, Any], remote: str) -> bytes:
+        # only threads the caller proves it holds the key of: edges reveal membership
         edges = []
-        for tid_bytes, _addrs, _heads in request["threads"]:
+        for tid_bytes, auth, _addrs, _heads in request["threads"]:
             thread_id = _thread_id(tid_bytes)
-            if self.repo.has_thread(thread_id):
-                addrs, heads = self.edges(thread_id)
-                edges.append({"thread": tid_bytes, "addrs": addrs, "heads": heads})
+            if not self.repo.has_thread(thread_id):
+                continue
+            if not p.check_auth(auth, self._key(thread_id).service, tid_bytes, self._me):
+                continue
+            addrs, heads = self.edges(thread_id)
+            edges.append({"thread": tid_bytes, "addrs": addrs, "heads": heads})
         return p.ok_reply(edges=edges)
 
     def edges(self, thread_id: ThreadID) -> tuple[bytes, bytes]:

@@ -136,6 +136,29 @@ def add_addrs(
     return _info(log_id, public, private, merged, read_head(txn, tables, thread_id, log_id))
 
 
+def set_addrs(
+    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]
+) -> LogInfo:
+    """Replace a log's addresses (a peer's own log, when its listen addresses change).
+
+    Raises
+    ------
+    ThreadNotFound, LogNotFound
+        When the thread, or the log in it, is not there.
+    InvalidAddress
+        For a malformed multiaddr.
+    """
+    prefix = layout.log_prefix(thread_id, log_id)
+    value = txn.get(prefix, db=tables.logs)
+    if value is None:
+        raise log_missing(txn, tables, thread_id, log_id)
+    public, private, current = codec.decode_log(value)
+    replaced = _merge([], addrs)
+    if replaced != current:
+        txn.put(prefix, codec.encode_log(public, private, replaced), db=tables.logs)
+    return _info(log_id, public, private, replaced, read_head(txn, tables, thread_id, log_id))
+
+
 def read_head(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> Head:
     """The log's head and counter.
 

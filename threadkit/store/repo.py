@@ -446,6 +446,11 @@ class Repo:
         with self._txn(True) as txn:
             return logs.add_addrs(txn, self._tables, thread_id, log_id, addrs)
 
+    def set_addrs(self, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]) -> LogInfo:
+        """Replace a log's addresses (see :func:`threadkit.store.logs.set_addrs`)."""
+        with self._txn(True) as txn:
+            return logs.set_addrs(txn, self._tables, thread_id, log_id, addrs)
+
     def get_head(self, thread_id: ThreadID, log_id: str) -> Head:
         """A log's head CID and counter (cheap: one fixed-width value).
 

@@ -56,6 +56,27 @@ def add_thread(
     return codec.decode_thread(thread_id, value)
 
 
+def set_thread_key(
+    txn: Any, tables: Tables, thread_id: ThreadID, key: ThreadKey, name: str | None = None
+) -> ThreadInfo:
+    """Give a held thread a key with the same service key (a replicator given the read key).
+
+    Raises
+    ------
+    ThreadNotFound
+        When the repo does not hold the thread.
+    InvalidThreadKey
+        When the service key differs from the one the thread has.
+    """
+    current = get_thread(txn, tables, thread_id)
+    if not isinstance(key, ThreadKey) or key.service != current.key.service:
+        raise InvalidThreadKey(f"thread {thread_id} is held under another service key")
+    created_us = int(current.created.timestamp() * 1_000_000)
+    value = codec.encode_thread(key, name if name is not None else current.name, created_us)
+    txn.put(thread_id.to_bytes(), value, db=tables.threads)
+    return codec.decode_thread(thread_id, value)
+
+
 def get_thread(txn: Any, tables: Tables, thread_id: ThreadID) -> ThreadInfo:
     """The thread's info.
 
