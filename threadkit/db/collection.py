@@ -133,6 +133,20 @@ class Collection:
     def __len__(self) -> int:
         return self.count()
 
+    # ------------------------------------------------------------ time travel
+
+    def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:
+        """The collection as it was at a time, a record CID, or a set of heads (DataFrame)."""
+        from threadkit.frames.timetravel import collection_at
+
+        return collection_at(self, when, identity=identity)
+
+    def diff(self, a: Any, b: Any = None, identity: PublicKey | str | None = None) -> Any:
+        """Instances added, removed or changed between two points (``b`` None: now)."""
+        from threadkit.frames.timetravel import diff
+
+        return diff(self, a, b, identity=identity)
+
     # ------------------------------------------------------------- internals
 
     def _reader(self, identity: PublicKey | str | None) -> str:

@@ -265,6 +265,44 @@ class Database:
         with self._repo.transaction() as txn:
             return self.engine.lost_writes(txn, collection)
 
+    # ---------------------------------------------------- history and the DAG
+
+    def history(self, collection: str | None = None) -> Any:
+        """Every event in total order as a DataFrame (time, author, log, record, action, patch)."""
+        from threadkit.frames.history import history
+
+        return history(self, collection)
+
+    def conflicts(self, collection: str | None = None) -> Any:
+        """The writes that lost a conflict, beside the ones that won, as a DataFrame."""
+        from threadkit.frames.history import conflicts
+
+        return conflicts(self, collection)
+
+    def heads(self) -> dict[str, int]:
+        """Each log's counter (a point ``coll.at(...)`` accepts)."""
+        from threadkit.frames.timetravel import heads
+
+        return heads(self)
+
+    def dag(self, causal: bool = False) -> Any:
+        """The records of every log as a ``networkx.DiGraph`` (edges: prev links)."""
+        from threadkit.graph import dag
+
+        return dag(self, causal)
+
+    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
+        """A matplotlib figure of the record DAG, one lane per log, coloured by author."""
+        from threadkit.graph import plot_dag
+
+        return plot_dag(self, ax=ax, max_records=max_records, causal=causal)
+
+    def logs(self) -> Any:
+        """The database's logs and their heads, as a DataFrame."""
+        from threadkit.graph import logs
+
+        return logs(self)
+
     # ------------------------------------------------------------------ info
 
     def info(self) -> DBInfo:

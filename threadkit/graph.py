@@ -1,0 +1,607 @@
+"""The record DAG of a database: as a networkx graph, as a picture, and its logs as a table.
+
+A database is a thread: one append-only log per writer, each record linked to
+the previous one of its log by its CID (``prev``). :func:`dag` turns every
+record this peer holds into a node of a ``networkx.DiGraph``; :func:`plot_dag`
+draws it with one horizontal lane per log; :func:`logs` lists the logs and
+their heads.
+
+**Causal edges.** With ``causal=True`` the graph also has an edge from a
+record to the latest record of each other log its writer had provably seen.
+The proof is the events' ``base``: each event names the latest event of its
+instance that its writer had applied, and a peer applies a log's records in
+order, so the writer had seen the record holding that base event and every
+record before it in that log. An edge is added only where it says more than
+the record's predecessors in its own log already said (no redundant edges).
+This is a sound under-approximation: a writer who had seen another log but
+wrote no event on an instance touched there gets no edge. HLC order is not
+used, because a later stamp does not mean the writer had seen the earlier one.
+
+Examples
+--------
+>>> import threadkit as tk
+>>> with tk.Peer(memory=True) as peer:
+...     db = peer.new_db("notes")
+...     notes = db.new_collection("Notes")
+...     _ = notes.create({"text": "hello"})
+...     g = dag(db)
+>>> g.number_of_nodes(), g.number_of_edges()
+(2, 1)
+>>> sorted(attrs["actions"] for _, attrs in g.nodes(data=True))
+[('create',), ('new_collection',)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.clock import Timestamp
+from threadkit.db.events import Action, Event
+from threadkit.frames.history import cid_text
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from threadkit.db.database import Database
+
+__all__ = ["RecordNode", "dag", "logs", "plot_dag", "records"]
+
+LOG_COLUMNS = ("log", "own", "counter", "head", "applied", "key", "addrs")
+"""Columns of :func:`logs`, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordNode:
+    """One record of a log, opened and (when readable) decoded.
+
+    Attributes
+    ----------
+    cid : bytes
+        The record's CID.
+    log : str
+        Its log id.
+    counter : int
+        Its position in the log (the first is 1).
+    prev : bytes | None
+        CID of the previous record of the log.
+    author : str | None
+        The writer's public key string (``pubKey``); None if the record node
+        could not be opened.
+    size : int
+        Bytes in its four blocks.
+    events : tuple[Event, ...] | None
+        Its events; None when the body could not be read (no read key).
+    """
+
+    cid: bytes
+    log: str
+    counter: int
+    prev: bytes | None
+    author: str | None
+    size: int
+    events: tuple[Event, ...] | None
+
+    @property
+    def stamp(self) -> Timestamp | None:
+        """The stamp of its first event (None when unreadable)."""
+        return self.events[0].stamp if self.events else None
+
+
+def records(db: Database) -> Iterator[RecordNode]:
+    """Every record of every log of a database, log by log, oldest-first.
+
+    Records are opened with the thread key without re-checking signatures
+    (they were checked on the way in); a body that cannot be read (a
+    replicator without the read key, or a malformed body) gives ``events=None``.
+    """
+    from threadkit.core.records import open_record
+    from threadkit.db.events import decode_body
+    from threadkit.errors import ThreadkitError
+
+    repo = db._repo
+    can_read = db.key.read_key is not None
+    for info in repo.list_logs(db.id):
+        for stored in repo.read_log(db.id, info.id):
+            author: str | None = None
+            events: tuple[Event, ...] | None = None
+            try:
+                record = open_record(
+                    stored.blocks,
+                    service_key=db.key,
+                    log_key=info.public,
+                    cid=stored.cid,
+                    verify_signature=False,
+                )
+                author = str(record.author)
+                if can_read:
+                    events = tuple(decode_body(record.read_body(db.key)))
+            except ThreadkitError:
+                pass
+            yield RecordNode(
+                stored.cid,
+                info.id,
+                stored.counter,
+                stored.prev,
+                author,
+                stored.blocks.total_size(),
+                events,
+            )
+
+
+def _unique(values: Iterator[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def dag(db: Database, causal: bool = False) -> nx.DiGraph:
+    """The record DAG of a database as a ``networkx.DiGraph``.
+
+    Parameters
+    ----------
+    db : Database
+        The database.
+    causal : bool
+        Also add causal edges (module docstring): from a record to the latest
+        record of each other log its writer had seen, by the events' ``base``.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Nodes are record CID strings (``bafy…``), with attributes ``log``,
+        ``own`` (this peer's log), ``author`` (public key string), ``counter``,
+        ``hlc`` (first event's stamp as ``"wall.logical"``, None when
+        unreadable), ``wall`` (its wall time in ns), ``collections`` and
+        ``actions`` (tuples, in first-seen order), ``events`` (count) and
+        ``size`` (bytes of the four blocks). Edges go from a record to its
+        ``prev`` (``kind="prev"``) and, with ``causal``, to records of other
+        logs (``kind="causal"``). Graph attributes: ``db`` (name), ``thread``
+        (id string), ``logs`` (log ids).
+
+    Examples
+    --------
+    >>> import threadkit as tk
+    >>> with tk.Peer(memory=True) as peer:
+    ...     db = peer.new_db("notes")
+    ...     notes = db.new_collection("Notes")
+    ...     _ = notes.create({"text": "a"})
+    ...     _ = notes.create({"text": "b"})
+    ...     g = dag(db)
+    >>> [g.nodes[n]["counter"] for n in g.nodes]
+    [1, 2, 3]
+    >>> [(g.nodes[u]["counter"], g.nodes[v]["counter"]) for u, v in g.edges]
+    [(2, 1), (3, 2)]
+    """
+    import networkx as nx
+
+    graph = nx.DiGraph(db=db.name, thread=str(db.id), logs=[])
+    nodes = list(records(db))
+    graph.graph["logs"] = list(dict.fromkeys(n.log for n in nodes))
+    for node in nodes:
+        stamp = node.stamp
+        events = node.events or ()
+        graph.add_node(
+            cid_text(node.cid),
+            log=node.log,
+            own=node.log == db.log_id,
+            author=node.author,
+            counter=node.counter,
+            hlc=f"{stamp.wall}.{stamp.logical}" if stamp else None,
+            wall=stamp.wall if stamp else None,
+            collections=_unique(e.collection for e in events),
+            actions=_unique(str(e.action) for e in events),
+            events=len(events),
+            size=node.size,
+        )
+    for node in nodes:
+        if node.prev is not None:
+            graph.add_edge(cid_text(node.cid), cid_text(node.prev), kind="prev")
+    if causal:
+        for source, target in _causal_edges(nodes):
+            graph.add_edge(source, target, kind="causal")
+    return graph
+
+
+def _causal_edges(nodes: list[RecordNode]) -> Iterator[tuple[str, str]]:
+    """(record, seen record of another log) pairs, without redundant ones (module doc)."""
+    from threadkit.core.identity import peer_id_bytes
+
+    where: dict[bytes, tuple[str, int]] = {}
+    by_place: dict[tuple[str, int], bytes] = {}
+    log_bytes: dict[str, bytes] = {}
+    for node in nodes:
+        by_place[(node.log, node.counter)] = node.cid
+        raw = log_bytes.setdefault(node.log, peer_id_bytes(node.log))
+        for event in node.events or ():
+            where[event.key(raw)] = (node.log, node.counter)
+    known: dict[str, dict[str, int]] = {}
+    for node in sorted(nodes, key=lambda n: (n.log, n.counter)):
+        seen = known.setdefault(node.log, {})
+        latest: dict[str, int] = {}
+        for event in node.events or ():
+            if event.base is None or event.base not in where:
+                continue
+            other, counter = where[event.base]
+            if other != node.log and counter > max(seen.get(other, 0), latest.get(other, 0)):
+                latest[other] = counter
+        for other, counter in latest.items():
+            seen[other] = counter
+            yield cid_text(node.cid), cid_text(by_place[(other, counter)])
+
+
+# -------------------------------------------------------------------------- logs
+
+
+def logs(db: Database) -> pd.DataFrame:
+    """The logs of a database and their heads, as a DataFrame.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per log (this peer's own first), with columns ``log`` (log id),
+        ``own`` (True for this peer's log of the database), ``counter``
+        (records held), ``head`` (the head record's CID, None while empty),
+        ``applied`` (records whose events this peer has applied), ``key`` (the
+        log's public key string) and ``addrs`` (multiaddrs it can be fetched
+        from). ``dict(zip(df.log, df.counter))`` is a head set for time travel.
+
+    Examples
+    --------
+    >>> import threadkit as tk
+    >>> with tk.Peer(memory=True) as peer:
+    ...     db = peer.new_db("notes")
+    ...     _ = db.new_collection("Notes")
+    ...     logs(db)[["own", "counter", "applied"]].to_dict("records")
+    [{'own': True, 'counter': 1, 'applied': 1}]
+    """
+    import pandas as pd
+
+    from threadkit.core.identity import peer_id_bytes
+    from threadkit.db import layout
+
+    infos = sorted(db._repo.list_logs(db.id), key=lambda i: (i.id != db.log_id, i.id))
+    applied: list[int] = []
+    with db._repo.transaction() as txn:
+        for info in infos:
+            raw = txn.get(
+                layout.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
+            )
+            applied.append(int.from_bytes(raw, "big") if raw else 0)
+    return pd.DataFrame(
+        {
+            "log": pd.Series([i.id for i in infos], dtype="string"),
+            "own": pd.Series([i.id == db.log_id for i in infos], dtype=bool),
+            "counter": pd.Series([i.counter for i in infos], dtype="int64"),
+            "head": pd.Series(
+                [cid_text(i.head) if i.head else None for i in infos], dtype="string"
+            ),
+            "applied": pd.Series(applied, dtype="int64"),
+            "key": pd.Series([str(i.public) for i in infos], dtype="string"),
+            "addrs": pd.Series([list(i.addrs) for i in infos], dtype=object),
+        },
+        columns=list(LOG_COLUMNS),
+    )
+
+
+# -------------------------------------------------------------------------- plot
+
+_MARKERS = {
+    "create": "o",
+    "save": "s",
+    "delete": "X",
+    "collection": "D",
+    "mixed": "P",
+    "unreadable": "x",
+}
+
+
+def _kind(actions: tuple[str, ...], readable: bool) -> str:
+    if not readable:
+        return "unreadable"
+    kinds = {"collection" if Action(a).is_collection else a for a in actions}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "collection" if "collection" in kinds else "mixed"
+
+
+def _short(peer_id: str) -> str:
+    return f"{peer_id[:6]}…{peer_id[-4:]}" if len(peer_id) > 12 else peer_id
+
+
+def _author_label(author: str | None) -> str:
+    if author is None:
+        return "unknown"
+    from threadkit.core.identity import PublicKey
+    from threadkit.errors import ThreadkitError
+
+    try:
+        return _short(PublicKey.from_string(author).peer_id)
+    except ThreadkitError:
+        return _short(author)
+
+
+def _budget(counts: dict[str, int], total: int) -> dict[str, int]:
+    """Records to show per log: at most ``total``, fairly shared (water-filling)."""
+    shown: dict[str, int] = {}
+    remaining = max(total, len(counts))
+    pending = sorted(counts, key=lambda log: counts[log])
+    while pending:
+        share = max(1, remaining // len(pending))
+        log = pending.pop(0)
+        shown[log] = min(counts[log], share)
+        remaining -= shown[log]
+    return shown
+
+
+def plot_dag(
+    db: Database,
+    ax: Axes | None = None,
+    max_records: int = 300,
+    causal: bool = False,
+) -> Figure:
+    """Draw the record DAG: one horizontal lane per log, records in HLC order.
+
+    Each record is a marker in its log's lane (x = its place in the HLC order
+    of the records shown), coloured by author, shaped by what it does (create
+    ●, save ■, delete ✖, collection ◆, several ✚, unreadable ×); arrows go from
+    each record back to its ``prev``. With more than ``max_records`` records,
+    only the latest of each log are drawn (a fair share each) and a
+    "… k earlier" marker at the start of a lane counts the rest.
+
+    Parameters
+    ----------
+    db : Database
+        The database.
+    ax : matplotlib Axes, optional
+        Where to draw; by default a new figure sized to the graph.
+    max_records : int
+        Most records drawn.
+    causal : bool
+        Also draw causal edges (see :func:`dag`) as dashed grey arrows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (not shown; in a notebook it displays as the cell's value).
+        The lanes are the y tick labels: a short log id, "(own)" for this peer's.
+
+    Examples
+    --------
+    >>> import threadkit as tk
+    >>> with tk.Peer(memory=True) as peer:
+    ...     db = peer.new_db("notes")
+    ...     _ = db.new_collection("Notes").create({"text": "hi"})
+    ...     fig = plot_dag(db)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()][0].endswith("(own)")
+    True
+    """
+    from matplotlib.figure import Figure
+
+    if max_records < 1:
+        from threadkit.errors import InvalidInput
+
+        raise InvalidInput(f"max_records must be at least 1, got {max_records}")
+    graph = dag(db, causal=causal)
+    lanes = _lanes(db, graph)
+    by_log: dict[str, list[str]] = {log: [] for log in lanes}
+    for node, log in graph.nodes(data="log"):
+        by_log[log].append(node)
+    for nodes in by_log.values():
+        nodes.sort(key=lambda n: graph.nodes[n]["counter"])
+    budget = _budget({log: len(nodes) for log, nodes in by_log.items()}, max_records)
+    shown = [n for log, nodes in by_log.items() for n in nodes[len(nodes) - budget[log] :]]
+    order = _hlc_order(graph, shown)
+    x = {node: i for i, node in enumerate(order)}
+    y = {log: i for i, log in enumerate(lanes)}
+    hidden = {log: len(by_log[log]) - budget[log] for log in lanes}
+
+    if ax is None:
+        columns = len(order) + 2
+        width = min(18.0, max(7.0, 4.0 + (0.24 if columns <= 60 else 0.05) * columns))
+        height = min(12.0, max(2.4, 1.4 + 0.8 * len(lanes)))
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure  # type: ignore[assignment]
+
+    authors = list(dict.fromkeys(graph.nodes[n]["author"] for n in order))
+    palette = _palette(len(authors))
+    colour = {a: palette[i] for i, a in enumerate(authors)}
+    dense = len(order) > 120
+    _draw_edges(ax, graph, x, y, dense)
+    kinds = _draw_records(ax, graph, order, x, y, colour, dense)
+    if hidden and any(hidden.values()):
+        for log, k in hidden.items():
+            if k and by_log[log]:
+                first = x[by_log[log][len(by_log[log]) - budget[log]]]
+                ax.plot([-1.2, first], [y[log], y[log]], ls=":", color="#888888", lw=1, zorder=1)
+
+    labels = []
+    for log in lanes:
+        label = _short(log) + (" (own)" if log == db.log_id else "")
+        if hidden[log]:
+            label += f"\n… {hidden[log]} earlier"
+        labels.append(label)
+    ax.set_yticks(range(len(lanes)))
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_ylim(len(lanes) - 0.5, -0.5)
+    ax.set_xlim(-1.5, max(len(order), 1))
+    ticks = _time_ticks(graph, order)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(
+        [_time_label(graph.nodes[order[t]]["wall"]) for t in ticks],
+        fontsize=7,
+        rotation=20,
+        ha="right",
+    )
+    ax.set_xlabel("records in HLC order (ticks: wall time, UTC)", fontsize=9)
+    ax.grid(axis="y", color="#e5e5e5", zorder=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    total = graph.number_of_nodes()
+    note = f"latest {len(order)} of {total} records" if len(order) < total else f"{total} records"
+    ax.set_title(f"{db.name}: {len(lanes)} logs, {note}; arrows point to prev", fontsize=10)
+    if not order:
+        ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", color="#777777")
+    _legend(ax, authors, colour, kinds)
+    return fig
+
+
+def _draw_edges(
+    ax: Axes, graph: nx.DiGraph, x: dict[str, int], y: dict[str, int], dense: bool
+) -> None:
+    """Prev links (solid) and causal edges (dashed): arrows, or plain lines when dense."""
+    from matplotlib.collections import LineCollection
+
+    segments: dict[bool, list[tuple[tuple[int, int], tuple[int, int]]]] = {True: [], False: []}
+    for u, v, kind in graph.edges(data="kind"):
+        if u in x and v in x:
+            start = (x[u], y[graph.nodes[u]["log"]])
+            end = (x[v], y[graph.nodes[v]["log"]])
+            segments[kind == "prev"].append((start, end))
+    for prev, pairs in segments.items():
+        colour, style = ("#4d4d4d", "-") if prev else ("#9a9a9a", "--")
+        if dense:
+            lines = LineCollection(pairs, colors=colour, linewidths=0.6, linestyles=style, zorder=1)
+            ax.add_collection(lines)
+            continue
+        for start, end in pairs:
+            ax.annotate(
+                "",
+                xy=end,
+                xytext=start,
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": colour,
+                    "lw": 0.8,
+                    "ls": style,
+                    "shrinkA": 4,
+                    "shrinkB": 4,
+                    "mutation_scale": 7,
+                    "connectionstyle": "arc3" if prev else "arc3,rad=0.15",
+                },
+                zorder=1,
+            )
+
+
+def _draw_records(
+    ax: Axes,
+    graph: nx.DiGraph,
+    order: list[str],
+    x: dict[str, int],
+    y: dict[str, int],
+    colour: dict[str | None, Any],
+    dense: bool,
+) -> list[str]:
+    """One marker per record; returns the kinds drawn (for the legend)."""
+    size = 70 if len(order) <= 60 else (36 if not dense else 18)
+    kinds: list[str] = []
+    for kind, marker in _MARKERS.items():
+        nodes = [
+            n
+            for n in order
+            if _kind(graph.nodes[n]["actions"], graph.nodes[n]["hlc"] is not None) == kind
+        ]
+        if not nodes:
+            continue
+        kinds.append(kind)
+        ax.scatter(
+            [x[n] for n in nodes],
+            [y[graph.nodes[n]["log"]] for n in nodes],
+            c=[colour[graph.nodes[n]["author"]] for n in nodes],
+            marker=marker,
+            s=size,
+            edgecolors="black",
+            linewidths=0.3 if dense else 0.5,
+            zorder=3,
+        )
+    if len(order) <= 60:
+        for n in order:
+            ax.annotate(
+                str(graph.nodes[n]["counter"]),
+                (x[n], y[graph.nodes[n]["log"]]),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color="#333333",
+            )
+    return kinds
+
+
+def _legend(
+    ax: Axes, authors: list[str | None], colour: dict[str | None, Any], kinds: list[str]
+) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], ls="", marker="o", color=colour[a], markeredgecolor="black", ms=7)
+        for a in authors
+    ]
+    labels = [f"author {_author_label(a)}" for a in authors]
+    handles += [
+        Line2D([], [], ls="", marker=_MARKERS[k], color="white", markeredgecolor="black", ms=7)
+        for k in kinds
+    ]
+    labels += kinds
+    if handles:
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False
+        )
+
+
+def _lanes(db: Database, graph: nx.DiGraph) -> list[str]:
+    """Log ids in lane order: by the HLC of their first record (empty logs last)."""
+    first: dict[str, int] = {}
+    for _, attrs in graph.nodes(data=True):
+        if attrs["counter"] == 1 and attrs["wall"] is not None:
+            first[attrs["log"]] = attrs["wall"]
+    ids = [info.id for info in db._repo.list_logs(db.id)]
+    return sorted(ids, key=lambda log: (log not in first, first.get(log, 0), log))
+
+
+def _hlc_order(graph: nx.DiGraph, nodes: list[str]) -> list[str]:
+    """Nodes sorted by their first stamp; unreadable ones right after their prev."""
+
+    def key(node: str) -> tuple[int, int, int, str]:
+        attrs = graph.nodes[node]
+        hops, current = 0, node
+        while graph.nodes[current]["hlc"] is None:
+            successors = [
+                v for v in graph.successors(current) if graph.edges[current, v]["kind"] == "prev"
+            ]
+            if not successors:
+                return (0, 0, hops, attrs["log"])
+            current, hops = successors[0], hops + 1
+        wall, logical = (int(p) for p in graph.nodes[current]["hlc"].split("."))
+        return (wall, logical, hops, attrs["log"])
+
+    return sorted(nodes, key=key)
+
+
+def _palette(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def _time_ticks(graph: nx.DiGraph, order: list[str]) -> list[int]:
+    """A few evenly spaced positions of readable records, for wall-time tick labels."""
+    if not order:
+        return []
+    count = min(max(2, len(order) // 12), 8, len(order))
+    picks = sorted({round(i * (len(order) - 1) / max(count - 1, 1)) for i in range(count)})
+    return [p for p in picks if graph.nodes[order[p]]["wall"] is not None]
+
+
+def _time_label(wall: int | None) -> str:
+    if wall is None:
+        return ""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(wall / 1e9, UTC)
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
