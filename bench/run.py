@@ -15,6 +15,7 @@ SUITES = {
     "records": "bench.bench_records",
     "db": "bench.bench_db",
     "net": "bench.bench_net",
+    "frames": "bench.bench_frames",
 }
 
 

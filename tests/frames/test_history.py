@@ -202,7 +202,8 @@ def test_conflicts_show_loser_beside_winner(stack: ExitStack) -> None:
     assert pd.isna(unique["winner_time"])
 
     raced = df[df["instance"] == "i4"].iloc[0]
-    assert raced["path"] == "" and "deleted" in raced["reason"]
+    assert raced["kind"] == "rejected" and pd.isna(raced["path"])
+    assert "deleted" in raced["reason"]
     assert raced["loser_value"]["n"] == 9  # the save that lost: its whole patch
     assert raced["winner_value"] is None  # the delete that won
     assert raced["winner_log"] == a.log_id

@@ -45,8 +45,8 @@ def test_listen_feed_shows_local_events_and_stops(peer: tk.Peer) -> None:
 def test_listen_feed_filters_by_collection(peer: tk.Peer) -> None:
     db = peer.new_db("w")
     db.new_collection("A").create({"k": "in-a"})
+    db.new_collection("B")
     with ListenFeed(db, collection="B", throttle=0.01) as feed:
-        db.new_collection("B")
         db["A"].create({"k": "second-a"})
         db["B"].create({"k": "in-b"})
         assert wait_for(lambda: "in-b" in feed.widget.value)

@@ -133,6 +133,87 @@ class Collection:
     def __len__(self) -> int:
         return self.count()
 
+    # --------------------------------------------------------------- frames
+
+    @property
+    def df(self) -> Any:
+        """The whole collection as a pandas DataFrame (``_id`` is the index; cached)."""
+        from threadkit.frames.frame import to_pandas
+
+        return to_pandas(self)
+
+    def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """Documents (matching ``query``) as a DataFrame, dtypes from the schema."""
+        from threadkit.frames.frame import to_pandas
+
+        return to_pandas(self, query, identity)
+
+    def to_arrow(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """Documents (matching ``query``) as a ``pyarrow.Table``."""
+        from threadkit.frames.frame import to_arrow
+
+        return to_arrow(self, query, identity)
+
+    def to_parquet(
+        self, path: Any, query: Query | None = None, identity: PublicKey | str | None = None
+    ) -> None:
+        """Write documents (matching ``query``) to a Parquet file."""
+        from threadkit.frames.frame import to_parquet
+
+        to_parquet(self, path, query, identity)
+
+    def create_many(self, df: Any, chunk_size: int = 1000, progress: Any = None) -> list[str]:
+        """Insert a DataFrame's rows, one transaction per chunk; returns their ids."""
+        from threadkit.frames.ingest import create_many
+
+        return create_many(self, df, chunk_size=chunk_size, progress=progress)
+
+    def query(
+        self,
+        expr: Any,
+        local_vars: dict[str, Any] | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> Any:
+        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
+
+        ``@name`` refers to the caller's variables, as in pandas. The expression is
+        compiled to a ``tk.Query`` (so indexes are used); anything that cannot compile is
+        an InvalidQuery naming the part.
+
+        Examples
+        --------
+        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
+        """
+        import inspect
+
+        from threadkit.frames.lazy import query_frame
+
+        if local_vars is None and isinstance(expr, str) and "@" in expr:
+            caller = inspect.currentframe()
+            outer = caller.f_back if caller is not None else None
+            local_vars = {**outer.f_globals, **outer.f_locals} if outer is not None else {}
+        return query_frame(self, expr, local_vars, identity)
+
+    def lazy(self, expr: Any = None) -> Any:
+        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
+        from threadkit.frames.lazy import lazy_query
+
+        return lazy_query(self, expr)
+
+    @property
+    def c(self) -> Any:
+        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
+        from threadkit.db.schema import schema_paths
+        from threadkit.frames.columns import ColumnNamespace
+
+        return ColumnNamespace(schema_paths(self.config.schema))
+
+    def __getitem__(self, expr: Any) -> Any:
+        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
+        from threadkit.frames.lazy import query_frame
+
+        return query_frame(self, expr)
+
     # ------------------------------------------------------------ time travel
 
     def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:

@@ -265,6 +265,22 @@ class Database:
         with self._repo.transaction() as txn:
             return self.engine.lost_writes(txn, collection)
 
+    def from_pandas(
+        self,
+        name: str,
+        df: Any,
+        indexes: Iterable[Index | str | dict[str, Any]] = (),
+        chunk_size: int = 1000,
+        progress: Any = None,
+    ) -> Collection:
+        """A new collection holding a DataFrame's rows, its schema inferred from the dtypes."""
+        from threadkit.frames.ingest import from_pandas
+
+        coll: Collection = from_pandas(
+            self, name, df, indexes=indexes, chunk_size=chunk_size, progress=progress
+        )
+        return coll
+
     # ---------------------------------------------------- history and the DAG
 
     def history(self, collection: str | None = None) -> Any:

@@ -1,0 +1,260 @@
+"""Incremental materialisation: cached frames kept current from the database's listen feed.
+
+One cache entry per (database, collection, query JSON, reader). An entry holds
+the frame, the kind of every row's value at every path (so the column plan can
+be recomputed exactly), and a listen feed on the collection, subscribed
+**before** the documents were read. A request then:
+
+1. drains the feed: no events → the cached frame, nothing decoded;
+2. on events, re-reads just the changed instances from one snapshot, decodes
+   them, drops their old rows and merges the new ones in ``_id`` order;
+3. rebuilds from scratch when that is simpler than being clever: the feed
+   overflowed (``Lagged``) or was closed, the collection's config changed
+   (schema, read filter, delete/re-create), the column set or a dtype changes,
+   or the query sorts or pages its results.
+
+It can never return stale data: listeners are told synchronously inside the
+commit (local or received), before the write call returns, and a re-read
+always reads the current snapshot, so an event that arrives after the read
+is only applied twice, never missed. Read filters are assumed to depend only
+on the reader and the document (as ThreadDB's ``_filter`` does).
+
+A frame handed out is a shallow copy under pandas' copy-on-write (always on
+from pandas 3), a deep copy otherwise: changing it never changes the cached one.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import numpy as np
+
+from threadkit.db.listen import Feed, Lagged
+from threadkit.frames import build as fb
+from threadkit.frames import cbor_columns, rawdocs
+from threadkit.frames.dtypes import schema_targets
+
+if TYPE_CHECKING:
+    from threadkit.db.collection import Collection
+    from threadkit.db.config import CollectionConfig
+    from threadkit.db.database import Database
+    from threadkit.db.query import Query
+
+__all__ = ["FEED_SIZE", "MAX_ENTRIES", "cached_frame", "clear"]
+
+MAX_ENTRIES = 16
+"""Cached frames kept per database (least recently used dropped first, with their feed)."""
+
+FEED_SIZE = 4096
+"""Changes buffered per entry; more than this between two reads means a full rebuild."""
+
+_caches: weakref.WeakKeyDictionary[Database, _DBCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+@dataclass
+class _Entry:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    config: CollectionConfig | None = None
+    feed: Feed | None = None
+    frame: Any = None
+    kinds: dict[str, fb.KindArray] = field(default_factory=dict)
+    columns: fb.Plan = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
+            self.feed = None
+
+
+class _DBCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[tuple[str, str, str | None], _Entry] = OrderedDict()
+
+    def entry(self, key: tuple[str, str, str | None]) -> _Entry:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                entry = self.entries[key] = _Entry()
+            self.entries.move_to_end(key)
+            while len(self.entries) > MAX_ENTRIES:
+                _, old = self.entries.popitem(last=False)
+                old.close()
+            return entry
+
+    def clear(self) -> None:
+        with self.lock:
+            for entry in self.entries.values():
+                entry.close()
+            self.entries.clear()
+
+
+def _db_cache(db: Database) -> _DBCache:
+    with _caches_lock:
+        cache = _caches.get(db)
+        if cache is None:
+            cache = _caches[db] = _DBCache()
+        return cache
+
+
+def clear(db: Database) -> None:
+    """Drop a database's cached frames and close their feeds."""
+    with _caches_lock:
+        cache = _caches.pop(db, None)
+    if cache is not None:
+        cache.clear()
+
+
+def _paged(query: Query) -> bool:
+    return bool(query.sort or query.seek_id or query.skip_count or query.limit_count)
+
+
+def cached_frame(coll: Collection, query: Query, reader: str) -> Any:
+    """The collection (matching ``query``, as ``reader`` sees it) as a DataFrame, cached.
+
+    Parameters
+    ----------
+    coll : Collection
+        The collection.
+    query : Query
+        The query; ``Query()`` for every document.
+    reader : str
+        The reader's public key string (only matters when there is a read filter).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A shallow copy of the cached frame.
+    """
+    config = coll.config
+    filtered = config.filter is not None
+    key = (coll.name, query.to_json(), reader if filtered else None)
+    entry = _db_cache(coll.db).entry(key)
+    with entry.lock:
+        _refresh(entry, coll, query, reader)
+        return entry.frame.copy(deep=not _copy_on_write())
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies lazily (always from pandas 3; opt-in before)."""
+    import pandas as pd
+
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    try:
+        return bool(pd.get_option("mode.copy_on_write"))
+    except (KeyError, ValueError):
+        return False
+
+
+def _drain(feed: Feed) -> set[str] | None:
+    """Ids changed since the last drain; None when the feed lost events or closed."""
+    changed: set[str] = set()
+    while True:
+        item = feed.get_nowait()
+        if item is None:
+            return None if feed.closed else changed
+        if isinstance(item, Lagged):
+            return None
+        changed.add(item.instance_id)
+
+
+def _refresh(entry: _Entry, coll: Collection, query: Query, reader: str) -> None:
+    config = coll.config
+    if entry.feed is None or entry.config is not config:
+        _rebuild(entry, coll, query, reader)
+        return
+    changed = _drain(entry.feed)
+    if (
+        changed is None
+        or (changed and _paged(query))
+        or (changed and not _merge(entry, coll, query, reader, sorted(changed)))
+    ):
+        _rebuild(entry, coll, query, reader)
+
+
+def _encoded(coll: Collection, query: Query, reader: str) -> list[bytes]:
+    """The matching documents as the reader sees them, encoded (the normal read path)."""
+    if not query.ands and not query.ors and not _paged(query) and coll.config.filter is None:
+        return rawdocs.raw_documents(coll)
+    with coll.read_txn(reader) as txn:
+        return [cbor2.dumps(doc) for doc in txn.find(query)]
+
+
+def _rebuild(entry: _Entry, coll: Collection, query: Query, reader: str) -> None:
+    entry.close()
+    entry.feed = coll.db.listen(collection=coll.name, maxsize=FEED_SIZE)
+    entry.config = config = coll.config
+    entry.targets, entry.order = schema_targets(config.schema)
+    rows = fb.classify(cbor_columns.decode(_encoded(coll, query, reader)), entry.targets)
+    entry.columns = fb.plan(fb.counts(rows.kinds), entry.targets, entry.order, rows.kinds)
+    entry.kinds = rows.kinds
+    entry.frame = fb.build(rows, entry.columns)
+
+
+def _current(coll: Collection, query: Query, reader: str, ids: list[str]) -> list[bytes] | None:
+    """The changed instances as the entry would hold them now; None when not mergeable."""
+    if not query.ands and not query.ors and coll.config.filter is None:
+        return rawdocs.raw_documents_by_id(coll, ids)  # type: ignore[return-value]
+    engine = coll.db.engine
+    out: list[Any] = []
+    with coll.db._repo.transaction() as txn:
+        stored = [engine.get_doc(txn, coll.name, i) for i in ids]
+    for instance_id, doc in zip(ids, stored, strict=True):
+        shown = None
+        if doc is not None and query.matches(doc):
+            shown = coll._visible(doc, reader)
+        if shown is not None and shown.get("_id") != instance_id:
+            return None  # the read filter rewrote _id: rows cannot be matched up
+        out.append(None if shown is None else cbor2.dumps(shown))
+    return out
+
+
+def _merge(entry: _Entry, coll: Collection, query: Query, reader: str, ids: list[str]) -> bool:
+    """Apply changes to the cached frame; False when only a rebuild can do it."""
+    import pandas as pd
+
+    values = _current(coll, query, reader, ids)
+    if values is None:
+        return False
+    present = [v for v in values if v is not None]
+    rows = fb.classify(cbor_columns.decode(present), entry.targets)
+    frame = entry.frame
+    keep = ~frame.index.isin(ids)
+    new_ids = np.array([i for i, v in zip(ids, values, strict=True) if v is not None], dtype=object)
+    kept = int(keep.sum())
+    kinds: dict[str, fb.KindArray] = {}
+    for path in dict.fromkeys([*entry.kinds, *rows.kinds]):
+        old = entry.kinds.get(path)
+        new = rows.kinds.get(path)
+        kinds[path] = np.concatenate(
+            [
+                old[keep] if old is not None else np.zeros(kept, dtype=np.int8),
+                new if new is not None else np.zeros(len(present), dtype=np.int8),
+            ]
+        )
+    columns = fb.plan(fb.counts(kinds), entry.targets, entry.order, kinds)
+    if dict(columns) != dict(entry.columns):
+        return False
+    parts = [frame[keep]] if kept else []
+    if present:
+        parts.append(fb.build(rows, entry.columns))
+    merged = pd.concat(parts) if len(parts) > 1 else (parts[0] if parts else frame.iloc[:0])
+    if len(parts) > 1:
+        # both parts are in _id order: merge them without sorting everything
+        slots = parts[0].index.searchsorted(new_ids)
+        if slots[0] < kept:
+            order = np.insert(np.arange(kept), slots, np.arange(kept, kept + len(present)))
+            merged = merged.take(order)
+            kinds = {path: k[order] for path, k in kinds.items()}
+    entry.frame = merged
+    entry.kinds = kinds
+    return True

@@ -1,0 +1,141 @@
+"""A collection as a pandas DataFrame, an Arrow table or a Parquet file.
+
+Dtypes follow the collection's JSON Schema (:mod:`threadkit.frames.dtypes`);
+``_id`` is the index; nested objects are flattened into dot-named columns.
+Frames are cached per (collection, query, reader) and kept current
+incrementally (:mod:`threadkit.frames.cache`).
+
+Examples
+--------
+>>> import threadkit as tk
+>>> from threadkit.frames.frame import to_pandas
+>>> peer = tk.Peer(memory=True)
+>>> people = peer.new_db("notes").new_collection("People")
+>>> _ = people.create({"name": "Ada", "age": 36}, {"name": "Lin", "age": 29})
+>>> to_pandas(people)[["name", "age"]].sort_values("age").to_dict("list")
+{'name': ['Lin', 'Ada'], 'age': [29, 36]}
+>>> peer.close()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from threadkit.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
+    from threadkit.db.collection import Collection
+    from threadkit.db.query import Query
+
+__all__ = ["to_arrow", "to_pandas", "to_parquet"]
+
+
+def _as_query(query: object) -> Query:
+    from threadkit.db.query import Query
+
+    if query is None:
+        return Query()
+    if isinstance(query, Query):
+        return query
+    raise InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+
+
+def to_pandas(
+    coll: Collection, query: Query | None = None, identity: PublicKey | str | None = None
+) -> Any:
+    """The collection's documents (those matching ``query``) as a DataFrame.
+
+    Parameters
+    ----------
+    coll : Collection
+        The collection.
+    query : Query, optional
+        Only documents matching it, in its order (``_id`` order by default),
+        with its skip/limit applied. Indexes are used as for ``coll.find``.
+    identity : PublicKey or str, optional
+        The reader the read filter runs for; the peer's own identity by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``_id``; one column per field (nested objects flattened to
+        ``parent.child`` names), dtypes from the schema; ``_mod`` last, as
+        ``datetime64[ns, UTC]``. Changing it does not change the cache.
+
+    Raises
+    ------
+    InvalidQuery
+        For a ``query`` that is not a Query, or one whose criteria meet a
+        value of another type (as ``coll.find`` would).
+    CollectionNotFound
+        When the collection was deleted.
+
+    Examples
+    --------
+    >>> frame = to_pandas(people, tk.where("age").gt(30))  # doctest: +SKIP
+    """
+    from threadkit.frames.cache import cached_frame
+
+    reader = str(identity) if identity is not None else coll.db_reader()
+    return cached_frame(coll, _as_query(query), reader)
+
+
+def _arrow_column(values: Any) -> Any:
+    """An Arrow array of an object column; values Arrow cannot type become JSON text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return pa.array(
+            [None if v is None else json.dumps(v, default=str) for v in values],
+            type=pa.large_string(),
+        )
+
+
+def to_arrow(
+    coll: Collection, query: Query | None = None, identity: PublicKey | str | None = None
+) -> Any:
+    """The collection as a ``pyarrow.Table``, ``_id`` as its first column.
+
+    Column types follow :func:`to_pandas`; an ``object`` column Arrow cannot
+    type (mixed values) is stored as JSON text.
+
+    Examples
+    --------
+    >>> table = to_arrow(people)  # doctest: +SKIP
+    >>> table.column_names[0]  # doctest: +SKIP
+    '_id'
+    """
+    import pyarrow as pa
+
+    frame = to_pandas(coll, query, identity)
+    names = ["_id", *frame.columns]
+    arrays = [pa.array(frame.index.array, type=pa.large_string())]
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object:
+            arrays.append(_arrow_column(column.to_list()))
+        else:
+            arrays.append(pa.Array.from_pandas(column.array))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def to_parquet(
+    coll: Collection,
+    path: str | os.PathLike[str],
+    query: Query | None = None,
+    identity: PublicKey | str | None = None,
+) -> None:
+    """Write the collection (as :func:`to_arrow` gives it) to a Parquet file.
+
+    Examples
+    --------
+    >>> to_parquet(people, "people.parquet")  # doctest: +SKIP
+    """
+    import pyarrow.parquet as pq
+
+    pq.write_table(to_arrow(coll, query, identity), os.fspath(path))

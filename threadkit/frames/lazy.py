@@ -1,0 +1,189 @@
+"""Running expression queries: ``query_frame`` (a DataFrame now) and ``LazyFrame`` (later).
+
+``query_frame(coll, "age > 30")`` and ``query_frame(coll, coll.c.age > 30)``
+compile to a :class:`~threadkit.db.query.Query` (so indexes are used) and return
+a DataFrame (:func:`threadkit.frames.frame.to_pandas`). A :class:`LazyFrame`
+holds the query instead, so that ``sort_values`` and ``head`` become the
+query's sort and limit, run by the store, before anything is decoded.
+
+Examples
+--------
+>>> import threadkit as tk
+>>> peer = tk.Peer(memory=True)
+>>> people = peer.new_db("notes").new_collection("People")
+>>> _ = people.create({"name": "Ada", "age": 36}, {"name": "Lin", "age": 29})
+>>> query_frame(people, "age > 30")["name"].tolist()
+['Ada']
+>>> LazyFrame(people).sort_values("age", ascending=False).head(1).to_pandas()["name"].tolist()
+['Ada']
+>>> peer.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from threadkit.db.query import Query
+from threadkit.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
+    from threadkit.db.collection import Collection
+
+__all__ = ["LazyFrame", "compile_for", "lazy_query", "query_frame"]
+
+
+def compile_for(
+    coll: Collection, query: object, local_vars: Mapping[str, Any] | None = None
+) -> Query:
+    """A Query from text (pandas syntax), a column expression, a Query or None.
+
+    Raises
+    ------
+    InvalidQuery
+        For anything else, or what the compiler refuses.
+    """
+    from threadkit.frames.columns import Column, Expr
+
+    if query is None:
+        return Query()
+    if isinstance(query, Query):
+        return query
+    schema = coll.config.schema
+    if isinstance(query, str):
+        from threadkit.frames.expr import compile_query
+
+        return compile_query(query, local_vars=local_vars, schema=schema)
+    if isinstance(query, Expr | Column):
+        return query.to_query(schema)
+    raise InvalidQuery(
+        "expected query text, a column expression (coll.c.age > 30) or a tk.Query, "
+        f"not {type(query).__name__}"
+    )
+
+
+def query_frame(
+    coll: Collection,
+    text_or_expr: object,
+    local_vars: Mapping[str, Any] | None = None,
+    identity: PublicKey | str | None = None,
+) -> Any:
+    """The documents matching a pandas-style query or column expression, as a DataFrame.
+
+    Parameters
+    ----------
+    coll : Collection
+        The collection.
+    text_or_expr : str, Expr, Column or Query
+        ``"age > 30 and city == 'Oslo'"``, ``coll.c.age > 30``, or a Query.
+    local_vars : Mapping[str, Any], optional
+        What ``@name`` refers to in text.
+    identity : PublicKey or str, optional
+        The reader (read filters apply).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`threadkit.frames.frame.to_pandas` gives it.
+
+    Examples
+    --------
+    >>> query_frame(people, "city in @cities", {"cities": ["Oslo"]})  # doctest: +SKIP
+    """
+    from threadkit.frames.frame import to_pandas
+
+    return to_pandas(coll, compile_for(coll, text_or_expr, local_vars), identity)
+
+
+def lazy_query(
+    coll: Collection,
+    text_or_expr: object = None,
+    local_vars: Mapping[str, Any] | None = None,
+    identity: PublicKey | str | None = None,
+) -> LazyFrame:
+    """A :class:`LazyFrame` of the documents matching the query (all when None)."""
+    return LazyFrame(coll, compile_for(coll, text_or_expr, local_vars), identity)
+
+
+class LazyFrame:
+    """A query not run yet: ``sort_values`` and ``head`` become its sort and limit.
+
+    Parameters
+    ----------
+    coll : Collection
+        The collection.
+    query : Query, optional
+        The query (every document by default).
+    identity : PublicKey or str, optional
+        The reader (read filters apply).
+
+    Notes
+    -----
+    Sorting follows the store, not pandas: by one field, missing values first
+    when ascending (last when descending), ties in ``_id`` order.
+    """
+
+    def __init__(
+        self,
+        coll: Collection,
+        query: Query | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> None:
+        if query is not None and not isinstance(query, Query):
+            raise InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+        self.collection = coll
+        self.query = query if query is not None else Query()
+        self.identity = identity
+        self._nothing = False  # head(0): a Query cannot say "limit 0"
+
+    def _with(self, query: Query, nothing: bool = False) -> LazyFrame:
+        out = LazyFrame(self.collection, query, self.identity)
+        out._nothing = nothing or self._nothing
+        return out
+
+    def sort_values(self, by: str | Sequence[str], ascending: bool = True) -> LazyFrame:
+        """Sort by one field (the store sorts by a single path).
+
+        Raises
+        ------
+        InvalidQuery
+            For several fields, or a non-boolean ``ascending``.
+        """
+        if not isinstance(by, str):
+            names = list(by)
+            if len(names) != 1:
+                raise InvalidQuery(
+                    f"the store sorts by one field; got {names!r} "
+                    "(sort the DataFrame with pandas for more)"
+                )
+            by = names[0]
+        if not isinstance(ascending, bool):
+            raise InvalidQuery(f"ascending must be True or False, not {ascending!r}")
+        query = self.query.order_by(by) if ascending else self.query.order_by_desc(by)
+        return self._with(query)
+
+    def head(self, n: int = 5) -> LazyFrame:
+        """The first ``n`` rows (a limit; keeps any smaller limit already set)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidQuery(f"head() takes a non-negative integer, not {n!r}")
+        current = self.query.limit_count
+        return self._with(self.query.limit(min(n, current) if current else n), nothing=n == 0)
+
+    def to_pandas(self) -> Any:
+        """Run the query; the DataFrame of its results."""
+        from threadkit.frames.frame import to_pandas
+
+        frame = to_pandas(self.collection, self.query, self.identity)
+        return frame.iloc[:0] if self._nothing else frame
+
+    def __len__(self) -> int:
+        return len(self.to_pandas())
+
+    def __repr__(self) -> str:
+        return f"LazyFrame({self.collection.name!r}, {self.query!r})"
+
+    def _repr_html_(self) -> str:
+        frame = self.to_pandas()
+        html: str = frame._repr_html_()
+        return f"<p><code>{self.collection.name}</code>: {self.query!r}</p>{html}"
