@@ -333,6 +333,60 @@ class Peer:
         addrs = self._service.thread_addrs(thread_id) if self._service is not None else []
         return {"id": str(thread_id), "key": str(info.key), "logs": logs, "addrs": addrs}
 
+    def create_thread(
+        self, thread_id: ThreadID | None = None, key: ThreadKey | None = None
+    ) -> dict[str, Any]:
+        """ThreadDB's CreateThread: a thread with no database, and this peer's log in it.
+
+        Records go in with :meth:`create_record`; other peers join with :meth:`add_thread`.
+        """
+        from threadkit.core.ids import Variant
+
+        service = self._online_service()
+        thread_id = thread_id or ThreadIDType.new(Variant.RAW)
+        service.new_thread(thread_id, key or ThreadKeyType.new())
+        return self.get_thread(thread_id)
+
+    def add_thread(self, addr: str, key: ThreadKey, timeout: float | None = None) -> dict[str, Any]:
+        """ThreadDB's AddThread: keep a thread another peer serves (no database); pull its logs."""
+        thread_id = self._online_service().add_thread(addr, key, timeout)
+        return self.get_thread(thread_id)
+
+    def delete_thread(self, thread_id: ThreadID | str) -> None:
+        """Delete a thread (and its database, if it has one) from this repo."""
+        from threadkit.errors import DBNotFound
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        try:
+            self.manager.get_db(thread_id)
+        except DBNotFound:
+            self.repo.delete_thread(thread_id)
+            return
+        self.manager.delete_db(thread_id)
+
+    def create_record(self, thread_id: ThreadID | str, body: bytes) -> Any:
+        """ThreadDB's CreateRecord, for threads without a database: ``body`` is a DAG-CBOR node.
+
+        A database's own records are made by its transactions; writing raw records into
+        its log would give its peers bodies they cannot apply, so that is refused.
+        """
+        from threadkit.errors import DBNotFound, InvalidInput
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        try:
+            self.manager.get_db(thread_id)
+        except DBNotFound:
+            return self._online_service().create_record(thread_id, bytes(body))
+        raise InvalidInput("this thread is a database: write through its collections")
+
+    def add_record(self, thread_id: ThreadID | str, log_id: str, record: Any) -> None:
+        """ThreadDB's AddRecord: a record made elsewhere with its log's keys (checked first)."""
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        self._online_service().add_record(thread_id, log_id, record)
+
     def get_record(self, thread_id: ThreadID | str, cid: bytes | str) -> Any:
         """A record of a thread, checked (``threadkit.core.records.Record``)."""
         from threadkit.core.cid import cid_from_string

@@ -371,6 +371,94 @@ class ThreadService:
         await self._pull(target.peer_id, thread_id)
         return db
 
+    # ------------------------------------------------- threads without a database
+
+    def add_thread(self, addr: str, key: ThreadKey, timeout: float | None = None) -> ThreadID:
+        """ThreadDB's AddThread: keep a thread (no database) served at ``addr``; pull its logs."""
+        target = ThreadAddr.parse(addr)
+        result: ThreadID = self.node.call(
+            self._add_thread, target, key, timeout=timeout or self.timeout * 3
+        )
+        return result
+
+    async def _add_thread(self, target: ThreadAddr, key: ThreadKey) -> ThreadID:
+        await self.node.connect(target.peer_addr)
+        thread_id = target.thread_id
+        reply = await self._request(
+            target.peer_id,
+            {
+                "t": "get_logs",
+                "thread": thread_id.to_bytes(),
+                "auth": p.auth_token(
+                    key.service, thread_id.to_bytes(), peer_id_bytes(target.peer_id)
+                ),
+            },
+        )
+        if not self.repo.has_thread(thread_id):
+            self.new_thread(thread_id, key)
+        await self._store_logs(thread_id, reply)
+        own = self.own_log(thread_id)
+        if own is not None:
+            await self._push_log(target.peer_id, thread_id, own)
+        await self._pull(target.peer_id, thread_id)
+        return thread_id
+
+    def new_thread(self, thread_id: ThreadID, key: ThreadKey) -> str | None:
+        """Store a thread without a database, with this peer's own log when it can read."""
+        from threadkit.core.identity import Identity
+
+        self.repo.add_thread(thread_id, key)
+        if not key.can_read:
+            return None
+        log_key = Identity.generate()
+        self.repo.add_log(thread_id, log_key.public, log_key, self.node.addrs)
+        self._peer_cache.pop(thread_id, None)
+        return log_key.public.peer_id
+
+    def own_log(self, thread_id: ThreadID) -> str | None:
+        """The id of this peer's own log in a thread (the one it holds the private key of)."""
+        for info in self.repo.list_logs(thread_id):
+            if info.private is not None:
+                return info.id
+        return None
+
+    def create_record(self, thread_id: ThreadID, body: bytes) -> Record:
+        """ThreadDB's CreateRecord: append ``body`` (a DAG-CBOR node) to this peer's own log."""
+        from threadkit.core.records import create_record
+
+        log_id = self.own_log(thread_id)
+        if log_id is None:
+            raise NotFound(f"this peer has no log of its own in thread {thread_id}")
+        info = self.repo.get_log(thread_id, log_id)
+        assert info.private is not None
+        record = create_record(body, log_key=info.private, key=self._key(thread_id), prev=info.head)
+        self.repo.append(thread_id, log_id, record)
+        self._sent_out(thread_id, log_id, [record])
+        return record
+
+    def add_record(self, thread_id: ThreadID, log_id: str, record: Record) -> None:
+        """ThreadDB's AddRecord: a record made elsewhere with its log's own keys."""
+        from threadkit.core.records import RecordBlocks
+
+        try:
+            self.repo.get_log(thread_id, log_id)
+        except NotFound:
+            self.repo.add_log(thread_id, PublicKey.from_peer_id(log_id))
+            self._peer_cache.pop(thread_id, None)
+        blocks: RecordBlocks = record.blocks
+        self.node.call(
+            self._receive, self.node.peer_id, thread_id, log_id, [blocks], timeout=self.timeout
+        )
+        for peer_id in self._peers_of(thread_id):
+            self._enqueue(peer_id, thread_id, log_id, [record])
+
+    def _sent_out(self, thread_id: ThreadID, log_id: str, records: list[Record]) -> None:
+        for peer_id in self._peers_of(thread_id):
+            self._enqueue(peer_id, thread_id, log_id, records)
+        for listener in list(self._record_listeners):
+            for record in records:
+                listener(thread_id, log_id, record)
+
     async def _pull_all(self, thread_id: ThreadID) -> int:
         total = 0
         for peer_id in self._peers_of(thread_id):
