@@ -159,6 +159,22 @@ class Peer:
         state = "closed" if self.closed else str(self.repo.path)
         return f"Peer({self.id}, {state})"
 
+    def _repr_html_(self) -> str:
+        """Identity, repo, network state and databases (for notebooks)."""
+        import html
+
+        if self.closed:
+            return f"<div><b>Peer</b> <code>{self.id}</code> (closed)</div>"
+        dbs = "".join(
+            f"<li>{html.escape(db.name)} <code>{db.id}</code></li>" for db in self.list_dbs()
+        )
+        online = ", ".join(self._node.addrs) if self._node is not None else "offline"
+        return (
+            f"<div><b>Peer</b> <code>{self.id}</code><br>repo: <code>"
+            f"{html.escape(str(self.repo.path))}</code><br>network: <code>{html.escape(online)}"
+            f"</code><ul>{dbs or '<li>no databases</li>'}</ul></div>"
+        )
+
     # -------------------------------------------------------------- databases
 
     def new_db(

@@ -48,6 +48,29 @@ class Collection:
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, db={self.db.name!r})"
 
+    def _repr_html_(self) -> str:
+        """Name, count, indexes, schema fields and the first rows (for notebooks)."""
+        import html
+
+        config = self.config
+        fields = ", ".join(sorted(config.schema.get("properties", {}))) or "(schema-less)"
+        indexes = ", ".join(f"{i.path}{' (unique)' if i.unique else ''}" for i in config.indexes)
+        head = f"<b>Collection {html.escape(self.name)}</b> — {self.count()} documents"
+        th = "<tr><th style='text-align:left'>"
+        rows = [
+            f"{th}indexes</th><td>{html.escape(indexes or '_id')}</td></tr>",
+            f"{th}fields</th><td>{html.escape(fields)}</td></tr>",
+        ]
+        if config.write_validator:
+            rows.append("<tr><th style='text-align:left'>write validator</th><td>yes</td></tr>")
+        if config.read_filter:
+            rows.append("<tr><th style='text-align:left'>read filter</th><td>yes</td></tr>")
+        try:
+            preview = str(self.to_pandas().head(5).to_html(border=0))
+        except Exception:  # a preview must never break the repr
+            preview = ""
+        return f"<div>{head}<table>{''.join(rows)}</table>{preview}</div>"
+
     # ---------------------------------------------------------------- writes
 
     def write_txn(self, identity: PublicKey | None = None) -> WriteTxn:

@@ -329,6 +329,21 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({self.name!r}, id={self.id})"
 
+    def _repr_html_(self) -> str:
+        """Name, id, collections with counts, and this peer's log (for notebooks)."""
+        import html
+
+        items = "".join(
+            f"<li>{html.escape(c.name)}: {c.count()} documents</li>"
+            for c in self.list_collections()
+        )
+        addrs = self.info().addrs
+        where = html.escape(addrs[0]) if addrs else "not shared yet (the peer is offline)"
+        return (
+            f"<div><b>Database {html.escape(self.name)}</b><br><code>{self.id}</code>"
+            f"<br>address: <code>{where}</code><ul>{items or '<li>no collections</li>'}</ul></div>"
+        )
+
     # -------------------------------------------------------- the local write
 
     def commit(self, ops: list[Op], author: PublicKey | None = None) -> Record | None:

@@ -44,6 +44,16 @@ class Event:
     action: Action
     document: dict[str, Any] | None = None
 
+    def _repr_html_(self) -> str:
+        """One line: action, collection, id and the document (for notebooks)."""
+        import html
+
+        doc = html.escape(str(self.document)) if self.document is not None else ""
+        return (
+            f"<div><b>{html.escape(self.action.value)}</b> {html.escape(self.collection)}/"
+            f"<code>{html.escape(self.instance_id)}</code> <code>{doc}</code></div>"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Lagged:
