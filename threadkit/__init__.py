@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HLC",
     "Action",
+    "Client",
     "Collection",
     "DBInfo",
     "Database",
@@ -40,6 +41,7 @@ __all__ = [
     "Timestamp",
     "Variant",
     "__version__",
+    "datasets",
     "errors",
     "where",
     "widgets",
@@ -55,6 +57,7 @@ _LAZY = {
     "Timestamp": "threadkit.core.clock",
     "ThreadAddr": "threadkit.core.addr",
     "Peer": "threadkit.peer",
+    "Client": "threadkit.api.client",
     "Database": "threadkit.db.database",
     "DBInfo": "threadkit.db.database",
     "Collection": "threadkit.db.collection",
@@ -82,8 +85,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "widgets":
-        return importlib.import_module("threadkit.widgets")
+    if name in ("widgets", "datasets"):
+        return importlib.import_module(f"threadkit.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'threadkit' has no attribute {name!r}")

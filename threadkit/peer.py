@@ -105,6 +105,20 @@ class Peer:
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
+        if self._network_allowed:
+            starter = weakref.WeakMethod(self.start_network)
+
+            def share(db: Database) -> None:
+                def hook() -> None:
+                    method = starter()
+                    if method is not None:
+                        method()
+
+                db.share_hook = hook
+
+            for db in self.manager.list_dbs():
+                share(db)
+            self.manager.on_new_db(share)
         if network or (network is None and self._has_remote_peers()):
             self.start_network()
 

@@ -643,6 +643,26 @@ class TestDeterministic:
         expected = converge(world, [w0, w1, w2], seeds=range(1))
         assert [d["_id"] for d in expected["docs"][COLL]] == ["d"]
 
+    def test_local_delete_after_a_unique_rejection(self, world: World) -> None:
+        """BUG (engine.py: a local write takes the fast path and never re-judges an instance's
+        recorded losses): w0 creates a and b (b holds code "y"); w1 concurrently creates a
+        with code "y" (rejected where it stands: b holds "y"); w2 sees both, then deletes a.
+        Peers that receive the delete re-fold a and end with no lost write; w2, which made
+        the delete locally, keeps the "rejected" entry. lost_writes() differs between peers
+        holding the same records."""
+        w0, w1, w2 = world.writers()
+        with w0[COLL].write_txn() as txn:
+            txn.create({"_id": "a"})
+            txn.create({"_id": "b", "code": "y"})
+        push(w0, w2)
+        time.sleep(0.002)
+        w1[COLL].create({"_id": "a", "code": "y"})
+        push(w1, w2)
+        w2[COLL].delete("a")
+        sync(w0, w1, w2)
+        assert docs_of(w0) == docs_of(w1) == docs_of(w2) == {"b": {"_id": "b", "code": "y"}}
+        assert w2.lost_writes() == w0.lost_writes() == w1.lost_writes()
+
     def test_write_after_a_recreation_it_had_not_seen(self, world: World) -> None:
         """BUG (engine.py Engine._apply_collection_event, same cause as above): w0 deletes and
         re-creates the collection; w2, not having seen that, creates y LATER in the order,
@@ -674,6 +694,34 @@ class TestDeterministic:
         assert [e["instance_id"] for e in w0.lost_writes()] == ["y"]
         assert docs_of(w2) == docs_of(w0)
         assert w2.lost_writes() == w0.lost_writes()
+
+    def test_unique_index_added_concurrently_with_duplicates(self, world: World) -> None:
+        """BUG (engine.py, unique index added by update_collection): p and q get code "x"
+        on w1 and w2, both BEFORE (in the order) w0 adds a unique index on code. The writers
+        keep both (a unique index with two holders) while fresh replicas, depending only on
+        delivery order, keep both or reject q. No single outcome."""
+        w0, w1, w2 = world.writers(indexes=[])
+        w1[COLL].create({"_id": "p", "code": "x"})
+        time.sleep(0.002)
+        w2[COLL].create({"_id": "q", "code": "x"})
+        time.sleep(0.002)
+        w0.update_collection(COLL, indexes=[Index("code", unique=True)])
+        converge(world, [w0, w1, w2], seeds=range(6))
+
+    def test_write_after_a_unique_index_it_had_not_seen(self, world: World) -> None:
+        """BUG (same area): p has code "x"; w0 then adds a unique index on code; w2, not
+        having seen the index, creates q with code "x" LATER in the order. w0 and w1 reject
+        q (the index is in effect at q's place); w2 keeps both, and fresh replicas differ
+        by delivery order."""
+        w0, w1, w2 = world.writers(indexes=[])
+        w1[COLL].create({"_id": "p", "code": "x"})
+        time.sleep(0.002)
+        w0.update_collection(COLL, indexes=[Index("code", unique=True)])
+        time.sleep(0.002)
+        w2[COLL].create({"_id": "q", "code": "x"})
+        expected = converge(world, [w0, w1, w2], seeds=range(6))
+        assert [d["_id"] for d in expected["docs"][COLL]] == ["p"]
+        assert [e["instance_id"] for e in expected["lost"]] == ["q"]
 
     def test_index_added_concurrently_with_writes(self, world: World) -> None:
         w0, w1, w2 = world.writers(indexes=[Index("code", unique=True)])

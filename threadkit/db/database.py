@@ -133,6 +133,7 @@ class Database:
         self._collections: dict[str, Collection] = {}
         self.closed = False
         self.addrs_provider: Callable[[], list[str]] | None = None
+        self.share_hook: Callable[[], None] | None = None
         with repo.transaction() as txn:
             self.engine.load(txn)
         self._catch_up()
@@ -322,7 +323,9 @@ class Database:
     # ------------------------------------------------------------------ info
 
     def info(self) -> DBInfo:
-        """Name, addresses (once the peer is online) and key, to share with another peer."""
+        """Name, addresses and key, to share with another peer (starts the network if needed)."""
+        if self.addrs_provider is None and self.share_hook is not None:
+            self.share_hook()
         addrs = self.addrs_provider() if self.addrs_provider else []
         return DBInfo(self.name, addrs, self.key)
 

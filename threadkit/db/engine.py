@@ -329,8 +329,11 @@ class Engine:
                 if strict:
                     raise WriteRejected("a local write raced a concurrent change; retry it")
                 return False
-            if not strict and self._has_losses(txn, coll, event.instance_id):
-                # earlier verdicts (a unique value lost) may change with this event
+            if self._has_losses(txn, coll, event.instance_id):
+                # earlier verdicts (a unique value lost) may change with this event: a local
+                # write is still judged strictly first, then the instance is re-folded
+                if strict:
+                    self._strict_check(txn, event, key, author, record)
                 return False
         history = self.colls.get(event.collection)
         config, epoch = history.at(key) if history else (None, None)
@@ -359,9 +362,10 @@ class Engine:
             self._record_rejection(txn, coll, event.instance_id, Rejection(key, str(exc)))
             txn.put(doc_key, key, db=self.tables.inst)
             return True
+        current = history.current if history else None
         claims = {
             p: key
-            for p in (config.unique_paths if config else ())
+            for p in (current.unique_paths if current else ())
             if not _same(get_path(before, p), get_path(after, p))
         }
         woken = self._write_state(txn, event.collection, event.instance_id, before, after, claims)
@@ -370,6 +374,19 @@ class Engine:
         if steals or woken:
             self._refold_all(txn, [*steals, *woken], changes)
         return True
+
+    def _strict_check(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
+        """Judge a local event on top of the stored state; raise when it is refused."""
+        history = self.colls.get(event.collection)
+        config, epoch = history.at(key) if history else (None, None)
+        stored = StoredEvent(
+            key, event.action, event.data, event.base, author, record, epoch or b""
+        )
+        before = self.get_doc(txn, event.collection, event.instance_id)
+        if event.action is Action.DELETE and before is None:
+            return
+        after = step(event.instance_id, before, stored)
+        self._judge(txn, stored, event.collection, event.instance_id, config, before, after, [])
 
     def _judge(
         self,
@@ -404,7 +421,11 @@ class Engine:
             )
         if after is None or not unique:
             return
-        for path in config.unique_paths:
+        # unique indexes hold for the current state, so the current config's decide: an
+        # index added later in the order still separates values written before it
+        history = self.colls.get(collection)
+        current = history.current if history else None
+        for path in current.unique_paths if current else ():
             value = get_path(after, path)
             if _indexable(value) and not _same(get_path(before, path), value):
                 self._claim(txn, collection, instance_id, path, value, event.key, steals)
@@ -446,8 +467,8 @@ class Engine:
         field_keys: dict[str, bytes],
         fallback: bytes | None,
         steals: list[tuple[str, str]],
-    ) -> tuple[bytes, str] | None:
-        """The claiming event that loses a unique value of ``doc``, with the reason, or None."""
+    ) -> tuple[str, Any, str] | None:
+        """A unique value of ``doc`` another instance claimed first: (path, value, reason)."""
         if config is None or doc is None:
             return None
         for path in config.unique_paths:
@@ -458,7 +479,7 @@ class Engine:
             try:
                 self._claim(txn, collection, instance_id, path, value, claim, steals)
             except UniqueViolation as exc:
-                return claim, str(exc)
+                return path, value, str(exc)
         return None
 
     def _holders(self, txn: Any, coll: bytes, path: str, value: Any) -> Iterator[tuple[str, bytes]]:
@@ -577,6 +598,9 @@ class Engine:
 
         current_epoch = history.current_epoch if history else None
         config = history.current if history else None
+        # An instance that loses a unique value loses every event that sets it: banning
+        # only the latest would let an earlier event hand the value back with an earlier
+        # claim, and two instances could then take it from each other forever.
         banned: dict[bytes, str] = {}
         while True:
             kept = [e for e in events if e.key not in banned] if banned else events
@@ -594,7 +618,10 @@ class Engine:
             )
             if lost is None:
                 break
-            banned[lost[0]] = lost[1]
+            path, value, reason = lost
+            for event in kept:
+                if _sets(event, path, value):
+                    banned[event.key] = reason
         result.rejections.extend(Rejection(key, reason) for key, reason in banned.items())
         if banned:
             result.last_key = events[-1].key if events else result.last_key
@@ -729,22 +756,20 @@ class Engine:
         added = [i for i in config.indexes if i not in kept]
         if not added:
             return
-        contested: list[tuple[str, str]] = []
-        for doc in list(self.scan_docs(txn, name)):
+        plain = [i for i in added if not i.unique]
+        for doc in list(self.scan_docs(txn, name)) if plain else ():
             instance_id = doc["_id"]
-            for index in added:
+            for index in plain:
                 value = get_path(doc, index.path)
-                if value is _MISSING:
-                    continue
-                base = layout.index_prefix(coll, index.path) + encode_value(value)
-                scalar = value is not None and not isinstance(value, dict | list)
-                if index.unique and scalar and any(self._holders(txn, coll, index.path, value)):
-                    contested.append((name, instance_id))
-                txn.put(base + encode_id(instance_id), b"", db=self.tables.index)
-        if contested:
-            for instance_id in self.instance_ids(txn, name):
-                contested.append((name, instance_id))
-            self._refold_all(txn, contested, changes)
+                if value is not _MISSING:
+                    key = layout.index_prefix(coll, index.path) + encode_value(value)
+                    txn.put(key + encode_id(instance_id), b"", db=self.tables.index)
+        if any(i.unique for i in added):
+            # a unique index is filled by re-folding every instance: each entry then carries
+            # its claim, and values held twice (written concurrently with the index) go to
+            # the earliest claim, the same on every peer
+            instances = [(name, instance_id) for instance_id, _ in self._instance_heads(txn, name)]
+            self._refold_all(txn, instances, changes)
 
     def unique_duplicates(self, txn: Any, name: str, path: str) -> list[Any]:
         """Values that more than one live document holds at ``path``."""
@@ -773,6 +798,13 @@ def _change(
         return Change(collection, instance_id, Action.DELETE, None)
     action = Action.CREATE if before is None else Action.SAVE
     return Change(collection, instance_id, action, after)
+
+
+def _sets(event: StoredEvent, path: str, value: Any) -> bool:
+    """True when an event writes ``value`` at ``path`` (a create's document or a save's patch)."""
+    if event.action is Action.DELETE or event.data is None:
+        return False
+    return _same(get_path(event.data, path), value)
 
 
 def _indexable(value: Any) -> bool:
