@@ -78,8 +78,9 @@ def _baseline(requests: int = 300) -> tuple[float, float]:
 
 
 def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
-    import threadkit as tk
     from procs import PeerProcess
+
+    import threadkit as tk
 
     with PeerProcess(pull_interval=2.0) as a, tk.Peer(memory=True, network=True) as b:
         shared = a.call("new_db", name="w4")
