@@ -7,7 +7,7 @@ the keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
@@ -125,15 +125,7 @@ def add_addrs(
     InvalidAddress
         For a malformed multiaddr.
     """
-    prefix = layout.log_prefix(thread_id, log_id)
-    value = txn.get(prefix, db=tables.logs)
-    if value is None:
-        raise log_missing(txn, tables, thread_id, log_id)
-    public, private, current = codec.decode_log(value)
-    merged = _merge(current, addrs)
-    if merged != current:
-        txn.put(prefix, codec.encode_log(public, private, merged), db=tables.logs)
-    return _info(log_id, public, private, merged, read_head(txn, tables, thread_id, log_id))
+    return _rewrite_addrs(txn, tables, thread_id, log_id, lambda current: _merge(current, addrs))
 
 
 def set_addrs(
@@ -148,15 +140,25 @@ def set_addrs(
     InvalidAddress
         For a malformed multiaddr.
     """
+    return _rewrite_addrs(txn, tables, thread_id, log_id, lambda current: _merge([], addrs))
+
+
+def _rewrite_addrs(
+    txn: Any,
+    tables: Tables,
+    thread_id: ThreadID,
+    log_id: str,
+    rewrite: Callable[[list[bytes]], list[bytes]],
+) -> LogInfo:
     prefix = layout.log_prefix(thread_id, log_id)
     value = txn.get(prefix, db=tables.logs)
     if value is None:
         raise log_missing(txn, tables, thread_id, log_id)
     public, private, current = codec.decode_log(value)
-    replaced = _merge([], addrs)
-    if replaced != current:
-        txn.put(prefix, codec.encode_log(public, private, replaced), db=tables.logs)
-    return _info(log_id, public, private, replaced, read_head(txn, tables, thread_id, log_id))
+    addrs = rewrite(current)
+    if addrs != current:
+        txn.put(prefix, codec.encode_log(public, private, addrs), db=tables.logs)
+    return _info(log_id, public, private, addrs, read_head(txn, tables, thread_id, log_id))
 
 
 def read_head(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> Head:
