@@ -46,6 +46,8 @@ import cbor2
 import numpy as np
 import numpy.typing as npt
 
+from threadkit.errors import StoreError
+
 __all__ = [
     "FALSE",
     "FLOATF",
@@ -411,12 +413,12 @@ def decode(values: Sequence[bytes]) -> Batch:
     for value in values:
         doc: Any = cbor2.loads(value)
         if not isinstance(doc, dict) or not all(isinstance(k, str) for k in _keys(doc)):
-            raise ValueError("a stored document is not a JSON object with text keys")
+            raise StoreError("a stored document is not a JSON object with text keys")
         normalised.append(cbor2.dumps(doc))
     try:
         return _walk(normalised)
     except (_Irregular, IndexError):
-        raise ValueError("stored documents hold CBOR the column decoder cannot read") from None
+        raise StoreError("stored documents hold CBOR the column decoder cannot read") from None
 
 
 def _keys(value: Any) -> list[Any]:
