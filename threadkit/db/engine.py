@@ -16,7 +16,7 @@ instance holds) re-folds only the instances involved (:mod:`.reducer`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, Event
 from threadkit.db.indexkeys import decode_id, decode_value, encode_value
 from threadkit.db.layout import encode_id
-from threadkit.db.reducer import Conflict, Rejection, StoredEvent, fold, step
+from threadkit.db.reducer import Conflict, FoldResult, Rejection, StoredEvent, fold, step
 from threadkit.errors import (
     CollectionNotFound,
     ScriptError,
@@ -403,7 +403,7 @@ class Engine:
     ) -> None:
         """Raise the reason an event is refused where it stands; note unique values it takes.
 
-        With ``unique=False`` (re-folds) unique indexes are left to :meth:`_final_unique`,
+        With ``unique=False`` (re-folds) unique indexes are left to :meth:`_resolve_unique`,
         which judges them on the instance's final state: whether a value was taken while
         an instance held it in between would depend on which records arrived first.
         """
@@ -456,31 +456,6 @@ class Engine:
                     f"(instance {holder!r})"
                 )
             steals.append((collection, holder))
-
-    def _final_unique(
-        self,
-        txn: Any,
-        collection: str,
-        instance_id: str,
-        config: CollectionConfig | None,
-        doc: dict[str, Any] | None,
-        field_keys: dict[str, bytes],
-        fallback: bytes | None,
-        steals: list[tuple[str, str]],
-    ) -> tuple[str, Any, str] | None:
-        """A unique value of ``doc`` another instance claimed first: (path, value, reason)."""
-        if config is None or doc is None:
-            return None
-        for path in config.unique_paths:
-            value = get_path(doc, path)
-            claim = field_keys.get(path, fallback)
-            if not _indexable(value) or claim is None:
-                continue
-            try:
-                self._claim(txn, collection, instance_id, path, value, claim, steals)
-            except UniqueViolation as exc:
-                return path, value, str(exc)
-        return None
 
     def _holders(self, txn: Any, coll: bytes, path: str, value: Any) -> Iterator[tuple[str, bytes]]:
         prefix = layout.index_prefix(coll, path) + encode_value(value)
@@ -555,26 +530,31 @@ class Engine:
     # ---------------------------------------------------------------- re-folds
 
     def _refold_all(self, txn: Any, pending: list[tuple[str, str]], changes: list[Change]) -> None:
-        """Re-fold instances until no unique value is contested (a fixpoint)."""
+        """Re-fold instances; collections where unique values are contested are resolved whole."""
         queue = list(dict.fromkeys(pending))
+        contested: dict[str, None] = {}
         rounds = 0
         while queue:
             rounds += 1
             if rounds > _MAX_REFOLD_ROUNDS:
                 raise StoreError(f"re-folding did not settle after {rounds} rounds (a bug)")
             collection, instance_id = queue.pop(0)
-            for item in self._refold(txn, collection, instance_id, changes):
+            if collection in contested:
+                continue
+            woken = self._refold(txn, collection, instance_id, changes)
+            if woken is None:
+                contested[collection] = None
+                continue
+            for item in woken:
                 if item not in queue and item != (collection, instance_id):
                     queue.append(item)
+        for collection in contested:
+            self._resolve_unique(txn, collection, changes)
 
-    def _refold(
-        self, txn: Any, collection: str, instance_id: str, changes: list[Change]
-    ) -> list[tuple[str, str]]:
-        coll = self._coll(collection)
-        events = self.events_of(txn, collection, instance_id)
+    def _judge_without_unique(
+        self, txn: Any, collection: str, instance_id: str
+    ) -> Callable[[StoredEvent, dict[str, Any] | None, dict[str, Any] | None], str | None]:
         history = self.colls.get(collection)
-        steals: list[tuple[str, str]] = []
-        self._clear_losses(txn, coll, instance_id)
 
         def judge(
             event: StoredEvent, before: dict[str, Any] | None, after: dict[str, Any] | None
@@ -582,64 +562,151 @@ class Engine:
             config = history.at(event.key)[0] if history else None
             try:
                 self._judge(
-                    txn,
-                    event,
-                    collection,
-                    instance_id,
-                    config,
-                    before,
-                    after,
-                    steals,
-                    unique=False,
+                    txn, event, collection, instance_id, config, before, after, [], unique=False
                 )
             except (WriteRejected, ScriptError, CollectionNotFound) as exc:
                 return str(exc)
             return None
 
-        current_epoch = history.current_epoch if history else None
-        config = history.current if history else None
-        # An instance that loses a unique value loses every event that sets it: banning
-        # only the latest would let an earlier event hand the value back with an earlier
-        # claim, and two instances could then take it from each other forever.
-        banned: dict[bytes, str] = {}
-        while True:
-            kept = [e for e in events if e.key not in banned] if banned else events
-            result = fold(instance_id, kept, judge)
-            doc = result.doc if result.epoch == current_epoch else None
-            lost = self._final_unique(
-                txn,
-                collection,
-                instance_id,
-                config,
-                doc,
-                result.value_since,
-                result.last_key,
-                steals,
-            )
-            if lost is None:
-                break
-            path, value, reason = lost
-            for event in kept:
-                if _sets(event, path, value):
-                    banned[event.key] = reason
-        result.rejections.extend(Rejection(key, reason) for key, reason in banned.items())
+        return judge
+
+    def _fold_instance(
+        self,
+        txn: Any,
+        collection: str,
+        instance_id: str,
+        events: list[StoredEvent],
+        banned: dict[tuple[str, bytes], str],
+    ) -> tuple[FoldResult, dict[str, Any] | None, dict[bytes, str]]:
+        """Fold an instance without the events that set any banned unique value."""
+        history = self.colls.get(collection)
+        rejected: dict[bytes, str] = {}
         if banned:
-            result.last_key = events[-1].key if events else result.last_key
+            for event in events:
+                for (path, encoded), reason in banned.items():
+                    if _sets_encoded(event, path, encoded):
+                        rejected[event.key] = reason
+        kept = [e for e in events if e.key not in rejected] if rejected else events
+        result = fold(instance_id, kept, self._judge_without_unique(txn, collection, instance_id))
+        current_epoch = history.current_epoch if history else None
+        doc = result.doc if result.epoch == current_epoch else None
+        if events:
+            result.last_key = events[-1].key
+        return result, doc, rejected
+
+    def _refold(
+        self, txn: Any, collection: str, instance_id: str, changes: list[Change]
+    ) -> list[tuple[str, str]] | None:
+        """Re-fold one instance; None when its unique values are contested (resolve globally)."""
+        coll = self._coll(collection)
+        history = self.colls.get(collection)
+        config = history.current if history else None
+        events = self.events_of(txn, collection, instance_id)
+        result, doc, _ = self._fold_instance(txn, collection, instance_id, events, {})
+        if config is not None and config.unique_paths:
+            if self._has_loser_entries(txn, coll, instance_id):
+                return None
+            for path in config.unique_paths:
+                value = get_path(doc, path)
+                if _indexable(value) and any(
+                    holder != instance_id for holder, _ in self._holders(txn, coll, path, value)
+                ):
+                    return None
+        self._clear_losses(txn, coll, instance_id)
+        return self._store_fold(txn, collection, instance_id, result, doc, {}, changes)
+
+    def _store_fold(
+        self,
+        txn: Any,
+        collection: str,
+        instance_id: str,
+        result: FoldResult,
+        doc: dict[str, Any] | None,
+        rejected: dict[bytes, str],
+        changes: list[Change],
+    ) -> list[tuple[str, str]]:
+        """Write a folded instance: document, index entries with claims, lost writes."""
+        coll = self._coll(collection)
+        history = self.colls.get(collection)
+        config = history.current if history else None
         before = self.get_doc(txn, collection, instance_id)
         claims = {
             p: result.value_since.get(p, b"") for p in (config.unique_paths if config else ())
         }
         woken = self._write_state(txn, collection, instance_id, before, doc, claims)
-        doc_key = layout.doc_key(coll, instance_id)
         if result.last_key is not None:
-            txn.put(doc_key, result.last_key, db=self.tables.inst)
-        for rejection in result.rejections:
+            txn.put(layout.doc_key(coll, instance_id), result.last_key, db=self.tables.inst)
+        for rejection in [*result.rejections, *(Rejection(k, r) for k, r in rejected.items())]:
             self._record_rejection(txn, coll, instance_id, rejection)
         for conflict in result.conflicts:
             self._record_conflict(txn, coll, instance_id, conflict)
         if before != doc:
             changes.append(_change(collection, instance_id, before, doc))
-        return [*steals, *woken]
+        return woken
+
+    def _resolve_unique(self, txn: Any, collection: str, changes: list[Change]) -> None:
+        """Settle a collection's unique values from its events alone (order-independent).
+
+        Every instance is folded; claims (the key since which an instance has held a value)
+        are taken in key order, and the first value already taken makes the later claimant
+        lose it: all its events that set that value are rejected and it is folded again.
+        Bans only grow, so this ends; it depends on nothing but the events.
+        """
+        coll = self._coll(collection)
+        history = self.colls.get(collection)
+        config = history.current if history else None
+        unique = config.unique_paths if config else ()
+        ids = [instance_id for instance_id, _ in self._instance_heads(txn, collection)]
+        events = {i: self.events_of(txn, collection, i) for i in ids}
+        bans: dict[str, dict[tuple[str, bytes], str]] = {i: {} for i in ids}
+        states = {i: self._fold_instance(txn, collection, i, events[i], {}) for i in ids}
+        for _ in range(_MAX_REFOLD_ROUNDS):
+            claims: list[tuple[bytes, str, str, Any]] = []
+            for i, (result, doc, _) in states.items():
+                for path in unique:
+                    value = get_path(doc, path)
+                    if _indexable(value):
+                        since = result.value_since.get(path, result.last_key or b"")
+                        claims.append((since, i, path, value))
+            claims.sort(key=lambda c: (c[0], c[1]))
+            taken: dict[tuple[str, bytes], str] = {}
+            loser = None
+            for _since, i, path, value in claims:
+                slot = (path, encode_value(value))
+                holder = taken.setdefault(slot, i)
+                if holder != i:
+                    loser = (i, slot, value, holder)
+                    break
+            if loser is None:
+                break
+            i, slot, value, holder = loser
+            bans[i][slot] = (
+                f"unique index {slot[0]!r} of {collection!r} already holds {value!r} "
+                f"(instance {holder!r})"
+            )
+            states[i] = self._fold_instance(txn, collection, i, events[i], bans[i])
+        else:
+            raise StoreError("unique values did not settle (a bug)")
+        for i in ids:
+            self._clear_losses(txn, coll, i)
+        for i in ids:
+            result, doc, rejected = states[i]
+            self._store_fold(txn, collection, i, result, doc, rejected, changes)
+            for path, encoded in bans[i]:
+                key = layout.index_prefix(coll, path) + encoded + encode_id(i)
+                txn.put(key, b"", db=self.tables.losers)
+
+    def _has_loser_entries(self, txn: Any, coll: bytes, instance_id: str) -> bool:
+        suffix = encode_id(instance_id)
+        cursor = txn.cursor(self.tables.losers)
+        if not cursor.set_range(coll):
+            return False
+        for key in cursor.iternext(keys=True, values=False):
+            if not key.startswith(coll):
+                return False
+            if bytes(key).endswith(suffix):
+                return True
+        return False
 
     def _has_losses(self, txn: Any, coll: bytes, instance_id: str) -> bool:
         prefix = layout.event_prefix(coll, instance_id)
@@ -800,11 +867,12 @@ def _change(
     return Change(collection, instance_id, action, after)
 
 
-def _sets(event: StoredEvent, path: str, value: Any) -> bool:
-    """True when an event writes ``value`` at ``path`` (a create's document or a save's patch)."""
+def _sets_encoded(event: StoredEvent, path: str, encoded: bytes) -> bool:
+    """True when an event writes the value ``encoded`` at ``path`` (create document or patch)."""
     if event.action is Action.DELETE or event.data is None:
         return False
-    return _same(get_path(event.data, path), value)
+    value = get_path(event.data, path)
+    return _indexable(value) and encode_value(value) == encoded
 
 
 def _indexable(value: Any) -> bool:
