@@ -519,7 +519,7 @@ def test_decoder_falls_back_for_irregular_cbor() -> None:
     batch = cbor_columns.decode([indefinite, half])
     assert batch.text("_id") == ["a", "b"]
     assert batch.columns["h"].kinds.tolist() == [cbor_columns.FLOATF]
-    with pytest.raises(ValueError, match="not a JSON object"):
+    with pytest.raises(tk.errors.StoreError, match="not a JSON object"):
         cbor_columns.decode([cbor2.dumps([1, 2])])
 
 
