@@ -204,18 +204,6 @@ class Engine:
         """True when some index entry lies in ``[lo, hi)``."""
         return next(self.index_ids(txn, collection, path, lo, hi), None) is not None
 
-    def instance_ids(self, txn: Any, collection: str) -> list[str]:
-        """Ids of every instance with events in the collection (live or not)."""
-        prefix = self._coll(collection)
-        cursor = txn.cursor(self.tables.inst)
-        ids: list[str] = []
-        if cursor.set_range(prefix):
-            for key in cursor.iternext(keys=True, values=False):
-                if not key.startswith(prefix):
-                    break
-                ids.append(decode_id(bytes(key), len(prefix))[0])
-        return ids
-
     def last_key(self, txn: Any, collection: str, instance_id: str) -> bytes | None:
         """Key of the latest event of an instance."""
         value = txn.get(layout.doc_key(self._coll(collection), instance_id), db=self.tables.inst)
@@ -511,14 +499,7 @@ class Engine:
 
     def _losers_of(self, txn: Any, coll: bytes, path: str, value: Any) -> list[str]:
         prefix = layout.index_prefix(coll, path) + encode_value(value)
-        cursor = txn.cursor(self.tables.losers)
-        ids: list[str] = []
-        if cursor.set_range(prefix):
-            for key in cursor.iternext(keys=True, values=False):
-                if not key.startswith(prefix):
-                    break
-                ids.append(decode_id(bytes(key), len(prefix))[0])
-        return ids
+        return _ids_under(txn, self.tables.losers, prefix)
 
     def _record_rejection(
         self, txn: Any, coll: bytes, instance_id: str, rejection: Rejection
@@ -887,6 +868,18 @@ def _same(a: Any, b: Any) -> bool:
 def _loads(data: Any) -> dict[str, Any]:
     doc: dict[str, Any] = cbor2.loads(data)
     return doc
+
+
+def _ids_under(txn: Any, table: Any, prefix: bytes) -> list[str]:
+    """The instance ids encoded right after ``prefix`` in a table's keys."""
+    cursor = txn.cursor(table)
+    ids: list[str] = []
+    if cursor.set_range(prefix):
+        for key in cursor.iternext(keys=True, values=False):
+            if not key.startswith(prefix):
+                break
+            ids.append(decode_id(bytes(key), len(prefix))[0])
+    return ids
 
 
 def _delete_prefix(txn: Any, db: Any, prefix: bytes) -> None:
