@@ -74,10 +74,108 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    print(
-        "threadkit daemon is not available yet: the remote API layer is not built", file=sys.stderr
+    import logging
+    import os
+    import signal
+    import threading
+
+    from threadkit.errors import InvalidAddress, NetworkError, RepoInUse
+
+    def setting(flag: object, env: str, default: str) -> str:
+        if flag is not None:
+            return str(flag)
+        return os.environ.get(env, default)
+
+    def flag_on(flag: bool | None, env: str) -> bool:
+        if flag:
+            return True
+        return os.environ.get(env, "").strip().lower() in {"1", "true", "yes", "on"}
+
+    def _multiaddr_host_port(addr: str) -> tuple[str, int]:
+        """``host`` and ``port`` of ``/ip4/H/tcp/P`` (also ``/ip6`` and ``/dns4``)."""
+        parts = addr.strip("/").split("/")
+        if (
+            len(parts) != 4
+            or parts[0] not in {"ip4", "ip6", "dns4", "dns6", "dns"}
+            or parts[2] != "tcp"
+        ):
+            raise InvalidAddress(f"{addr!r} is not an /ip4/<host>/tcp/<port> address")
+        host = f"[{parts[1]}]" if parts[0] == "ip6" else parts[1]
+        return host, int(parts[3])
+
+    config = {
+        "repo": setting(args.repo, "THRDS_REPO", str(Path.home() / ".threads")),
+        "hostAddr": setting(args.hostAddr, "THRDS_HOSTADDR", "/ip4/0.0.0.0/tcp/4006"),
+        "apiAddr": setting(args.apiAddr, "THRDS_APIADDR", "/ip4/127.0.0.1/tcp/6006"),
+        "apiProxyAddr": setting(args.apiProxyAddr, "THRDS_APIPROXYADDR", "/ip4/127.0.0.1/tcp/6007"),
+        "connLowWater": setting(args.connLowWater, "THRDS_CONNLOWWATER", "100"),
+        "connHighWater": setting(args.connHighWater, "THRDS_CONNHIGHWATER", "400"),
+        "connGracePeriod": setting(args.connGracePeriod, "THRDS_CONNGRACEPERIOD", "20s"),
+        "keepAliveInterval": setting(args.keepAliveInterval, "THRDS_KEEPALIVEINTERVAL", "5s"),
+        "enableNetPubsub": flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB"),
+        "debug": flag_on(args.debug, "THRDS_DEBUG"),
+    }
+    logging.basicConfig(
+        level=logging.DEBUG if config["debug"] else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
-    return 2
+    log = logging.getLogger("threadkit.daemon")
+    try:
+        api_host, api_port = _multiaddr_host_port(str(config["apiAddr"]))
+        for key in ("connLowWater", "connHighWater"):
+            int(str(config[key]))
+    except ValueError as exc:
+        print(f"threadkit daemon: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    for key, value in config.items():
+        log.info("config %s: %s", key, value)
+    log.info("apiProxyAddr %s: grpc-web and websockets are not served yet", config["apiProxyAddr"])
+    log.info(
+        "connLowWater, connHighWater, connGracePeriod, keepAliveInterval: accepted, "
+        "not applied yet (the libp2p host keeps its own limits)"
+    )
+
+    import threadkit as tk
+    from threadkit.api.server import APIServer
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        peer = tk.Peer(
+            str(config["repo"]),
+            listen=[str(config["hostAddr"])],
+            network=True,
+            replicator=True,
+            pubsub=bool(config["enableNetPubsub"]),
+        )
+    except RepoInUse as exc:
+        print(f"threadkit daemon: repo {config['repo']} is in use: {exc}", file=sys.stderr)
+        return 1
+    except NetworkError as exc:
+        print(f"threadkit daemon: cannot start the host: {exc}", file=sys.stderr)
+        return 1
+    try:
+        server = APIServer(peer, f"{api_host}:{api_port}")
+        try:
+            server.start()
+        except NetworkError as exc:
+            print(f"threadkit daemon: {exc}", file=sys.stderr)
+            return 1
+        log.info("peer id: %s", peer.id)
+        for addr in peer.addrs:
+            log.info("host address: %s", addr)
+        print(f"Welcome to Threads! peer id {peer.id}", flush=True)
+        print(f"API listening on {api_host}:{server.port}", flush=True)
+        while not stop.wait(1.0):
+            pass
+        log.info("shutting down")
+        server.stop(1.0)
+    finally:
+        peer.close()
+    log.info("stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,9 +200,33 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("suites", nargs="*")
     bench.add_argument("--rounds", type=int, default=7)
     bench.set_defaults(func=_cmd_bench)
-    sub.add_parser("daemon", help="serve ThreadDB's remote API (not yet built)").set_defaults(
-        func=_cmd_daemon
+    daemon = sub.add_parser("daemon", help="serve ThreadDB's remote API (gRPC)")
+    for flag, help_text in (
+        ("repo", "repo directory ($THRDS_REPO, default ~/.threads)"),
+        ("hostAddr", "libp2p listen multiaddr ($THRDS_HOSTADDR)"),
+        ("apiAddr", "gRPC API multiaddr ($THRDS_APIADDR)"),
+        ("apiProxyAddr", "grpc-web/websocket multiaddr ($THRDS_APIPROXYADDR; not served yet)"),
+        ("connLowWater", "connection manager low water ($THRDS_CONNLOWWATER)"),
+        ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
+        ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),
+        ("keepAliveInterval", "keep-alive interval ($THRDS_KEEPALIVEINTERVAL)"),
+    ):
+        daemon.add_argument(f"--{flag}", dest=flag, default=None, help=help_text)
+    daemon.add_argument(
+        "--enableNetPubsub",
+        dest="enableNetPubsub",
+        action="store_true",
+        default=None,
+        help="also use GossipSub ($THRDS_ENABLENETPUBSUB)",
     )
+    daemon.add_argument(
+        "--debug",
+        dest="debug",
+        action="store_true",
+        default=None,
+        help="debug logging ($THRDS_DEBUG)",
+    )
+    daemon.set_defaults(func=_cmd_daemon)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -1,0 +1,116 @@
+"""``threadkit daemon`` as a process: configuration, repo lock, signals, replication."""
+
+from __future__ import annotations
+
+import filecmp
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from api_procs import Daemon
+
+import threadkit as tk
+from threadkit import errors
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
+    repo = tmp_path / "envrepo"
+    env = {
+        "THRDS_REPO": str(repo),
+        "THRDS_APIPROXYADDR": "/ip4/127.0.0.1/tcp/0",
+        "THRDS_CONNLOWWATER": "7",
+        "THRDS_CONNHIGHWATER": "9",
+        "THRDS_DEBUG": "true",
+    }
+    daemon = Daemon(None, env=env).wait_ready()
+    try:
+        with tk.Client(f"/ip4/127.0.0.1/tcp/{daemon.target.rsplit(':', 1)[1]}") as client:
+            assert client.host_id == daemon.peer_id
+            assert client.list_dbs() == []
+        log = daemon.log()
+        assert f"config repo: {repo}" in log
+        assert "config connLowWater: 7" in log and "config connHighWater: 9" in log
+        assert "config debug: True" in log
+        assert "not served yet" in log
+        assert f"peer id: {daemon.peer_id}" in log
+        assert (repo / "repo.lock").exists()
+    finally:
+        assert daemon.stop(signal.SIGINT) == 0, daemon.log()
+    assert "stopped" in daemon.log()
+
+
+def test_repo_in_use_is_refused(daemon: Daemon) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "threadkit.cli", "daemon", "--repo", str(daemon.repo_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "in use" in second.stderr
+    with tk.Client(daemon.target) as client:
+        client.list_dbs()  # the first one still serves
+
+
+def test_bad_api_address(tmp_path: Path) -> None:
+    from threadkit.cli import main
+
+    assert main(["daemon", "--repo", str(tmp_path / "r"), "--apiAddr", "localhost:6006"]) == 2
+
+
+def test_generated_code_is_current(tmp_path: Path) -> None:
+    protoc = pytest.importorskip("grpc_tools.protoc")
+    protos = ["threadkit/api/proto/threads.proto", "threadkit/api/proto/threadsnet.proto"]
+    for proto in protos:
+        (tmp_path / proto).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / proto).write_bytes((ROOT / proto).read_bytes())
+    args = ["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}"]
+    assert protoc.main([*args, *(str(tmp_path / p) for p in protos)]) == 0
+    for name in ("threads_pb2", "threads_pb2_grpc", "threadsnet_pb2", "threadsnet_pb2_grpc"):
+        fresh = tmp_path / "threadkit/api/proto" / f"{name}.py"
+        committed = ROOT / "threadkit/api/proto" / f"{name}.py"
+        assert filecmp.cmp(fresh, committed, shallow=False), f"{name}.py is stale: regenerate"
+
+
+def _until(check: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except errors.ThreadkitError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.2)
+
+
+def test_two_daemons_replicate(tmp_path: Path) -> None:
+    first = Daemon(tmp_path / "a").wait_ready()
+    second = Daemon(tmp_path / "b").wait_ready()
+    try:
+        a, b = tk.Client(first.target, timeout=30), tk.Client(second.target, timeout=30)
+        db = a.new_db("shared")
+        coll = db.new_collection("Notes", indexes=["text"])
+        coll.create({"_id": "n1", "text": "hello"}, {"_id": "n2", "text": "world"})
+        info = db.info()
+        joined = b.new_db_from_addr(info.addrs[0], info.key, timeout=30)
+        assert joined.id == db.id
+        _until(lambda: len(joined["Notes"].find()) == 2)
+        coll.save({"_id": "n1", "text": "hello again"})
+        _until(lambda: joined["Notes"].find_by_id("n1")["text"] == "hello again")
+        joined["Notes"].create({"_id": "n3", "text": "from b"})
+        _until(lambda: coll.has("n3"))
+        assert a.get_db(db.id).info().key == b.get_db(db.id).info().key
+        a.close()
+        b.close()
+    finally:
+        assert first.stop() == 0, first.log()
+        assert second.stop() == 0, second.log()

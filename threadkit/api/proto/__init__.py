@@ -1,0 +1,1 @@
+"""ThreadDB's .proto files (``threads.pb``, ``threads.net.pb``) and protoc's Python output."""
