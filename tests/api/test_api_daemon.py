@@ -114,3 +114,53 @@ def test_two_daemons_replicate(tmp_path: Path) -> None:
     finally:
         assert first.stop() == 0, first.log()
         assert second.stop() == 0, second.log()
+
+
+def test_add_record_on_one_daemon_reaches_subscribe_on_the_other(tmp_path: Path) -> None:
+    """The Net API across two daemons: CreateThread, AddThread, AddRecord, Subscribe."""
+    import grpc
+
+    from threadkit.api.proto import threadsnet_pb2 as netpb
+    from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
+    from threadkit.core import dagcbor
+    from threadkit.core.identity import peer_id_bytes
+    from threadkit.core.records import create_record
+
+    first = Daemon(tmp_path / "a").wait_ready()
+    second = Daemon(tmp_path / "b").wait_ready()
+    try:
+        a = netpb_grpc.APIStub(grpc.insecure_channel(first.target))
+        b = netpb_grpc.APIStub(grpc.insecure_channel(second.target))
+        thread = a.CreateThread(netpb.CreateThreadRequest(), timeout=30)
+        key = tk.ThreadKey.from_bytes(thread.threadKey)
+        b.AddThread(
+            netpb.AddThreadRequest(
+                addr=thread.addrs[0], keys=netpb.Keys(threadKey=thread.threadKey)
+            ),
+            timeout=30,
+        )
+        feed = b.Subscribe(netpb.SubscribeRequest(threadIDs=[thread.threadID]), timeout=60)
+        feed.initial_metadata()
+        author = tk.Identity.generate()  # a log key neither daemon holds
+        record = create_record(dagcbor.encode({"made": "locally"}), log_key=author, key=key)
+        blocks = record.blocks
+        a.AddRecord(
+            netpb.AddRecordRequest(
+                threadID=thread.threadID,
+                logID=peer_id_bytes(author.public.peer_id),
+                record=netpb.Record(
+                    recordNode=blocks.record,
+                    eventNode=blocks.event,
+                    headerNode=blocks.header,
+                    bodyNode=blocks.body,
+                ),
+            ),
+            timeout=30,
+        )
+        received = next(iter(feed))
+        assert received.logID == peer_id_bytes(author.public.peer_id)
+        assert received.record.recordNode == blocks.record
+        feed.cancel()
+    finally:
+        first.stop()
+        second.stop()

@@ -251,8 +251,13 @@ def test_net_api(channel: grpc.Channel, daemon: Daemon) -> None:
     )
     assert record.record.recordNode and cid_to_string(info.logs[0].head)
     stub.PullThread(netpb.PullThreadRequest(threadID=db.id.to_bytes()))
+    bare = stub.CreateThread(netpb.CreateThreadRequest(threadID=tk.ThreadID.new().to_bytes()))
+    assert len(bare.threadKey) == 64 and len(bare.logs) == 1 and bare.addrs
+    made = stub.CreateRecord(netpb.CreateRecordRequest(threadID=bare.threadID, body=b"\xa0"))
+    assert made.threadID == bare.threadID and made.record.recordNode
+    stub.DeleteThread(netpb.DeleteThreadRequest(threadID=bare.threadID))
     with pytest.raises(grpc.RpcError) as caught:
-        stub.CreateThread(netpb.CreateThreadRequest(threadID=tk.ThreadID.new().to_bytes()))
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        stub.GetThread(netpb.GetThreadRequest(threadID=bare.threadID))
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
     client.delete_db(db.id)
     client.close()

@@ -38,8 +38,10 @@ from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2 as netpb
 from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
+from threadkit.core.addr import addr_from_bytes
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
+from threadkit.core.keys import ThreadKey
 from threadkit.core.tokens import TokenIssuer, new_challenge
 from threadkit.db.events import Action
 from threadkit.db.listen import Event as ListenEvent
@@ -167,6 +169,12 @@ def _streaming(method: Callable[[Any, Any, grpc.ServicerContext], Iterator[_T]])
     handler.__name__ = method.__name__
     handler.__doc__ = method.__doc__
     return handler
+
+
+def _thread_key(raw: bytes) -> ThreadKey:
+    if not raw:
+        raise errors.InvalidThreadKey("threadKey is empty")
+    return ThreadKey.from_bytes(bytes(raw))
 
 
 def _thread_id(raw: bytes) -> ThreadID:
@@ -732,36 +740,71 @@ class NetService(netpb_grpc.APIServicer):
         finally:
             feed.close()
 
-    def _unimplemented(self, context: grpc.ServicerContext, name: str) -> NoReturn:
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            f"{name} is not served by threadkit's daemon yet (use the DB API)",
+    @_unary
+    def CreateThread(self, request: Any, context: grpc.ServicerContext) -> netpb.ThreadInfoReply:
+        """A thread with no database and this host's log in it (``keys.logKey`` is not used)."""
+        self.tokens.identity(context)
+        thread_id = _thread_id(request.threadID) if request.threadID else None
+        key = _thread_key(request.keys.threadKey) if request.keys.threadKey else None
+        info = self.peer.create_thread(thread_id, key)
+        return _thread_info(self.peer, ThreadID.from_string(info["id"]))
+
+    @_unary
+    def AddThread(self, request: Any, context: grpc.ServicerContext) -> netpb.ThreadInfoReply:
+        """Keep a thread another peer serves at ``addr``; pulls its logs and records."""
+        self.tokens.identity(context)
+        addr = addr_from_bytes(bytes(request.addr))
+        info = self.peer.add_thread(addr, _thread_key(request.keys.threadKey))
+        return _thread_info(self.peer, ThreadID.from_string(info["id"]))
+
+    @_unary
+    def DeleteThread(self, request: Any, context: grpc.ServicerContext) -> netpb.DeleteThreadReply:
+        """Delete a thread (and its database, if it has one)."""
+        self.tokens.identity(context)
+        self.peer.delete_thread(_thread_id(request.threadID))
+        return netpb.DeleteThreadReply()
+
+    @_unary
+    def AddReplicator(
+        self, request: Any, context: grpc.ServicerContext
+    ) -> netpb.AddReplicatorReply:
+        """Have the peer at ``addr`` keep the thread's records (service key only)."""
+        self.tokens.identity(context)
+        db = self.peer.get_db(_thread_id(request.threadID))
+        peer_id = self.peer.add_replicator(db, addr_from_bytes(bytes(request.addr)))
+        return netpb.AddReplicatorReply(peerID=peer_id_bytes(peer_id))
+
+    @_unary
+    def CreateRecord(self, request: Any, context: grpc.ServicerContext) -> netpb.NewRecordReply:
+        """Append ``body`` (a DAG-CBOR node) to this host's log of a thread without a database."""
+        self.tokens.identity(context)
+        thread_id = _thread_id(request.threadID)
+        record = self.peer.create_record(thread_id, bytes(request.body))
+        own = next(log["id"] for log in self.peer.get_thread(thread_id)["logs"] if log["own"])
+        return netpb.NewRecordReply(
+            threadID=thread_id.to_bytes(), logID=peer_id_bytes(own), record=_record(record)
         )
-        raise errors.ThreadkitError("context.abort returned")  # it always raises
 
-    def CreateThread(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "CreateThread")
+    @_unary
+    def AddRecord(self, request: Any, context: grpc.ServicerContext) -> netpb.AddRecordReply:
+        """Add a record made elsewhere with its log's own keys (checked before it is kept)."""
+        from threadkit.core.records import RecordBlocks, open_record
+        from threadkit.net.service import _peer_id_str
 
-    def AddThread(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "AddThread")
-
-    def DeleteThread(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "DeleteThread")
-
-    def AddReplicator(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "AddReplicator")
-
-    def CreateRecord(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "CreateRecord")
-
-    def AddRecord(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Not served yet."""
-        self._unimplemented(context, "AddRecord")
+        self.tokens.identity(context)
+        thread_id = _thread_id(request.threadID)
+        log_id = _peer_id_str(bytes(request.logID))
+        node = request.record
+        blocks = RecordBlocks(
+            bytes(node.recordNode),
+            bytes(node.eventNode),
+            bytes(node.headerNode),
+            bytes(node.bodyNode),
+        )
+        key = self.peer.repo.get_thread(thread_id).key
+        record = open_record(blocks, service_key=key, log_key=PublicKey.from_peer_id(log_id))
+        self.peer.add_record(thread_id, log_id, record)
+        return netpb.AddRecordReply()
 
 
 def _record(record: Any) -> netpb.Record:
