@@ -363,8 +363,15 @@ class Database:
             for op in ops:
                 pending.events.append(self._event_for(txn, pending, op))
             record = self._sign(txn, pending.events, author)
+            fresh = frozenset(op.instance_id for op in ops if op.fresh)
             changes = self.engine.apply(
-                txn, pending.events, self._log_bytes, author_str, record.cid, strict=True
+                txn,
+                pending.events,
+                self._log_bytes,
+                author_str,
+                record.cid,
+                strict=True,
+                fresh=fresh,
             )
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)

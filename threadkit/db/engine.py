@@ -270,8 +270,13 @@ class Engine:
         record: bytes,
         *,
         strict: bool,
+        fresh: frozenset[str] = frozenset(),
     ) -> list[Change]:
         """Apply one record's events; returns the changes, in order.
+
+        ``fresh`` names instances a local transaction creates under ids it just generated
+        and whose documents it already checked against the schema: they cannot exist yet,
+        so their creates skip the lookups and the second schema check (the bulk-insert path).
 
         With ``strict`` (local writes), a rejected event raises its error; the
         caller then abandons the transaction, so nothing is written.
@@ -286,7 +291,9 @@ class Engine:
             self._store_event(txn, event, key, author, record)
             if (event.collection, event.instance_id) in refold:
                 continue
-            if not self._fast_apply(txn, event, key, author, record, strict, changes):
+            if not self._fast_apply(
+                txn, event, key, author, record, strict, changes, event.instance_id in fresh
+            ):
                 refold[(event.collection, event.instance_id)] = None
         self._refold_all(txn, list(refold), changes)
         return changes
@@ -306,11 +313,13 @@ class Engine:
         record: bytes,
         strict: bool,
         changes: list[Change],
+        fresh: bool = False,
     ) -> bool:
         """Apply on top of the stored state when that is exact; False means re-fold."""
         coll = self._coll(event.collection)
         doc_key = layout.doc_key(coll, event.instance_id)
-        last = txn.get(doc_key, db=self.tables.inst)
+        fresh = fresh and strict and event.action is Action.CREATE
+        last = None if fresh else txn.get(doc_key, db=self.tables.inst)
         if last is not None:
             last = bytes(last)
             if key <= last or event.base is None or event.base < last:
@@ -328,7 +337,7 @@ class Engine:
         stored = StoredEvent(
             key, event.action, event.data, event.base, author, record, epoch or b""
         )
-        raw = txn.get(doc_key, db=self.tables.docs)
+        raw = None if fresh else txn.get(doc_key, db=self.tables.docs)
         before = None if raw is None else _loads(raw)
         if event.action is Action.DELETE and before is None:
             txn.put(doc_key, key, db=self.tables.inst)
@@ -337,7 +346,15 @@ class Engine:
         steals: list[tuple[str, str]] = []
         try:
             self._judge(
-                txn, stored, event.collection, event.instance_id, config, before, after, steals
+                txn,
+                stored,
+                event.collection,
+                event.instance_id,
+                config,
+                before,
+                after,
+                steals,
+                checked=fresh,
             )
         except UniqueViolation:
             if strict:
@@ -388,8 +405,11 @@ class Engine:
         steals: list[tuple[str, str]],
         *,
         unique: bool = True,
+        checked: bool = False,
     ) -> None:
         """Raise the reason an event is refused where it stands; note unique values it takes.
+
+        ``checked`` skips the schema for a document the caller already validated.
 
         With ``unique=False`` (re-folds) unique indexes are left to :meth:`_resolve_unique`,
         which judges them on the instance's final state: whether a value was taken while
@@ -397,7 +417,7 @@ class Engine:
         """
         if config is None:
             raise CollectionNotFound(f"collection {collection!r} does not exist at this point")
-        if after is not None:
+        if after is not None and not checked:
             # _mod is the store's, not the user's: schemas (additionalProperties: false) omit it
             config.schema_validator.validate(
                 {k: v for k, v in after.items() if k != "_mod"} if "_mod" in after else after
