@@ -123,6 +123,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     log = logging.getLogger("threadkit.daemon")
     try:
         api_host, api_port = _multiaddr_host_port(str(config["apiAddr"]))
+        proxy_host, proxy_port = _multiaddr_host_port(str(config["apiProxyAddr"]))
         for key in ("connLowWater", "connHighWater"):
             int(str(config[key]))
     except ValueError as exc:
@@ -130,13 +131,13 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         return 2
     for key, value in config.items():
         log.info("config %s: %s", key, value)
-    log.info("apiProxyAddr %s: grpc-web and websockets are not served yet", config["apiProxyAddr"])
     log.info(
         "connLowWater, connHighWater, connGracePeriod, keepAliveInterval: accepted, "
         "not applied yet (the libp2p host keeps its own limits)"
     )
 
     import threadkit as tk
+    from threadkit.api.proxy import WebProxy
     from threadkit.api.server import APIServer
 
     stop = threading.Event()
@@ -163,14 +164,24 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         except NetworkError as exc:
             print(f"threadkit daemon: {exc}", file=sys.stderr)
             return 1
+        local = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(api_host, api_host)
+        proxy = WebProxy(f"{local}:{server.port}", proxy_host.strip("[]"), proxy_port)
+        try:
+            proxy.start()
+        except NetworkError as exc:
+            server.stop(0)
+            print(f"threadkit daemon: {exc}", file=sys.stderr)
+            return 1
         log.info("peer id: %s", peer.id)
         for addr in peer.addrs:
             log.info("host address: %s", addr)
         print(f"Welcome to Threads! peer id {peer.id}", flush=True)
         print(f"API listening on {api_host}:{server.port}", flush=True)
+        print(f"Proxy listening on {proxy_host}:{proxy.port}", flush=True)
         while not stop.wait(1.0):
             pass
         log.info("shutting down")
+        proxy.stop(1.0)
         server.stop(1.0)
     finally:
         peer.close()
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         ("repo", "repo directory ($THRDS_REPO, default ~/.threads)"),
         ("hostAddr", "libp2p listen multiaddr ($THRDS_HOSTADDR)"),
         ("apiAddr", "gRPC API multiaddr ($THRDS_APIADDR)"),
-        ("apiProxyAddr", "grpc-web/websocket multiaddr ($THRDS_APIPROXYADDR; not served yet)"),
+        ("apiProxyAddr", "grpc-web/websocket multiaddr ($THRDS_APIPROXYADDR)"),
         ("connLowWater", "connection manager low water ($THRDS_CONNLOWWATER)"),
         ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
         ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),

@@ -13,10 +13,14 @@ import time
 from pathlib import Path
 
 _API_LINE = re.compile(r"API listening on (\S+):(\d+)")
+_PROXY_LINE = re.compile(r"Proxy listening on (\S+):(\d+)")
 
 
 class Daemon:
-    """A ``python -m threadkit.cli daemon`` child; :attr:`target` is its ``host:port``."""
+    """A ``python -m threadkit.cli daemon`` child.
+
+    :attr:`target` is its gRPC ``host:port``, :attr:`proxy` its grpc-web one.
+    """
 
     def __init__(
         self, repo: str | Path | None, *extra: str, env: dict[str, str] | None = None
@@ -32,6 +36,8 @@ class Daemon:
             "/ip4/127.0.0.1/tcp/0",
             *extra,
         ]
+        if "THRDS_APIPROXYADDR" not in (env or {}) and "--apiProxyAddr" not in extra:
+            command += ["--apiProxyAddr", "/ip4/127.0.0.1/tcp/0"]
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("THRDS_")}
         child_env.update(env or {}, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
@@ -46,6 +52,7 @@ class Daemon:
         threading.Thread(target=self._pump_out, daemon=True).start()
         threading.Thread(target=self._pump_err, daemon=True).start()
         self.target = ""
+        self.proxy = ""
         self.peer_id = ""
         self.repo_path = Path(repo) if repo is not None else None
 
@@ -60,7 +67,7 @@ class Daemon:
             self.stderr.append(line)
 
     def wait_ready(self, timeout: float = 60.0) -> Daemon:
-        """Block until the daemon prints its API address."""
+        """Block until the daemon prints its API and proxy addresses."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -74,6 +81,9 @@ class Daemon:
             match = _API_LINE.search(line)
             if match:
                 self.target = f"{match.group(1)}:{match.group(2)}"
+            match = _PROXY_LINE.search(line)
+            if match:
+                self.proxy = f"{match.group(1)}:{match.group(2)}"
                 return self
         raise AssertionError("daemon did not start; stderr:\n" + "".join(self.stderr[-40:]))
 

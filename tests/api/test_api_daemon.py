@@ -38,7 +38,8 @@ def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
         assert f"config repo: {repo}" in log
         assert "config connLowWater: 7" in log and "config connHighWater: 9" in log
         assert "config debug: True" in log
-        assert "not served yet" in log
+        assert "config apiProxyAddr: /ip4/127.0.0.1/tcp/0" in log
+        assert daemon.proxy and not daemon.proxy.endswith(":0")
         assert f"peer id: {daemon.peer_id}" in log
         assert (repo / "repo.lock").exists()
     finally:

@@ -40,7 +40,8 @@ def test_pusher_killed_mid_batch_leaves_receiver_consistent_then_converges(
 
         a.call("create_bg", db=dbid, coll="Items", n=BATCH, pad=PAD, prefix="a")
         # kill the pusher while its records are on the way
-        assert b.call("wait_count", db=dbid, coll="Items", n=300, timeout=30)["reached"]
+        # 300 of a's documents plus b's own
+        assert b.call("wait_count", db=dbid, coll="Items", n=301, timeout=30)["reached"]
         a.kill()
 
         received = snapshot(b, dbid)
@@ -79,7 +80,8 @@ def test_receiver_killed_mid_batch_reopens_intact_then_converges(tmp_path: Path)
         assert a.call("wait_count", db=dbid, coll="Items", n=1, timeout=10)["reached"]
 
         a.call("create_bg", db=dbid, coll="Items", n=BATCH, pad=PAD, prefix="a")
-        assert b.call("wait_count", db=dbid, coll="Items", n=300, timeout=30)["reached"]
+        # 300 of a's documents plus b's own
+        assert b.call("wait_count", db=dbid, coll="Items", n=301, timeout=30)["reached"]
         b.kill()
 
         # the receiver's repo reopens (the LMDB lock of the dead process is not in the way)

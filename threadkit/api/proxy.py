@@ -1,0 +1,426 @@
+"""grpc-web (binary) and grpc-websockets in front of the daemon's gRPC port.
+
+ThreadDB's JS client (``@textile/threads-client``) speaks improbable-eng's
+grpc-web: every call, unary included, opens a websocket to
+``/<service>/<Method>`` with the subprotocol ``grpc-websockets``; a browser or a
+caller that swaps in an HTTP transport POSTs ``application/grpc-web+proto``
+instead. :class:`WebProxy` accepts both on the proxy address (threadsd's
+``THRDS_APIPROXYADDR``) and forwards each call, as raw bytes, to the gRPC server
+on the API address, so both speak to the same servicers. The framing is
+shared/threads-api.md §8:
+
+- a gRPC frame is 1 flag byte + a 4-byte big-endian length + the payload; flag
+  ``0x80`` marks a header/trailer frame whose payload is ``key: value\\r\\n`` lines;
+- websocket, client to server: the first message is the header lines, then
+  ``0x00`` + frame for each request, and the single byte ``0x01`` when the client
+  has finished sending; server to client: the header frame, one message frame per
+  websocket message, the trailer frame (each 0x80 frame alone in its messages),
+  then the socket is closed;
+- HTTP: the body holds the request frames; the reply is 200 with the message
+  frames and a trailer frame (a trailers-only reply also carries ``grpc-status``
+  and ``grpc-message`` as HTTP headers); ``OPTIONS`` preflights are answered for
+  any origin.
+
+Examples
+--------
+>>> import threadkit as tk
+>>> from threadkit.api.server import APIServer
+>>> with tk.Peer(memory=True, network=False) as peer:
+...     server = APIServer(peer, "127.0.0.1:0")
+...     server.start()
+...     proxy = WebProxy(f"127.0.0.1:{server.port}", "127.0.0.1", 0)
+...     proxy.start()
+...     proxy.port > 0
+...     proxy.stop()
+...     server.stop()
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import struct
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from aiohttp import WSMsgType, web
+
+from threadkit import errors
+
+__all__ = ["WebProxy", "encode_frame", "parse_frames"]
+
+log = logging.getLogger(__name__)
+
+_PATH = re.compile(r"^/[A-Za-z_][\w.]*/[A-Za-z_]\w*$")
+_CONTENT_TYPE = "application/grpc-web+proto"
+_FORWARDED = ("authorization", "x-textile-")
+_ALLOW_HEADERS = (
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, "
+    "x-textile-thread, x-textile-thread-name, x-textile-api-key, x-textile-api-sig, "
+    "x-textile-api-sig-msg, x-textile-session, x-textile-org"
+)
+_EXPOSE_HEADERS = "grpc-status, grpc-message"
+_DATA, _FINISH = 0x00, 0x01
+_TRAILER_FLAG = 0x80
+
+
+def encode_frame(payload: bytes, flag: int = 0) -> bytes:
+    """One gRPC frame: ``flag``, the big-endian length, ``payload``."""
+    return struct.pack(">BI", flag, len(payload)) + payload
+
+
+def parse_frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete frames off the front of ``buffer`` as ``(flag, payload)``."""
+    frames: list[tuple[int, bytes]] = []
+    while len(buffer) >= 5:
+        flag, length = struct.unpack(">BI", bytes(buffer[:5]))
+        if len(buffer) < 5 + length:
+            break
+        frames.append((flag, bytes(buffer[5 : 5 + length])))
+        del buffer[: 5 + length]
+    return frames
+
+
+def _percent_encode(text: str) -> str:
+    """grpc-message encoding: bytes outside printable ASCII, and ``%``, as ``%XX``."""
+    out = []
+    for byte in text.encode("utf-8"):
+        if 0x20 <= byte <= 0x7E and byte != 0x25:
+            out.append(chr(byte))
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def _trailer_lines(code: int, message: str) -> bytes:
+    lines = f"grpc-status: {code}\r\n"
+    if message:
+        lines += f"grpc-message: {_percent_encode(message)}\r\n"
+    return lines.encode("ascii")
+
+
+def _metadata(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The request headers passed on to the gRPC server (credentials and thread names)."""
+    return tuple(
+        (key.lower(), value)
+        for key, value in pairs
+        if key.lower().startswith(_FORWARDED) and value.isascii()
+    )
+
+
+def _header_lines(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _status(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return int(exc.code().value[0]), exc.details() or ""
+    if isinstance(exc, asyncio.CancelledError):
+        return int(grpc.StatusCode.CANCELLED.value[0]), "call cancelled"
+    return int(grpc.StatusCode.UNAVAILABLE.value[0]), str(exc)
+
+
+class WebProxy:
+    """grpc-web and grpc-websockets on ``host:port``, forwarding to the gRPC ``target``.
+
+    Parameters
+    ----------
+    target : str
+        ``host:port`` of the gRPC server (the daemon's API address).
+    host, port : str, int
+        Where to listen (port 0: any free port, see :attr:`port` after :meth:`start`).
+    max_message : int
+        Largest message in bytes, both ways.
+    """
+
+    def __init__(
+        self, target: str, host: str = "127.0.0.1", port: int = 6007, max_message: int = 16 << 20
+    ) -> None:
+        self.target = target
+        self.host = host
+        self.port = port
+        self.max_message = max_message
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and serve in a background thread; raises NetworkError when binding fails."""
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+        outcome: list[BaseException | int] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                outcome.append(loop.run_until_complete(self._start()))
+            except BaseException as exc:
+                outcome.append(exc)
+            ready.set()
+            if isinstance(outcome[0], int):
+                loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="tk-webproxy", daemon=True)
+        self._thread.start()
+        ready.wait()
+        result = outcome[0]
+        if not isinstance(result, int):
+            self._thread.join()
+            raise errors.NetworkError(f"cannot listen on {self.host}:{self.port}: {result}")
+        self.port = result
+
+    async def _start(self) -> int:
+        options = [
+            ("grpc.max_receive_message_length", self.max_message),
+            ("grpc.max_send_message_length", self.max_message),
+        ]
+        self._channel = grpc.aio.insecure_channel(self.target, options=options)
+        app = web.Application(client_max_size=self.max_message + 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a client that hangs up ends its call (Listen over HTTP)
+        self._runner = web.AppRunner(
+            app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else self.port
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Cancel the calls in flight (their clients get a CANCELLED trailer) and stop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._stop(grace), loop)
+        try:
+            future.result(grace + 10.0)
+        except Exception:
+            log.exception("web proxy did not stop cleanly")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10.0)
+
+    async def _stop(self, grace: float) -> None:
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=grace)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- requests ---------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            return await self._dispatch(request)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return self._preflight(request)
+        if not _PATH.match(request.path):
+            return web.Response(status=404, text="unknown method path")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST, OPTIONS"})
+        return await self._http(request)
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        if not origin:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": _EXPOSE_HEADERS,
+            "Vary": "Origin",
+        }
+
+    def _preflight(self, request: web.Request) -> web.StreamResponse:
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        headers = {
+            "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": ", ".join(
+                h for h in (_ALLOW_HEADERS, asked.strip()) if h
+            ),
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": _EXPOSE_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+        return web.Response(status=204, headers=headers)
+
+    def _call(self, path: str, metadata: tuple[tuple[str, str], ...]) -> Any:
+        assert self._channel is not None
+        method = self._channel.stream_stream(path)  # no serializers: raw bytes both ways
+        return method(metadata=metadata)
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        metadata = _metadata(list(request.headers.items()))
+        buffer = bytearray(await request.read())
+        frames = parse_frames(buffer)
+        call = self._call(request.path, metadata)
+        try:
+            return await self._http_reply(request, call, buffer, frames)
+        finally:
+            call.cancel()  # no-op once the call has ended; ends it if the client went away
+
+    async def _http_reply(
+        self,
+        request: web.Request,
+        call: Any,
+        buffer: bytearray,
+        frames: list[tuple[int, bytes]],
+    ) -> web.StreamResponse:
+        cors = self._cors(request)
+        code, message = 0, ""
+        response: web.StreamResponse | None = None
+        try:
+            if buffer:
+                raise _BadRequest("truncated grpc-web frame")
+            for flag, payload in frames:
+                if flag == 0:
+                    await call.write(payload)
+            await call.done_writing()
+            async for reply in call:
+                if response is None:
+                    response = web.StreamResponse(
+                        status=200, headers={"Content-Type": _CONTENT_TYPE, **cors}
+                    )
+                    await response.prepare(request)
+                await response.write(encode_frame(reply))
+        except _BadRequest as exc:
+            call.cancel()
+            code, message = int(grpc.StatusCode.INVALID_ARGUMENT.value[0]), str(exc)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.CancelledError) as exc:
+            code, message = _status(exc)
+        if code == 0:
+            try:
+                code_obj = await call.code()
+                code, message = int(code_obj.value[0]), (await call.details()) or ""
+            except Exception as exc:
+                code, message = _status(exc)
+        trailer = encode_frame(_trailer_lines(code, message), _TRAILER_FLAG)
+        if response is None:
+            status_headers = {"grpc-status": str(code)}
+            if message:
+                status_headers["grpc-message"] = _percent_encode(message)
+            return web.Response(
+                status=200,
+                body=trailer,
+                headers={"Content-Type": _CONTENT_TYPE, **status_headers, **cors},
+            )
+        await response.write(trailer)
+        await response.write_eof()
+        return response
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            protocols=("grpc-websockets",),
+            max_msg_size=self.max_message + 1024,
+            autoping=True,
+        )
+        await ws.prepare(request)
+        first = await ws.receive()
+        if first.type == WSMsgType.TEXT:
+            header_text = str(first.data)
+        elif first.type == WSMsgType.BINARY:
+            header_text = bytes(first.data).decode("latin-1")
+        else:
+            return ws
+        call = self._call(request.path, _metadata(_header_lines(header_text)))
+        send = _Sender(ws)
+        pump = asyncio.create_task(self._pump_requests(ws, call))
+        code, message = 0, ""
+        try:
+            sent_headers = False
+            async for reply in call:
+                if not sent_headers:
+                    await send.frame(f"content-type: {_CONTENT_TYPE}\r\n".encode(), _TRAILER_FLAG)
+                    sent_headers = True
+                await send.frame(reply)
+            code_obj = await call.code()
+            code, message = int(code_obj.value[0]), (await call.details()) or ""
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.CancelledError) as exc:
+            code, message = _status(exc)
+        except (ConnectionError, RuntimeError):  # the client went away
+            call.cancel()
+        finally:
+            pump.cancel()
+            call.cancel()  # no-op once the call has ended
+        if not ws.closed:
+            try:
+                await send.frame(_trailer_lines(code, message), _TRAILER_FLAG)
+                await ws.close(code=1000)
+            except (ConnectionError, RuntimeError):
+                pass
+        return ws
+
+    async def _pump_requests(self, ws: web.WebSocketResponse, call: Any) -> None:
+        """Client messages into the call; the client closing the socket cancels it."""
+        buffer = bytearray()
+        finished = False
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            data = bytes(msg.data)
+            if data[0] == _FINISH:
+                if not finished:
+                    finished = True
+                    await _quietly(call.done_writing)
+                continue
+            if data[0] != _DATA or finished:
+                continue
+            buffer.extend(data[1:])
+            for flag, payload in parse_frames(buffer):
+                if flag == 0:
+                    await _quietly(lambda p=payload: call.write(p))  # type: ignore[misc]
+        call.cancel()
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Sender:
+    """Each frame as its own websocket messages: the 5-byte prefix, then the payload."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def frame(self, payload: bytes, flag: int = 0) -> None:
+        if flag == _TRAILER_FLAG:
+            await self.ws.send_bytes(encode_frame(b"", flag)[:1] + struct.pack(">I", len(payload)))
+            await self.ws.send_bytes(payload)
+        else:
+            await self.ws.send_bytes(encode_frame(payload, flag))
+
+
+async def _quietly(action: Callable[[], Awaitable[Any]]) -> None:
+    with contextlib.suppress(grpc.aio.UsageError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        await action()
