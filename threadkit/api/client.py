@@ -829,34 +829,3 @@ class RemoteWriteTxn(RemoteReadTxn):
             self._ask(discardRequest=pb.DiscardRequest())
         with contextlib.suppress(errors.ThreadkitError):
             self._stream.finish()
-
-    def has(self, *instance_ids: str) -> bool:
-        """True when every id exists, seeing pending writes."""
-        c = self.collection
-        reply = self._ask(
-            hasRequest=pb.HasRequest(
-                dbID=c._raw, collectionName=c.name, instanceIDs=_ids(instance_ids)
-            )
-        )
-        return bool(_check(reply.hasReply).exists)
-
-    def find(self, query: Query | None = None) -> list[dict[str, Any]]:
-        """Documents matching ``query``, seeing pending writes."""
-        c = self.collection
-        reply = self._ask(
-            findRequest=pb.FindRequest(
-                dbID=c._raw, collectionName=c.name, queryJSON=_query_json(query)
-            )
-        )
-        return [json.loads(raw) for raw in _check(reply.findReply).instances]
-
-    def find_by_id(self, instance_id: str) -> dict[str, Any]:
-        """One document, seeing pending writes."""
-        c = self.collection
-        reply = self._ask(
-            findByIDRequest=pb.FindByIDRequest(
-                dbID=c._raw, collectionName=c.name, instanceID=instance_id
-            )
-        )
-        doc: dict[str, Any] = json.loads(_check(reply.findByIDReply).instance)
-        return doc
