@@ -1,12 +1,14 @@
 """The unmodified published JS client (``@textile/threads-client`` 2.3.4) against the daemon.
 
-``tests/js/daemon_client.cjs`` runs a reduced scenario through the client's default
+``tests/js/daemon_client.cjs`` runs issue 6's scenario through the client's default
 websocket transport on the daemon's proxy port, and again with improbable-eng's
 ``NodeHttpTransport`` (HTTP grpc-web) for every call but the bidirectional streams
-(GetToken and the transactions, which only websockets carry): getToken with a new identity, newDB,
-newCollection with a JSON schema, create (with and without ``_id``), find, findByID,
-save, delete, has, listen, write and read transactions, listDBs, and go-threads'
-error texts. Like tests/interop, this needs node and ``npm ci --prefix tests/js``;
+(GetToken and the transactions, which only websockets carry): getToken with a new identity,
+newDB, newCollection with a JSON schema and a unique index, create (with and without ``_id``),
+find with ``{}``/eq/or/sort/skip/limit, findByID, save, delete, has, listen, write and read
+transactions, verify, a schema and a unique violation, updateCollection, getCollectionInfo,
+getCollectionIndexes, listCollections, deleteCollection, getDBInfo, listDBs, deleteDB, and
+go-threads' error texts. Like tests/interop, this needs node and ``npm ci --prefix tests/js``;
 without them it fails and says so.
 """
 
@@ -56,6 +58,15 @@ def test_published_js_client_scenario(daemon: Daemon, transport: str) -> None:
     assert given == "given-id" and created
     assert out["all"] == ["ada", "bob"]
     assert out["older"] == ["ada"]
+    assert out["eq"] == ["given-id"]
+    assert out["or"] == ["ada", "bob"]
+    assert out["sorted"] == ["bob", "ada"] and out["sortedDesc"] == ["ada", "bob"]
+    assert out["skip"] == ["ada"] and out["limit"] == ["ada"]
+    assert out["verifyBad"].startswith("instance doesn't correspond to schema")
+    assert out["verifyGood"] is None
+    assert out["createBad"].startswith("instance doesn't correspond to schema")
+    assert out["uniqueBad"].startswith("unique constraint violation")
+    assert out["afterBad"] == ["ada", "bob"]  # neither rejected write left anything behind
     assert out["bob"]["name"] == "bob"
     assert out["bobSaved"] == 21
     assert out["hasDeleted"] is False and out["hasBob"] is True
@@ -70,3 +81,18 @@ def test_published_js_client_scenario(daemon: Daemon, transport: str) -> None:
     ]
     assert len(events) == 5 and events[4].startswith("CREATE ")
     assert {"id": out["dbID"], "name": "jsdb"} in out["dbs"]
+
+    info = out["info"]
+    assert info["name"] == "Person"
+    assert set(info["schema"]["properties"]) == {"_id", "name", "age", "email", "team"}
+    expected_indexes = [{"path": "email", "unique": True}, {"path": "team", "unique": False}]
+    assert info["indexes"] == expected_indexes == out["indexes"]
+    assert info["writeValidator"] == "" and info["readFilter"] == ""
+    assert out["collections"] == ["Person", "Scratch"]
+    assert out["collectionsAfter"] == ["Person"]
+    assert out["findDeleted"].startswith("collection not found")
+    db_info = out["dbInfo"]
+    assert db_info["key"] and db_info["addrs"]
+    assert all(a.endswith(f"/thread/{out['dbID']}") for a in db_info["addrs"])
+    assert out["dbID"] not in out["dbsAfter"]
+    assert out["findAfterDelete"].startswith("db not found")
