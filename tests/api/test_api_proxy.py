@@ -265,9 +265,11 @@ def test_unary_calls_and_errors(daemon: Daemon, transport: str) -> None:
         assert caught.value.message.startswith("unique constraint violation")
         with pytest.raises(GrpcWebError) as caught:
             await unary("NoSuchMethod", pb.ListDBsRequest(), pb.ListDBsReply)
-        # UNIMPLEMENTED; grpcio may answer before the request is written and
-        # the forwarded call then ends INTERNAL (known issue, see the proxy's notes)
-        assert caught.value.code in (12, 13)
+        assert caught.value.code == 12  # UNIMPLEMENTED, answered by the proxy itself
+        assert caught.value.message == "unknown method NoSuchMethod for service threads.pb.API"
+        with pytest.raises(GrpcWebError) as caught:
+            await call(proxy, "/no.such.Service/ListDBs", pb.ListDBsRequest(), pb.ListDBsReply)
+        assert (caught.value.code, caught.value.message) == (12, "unknown service no.such.Service")
         with pytest.raises(GrpcWebError) as caught:
             await call(proxy, API + "ListDBs", pb.ListDBsRequest(), pb.ListDBsReply, "forged")
         assert caught.value.code == 16  # UNAUTHENTICATED
@@ -462,8 +464,8 @@ def test_listen_over_http_streams_chunks(daemon: Daemon) -> None:
                 token,
             )
 
-        creating = asyncio.create_task(create_later())
-        # the reply headers come with the first event (a reply may still turn out trailers-only)
+        # the reply headers come as soon as the daemon listens, before any event: post()
+        # returns with them, and only then is the document created
         async with (
             aiohttp.ClientSession() as session,
             session.post(
@@ -472,8 +474,9 @@ def test_listen_over_http_streams_chunks(daemon: Daemon) -> None:
                 headers=_headers(token),
             ) as resp,
         ):
-            created = await creating
-            assert resp.status == 200
+            assert resp.status == 200 and resp.headers["content-type"] == CT
+            assert "grpc-status" not in resp.headers  # not a trailers-only reply
+            created = await create_later()
             buffer = bytearray()
             frames: list[tuple[int, bytes]] = []
             while not frames:
@@ -487,3 +490,85 @@ def test_listen_over_http_streams_chunks(daemon: Daemon) -> None:
         assert await _find_all(proxy, token, db_id) == [2]
 
     _run(scenario())
+
+
+def _too_big(size: int) -> bytes:
+    """A NewDB request whose name makes it ``size`` bytes or more."""
+    return pb.NewDBRequest(dbID=tk.ThreadID.new().to_bytes(), name="x" * size).SerializeToString()
+
+
+LIMIT = 16 * 1024 * 1024  # the daemon's message limit (threadkit.api.server.DEFAULT_MAX_MESSAGE)
+
+
+def test_oversized_requests_get_resource_exhausted(daemon: Daemon) -> None:
+    async def scenario() -> None:
+        proxy = daemon.proxy
+        payload = _too_big(LIMIT + 10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://{proxy}{API}NewDB", data=encode_frame(payload), headers=_headers(None)
+            ) as resp,
+        ):
+            assert resp.status == 200
+            assert resp.headers["grpc-status"] == "8"  # RESOURCE_EXHAUSTED
+            message = _unquote(resp.headers["grpc-message"])
+            assert message == f"grpc: received message larger than max ({len(payload)} vs. {LIMIT})"
+            frames = parse_frames(bytearray(await resp.read()))
+            assert [flag for flag, _ in frames] == [0x80]
+
+        async def body(call: WsCall) -> None:
+            await call.ws.send_bytes(b"\x00" + encode_frame(payload))
+            with pytest.raises(GrpcWebError) as caught:
+                await call.recv(pb.NewDBReply)
+            assert caught.value.code == 8 and "larger than max" in caught.value.message
+            await call.wait_closed()
+
+        await with_ws(proxy, API + "NewDB", None, body)
+        # and the daemon goes on serving, on both transports
+        assert await http_call(proxy, API + "ListDBs", pb.ListDBsRequest(), pb.ListDBsReply)
+        assert await ws_unary(proxy, API + "ListDBs", pb.ListDBsRequest(), pb.ListDBsReply)
+
+    _run(scenario())
+
+
+def test_websocket_keep_alive_pings() -> None:
+    """The proxy pings an idle websocket every ``keep_alive`` seconds (threadsd's setting)."""
+    from threadkit.api.proxy import WebProxy
+    from threadkit.api.server import APIServer
+
+    async def listen_for_pings(port: int) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                f"ws://127.0.0.1:{port}{API}Listen", protocols=("grpc-websockets",), autoping=False
+            ) as ws,
+        ):
+            await ws.send_bytes(b"content-type: application/grpc-web+proto\r\n")
+            pings = 0
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 1.0
+            while loop.time() < deadline:
+                try:
+                    msg = await ws.receive(max(0.01, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                if msg.type == aiohttp.WSMsgType.PING:
+                    pings += 1
+                    await ws.pong(msg.data)
+            return pings
+
+    with tk.Peer(memory=True, network=False) as peer:
+        server = APIServer(peer, "127.0.0.1:0")
+        server.start()
+        pinging = WebProxy(f"127.0.0.1:{server.port}", "127.0.0.1", 0, keep_alive=0.2)
+        silent = WebProxy(f"127.0.0.1:{server.port}", "127.0.0.1", 0, keep_alive=0)
+        pinging.start()
+        silent.start()
+        try:
+            assert _run(listen_for_pings(pinging.port)) >= 3
+            assert _run(listen_for_pings(silent.port)) == 0
+        finally:
+            pinging.stop()
+            silent.stop()
+            server.stop()

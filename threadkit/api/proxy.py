@@ -53,7 +53,7 @@ from aiohttp import WSMsgType, web
 
 from threadkit import errors
 
-__all__ = ["WebProxy", "encode_frame", "parse_frames"]
+__all__ = ["WebProxy", "encode_frame", "known_methods", "parse_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,37 @@ _ALLOW_HEADERS = (
 _EXPOSE_HEADERS = "grpc-status, grpc-message"
 _DATA, _FINISH = 0x00, 0x01
 _TRAILER_FLAG = 0x80
+_UNIMPLEMENTED = int(grpc.StatusCode.UNIMPLEMENTED.value[0])
+_RESOURCE_EXHAUSTED = int(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+_INVALID_ARGUMENT = int(grpc.StatusCode.INVALID_ARGUMENT.value[0])
+_DRAIN_LIMIT = 4
+"""An oversized HTTP body is read (and dropped) up to this many times the message limit, so
+the client, still sending, sees the RESOURCE_EXHAUSTED reply; beyond it the connection closes."""
+
+
+def known_methods() -> frozenset[str]:
+    """The ``/<service>/<Method>`` paths the daemon serves (the DB and the Net API)."""
+    from threadkit.api.proto import threads_pb2, threadsnet_pb2
+
+    return frozenset(
+        f"/{service.full_name}/{method.name}"
+        for module in (threads_pb2, threadsnet_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    )
+
+
+def _unknown_method(path: str, methods: frozenset[str]) -> str:
+    """grpc-go's text for a call the server does not have."""
+    service, _, method = path[1:].rpartition("/")
+    if any(known.startswith(f"/{service}/") for known in methods):
+        return f"unknown method {method} for service {service}"
+    return f"unknown service {service}"
+
+
+def _too_large(size: int, limit: int) -> str:
+    """grpc-go's text for a message over the size limit."""
+    return f"grpc: received message larger than max ({size} vs. {limit})"
 
 
 def encode_frame(payload: bytes, flag: int = 0) -> bytes:
@@ -141,16 +172,31 @@ class WebProxy:
     host, port : str, int
         Where to listen (port 0: any free port, see :attr:`port` after :meth:`start`).
     max_message : int
-        Largest message in bytes, both ways.
+        Largest message in bytes, both ways. A larger request gets a RESOURCE_EXHAUSTED
+        trailer; a websocket message over twice this size is refused by closing the socket
+        (code 1009), since it has to be held whole before it can be looked at.
+    keep_alive : float
+        Seconds between websocket pings (threadsd's ``keepAliveInterval``); 0 sends none.
+    methods : frozenset of str, optional
+        The ``/<service>/<Method>`` paths forwarded; others are answered UNIMPLEMENTED by
+        the proxy itself. Default: :func:`known_methods`.
     """
 
     def __init__(
-        self, target: str, host: str = "127.0.0.1", port: int = 6007, max_message: int = 16 << 20
+        self,
+        target: str,
+        host: str = "127.0.0.1",
+        port: int = 6007,
+        max_message: int = 16 << 20,
+        keep_alive: float = 5.0,
+        methods: frozenset[str] | None = None,
     ) -> None:
         self.target = target
         self.host = host
         self.port = port
         self.max_message = max_message
+        self.keep_alive = keep_alive
+        self.methods = known_methods() if methods is None else methods
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -243,10 +289,17 @@ class WebProxy:
             return self._preflight(request)
         if not _PATH.match(request.path):
             return web.Response(status=404, text="unknown method path")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request)
-        if request.method != "POST":
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not websocket and request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST, OPTIONS"})
+        if request.path not in self.methods:
+            status = (_UNIMPLEMENTED, _unknown_method(request.path, self.methods))
+            if websocket:
+                return await self._websocket_status(request, *status)
+            await self._drain(request)
+            return self._trailers_only(request, *status)
+        if websocket:
+            return await self._websocket(request)
         return await self._http(request)
 
     def _cors(self, request: web.Request) -> dict[str, str]:
@@ -280,43 +333,81 @@ class WebProxy:
         method = self._channel.stream_stream(path)  # no serializers: raw bytes both ways
         return method(metadata=metadata)
 
+    def _trailers_only(self, request: web.Request, code: int, message: str) -> web.Response:
+        """A reply with no messages: the status as HTTP headers and as a trailer frame."""
+        status_headers = {"grpc-status": str(code)}
+        if message:
+            status_headers["grpc-message"] = _percent_encode(message)
+        return web.Response(
+            status=200,
+            body=encode_frame(_trailer_lines(code, message), _TRAILER_FLAG),
+            headers={"Content-Type": _CONTENT_TYPE, **status_headers, **self._cors(request)},
+        )
+
+    async def _read_body(self, request: web.Request) -> bytearray | tuple[int, str]:
+        """The request body, or a status when a frame in it is over the size limit."""
+        body = bytearray()
+        checked = 0  # offset of the next frame header to look at
+        async for chunk in request.content.iter_any():
+            body.extend(chunk)
+            while len(body) >= checked + 5:
+                length = struct.unpack(">I", bytes(body[checked + 1 : checked + 5]))[0]
+                if length > self.max_message:
+                    await self._drain(request, len(body))
+                    return _RESOURCE_EXHAUSTED, _too_large(length, self.max_message)
+                checked += 5 + length
+        return body
+
+    async def _drain(self, request: web.Request, already: int = 0) -> None:
+        """Read and drop the rest of a refused request's body (up to a bound)."""
+        seen = already
+        limit = _DRAIN_LIMIT * self.max_message
+        while seen <= limit:
+            chunk = await request.content.readany()
+            if not chunk:
+                return
+            seen += len(chunk)
+
     async def _http(self, request: web.Request) -> web.StreamResponse:
-        metadata = _metadata(list(request.headers.items()))
-        buffer = bytearray(await request.read())
-        frames = parse_frames(buffer)
-        call = self._call(request.path, metadata)
+        body = await self._read_body(request)
+        if isinstance(body, tuple):
+            return self._trailers_only(request, *body)
+        frames = parse_frames(body)
+        if body:
+            return self._trailers_only(request, _INVALID_ARGUMENT, "truncated grpc-web frame")
+        call = self._call(request.path, _metadata(list(request.headers.items())))
         try:
-            return await self._http_reply(request, call, buffer, frames)
+            return await self._http_reply(request, call, frames)
         finally:
             call.cancel()  # no-op once the call has ended; ends it if the client went away
 
     async def _http_reply(
-        self,
-        request: web.Request,
-        call: Any,
-        buffer: bytearray,
-        frames: list[tuple[int, bytes]],
+        self, request: web.Request, call: Any, frames: list[tuple[int, bytes]]
     ) -> web.StreamResponse:
-        cors = self._cors(request)
         code, message = 0, ""
         response: web.StreamResponse | None = None
+
+        async def open_response() -> web.StreamResponse:
+            opened = web.StreamResponse(
+                status=200, headers={"Content-Type": _CONTENT_TYPE, **self._cors(request)}
+            )
+            await opened.prepare(request)
+            return opened
+
         try:
-            if buffer:
-                raise _BadRequest("truncated grpc-web frame")
             for flag, payload in frames:
                 if flag == 0:
                     await call.write(payload)
             await call.done_writing()
+            # the server's headers, when they come before any message (Listen sends them at
+            # once), open the reply so the client knows the stream is up
+            await call.initial_metadata()
+            if not call.done():
+                response = await open_response()
             async for reply in call:
                 if response is None:
-                    response = web.StreamResponse(
-                        status=200, headers={"Content-Type": _CONTENT_TYPE, **cors}
-                    )
-                    await response.prepare(request)
+                    response = await open_response()
                 await response.write(encode_frame(reply))
-        except _BadRequest as exc:
-            call.cancel()
-            code, message = int(grpc.StatusCode.INVALID_ARGUMENT.value[0]), str(exc)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.CancelledError) as exc:
             code, message = _status(exc)
         if code == 0:
@@ -325,44 +416,52 @@ class WebProxy:
                 code, message = int(code_obj.value[0]), (await call.details()) or ""
             except Exception as exc:
                 code, message = _status(exc)
-        trailer = encode_frame(_trailer_lines(code, message), _TRAILER_FLAG)
         if response is None:
-            status_headers = {"grpc-status": str(code)}
-            if message:
-                status_headers["grpc-message"] = _percent_encode(message)
-            return web.Response(
-                status=200,
-                body=trailer,
-                headers={"Content-Type": _CONTENT_TYPE, **status_headers, **cors},
-            )
-        await response.write(trailer)
+            return self._trailers_only(request, code, message)
+        await response.write(encode_frame(_trailer_lines(code, message), _TRAILER_FLAG))
         await response.write_eof()
         return response
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+    async def _open_websocket(self, request: web.Request) -> tuple[web.WebSocketResponse, str]:
+        """Accept the socket and read the client's header lines (its first message)."""
         ws = web.WebSocketResponse(
             protocols=("grpc-websockets",),
-            max_msg_size=self.max_message + 1024,
-            autoping=True,
+            max_msg_size=2 * self.max_message + 1024,
+            heartbeat=self.keep_alive or None,
         )
         await ws.prepare(request)
         first = await ws.receive()
         if first.type == WSMsgType.TEXT:
-            header_text = str(first.data)
-        elif first.type == WSMsgType.BINARY:
-            header_text = bytes(first.data).decode("latin-1")
-        else:
+            return ws, str(first.data)
+        if first.type == WSMsgType.BINARY:
+            return ws, bytes(first.data).decode("latin-1")
+        return ws, ""
+
+    async def _websocket_status(
+        self, request: web.Request, code: int, message: str
+    ) -> web.StreamResponse:
+        """A call refused by the proxy itself: the trailer, then the close."""
+        ws, _ = await self._open_websocket(request)
+        if not ws.closed:
+            await _close_with(_Sender(ws), code, message)
+        return ws
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws, header_text = await self._open_websocket(request)
+        if ws.closed:
             return ws
         call = self._call(request.path, _metadata(_header_lines(header_text)))
         send = _Sender(ws)
-        pump = asyncio.create_task(self._pump_requests(ws, call))
+        refused: list[tuple[int, str]] = []  # set by the pump: a request it would not forward
+        pump = asyncio.create_task(self._pump_requests(ws, call, refused))
         code, message = 0, ""
         try:
-            sent_headers = False
+            await call.initial_metadata()
+            if not call.done():
+                await send.headers()
             async for reply in call:
-                if not sent_headers:
-                    await send.frame(f"content-type: {_CONTENT_TYPE}\r\n".encode(), _TRAILER_FLAG)
-                    sent_headers = True
+                if not send.sent_headers:
+                    await send.headers()
                 await send.frame(reply)
             code_obj = await call.code()
             code, message = int(code_obj.value[0]), (await call.details()) or ""
@@ -373,15 +472,15 @@ class WebProxy:
         finally:
             pump.cancel()
             call.cancel()  # no-op once the call has ended
+        if refused:
+            code, message = refused[0]
         if not ws.closed:
-            try:
-                await send.frame(_trailer_lines(code, message), _TRAILER_FLAG)
-                await ws.close(code=1000)
-            except (ConnectionError, RuntimeError):
-                pass
+            await _close_with(send, code, message)
         return ws
 
-    async def _pump_requests(self, ws: web.WebSocketResponse, call: Any) -> None:
+    async def _pump_requests(
+        self, ws: web.WebSocketResponse, call: Any, refused: list[tuple[int, str]]
+    ) -> None:
         """Client messages into the call; the client closing the socket cancels it."""
         buffer = bytearray()
         finished = False
@@ -397,14 +496,15 @@ class WebProxy:
             if data[0] != _DATA or finished:
                 continue
             buffer.extend(data[1:])
+            if len(buffer) >= 5:
+                length = struct.unpack(">I", bytes(buffer[1:5]))[0]
+                if length > self.max_message:
+                    refused.append((_RESOURCE_EXHAUSTED, _too_large(length, self.max_message)))
+                    break
             for flag, payload in parse_frames(buffer):
                 if flag == 0:
                     await _quietly(lambda p=payload: call.write(p))  # type: ignore[misc]
         call.cancel()
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class _Sender:
@@ -412,6 +512,13 @@ class _Sender:
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+        self.sent_headers = False
+
+    async def headers(self) -> None:
+        """The reply's header frame (once)."""
+        if not self.sent_headers:
+            self.sent_headers = True
+            await self.frame(f"content-type: {_CONTENT_TYPE}\r\n".encode(), _TRAILER_FLAG)
 
     async def frame(self, payload: bytes, flag: int = 0) -> None:
         if flag == _TRAILER_FLAG:
@@ -419,6 +526,15 @@ class _Sender:
             await self.ws.send_bytes(payload)
         else:
             await self.ws.send_bytes(encode_frame(payload, flag))
+
+
+async def _close_with(send: _Sender, code: int, message: str) -> None:
+    """The trailer frame, then the normal close; a client already gone is let be."""
+    try:
+        await send.frame(_trailer_lines(code, message), _TRAILER_FLAG)
+        await send.ws.close(code=1000)
+    except (ConnectionError, RuntimeError):
+        pass
 
 
 async def _quietly(action: Callable[[], Awaitable[Any]]) -> None:
