@@ -66,3 +66,48 @@ def test_share_serves_a_csv_that_another_peer_joins(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--connLowWater", "9", "--connHighWater", "3"], "low_water (9) must not exceed"),
+        (["--connLowWater", "0"], "low_water must be positive"),
+        (["--connHighWater", "lots"], "connHighWater: 'lots' is not a whole number"),
+        (["--connGracePeriod", "20"], "connGracePeriod: '20' has no unit"),
+        (["--connGracePeriod=-1s"], "connGracePeriod: '-1s' is negative"),
+        (["--keepAliveInterval", "often"], "keepAliveInterval: 'often' is not a duration"),
+    ],
+)
+def test_daemon_refuses_bad_connection_settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    from threadkit.cli import main
+
+    for name in ("CONNLOWWATER", "CONNHIGHWATER", "CONNGRACEPERIOD", "KEEPALIVEINTERVAL"):
+        monkeypatch.delenv(f"THRDS_{name}", raising=False)
+    repo = tmp_path / "repo"
+    assert main(["daemon", "--repo", str(repo), *flags]) == 2
+    err = capsys.readouterr().err
+    assert "threadkit daemon: bad configuration:" in err and message in err
+    assert not repo.exists()  # refused before the repo is opened
+
+
+def test_daemon_parses_its_network_settings() -> None:
+    from threadkit.cli import _NetSettings
+    from threadkit.net.connmgr import ConnLimits
+
+    settings = _NetSettings.from_config(
+        {
+            "connLowWater": "7",
+            "connHighWater": "9",
+            "connGracePeriod": "1m30s",
+            "keepAliveInterval": "500ms",
+        }
+    )
+    assert settings.conn_limits == ConnLimits(7, 9, 90.0)
+    assert settings.keep_alive == 0.5

@@ -6,9 +6,52 @@ import argparse
 import contextlib
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadkit.net.connmgr import ConnLimits
 
 __all__ = ["main"]
+
+
+@dataclass(frozen=True)
+class _NetSettings:
+    """The daemon's parsed network settings.
+
+    Attributes
+    ----------
+    conn_limits : ConnLimits
+        ``connLowWater``, ``connHighWater`` and ``connGracePeriod``, applied to the
+        libp2p host.
+    keep_alive : float
+        ``keepAliveInterval`` in seconds.
+    """
+
+    conn_limits: ConnLimits
+    keep_alive: float
+
+    @classmethod
+    def from_config(cls, config: dict[str, object]) -> _NetSettings:
+        """Parse the string settings (``"100"``, ``"400"``, ``"20s"``, ``"5s"``).
+
+        Raises
+        ------
+        InvalidInput
+            A watermark is not a positive whole number, the low watermark exceeds the
+            high one, or a duration is not a Go duration with a unit (``"20s"``, ``"1m"``).
+        """
+        from threadkit.net.connmgr import ConnLimits, parse_duration
+
+        return cls(
+            conn_limits=ConnLimits.parse(
+                str(config["connLowWater"]),
+                str(config["connHighWater"]),
+                str(config["connGracePeriod"]),
+            ),
+            keep_alive=parse_duration(str(config["keepAliveInterval"]), "keepAliveInterval"),
+        )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -124,16 +167,18 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     try:
         api_host, api_port = _multiaddr_host_port(str(config["apiAddr"]))
         proxy_host, proxy_port = _multiaddr_host_port(str(config["apiProxyAddr"]))
-        for key in ("connLowWater", "connHighWater"):
-            int(str(config[key]))
-    except ValueError as exc:
+        net = _NetSettings.from_config(config)
+    except ValueError as exc:  # InvalidInput and InvalidAddress are ValueErrors
         print(f"threadkit daemon: bad configuration: {exc}", file=sys.stderr)
         return 2
     for key, value in config.items():
         log.info("config %s: %s", key, value)
     log.info(
-        "connLowWater, connHighWater, connGracePeriod, keepAliveInterval: accepted, "
-        "not applied yet (the libp2p host keeps its own limits)"
+        "connection manager: low water %d, high water %d, grace period %gs (trimmed every %gs)",
+        net.conn_limits.low_water,
+        net.conn_limits.high_water,
+        net.conn_limits.grace_period,
+        net.conn_limits.trim_interval,
     )
 
     import threadkit as tk
@@ -150,6 +195,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             network=True,
             replicator=True,
             pubsub=bool(config["enableNetPubsub"]),
+            conn_limits=net.conn_limits,
         )
     except RepoInUse as exc:
         print(f"threadkit daemon: repo {config['repo']} is in use: {exc}", file=sys.stderr)
@@ -165,7 +211,12 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             print(f"threadkit daemon: {exc}", file=sys.stderr)
             return 1
         local = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(api_host, api_host)
-        proxy = WebProxy(f"{local}:{server.port}", proxy_host.strip("[]"), proxy_port)
+        proxy = WebProxy(
+            f"{local}:{server.port}",
+            proxy_host.strip("[]"),
+            proxy_port,
+            keep_alive=net.keep_alive,
+        )
         try:
             proxy.start()
         except NetworkError as exc:
@@ -220,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         ("connLowWater", "connection manager low water ($THRDS_CONNLOWWATER)"),
         ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
         ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),
-        ("keepAliveInterval", "keep-alive interval ($THRDS_KEEPALIVEINTERVAL)"),
+        ("keepAliveInterval", "websocket ping interval of the proxy ($THRDS_KEEPALIVEINTERVAL)"),
     ):
         daemon.add_argument(f"--{flag}", dest=flag, default=None, help=help_text)
     daemon.add_argument(

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
-from threadkit.errors import NetworkError, RepoClosed
+from threadkit.errors import InvalidInput, NetworkError, RepoClosed
 
 if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
+    from threadkit.net.connmgr import ConnLimits
     from threadkit.store.repo import Repo
 
 __all__ = ["DEFAULT_REPO", "Peer"]
@@ -66,6 +67,26 @@ class Peer:
         this peer stores and relays their records but cannot read them).
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
+    conn_limits : ConnLimits, optional
+        The libp2p connection manager's low and high watermarks and grace period
+        (:class:`threadkit.net.connmgr.ConnLimits`). Default (None): threadsd's 100,
+        400 and 20 s. Above the high watermark, idle connections past their grace
+        period are closed down to the low watermark; replication dials again when it
+        needs a closed peer.
+
+    Raises
+    ------
+    InvalidInput
+        ``conn_limits`` is neither None nor a ``ConnLimits``.
+    RepoInUse
+        Another process holds the repo.
+
+    Examples
+    --------
+    >>> from threadkit.net.connmgr import ConnLimits
+    >>> with Peer(memory=True, conn_limits=ConnLimits(10, 50, 30.0)) as peer:
+    ...     peer.conn_limits.high_water
+    50
     """
 
     def __init__(
@@ -79,10 +100,19 @@ class Peer:
         timeout: float = 10.0,
         pubsub: bool = False,
         replicator: bool = False,
+        conn_limits: ConnLimits | None = None,
     ) -> None:
         from threadkit.db.manager import Manager
+        from threadkit.net.connmgr import ConnLimits
         from threadkit.store.repo import Repo
 
+        if conn_limits is None:
+            conn_limits = ConnLimits()
+        elif not isinstance(conn_limits, ConnLimits):
+            raise InvalidInput(
+                f"conn_limits must be a threadkit.net.connmgr.ConnLimits, got {conn_limits!r}"
+            )
+        self._conn_limits = conn_limits
         if memory:
             repo = Repo.temporary(durable=False)
         else:
@@ -223,6 +253,11 @@ class Peer:
         return self._net.service
 
     @property
+    def conn_limits(self) -> ConnLimits:
+        """The connection manager's watermarks and grace period (see ``conn_limits=``)."""
+        return self._conn_limits
+
+    @property
     def online(self) -> bool:
         """True while the libp2p side runs."""
         return self._node is not None
@@ -258,12 +293,18 @@ class Peer:
                     self.identity.seed,
                     [f"/ip4/127.0.0.1/tcp/{int(saved)}"],
                     enable_pubsub=self._pubsub,
+                    conn_limits=self._conn_limits,
                 )
                 node.start(timeout=self._timeout)
                 return node
             except (NetworkError, ValueError):
                 pass  # taken by now: any port will do
-        node = node_class(self.identity.seed, listen, enable_pubsub=self._pubsub)
+        node = node_class(
+            self.identity.seed,
+            listen,
+            enable_pubsub=self._pubsub,
+            conn_limits=self._conn_limits,
+        )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:
             port = _tcp_port(node.addrs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
 import signal
 import subprocess
@@ -20,6 +21,30 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
+async def _pings_in_a_second(proxy: str) -> int:
+    """Websocket pings the proxy sends to an idle Listen call within one second."""
+    import aiohttp
+
+    url = f"ws://{proxy}/threads.pb.API/Listen"
+    pings = 0
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=("grpc-websockets",), autoping=False) as ws,
+    ):
+        await ws.send_bytes(b"content-type: application/grpc-web+proto\r\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await ws.receive(left)
+            except TimeoutError:
+                break
+            if msg.type == aiohttp.WSMsgType.PING:
+                pings += 1
+                await ws.pong(msg.data)
+    return pings
+
+
 def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
     repo = tmp_path / "envrepo"
     env = {
@@ -28,15 +53,19 @@ def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
         "THRDS_CONNLOWWATER": "7",
         "THRDS_CONNHIGHWATER": "9",
         "THRDS_DEBUG": "true",
+        "THRDS_KEEPALIVEINTERVAL": "200ms",
     }
     daemon = Daemon(None, env=env).wait_ready()
     try:
         with tk.Client(f"/ip4/127.0.0.1/tcp/{daemon.target.rsplit(':', 1)[1]}") as client:
             assert client.host_id == daemon.peer_id
             assert client.list_dbs() == []
+        assert asyncio.run(_pings_in_a_second(daemon.proxy)) >= 3  # keepAliveInterval applied
         log = daemon.log()
         assert f"config repo: {repo}" in log
         assert "config connLowWater: 7" in log and "config connHighWater: 9" in log
+        assert "connection manager: low water 7, high water 9, grace period 20s" in log
+        assert "not applied" not in log
         assert "config debug: True" in log
         assert "config apiProxyAddr: /ip4/127.0.0.1/tcp/0" in log
         assert daemon.proxy and not daemon.proxy.endswith(":0")

@@ -23,7 +23,11 @@ py-libp2p 0.8.1 has bugs and traps this module works around (see
 
 - every inbound connection keeps a slot of the swarm's inbound limiter forever, and the
   default cap is 250: after 250 inbound connections the host refuses everyone. Fix:
-  ``ConnectionConfig(max_connections=1_000_000)``.
+  ``ConnectionConfig(max_connections=1_000_000)``, kept whatever connection limits
+  (:class:`~threadkit.net.connmgr.ConnLimits`) the node is given.
+- the connection pruner runs only when a new connection arrives, and skips connections
+  still in their grace period, so a burst of connections outlives its grace period until
+  the next newcomer: the node also runs the pruner on a timer, as go-libp2p's connmgr does.
 - leaving ``host.run()`` does not close the TCP listener: ``stop()`` awaits
   ``host.close()`` inside ``run()``, so the port is free once ``stop()`` returns.
 - every new connection through ``host.connect`` costs ≥250 ms (a happy-eyeballs delay
@@ -70,6 +74,7 @@ from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from threadkit.errors import (
     InvalidAddress,
+    InvalidInput,
     InvalidKey,
     NetworkError,
     NodeClosed,
@@ -78,6 +83,7 @@ from threadkit.errors import (
     Timeout,
     WrongThread,
 )
+from threadkit.net.connmgr import MAX_CONNECTIONS, ConnLimits
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -101,9 +107,6 @@ SubscriptionCallback = Callable[[bytes, str], Awaitable[None] | None]
 
 DEFAULT_LISTEN: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
 """Loopback on a free port. Listen on ``/ip4/0.0.0.0/tcp/0`` to accept other machines."""
-
-MAX_CONNECTIONS = 1_000_000
-"""``ConnectionConfig.max_connections``: lifts py-libp2p 0.8.1's 250-inbound-connection cap."""
 
 PUBLISH_QUEUE_HIGH_WATER = 16
 """``publish`` waits while any peer's outbound pubsub queue (32 slots) holds more RPCs."""
@@ -170,12 +173,18 @@ class _Runtime:
     """
 
     def __init__(
-        self, seed: bytes, peer_id: str, listen: tuple[str, ...], enable_pubsub: bool
+        self,
+        seed: bytes,
+        peer_id: str,
+        listen: tuple[str, ...],
+        enable_pubsub: bool,
+        conn_limits: ConnLimits,
     ) -> None:
         self.seed = seed
         self.peer_id = peer_id
         self.listen = listen
         self.enable_pubsub = enable_pubsub
+        self.conn_limits = conn_limits
         self.handlers: dict[str, Handler] = {}
         self.lock = threading.Lock()  # start/stop
         self._reset()
@@ -221,7 +230,7 @@ class _Runtime:
         self.stop_event = trio.Event()
         self.publish_lock = trio.Lock()
         self.token = trio.lowlevel.current_trio_token()
-        host = _new_host(self.seed, self.listen)
+        host = _new_host(self.seed, self.listen, self.conn_limits)
         self.host = host
         if str(host.get_id()) != self.peer_id:  # pragma: no cover - a key-format change
             raise NetworkError(f"libp2p derived peer id {host.get_id()}, expected {self.peer_id}")
@@ -239,6 +248,7 @@ class _Runtime:
         from libp2p.tools.anyio_service import background_trio_service
 
         async with trio.open_nursery() as services:
+            services.start_soon(_trim_periodically, host, self.conn_limits, self.peer_id)
             if self.enable_pubsub:
                 pubsub, router = _new_pubsub(host)
                 services.start_soon(_run_service, background_trio_service, router)
@@ -328,8 +338,41 @@ async def _run_service(background: Any, service: Any) -> None:
         await trio.sleep_forever()
 
 
-def _new_host(seed: bytes, listen: Sequence[str]) -> Any:
-    """A BasicHost: the seed's Ed25519 key, Noise only, Yamux only, the inbound cap lifted."""
+async def _trim_periodically(host: Any, limits: ConnLimits, peer_id: str) -> None:
+    """Run py-libp2p's connection pruner every ``limits.trim_interval`` s above high water.
+
+    py-libp2p 0.8.1 runs its pruner only when a new connection arrives, and skips every
+    connection still in its grace period: connections that were young at that moment
+    stay open, however many, until the next newcomer. go-libp2p's connmgr (threadsd's)
+    also trims on a timer; this task does the same. The pruner keeps its own rules:
+    down to ``low_water``, at most 20 closes a round, never a connection with an open
+    stream, a protected peer's, or one to a peer with a positive tag value.
+    """
+    import trio
+
+    swarm = host.get_network()
+    # Swarm._prune_in_background is the pruner behind py-libp2p's own (connection-time)
+    # trigger, guarded against running twice at once; fall back to the public entry point
+    prune = getattr(swarm, "_prune_in_background", None)
+    if prune is None:  # pragma: no cover - another py-libp2p version
+        prune = swarm.connection_pruner.maybe_prune_connections
+    while True:
+        await trio.sleep(limits.trim_interval)
+        try:
+            if len(swarm.get_connections()) > limits.high_water:
+                await prune()
+        except Exception as exc:  # never let trimming take the node's loop down
+            log.warning("node %s: connection trim failed: %s", peer_id, _describe(exc))
+
+
+def _new_host(seed: bytes, listen: Sequence[str], limits: ConnLimits | None = None) -> Any:
+    """A BasicHost: the seed's Ed25519 key, Noise only, Yamux only, the inbound cap lifted.
+
+    ``limits`` (default: threadsd's 100/400/20 s) become the swarm's watermarks and grace
+    period; ``max_connections`` stays :data:`MAX_CONNECTIONS` whatever they are, and
+    ``min_connections`` (py-libp2p's own floor, which must not exceed the low watermark)
+    is py-libp2p's 50 or the low watermark if that is lower.
+    """
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
@@ -348,7 +391,20 @@ def _new_host(seed: bytes, listen: Sequence[str]) -> Any:
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=[Multiaddr(a) for a in listen],
-        connection_config=ConnectionConfig(max_connections=MAX_CONNECTIONS),
+        connection_config=_connection_config(ConnectionConfig, limits or ConnLimits()),
+    )
+
+
+def _connection_config(config_class: Any, limits: ConnLimits) -> Any:
+    """``ConnectionConfig`` with ``limits`` applied and the 250-inbound cap still lifted."""
+    from libp2p.network.config import MIN_CONNECTIONS
+
+    return config_class(
+        max_connections=MAX_CONNECTIONS,
+        min_connections=min(MIN_CONNECTIONS, limits.low_water),
+        low_watermark=limits.low_water,
+        high_watermark=limits.high_water,
+        grace_period=limits.grace_period,
     )
 
 
@@ -414,10 +470,25 @@ class Node:
         Multiaddrs to listen on (default: loopback, a free TCP port).
     enable_pubsub : bool
         Run GossipSub, for :meth:`publish` and :meth:`subscribe`.
+    conn_limits : ConnLimits, optional
+        The connection manager's watermarks and grace period
+        (:class:`threadkit.net.connmgr.ConnLimits`; default threadsd's 100/400/20 s).
+
+    Raises
+    ------
+    InvalidKey
+        ``identity_seed`` is not 32 bytes.
+    InvalidAddress
+        ``listen`` is empty or a single string.
+    InvalidInput
+        ``conn_limits`` is not a ``ConnLimits``.
 
     Notes
     -----
     Security is Noise only (no TLS, SECIO or plaintext offered) and the muxer is Yamux.
+    Above ``conn_limits.high_water`` connections, idle ones past their grace period are
+    closed down to ``low_water`` — when a new connection arrives (py-libp2p) and every
+    ``conn_limits.trim_interval`` seconds (this class, as go-libp2p does).
     A node may be started again after ``stop()``; stream handlers are kept, pubsub
     subscriptions are not. ``weakref.finalize`` stops a forgotten node when it is
     garbage-collected or when the interpreter exits.
@@ -441,6 +512,7 @@ class Node:
         listen: Sequence[str] = DEFAULT_LISTEN,
         *,
         enable_pubsub: bool = False,
+        conn_limits: ConnLimits | None = None,
     ) -> None:
         from threadkit.core.identity import Identity
 
@@ -448,9 +520,17 @@ class Node:
             raise InvalidKey("identity_seed must be the 32-byte Ed25519 seed of an Identity")
         if isinstance(listen, str) or not listen:
             raise InvalidAddress("listen must be a non-empty list of multiaddr strings")
+        if conn_limits is None:
+            conn_limits = ConnLimits()
+        elif not isinstance(conn_limits, ConnLimits):
+            raise InvalidInput(
+                f"conn_limits must be a threadkit.net.connmgr.ConnLimits, got {conn_limits!r}"
+            )
         seed = bytes(identity_seed)
         peer_id = Identity(seed).public.peer_id
-        self._rt = _Runtime(seed, peer_id, tuple(str(a) for a in listen), enable_pubsub)
+        self._rt = _Runtime(
+            seed, peer_id, tuple(str(a) for a in listen), enable_pubsub, conn_limits
+        )
         self._finalizer = weakref.finalize(self, _finalize, self._rt)
 
     def __repr__(self) -> str:
@@ -540,6 +620,11 @@ class Node:
     def pubsub_enabled(self) -> bool:
         """Whether the node runs GossipSub."""
         return self._rt.enable_pubsub
+
+    @property
+    def conn_limits(self) -> ConnLimits:
+        """The connection manager's watermarks and grace period."""
+        return self._rt.conn_limits
 
     # ------------------------------------------------------------- sync bridge
 
