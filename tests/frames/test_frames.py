@@ -25,7 +25,13 @@ from threadkit.errors import (
 )
 from threadkit.frames import cache, cbor_columns
 from threadkit.frames.dtypes import COLUMN_ORDER_KEY, schema_from_frame, schema_targets
-from threadkit.frames.frame import to_arrow, to_pandas, to_parquet
+from threadkit.frames.frame import (
+    frame_from_documents,
+    frame_to_arrow,
+    to_arrow,
+    to_pandas,
+    to_parquet,
+)
 from threadkit.frames.ingest import create_many, frame_documents, from_pandas
 
 UTC = "datetime64[ns, UTC]"
@@ -391,6 +397,25 @@ def test_to_arrow_and_parquet(db: Any, tmp_path: Any) -> None:
     to_parquet(coll, path)
     back = pq.read_table(path)
     assert back.num_rows == 4 and back.column_names == table.column_names
+
+
+def test_frame_from_documents_equals_to_pandas(db: Any) -> None:
+    """Documents fetched elsewhere (as JSON, like tk.Client's) give the collection's frame."""
+    import json
+
+    coll = from_pandas(db, "Fetched", _sample())
+    coll.create({"extra": {"n": 1}, "loose": "x"}, {"loose": 2})  # undeclared and mixed fields
+    schema = coll.config.schema
+    for query in (None, tk.where("n").gt(1), tk.Query().order_by_desc("score").limit(3)):
+        wire = [json.loads(json.dumps(doc)) for doc in coll.find(query)]
+        frame = frame_from_documents(wire, schema)
+        expected = to_pandas(coll, query)
+        pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+        assert frame_to_arrow(frame).equals(to_arrow(coll, query))
+    empty = frame_from_documents([], schema)
+    pd.testing.assert_frame_equal(empty, to_pandas(coll, tk.where("n").gt(99)))
+    with pytest.raises(InvalidDocument):
+        frame_from_documents([{"n": 1}], schema)
 
 
 # --- writing -------------------------------------------------------------------------

@@ -13,15 +13,35 @@ Examples
 >>> people = db.new_collection("Persons")  # doctest: +SKIP
 >>> people.create({"name": "Alice"})  # doctest: +SKIP
 ['01j…']
+>>> people.query("name == 'Alice'")  # doctest: +SKIP
+
+Frames (``to_pandas``, ``df``, ``to_arrow``, ``to_parquet``, ``query``, ``c``,
+``coll[expr]``, ``lazy``, ``create_many``, ``db.from_pandas``) are built by
+:mod:`threadkit.frames` from the documents ``Find`` returns and the collection's
+schema, so a remote collection's frames equal an embedded one's: same columns,
+dtypes, index and ``_mod``. What needs the record log (``at``, ``diff``,
+``db.history`` and the other history and DAG views) raises InvalidInput: the
+daemon's API does not serve the log; join the database from an embedded peer.
+
+Schema caching: a frame is built with the schema fetched in the same call
+(``GetCollectionInfo`` is sent together with ``Find``, so it costs no extra
+round trip), never with a cached one. Query text and column expressions must be
+compiled before ``Find`` (values are checked and date-times converted against
+the schema): they are compiled with the schema last seen for the collection
+(cached on the :class:`Client`), and when the schema fetched beside ``Find``
+differs — or compiling with the cached one fails — they are compiled again with
+the fresh one and ``Find`` is repeated. A result therefore never depends on a
+stale schema, and a steady schema costs one round trip per query.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -37,9 +57,11 @@ from threadkit.db.events import Action
 from threadkit.db.listen import Event, Lagged
 
 if TYPE_CHECKING:
-    from threadkit.core.identity import Identity
+    from threadkit.core.identity import Identity, PublicKey
+    from threadkit.db.config import Index
     from threadkit.db.database import DBInfo
     from threadkit.db.query import Query
+    from threadkit.frames.lazy import LazyFrame
 
 __all__ = ["Client", "RemoteCollection", "RemoteDatabase", "RemoteFeed"]
 
@@ -135,6 +157,24 @@ def _query_json(query: Query | None) -> bytes:
     return query.to_json().encode("utf-8")
 
 
+def _needs_log(what: str) -> errors.InvalidInput:
+    """The error for a view that needs the record log, which the daemon's API does not serve."""
+    return errors.InvalidInput(
+        f"{what} needs the database's record log, which a daemon's API does not serve "
+        "(tk.Client sees documents only); join the database from an embedded peer "
+        "(tk.Peer().new_db_from_addr(addr, key) with db.info()) and call it there"
+    )
+
+
+def _no_identity(identity: object) -> None:
+    """Refuse a reader other than the token's: the daemon reads as the caller's identity."""
+    if identity is not None:
+        raise errors.InvalidInput(
+            "a daemon reads as the identity of the client's token, not a given identity: "
+            "call client.get_token(identity) and leave identity=None"
+        )
+
+
 def _config(
     name: str,
     schema: dict[str, Any] | None,
@@ -197,6 +237,8 @@ class Client:
         net_stub: Any = netpb_grpc.APIStub
         self.api: Any = db_stub(self._channel)
         self.net: Any = net_stub(self._channel)
+        self.schemas: dict[tuple[bytes, str], dict[str, Any]] = {}
+        """The schema last seen per (database id, collection): compiles queries only."""
 
     # -------------------------------------------------------------- plumbing
 
@@ -212,6 +254,27 @@ class Client:
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None
+
+    def call_async(self, method: str, request: Any) -> Callable[[], Any]:
+        """Send a unary call without waiting; the returned function waits for its reply.
+
+        Several calls sent this way travel together (one round trip). Waiting
+        raises what :meth:`call` would.
+        """
+        try:
+            future = getattr(self.api, method).future(
+                request, timeout=self.timeout, metadata=self.metadata()
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+        def result() -> Any:
+            try:
+                return future.result()
+            except grpc.RpcError as exc:
+                raise _error(exc) from None
+
+        return result
 
     def close(self) -> None:
         """Close the connection."""
@@ -425,6 +488,59 @@ class RemoteDatabase:
         reply = self.client.call("ListCollections", pb.ListCollectionsRequest(dbID=self._raw))
         return [RemoteCollection(self, c.name) for c in reply.collections]
 
+    def from_pandas(
+        self,
+        name: str,
+        df: Any,
+        indexes: Iterable[Index | str | dict[str, Any]] = (),
+        chunk_size: int = 1000,
+        progress: Any = None,
+    ) -> RemoteCollection:
+        """A new collection holding a DataFrame's rows, its schema inferred from the dtypes.
+
+        As ``Database.from_pandas`` (:func:`threadkit.frames.ingest.from_pandas`):
+        one ``Create`` call (one transaction) per ``chunk_size`` rows.
+
+        Examples
+        --------
+        >>> people = db.from_pandas("People", frame, indexes=["name"])  # doctest: +SKIP
+        """
+        from threadkit.frames.ingest import from_pandas
+
+        return from_pandas(
+            self, name, df, indexes=indexes, chunk_size=chunk_size, progress=progress
+        )
+
+    # ------------------------------------------- views of the log: not over the API
+
+    def history(self, collection: str | None = None) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("history()")
+
+    def conflicts(self, collection: str | None = None) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("conflicts()")
+
+    def lost_writes(self, collection: str | None = None) -> list[dict[str, Any]]:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("lost_writes()")
+
+    def heads(self) -> dict[str, int]:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("heads()")
+
+    def dag(self, causal: bool = False) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("dag()")
+
+    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("plot_dag()")
+
+    def logs(self) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("logs()")
+
     def listen(
         self,
         collection: str | None = None,
@@ -610,27 +726,191 @@ class RemoteCollection:
         """A read transaction over one snapshot on the daemon."""
         return RemoteReadTxn(self)
 
-    def to_pandas(self, query: Query | None = None) -> Any:
-        """Documents (matching ``query``) as a DataFrame indexed by ``_id``.
+    # --------------------------------------------------------------- frames
 
-        Nested objects are flattened to ``parent.child`` columns and ``_mod`` becomes
-        ``datetime64[ns, UTC]``, as for an embedded collection; other dtypes are
-        pandas' inference from the JSON values.
+    def _info_request(self) -> pb.GetCollectionInfoRequest:
+        return pb.GetCollectionInfoRequest(dbID=self._raw, name=self.name)
+
+    def _find_request(self, query: Query) -> pb.FindRequest:
+        return pb.FindRequest(
+            dbID=self._raw, collectionName=self.name, queryJSON=_query_json(query)
+        )
+
+    def _remember(self, info: Any) -> dict[str, Any]:
+        """The schema of a GetCollectionInfo reply, kept as the last one seen."""
+        schema: dict[str, Any] = _info_dict(info)["schema"]
+        self.db.client.schemas[(self._raw, self.name)] = schema
+        return schema
+
+    def schema(self) -> dict[str, Any]:
+        """The collection's JSON Schema, fetched now (one ``GetCollectionInfo``)."""
+        return self._remember(self._call("GetCollectionInfo", self._info_request()))
+
+    def _cached_schema(self) -> dict[str, Any]:
+        """The schema last seen for this collection (fetched when there is none)."""
+        schema = self.db.client.schemas.get((self._raw, self.name))
+        return schema if schema is not None else self.schema()
+
+    def _frame(self, query: object, local_vars: Mapping[str, Any] | None = None) -> Any:
+        """The documents matching ``query`` (text, an expression, a Query or None) as a frame.
+
+        ``GetCollectionInfo`` and ``Find`` are sent together; the frame is built
+        with the schema that came back beside the documents. Text and
+        expressions are compiled with the cached schema first and again (with
+        ``Find`` repeated) when the fresh one differs or the cached one fails.
         """
-        import pandas as pd
+        from threadkit.db.query import Query
+        from threadkit.frames.frame import frame_from_documents
+        from threadkit.frames.lazy import compile_with_schema
 
-        docs = self.find(query)
-        frame = pd.json_normalize(docs, sep=".") if docs else pd.DataFrame(columns=["_id"])
-        frame = frame.set_index("_id")
-        if "_mod" in frame.columns:
-            mod = frame.pop("_mod")
-            frame["_mod"] = pd.to_datetime(mod, unit="ns", utc=True)
-        return frame
+        client = self.db.client
+        typed = query is not None and not isinstance(query, Query)
+        cached: dict[str, Any] | None = None
+        if typed:
+            cached = self._cached_schema()
+            try:
+                compiled = compile_with_schema(cached, query, local_vars)
+            except errors.InvalidQuery:
+                cached = self.schema()  # perhaps the cached schema is stale: try the current one
+                compiled = compile_with_schema(cached, query, local_vars)
+        else:
+            compiled = compile_with_schema({}, query)
+        info = client.call_async("GetCollectionInfo", self._info_request())
+        found = client.call_async("Find", self._find_request(compiled))
+        schema = self._remember(info())
+        if typed and schema != cached:
+            # the schema changed since the query was compiled: compile it and find again
+            compiled = compile_with_schema(schema, query, local_vars)
+            found = client.call_async("Find", self._find_request(compiled))
+        return frame_from_documents((json.loads(raw) for raw in found().instances), schema)
+
+    def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """Documents (matching ``query``) as a DataFrame, dtypes from the schema.
+
+        The same frame an embedded collection gives
+        (:func:`threadkit.frames.frame.to_pandas`): indexed by ``_id``, one
+        column per field (nested objects as ``parent.child``), dtypes from the
+        collection's JSON Schema, ``_mod`` last as ``datetime64[ns, UTC]``.
+        Fetched on each call (nothing is cached but the schema, see the module
+        docstring).
+
+        Parameters
+        ----------
+        query : Query, optional
+            Only documents matching it, in its order, with its skip/limit.
+        identity : None
+            Only None: the daemon reads as the identity of the client's token.
+
+        Raises
+        ------
+        InvalidQuery
+            For a ``query`` that is not a Query, or a type mismatch in it.
+        InvalidInput
+            For an ``identity``.
+        CollectionNotFound
+            When the collection does not exist.
+
+        Examples
+        --------
+        >>> people.to_pandas(tk.where("age").gt(30))  # doctest: +SKIP
+        """
+        from threadkit.db.query import Query
+
+        _no_identity(identity)
+        if query is not None and not isinstance(query, Query):
+            raise errors.InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+        return self._frame(query)
 
     @property
     def df(self) -> Any:
         """The whole collection as a DataFrame (fetched on each access)."""
         return self.to_pandas()
+
+    def to_arrow(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """Documents (matching ``query``) as a ``pyarrow.Table``, ``_id`` first.
+
+        As :func:`threadkit.frames.frame.to_arrow`: the same table an embedded
+        collection gives.
+        """
+        from threadkit.frames.frame import frame_to_arrow
+
+        return frame_to_arrow(self.to_pandas(query, identity))
+
+    def to_parquet(
+        self,
+        path: str | os.PathLike[str],
+        query: Query | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> None:
+        """Write documents (matching ``query``) to a Parquet file (as :meth:`to_arrow`)."""
+        from threadkit.frames.frame import frame_to_parquet
+
+        frame_to_parquet(self.to_pandas(query, identity), path)
+
+    def query(
+        self,
+        expr: Any,
+        local_vars: dict[str, Any] | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> Any:
+        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
+
+        Compiled to a ``tk.Query`` here (:mod:`threadkit.frames.expr`) and run on
+        the daemon by ``Find``, so its indexes are used. ``@name`` refers to the
+        caller's variables, as in pandas.
+
+        Raises
+        ------
+        InvalidQuery
+            For what cannot compile, naming the part.
+        InvalidInput
+            For an ``identity`` (the daemon reads as the token's identity).
+
+        Examples
+        --------
+        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
+        """
+        from threadkit.frames.lazy import caller_vars
+
+        _no_identity(identity)
+        return self._frame(expr, caller_vars(expr, local_vars))
+
+    def lazy(self, expr: Any = None) -> LazyFrame:
+        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
+        from threadkit.frames.lazy import LazyFrame, compile_with_schema
+
+        return LazyFrame(self, compile_with_schema(self.schema(), expr))
+
+    @property
+    def c(self) -> Any:
+        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
+        from threadkit.db.schema import schema_paths
+        from threadkit.frames.columns import ColumnNamespace
+
+        return ColumnNamespace(schema_paths(self._cached_schema()))
+
+    def __getitem__(self, expr: Any) -> Any:
+        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
+        return self._frame(expr)
+
+    def create_many(self, df: Any, chunk_size: int = 1000, progress: Any = None) -> list[str]:
+        """Insert a DataFrame's rows, one ``Create`` (one transaction) per chunk; their ids.
+
+        As :func:`threadkit.frames.ingest.create_many`.
+        """
+        from threadkit.frames.ingest import create_many
+
+        return create_many(self, df, chunk_size=chunk_size, progress=progress)
+
+    # ------------------------------------------- views of the log: not over the API
+
+    def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:
+        """Not available remotely: raises InvalidInput (time travel needs the record log)."""
+        raise _needs_log("time travel (at())")
+
+    def diff(self, a: Any, b: Any = None, identity: PublicKey | str | None = None) -> Any:
+        """Not available remotely: raises InvalidInput (needs the record log)."""
+        raise _needs_log("diff()")
 
 
 class _Stream:

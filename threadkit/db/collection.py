@@ -207,15 +207,9 @@ class Collection:
         --------
         >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
         """
-        import inspect
+        from threadkit.frames.lazy import caller_vars, query_frame
 
-        from threadkit.frames.lazy import query_frame
-
-        if local_vars is None and isinstance(expr, str) and "@" in expr:
-            caller = inspect.currentframe()
-            outer = caller.f_back if caller is not None else None
-            local_vars = {**outer.f_globals, **outer.f_locals} if outer is not None else {}
-        return query_frame(self, expr, local_vars, identity)
+        return query_frame(self, expr, caller_vars(expr, local_vars), identity)
 
     def lazy(self, expr: Any = None) -> Any:
         """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""

@@ -1,6 +1,8 @@
 """The notebook layer's data views: collections as pandas DataFrames and Arrow tables.
 
-- :mod:`.frame` — ``to_pandas`` / ``to_arrow`` / ``to_parquet`` (cached, incremental);
+- :mod:`.frame` — ``to_pandas`` / ``to_arrow`` / ``to_parquet`` (cached, incremental), and
+  ``frame_from_documents`` for documents fetched elsewhere (``tk.Client``);
+- :mod:`.build` — the frame builder both use (documents + schema → DataFrame);
 - :mod:`.ingest` — ``from_pandas`` / ``create_many`` (bulk, one transaction per chunk);
 - :mod:`.dtypes` — the JSON Schema <-> dtype mapping;
 - :mod:`.expr` — pandas ``query`` syntax compiled to :class:`threadkit.Query`;

@@ -9,6 +9,10 @@ Three steps, each a pure function of its inputs so that a frame built in pieces
    and the schema targets (rules in :mod:`.dtypes`);
 3. :func:`build` — the DataFrame, indexed by ``_id``.
 
+:func:`build_frame` runs the three from encoded documents and a schema; it is the
+one way a frame is made from documents, whether they come from the store (the
+embedded collection's cache) or from a daemon (``tk.Client``).
+
 Examples
 --------
 >>> import cbor2
@@ -31,8 +35,9 @@ import numpy.typing as npt
 from threadkit.errors import InvalidDocument
 from threadkit.frames import cbor_columns as cc
 from threadkit.frames.cbor_columns import Batch, Cells
+from threadkit.frames.dtypes import schema_targets
 
-__all__ = ["Plan", "Rows", "build", "classify", "counts", "plan"]
+__all__ = ["Built", "Plan", "Rows", "build", "build_frame", "classify", "counts", "plan"]
 
 KindArray: TypeAlias = npt.NDArray[np.int8]
 Plan: TypeAlias = list[tuple[str, str]]
@@ -355,3 +360,63 @@ def build(rows: Rows, columns: Plan) -> Any:
     index = pd.Index(pd.arrays.ArrowStringArray(pa.chunked_array([id_array])), name="_id")
     data = {path: _column(rows, path, dtype) for path, dtype in columns}
     return pd.DataFrame(data, index=index, columns=[path for path, _ in columns], copy=False)
+
+
+@dataclass
+class Built:
+    """A frame built from documents, with what an incremental update of it needs.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Indexed by ``_id``, one column per planned path.
+    kinds : dict[str, ndarray]
+        The per-row kinds (:attr:`Rows.kinds`).
+    columns : Plan
+        The column plan the frame was built with.
+    targets : dict[str, str]
+        The schema targets (:func:`threadkit.frames.dtypes.schema_targets`).
+    order : list[str]
+        The preferred column order from the schema.
+    """
+
+    frame: Any
+    kinds: dict[str, KindArray]
+    columns: Plan
+    targets: dict[str, str]
+    order: list[str]
+
+
+def build_frame(values: Sequence[bytes], schema: Mapping[str, Any]) -> Built:
+    """The DataFrame of encoded documents, dtypes from ``schema``: classify, plan, build.
+
+    Parameters
+    ----------
+    values : Sequence[bytes]
+        One CBOR-encoded JSON object per row, in the order the rows should have.
+    schema : Mapping[str, Any]
+        The collection's JSON Schema (``{}`` for none).
+
+    Returns
+    -------
+    Built
+        The frame and its plan.
+
+    Raises
+    ------
+    InvalidDocument
+        When a document has no text ``_id``.
+    StoreError
+        When a value is not a CBOR map with text keys.
+
+    Examples
+    --------
+    >>> import cbor2
+    >>> schema = {"properties": {"n": {"type": "number"}}}
+    >>> build_frame([cbor2.dumps({"_id": "a", "n": 1})], schema).frame.dtypes.to_dict()
+    {'n': dtype('float64')}
+    """
+    targets, order = schema_targets(schema)
+    rows = classify(cc.decode(values), targets)
+    columns = plan(counts(rows.kinds), targets, order, rows.kinds)
+    return Built(build(rows, columns), rows.kinds, columns, targets, order)

@@ -37,7 +37,6 @@ import numpy as np
 from threadkit.db.listen import Feed, Lagged
 from threadkit.frames import build as fb
 from threadkit.frames import cbor_columns, rawdocs
-from threadkit.frames.dtypes import schema_targets
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
@@ -193,11 +192,9 @@ def _rebuild(entry: _Entry, coll: Collection, query: Query, reader: str) -> None
     entry.close()
     entry.feed = coll.db.listen(collection=coll.name, maxsize=FEED_SIZE)
     entry.config = config = coll.config
-    entry.targets, entry.order = schema_targets(config.schema)
-    rows = fb.classify(cbor_columns.decode(_encoded(coll, query, reader)), entry.targets)
-    entry.columns = fb.plan(fb.counts(rows.kinds), entry.targets, entry.order, rows.kinds)
-    entry.kinds = rows.kinds
-    entry.frame = fb.build(rows, entry.columns)
+    built = fb.build_frame(_encoded(coll, query, reader), config.schema)
+    entry.frame, entry.kinds, entry.columns = built.frame, built.kinds, built.columns
+    entry.targets, entry.order = built.targets, built.order
 
 
 def _current(coll: Collection, query: Query, reader: str, ids: list[str]) -> list[bytes] | None:

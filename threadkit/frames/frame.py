@@ -5,6 +5,10 @@ Dtypes follow the collection's JSON Schema (:mod:`threadkit.frames.dtypes`);
 Frames are cached per (collection, query, reader) and kept current
 incrementally (:mod:`threadkit.frames.cache`).
 
+The same views of documents fetched some other way (a daemon's ``Find``, for
+``tk.Client``) come from :func:`frame_from_documents`, :func:`frame_to_arrow`
+and :func:`frame_to_parquet`, which the collection functions use too.
+
 Examples
 --------
 >>> import threadkit as tk
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from threadkit.errors import InvalidQuery
@@ -30,7 +35,14 @@ if TYPE_CHECKING:
     from threadkit.db.collection import Collection
     from threadkit.db.query import Query
 
-__all__ = ["to_arrow", "to_pandas", "to_parquet"]
+__all__ = [
+    "frame_from_documents",
+    "frame_to_arrow",
+    "frame_to_parquet",
+    "to_arrow",
+    "to_pandas",
+    "to_parquet",
+]
 
 
 def _as_query(query: object) -> Query:
@@ -110,9 +122,57 @@ def to_arrow(
     >>> table.column_names[0]  # doctest: +SKIP
     '_id'
     """
+    return frame_to_arrow(to_pandas(coll, query, identity))
+
+
+def frame_from_documents(docs: Iterable[Mapping[str, Any]], schema: Mapping[str, Any]) -> Any:
+    """Documents as the DataFrame a collection with ``schema`` shows them as.
+
+    The frame equals what :func:`to_pandas` gives for a collection holding
+    ``docs`` in this order (same columns, dtypes, index and ``_mod``), so
+    documents fetched elsewhere — from a daemon, say — look the same.
+
+    Parameters
+    ----------
+    docs : Iterable[Mapping[str, Any]]
+        JSON objects, each with a text ``_id``.
+    schema : Mapping[str, Any]
+        The collection's JSON Schema (``{}`` for none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``_id``, dtypes from the schema (see :mod:`.dtypes`).
+
+    Raises
+    ------
+    InvalidDocument
+        When a document has no text ``_id``.
+
+    Examples
+    --------
+    >>> schema = {"properties": {"age": {"type": "integer"}}}
+    >>> frame = frame_from_documents([{"_id": "a", "age": 3}, {"_id": "b"}], schema)
+    >>> frame.dtypes.to_dict(), frame.index.tolist()
+    ({'age': Int64Dtype()}, ['a', 'b'])
+    """
+    import cbor2
+
+    from threadkit.frames.build import build_frame
+
+    return build_frame([cbor2.dumps(doc) for doc in docs], schema).frame
+
+
+def frame_to_arrow(frame: Any) -> Any:
+    """A frame of :func:`to_pandas` as a ``pyarrow.Table``, ``_id`` as its first column.
+
+    Examples
+    --------
+    >>> frame_to_arrow(frame_from_documents([{"_id": "a", "n": 1}], {})).column_names
+    ['_id', 'n']
+    """
     import pyarrow as pa
 
-    frame = to_pandas(coll, query, identity)
     names = ["_id", *frame.columns]
     arrays = [pa.array(frame.index.array, type=pa.large_string())]
     for name in frame.columns:
@@ -136,6 +196,16 @@ def to_parquet(
     --------
     >>> to_parquet(people, "people.parquet")  # doctest: +SKIP
     """
+    frame_to_parquet(to_pandas(coll, query, identity), path)
+
+
+def frame_to_parquet(frame: Any, path: str | os.PathLike[str]) -> None:
+    """Write a frame of :func:`to_pandas` (as :func:`frame_to_arrow` gives it) to Parquet.
+
+    Examples
+    --------
+    >>> frame_to_parquet(frame, "people.parquet")  # doctest: +SKIP
+    """
     import pyarrow.parquet as pq
 
-    pq.write_table(to_arrow(coll, query, identity), os.fspath(path))
+    pq.write_table(frame_to_arrow(frame), os.fspath(path))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from threadkit.errors import InvalidDocument, InvalidInput, UniqueViolation
 from threadkit.frames.dtypes import (
@@ -50,11 +50,32 @@ from threadkit.frames.dtypes import (
 from threadkit.frames.progress import Progress, check_progress, reporter
 
 if TYPE_CHECKING:
-    from threadkit.db.collection import Collection
     from threadkit.db.config import Index
-    from threadkit.db.database import Database
 
-__all__ = ["create_many", "frame_documents", "from_pandas"]
+__all__ = ["CollectionMaker", "Creator", "create_many", "frame_documents", "from_pandas"]
+
+
+class Creator(Protocol):
+    """Where rows go: a collection, embedded or a ``tk.Client`` one."""
+
+    def create(self, *docs: Any) -> list[str]:
+        """Create documents in one transaction; their ids."""
+
+
+_C = TypeVar("_C", bound=Creator)
+_C_co = TypeVar("_C_co", bound=Creator, covariant=True)
+
+
+class CollectionMaker(Protocol[_C_co]):
+    """Where a new collection is made: a database, embedded or a ``tk.Client`` one."""
+
+    def new_collection(
+        self,
+        name: str,
+        schema: dict[str, Any] | None = ...,
+        indexes: Iterable[Any] = ...,
+    ) -> _C_co:
+        """Create a collection."""
 
 
 class _Missing:
@@ -230,7 +251,7 @@ def _check_frame(frame: object) -> Any:
 
 
 def create_many(
-    coll: Collection,
+    coll: Creator,
     df: Any,
     chunk_size: int = 1000,
     progress: Progress = None,
@@ -239,8 +260,9 @@ def create_many(
 
     Parameters
     ----------
-    coll : Collection
-        An existing collection; each document is checked against its schema.
+    coll : Creator
+        An existing collection (embedded, or through ``tk.Client``); each
+        document is checked against its schema.
     df : pandas.DataFrame
         The rows (see the module docstring for how values are stored).
     chunk_size : int
@@ -280,7 +302,7 @@ def _check_chunk_size(chunk_size: object) -> None:
 
 
 def _write(
-    coll: Collection,
+    coll: Creator,
     columns: _Columns,
     ids: list[str] | None,
     total: int,
@@ -324,19 +346,19 @@ def _check_unique(frame: Any, indexes: Iterable[Index | str | dict[str, Any]]) -
 
 
 def from_pandas(
-    db: Database,
+    db: CollectionMaker[_C],
     name: str,
     df: Any,
     indexes: Iterable[Index | str | dict[str, Any]] = (),
     chunk_size: int = 1000,
     progress: Progress = None,
-) -> Collection:
+) -> _C:
     """Create a collection from a DataFrame: schema from its dtypes, rows as documents.
 
     Parameters
     ----------
-    db : Database
-        Where to create it.
+    db : CollectionMaker
+        Where to create it (a database, embedded or through ``tk.Client``).
     name : str
         The new collection's name (ThreadDB's rule: letters, digits, hyphens).
     df : pandas.DataFrame
@@ -349,8 +371,8 @@ def from_pandas(
 
     Returns
     -------
-    Collection
-        The new collection.
+    Collection or RemoteCollection
+        The new collection (what ``db.new_collection`` returns).
 
     Raises
     ------

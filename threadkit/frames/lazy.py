@@ -21,8 +21,9 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from threadkit.db.query import Query
 from threadkit.errors import InvalidQuery
@@ -31,7 +32,63 @@ if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
     from threadkit.db.collection import Collection
 
-__all__ = ["LazyFrame", "compile_for", "lazy_query", "query_frame"]
+__all__ = [
+    "FrameSource",
+    "LazyFrame",
+    "caller_vars",
+    "compile_for",
+    "compile_with_schema",
+    "lazy_query",
+    "query_frame",
+]
+
+
+class FrameSource(Protocol):
+    """What a :class:`LazyFrame` runs against: a collection, embedded or remote.
+
+    ``threadkit.Collection`` and ``tk.Client``'s ``RemoteCollection`` both are.
+    """
+
+    name: str
+
+    def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """The documents matching ``query`` (as ``identity`` sees them) as a DataFrame."""
+
+
+def caller_vars(
+    expr: object, local_vars: Mapping[str, Any] | None, depth: int = 2
+) -> Mapping[str, Any] | None:
+    """What ``@name`` refers to: ``local_vars``, else the variables of the caller's caller.
+
+    As ``DataFrame.query`` does, query text with ``@`` and no ``local_vars``
+    sees the variables (globals, then locals) of the code that called the
+    method which called this function.
+
+    Parameters
+    ----------
+    expr : object
+        The query; only text containing ``@`` looks at the caller.
+    local_vars : Mapping[str, Any], optional
+        Returned as it is when given.
+    depth : int
+        Frames to go up from this function (2: the caller of the caller).
+
+    Examples
+    --------
+    >>> def query(expr): return caller_vars(expr, None)
+    >>> limit = 3
+    >>> query("age > @limit")["limit"]
+    3
+    """
+    if local_vars is not None or not isinstance(expr, str) or "@" not in expr:
+        return local_vars
+    frame = inspect.currentframe()
+    for _ in range(depth):
+        frame = frame.f_back if frame is not None else None
+    try:
+        return {**frame.f_globals, **frame.f_locals} if frame is not None else {}
+    finally:
+        del frame
 
 
 def compile_for(
@@ -44,13 +101,42 @@ def compile_for(
     InvalidQuery
         For anything else, or what the compiler refuses.
     """
+    if query is None or isinstance(query, Query):
+        return compile_with_schema({}, query, local_vars)
+    return compile_with_schema(coll.config.schema, query, local_vars)
+
+
+def compile_with_schema(
+    schema: Mapping[str, Any], query: object, local_vars: Mapping[str, Any] | None = None
+) -> Query:
+    """:func:`compile_for` given the collection's schema rather than the collection.
+
+    Parameters
+    ----------
+    schema : Mapping[str, Any]
+        The collection's JSON Schema: values are checked against it and
+        date-times converted to the stored text.
+    query : str, Expr, Column, Query or None
+        What to compile (None: every document).
+    local_vars : Mapping[str, Any], optional
+        What ``@name`` refers to in text.
+
+    Raises
+    ------
+    InvalidQuery
+        For anything else, or what the compiler refuses.
+
+    Examples
+    --------
+    >>> compile_with_schema({}, "age > 30")
+    where('age').gt(30)
+    """
     from threadkit.frames.columns import Column, Expr
 
     if query is None:
         return Query()
     if isinstance(query, Query):
         return query
-    schema = coll.config.schema
     if isinstance(query, str):
         from threadkit.frames.expr import compile_query
 
@@ -111,12 +197,13 @@ class LazyFrame:
 
     Parameters
     ----------
-    coll : Collection
-        The collection.
+    coll : FrameSource
+        The collection (embedded, or a ``tk.Client`` one).
     query : Query, optional
         The query (every document by default).
     identity : PublicKey or str, optional
-        The reader (read filters apply).
+        The reader (read filters apply); a remote collection reads as its
+        client's token identity and refuses any other.
 
     Notes
     -----
@@ -126,7 +213,7 @@ class LazyFrame:
 
     def __init__(
         self,
-        coll: Collection,
+        coll: FrameSource,
         query: Query | None = None,
         identity: PublicKey | str | None = None,
     ) -> None:
@@ -172,9 +259,7 @@ class LazyFrame:
 
     def to_pandas(self) -> Any:
         """Run the query; the DataFrame of its results."""
-        from threadkit.frames.frame import to_pandas
-
-        frame = to_pandas(self.collection, self.query, self.identity)
+        frame = self.collection.to_pandas(self.query, self.identity)
         return frame.iloc[:0] if self._nothing else frame
 
     def __len__(self) -> int:
