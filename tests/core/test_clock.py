@@ -117,6 +117,18 @@ def test_physical_clock_going_backwards() -> None:
     assert got[-2] == Timestamp(201, 0)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=40), st.integers(0, 20))
+def test_now_many_is_now_called_in_a_row(readings: list[int], split: int) -> None:
+    one_by_one = _clock_from(readings)
+    batched = _clock_from(readings)
+    want = [one_by_one.now() for _ in range(len(readings))]
+    split = min(split, len(readings))
+    assert batched.now_many(split) + batched.now_many(len(readings) - split) == want
+    assert batched.now_many(0) == []
+    assert batched.last == one_by_one.last
+
+
 def test_physical_clock_moving_forward_resets_logical() -> None:
     clock = _clock_from([5, 5, 5, 6])
     assert [clock.now() for _ in range(4)] == [(5, 0), (5, 1), (5, 2), (6, 0)]

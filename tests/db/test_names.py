@@ -7,10 +7,12 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ulid import ULID
 
 import threadkit.db.names as names
-from threadkit.db.names import check_name, new_instance_id
+from threadkit.db.names import check_name, new_instance_id, new_instance_ids
 from threadkit.errors import InvalidInput, InvalidName
 
 CROCKFORD = set("0123456789abcdefghjkmnpqrstvwxyz")
@@ -80,6 +82,44 @@ class TestNewInstanceID:
         assert set(value) <= CROCKFORD
         assert value[0] in "01234567"  # a 128-bit value: the first character carries 3 bits
         assert str(ULID.from_str(value.upper())).lower() == value
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.integers(0, 2**128 - 1))
+    def test_encoding_is_python_ulids(self, value: int) -> None:
+        gen = names._MonotonicULID()
+        want = str(ULID.from_int(value)).lower()
+        assert gen._encode(value) == want
+        # the cached first 24 characters are only reused for the same 118 high bits
+        neighbour = value ^ 0x3FF
+        assert gen._encode(neighbour) == str(ULID.from_int(neighbour)).lower()
+        assert gen._encode(value) == want
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.lists(st.integers(0, 5), min_size=1, max_size=30),
+        st.integers(0, 30),
+        st.binary(min_size=10, max_size=10),
+    )
+    def test_many_is_calls_in_a_row(self, ms: list[int], split: int, random: bytes) -> None:
+        def make() -> names._MonotonicULID:
+            clock = iter(ms)
+            return names._MonotonicULID(
+                clock=lambda: next(clock) * 1_000_000, randomness=lambda n: random[:n]
+            )
+
+        one_by_one = make()
+        want = [one_by_one() for _ in ms]
+        batched = make()
+        split = min(split, len(ms))
+        assert batched.many(split) + batched.many(len(ms) - split) == want
+        assert want == sorted(want)
+
+    def test_new_instance_ids(self) -> None:
+        ids = [*new_instance_ids(2_000), new_instance_id()]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
+        assert all(str(ULID.from_str(i.upper())).lower() == i for i in ids)
+        assert new_instance_ids(0) == []
 
     def test_time_part_is_now(self) -> None:
         import time

@@ -111,13 +111,27 @@ class HLC:
     def now(self) -> Timestamp:
         """A new stamp, greater than every stamp issued or merged before."""
         with self._lock:
-            wall = self._physical()
-            if wall > MAX_WALL:
-                raise InvalidTimestamp(f"physical time {wall} is beyond the clock's range")
-            last = self._last
-            stamp = Timestamp(wall, 0) if wall > last.wall else _tick(last.wall, last.logical)
-            self._last = stamp
-            return stamp
+            return self._next()
+
+    def now_many(self, count: int) -> list[Timestamp]:
+        """``count`` new stamps, as ``count`` calls of :meth:`now` in a row would give them.
+
+        >>> HLC(physical=lambda: 100).now_many(2)
+        [Timestamp(wall=100, logical=0), Timestamp(wall=100, logical=1)]
+        """
+        with self._lock:
+            next_stamp = self._next
+            return [next_stamp() for _ in range(count)]
+
+    def _next(self) -> Timestamp:
+        """The next stamp (the caller holds the lock)."""
+        wall = self._physical()
+        if wall > MAX_WALL:
+            raise InvalidTimestamp(f"physical time {wall} is beyond the clock's range")
+        last = self._last
+        stamp = Timestamp(wall, 0) if wall > last.wall else _tick(last.wall, last.logical)
+        self._last = stamp
+        return stamp
 
     def update(self, remote: Timestamp) -> Timestamp:
         """Merge a stamp received from elsewhere; returns the new clock value.

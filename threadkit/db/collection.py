@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.config import CollectionConfig
-from threadkit.db.names import new_instance_id
+from threadkit.db.names import new_instance_id, new_instance_ids
 from threadkit.db.txn import CollectionSource, ReadTxn, WriteTxn, normalise_docs
 from threadkit.errors import InstanceNotFound, InvalidDocument
 
@@ -282,17 +282,42 @@ class Collection:
             return self.db.engine.get_doc(txn, self.name, instance_id)
 
     def _prepare(self, doc: dict[str, Any], *, generate_id: bool) -> dict[str, Any]:
-        prepared: dict[str, Any] = _copy_json(doc)
-        prepared.pop("_mod", None)
-        instance_id = prepared.pop("_id", None)
-        if instance_id is None or instance_id == "":
+        """A copy of ``doc`` to write: ``_id`` first (generated when allowed), ``_mod`` dropped."""
+        instance_id = doc.get("_id")
+        if _lacks_id(instance_id):
             if not generate_id:
                 raise InvalidDocument("save needs each document's _id")
             instance_id = new_instance_id()
-        prepared = {"_id": instance_id, **prepared}
-        if not isinstance(instance_id, str):
-            raise InvalidDocument(f"_id must be a string, got {type(instance_id).__name__}")
-        return prepared
+        return _with_id(doc, instance_id)
+
+    def _prepare_creates(
+        self, docs: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[bool]]:
+        """Documents to create, prepared as by :meth:`_prepare`, and for each whether its id
+        was generated here (ids for all of them are made in one batch)."""
+        generated = [_lacks_id(doc.get("_id")) for doc in docs]
+        new_ids = iter(new_instance_ids(sum(generated)))
+        prepared = [
+            _with_id(doc, next(new_ids) if new else doc["_id"])
+            for doc, new in zip(docs, generated, strict=True)
+        ]
+        return prepared, generated
+
+
+def _lacks_id(instance_id: Any) -> bool:
+    """True for an ``_id`` that asks for a generated one: absent (None) or empty."""
+    return instance_id is None or instance_id == ""
+
+
+def _with_id(doc: dict[str, Any], instance_id: Any) -> dict[str, Any]:
+    """A deep copy of ``doc`` with ``instance_id`` as its first field, ``_id``; no ``_mod``."""
+    prepared: dict[str, Any] = {"_id": instance_id}
+    for key, value in doc.items():
+        if key != "_id" and key != "_mod":
+            prepared[key] = _copy_json(value) if isinstance(value, dict | list) else value
+    if not isinstance(instance_id, str):
+        raise InvalidDocument(f"_id must be a string, got {type(instance_id).__name__}")
+    return prepared
 
 
 def _copy_json(value: Any) -> Any:

@@ -30,7 +30,7 @@ from threadkit.core.records import Record, create_record
 from threadkit.db import layout
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.engine import Change, Engine, Tables
-from threadkit.db.events import Action, Event, decode_body, encode_body
+from threadkit.db.events import Action, Event, decode_body, encode_body, encode_creates
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.patch import apply_patch, create_patch
@@ -66,7 +66,7 @@ class DBInfo:
     key: ThreadKey
 
 
-@dataclass
+@dataclass(slots=True)
 class Op:
     """One pending write of a transaction.
 
@@ -80,6 +80,8 @@ class Op:
     reader: str | None = None
     fresh: bool = False
     """True for an id this process just generated: it cannot exist yet, so no lookup."""
+    checked: CollectionConfig | None = None
+    """The config whose schema ``doc`` was checked against when the write was queued."""
 
 
 @dataclass
@@ -357,26 +359,73 @@ class Database:
         if not ops:
             return None
         author = author or self.identity.public
-        author_str = str(author)
         with self._write_lock, self._repo.transaction(write=True) as txn:
-            pending = _Pending()
-            for op in ops:
-                pending.events.append(self._event_for(txn, pending, op))
-            record = self._sign(txn, pending.events, author)
-            fresh = frozenset(op.instance_id for op in ops if op.fresh)
-            changes = self.engine.apply(
-                txn,
-                pending.events,
-                self._log_bytes,
-                author_str,
-                record.cid,
-                strict=True,
-                fresh=fresh,
-            )
+            if self._creates_only(ops):
+                record, changes = self._commit_creates(txn, ops, author)
+            else:
+                record, changes = self._commit_ops(txn, ops, author)
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
         self._after_commit(changes, record)
         return record
+
+    def _commit_ops(
+        self, txn: Any, ops: list[Op], author: PublicKey
+    ) -> tuple[Record, list[Change]]:
+        """Any transaction: an event per write, each judged and applied where it stands."""
+        pending = _Pending()
+        for op in ops:
+            pending.events.append(self._event_for(txn, pending, op))
+        record = self._sign(txn, encode_body(pending.events), author)
+        fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
+        changes = self.engine.apply(
+            txn, pending.events, self._log_bytes, str(author), record.cid, strict=True, fresh=fresh
+        )
+        return record, changes
+
+    def _commit_creates(
+        self, txn: Any, ops: list[Op], author: PublicKey
+    ) -> tuple[Record, list[Change]]:
+        """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
+
+        The record and the stored state are those :meth:`_commit_ops` would make from the
+        same stamps; each document is encoded once, and nothing is looked up.
+        """
+        name = ops[0].collection
+        creates = [
+            (stamp, op.instance_id, {**(op.doc or {}), "_mod": _next_mod(stamp.wall, None)})
+            for op, stamp in zip(ops, self.hlc.now_many(len(ops)), strict=True)
+        ]
+        body, encoded = encode_creates(name, creates)
+        record = self._sign(txn, body, author)
+        changes = self.engine.apply_creates(
+            txn, name, creates, encoded, self._log_bytes, str(author), record.cid
+        )
+        return record, changes
+
+    def _creates_only(self, ops: list[Op]) -> bool:
+        """True when every write creates a document under an id generated for it, all in
+        one collection with no write validator and no unique index, each document checked
+        against the collection's current schema and holding its ``_id`` first."""
+        config = ops[0].checked
+        if config is None or config.validator is not None or config.unique_paths:
+            return False
+        if not self._still_checked(ops[0]):
+            return False
+        return all(
+            op.action is Action.CREATE
+            and op.fresh
+            and op.checked is config
+            and op.doc is not None
+            and next(iter(op.doc), None) == "_id"
+            and op.doc["_id"] == op.instance_id
+            for op in ops
+        )
+
+    def _still_checked(self, op: Op) -> bool:
+        """True when ``op``'s document was checked against its collection's current config."""
+        history = self.engine.colls.get(op.collection)
+        return op.checked is not None and history is not None and op.checked is history.current
 
     def _event_for(self, txn: Any, pending: _Pending, op: Op) -> Event:
         ident = (op.collection, op.instance_id)
@@ -416,11 +465,10 @@ class Database:
         pending.state[ident] = (after, key)
         return event
 
-    def _sign(self, txn: Any, events: list[Event], author: PublicKey) -> Record:
+    def _sign(self, txn: Any, body: bytes, author: PublicKey) -> Record:
+        """This peer's next record holding ``body``, linked to its log's head."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
-        return create_record(
-            encode_body(events), log_key=self.log_key, key=self.key, prev=head.cid, author=author
-        )
+        return create_record(body, log_key=self.log_key, key=self.key, prev=head.cid, author=author)
 
     def _commit_collection_event(
         self, action: Action, config: CollectionConfig | None, name: str | None = None
@@ -430,7 +478,7 @@ class Database:
         with self._write_lock, self._repo.transaction(write=True) as txn:
             stamp = self.hlc.now()
             event = Event(stamp, action, name, "", config.to_node() if config else None)
-            record = self._sign(txn, [event], self.identity.public)
+            record = self._sign(txn, encode_body([event]), self.identity.public)
             changes = self.engine.apply(
                 txn, [event], self._log_bytes, str(self.identity.public), record.cid, strict=True
             )

@@ -16,17 +16,17 @@ instance holds) re-folds only the instances involved (:mod:`.reducer`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
-from threadkit.core.clock import order_key
-from threadkit.db import layout
+from threadkit.core.clock import Timestamp, order_key
+from threadkit.db import indexkeys, layout
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, Event, array_header
 from threadkit.db.indexkeys import decode_id, decode_value, encode_value
 from threadkit.db.layout import encode_id
 from threadkit.db.reducer import Conflict, FoldResult, Rejection, StoredEvent, fold, step
@@ -45,10 +45,11 @@ log = logging.getLogger("threadkit.db")
 _MAX_REFOLD_ROUNDS = 10_000
 _ORDER_KEY_SIZE = 12 + 38  # stamp ‖ Ed25519 peer id bytes
 _ID_INDEX = "_id"
+_CREATE_EVENT_HEAD = array_header(5) + cbor2.dumps(Action.CREATE.code)
+"""How the event index value of a create starts: an array of five, the action code."""
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """A change to an instance, as listeners see it."""
 
     collection: str
@@ -80,6 +81,8 @@ def open_db_tables(repo: Any) -> Tables:
 
 def get_path(doc: dict[str, Any] | None, path: str) -> Any:
     """The value at a dot path, or ``_MISSING``."""
+    if "." not in path:  # a top-level field, the common case
+        return doc.get(path, _MISSING) if isinstance(doc, dict) else _MISSING
     node: Any = doc
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -297,6 +300,84 @@ class Engine:
                 refold[(event.collection, event.instance_id)] = None
         self._refold_all(txn, list(refold), changes)
         return changes
+
+    def apply_creates(
+        self,
+        txn: Any,
+        collection: str,
+        creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
+        encoded: Sequence[bytes],
+        log_id: bytes,
+        author: str,
+        record: bytes,
+    ) -> list[Change]:
+        """Apply a local record of creates of new instances in one batch (the bulk path).
+
+        ``creates`` holds ``(stamp, id, document)`` for each create event (no base: the
+        ids were just generated, so the instances cannot exist), ``encoded`` each
+        document's CBOR, ``_id`` first as the store keeps it; the documents were checked
+        against the collection's current schema. The stored state and the changes are
+        those of :meth:`apply` of the same events (``strict``, the ids ``fresh``), which
+        is what runs when the batch does not fit: a write validator or a unique index to
+        judge, or a config event at or after the first stamp.
+        """
+        keys = [order_key(stamp, log_id) for stamp, _, _ in creates]
+        history = self.colls.get(collection)
+        config = history.current if history else None
+        if (
+            history is None
+            or config is None
+            or config.validator is not None
+            or config.unique_paths
+            or not creates
+            or history.keys[-1] >= keys[0]
+        ):
+            events = [Event(stamp, Action.CREATE, collection, i, doc) for stamp, i, doc in creates]
+            fresh = frozenset(i for _, i, _ in creates)
+            return self.apply(txn, events, log_id, author, record, strict=True, fresh=fresh)
+        return self._put_creates(txn, collection, config, creates, encoded, keys, author, record)
+
+    def _put_creates(
+        self,
+        txn: Any,
+        collection: str,
+        config: CollectionConfig,
+        creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
+        encoded: Sequence[bytes],
+        keys: list[bytes],
+        author: str,
+        record: bytes,
+    ) -> list[Change]:
+        """Write the entries of new instances, table by table (see :meth:`apply_creates`).
+
+        The entries are generated as LMDB takes them, so they never pile up as garbage.
+        """
+        coll = self._coll(collection)
+        ids = [instance_id for _, instance_id, _ in creates]
+        docs = [doc for _, _, doc in creates]
+        id_parts = [indexkeys.encode_id(i) for i in ids]  # not the cached encode_id: ids are new
+        doc_keys = [coll + part for part in id_parts]
+        # an event index value is CBOR [action, data, base, author, record]: splice the data in
+        tail = cbor2.dumps([None, author, record])[1:]  # base, author, record without the head
+        head, prefix, tables = _CREATE_EVENT_HEAD, self.prefix, self.tables
+        puts: list[tuple[Any, Iterable[tuple[bytes, bytes]]]] = [
+            (
+                tables.events,
+                (
+                    (d + k, head + raw + tail)
+                    for d, k, raw in zip(doc_keys, keys, encoded, strict=True)
+                ),
+            ),
+            (tables.order, ((prefix + k, d) for k, d in zip(keys, doc_keys, strict=True))),
+            (tables.docs, zip(doc_keys, encoded, strict=True)),
+            (tables.inst, zip(doc_keys, keys, strict=True)),
+        ]
+        indexes = [(path, layout.index_prefix(coll, path)) for path in config.index_paths]
+        if indexes:
+            puts.append((tables.index, _index_entries(indexes, docs, id_parts)))
+        for table, items in puts:
+            txn.cursor(table).putmulti(items)
+        return [Change(collection, i, Action.CREATE, d) for i, d in zip(ids, docs, strict=True)]
 
     def _store_event(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
         coll = self._coll(event.collection)
@@ -866,6 +947,22 @@ def _change(
         return Change(collection, instance_id, Action.DELETE, None)
     action = Action.CREATE if before is None else Action.SAVE
     return Change(collection, instance_id, action, after)
+
+
+def _index_entries(
+    indexes: list[tuple[str, bytes]], docs: list[dict[str, Any]], id_parts: list[bytes]
+) -> Iterator[tuple[bytes, bytes]]:
+    """Entries ``prefix ‖ value ‖ id`` → ``b""`` of new documents in (non-unique) indexes.
+
+    ``indexes`` holds each index's path and key prefix. Document by document, path by
+    path, as the one-event path writes them, so an unindexable value fails the same way.
+    """
+    return (
+        (prefix + encode_value(value) + part, b"")
+        for doc, part in zip(docs, id_parts, strict=True)
+        for path, prefix in indexes
+        if (value := get_path(doc, path)) is not _MISSING
+    )
 
 
 def _sets_encoded(event: StoredEvent, path: str, encoded: bytes) -> bool:

@@ -22,7 +22,10 @@ record's ``pubKey``; the log id comes from the log the record belongs to.
 from __future__ import annotations
 
 import enum
+import functools
+import io
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +34,15 @@ import cbor2
 from threadkit.core.clock import Timestamp, order_key
 from threadkit.errors import InvalidTimestamp, MalformedRecord
 
-__all__ = ["BODY_VERSION", "Action", "Event", "decode_body", "encode_body"]
+__all__ = [
+    "BODY_VERSION",
+    "Action",
+    "Event",
+    "array_header",
+    "decode_body",
+    "encode_body",
+    "encode_creates",
+]
 
 BODY_VERSION = 1
 
@@ -163,6 +174,61 @@ def encode_body(events: list[Event]) -> bytes:
     if not events:
         raise MalformedRecord("a record body needs at least one event")
     return cbor2.dumps({"v": BODY_VERSION, "events": [e.to_node() for e in events]})
+
+
+def encode_creates(
+    collection: str, creates: Sequence[tuple[Timestamp, str, dict[str, Any]]]
+) -> tuple[bytes, list[bytes]]:
+    """The body of a record of creates, and each created document's CBOR.
+
+    ``creates`` holds ``(stamp, instance id, document)`` for each create event (none has
+    a base: the instances are new). The body is byte for byte :func:`encode_body` of
+    those events; it is written by one encoder, and the document bytes are cut out of
+    it, so each document is encoded once for the body, the event index and the store.
+    """
+    if not creates:
+        raise MalformedRecord("a record body needs at least one event")
+    out = io.BytesIO()
+    encode, write, tell = cbor2.CBOREncoder(out).encode, out.write, out.tell
+    write(_BODY_HEAD + array_header(len(creates)))
+    # each event map: t, a, c, i, d (to_node's order); a, c and the keys are the same for all
+    middle = _create_middle(collection)
+    starts, ends = [], []
+    for stamp, instance_id, doc in creates:
+        write(_CREATE_HEAD)
+        encode([stamp.wall, stamp.logical])
+        write(middle)
+        encode(instance_id)
+        write(_KEY_D)
+        starts.append(tell())
+        encode(doc)
+        ends.append(tell())
+    body = out.getvalue()
+    return body, [body[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+@functools.lru_cache(maxsize=256)
+def _create_middle(collection: str) -> bytes:
+    """The part of a create's event map between its stamp and its instance id."""
+    return b"".join(
+        [_KEY_A, cbor2.dumps(Action.CREATE.code), _KEY_C, cbor2.dumps(collection), _KEY_I]
+    )
+
+
+def array_header(count: int) -> bytes:
+    """The CBOR head of an array of ``count`` items (the items' bytes follow it).
+
+    >>> array_header(3) + cbor2.dumps(1) * 3 == cbor2.dumps([1, 1, 1])
+    True
+    """
+    head = cbor2.dumps(count)  # an unsigned int: major type 0, the same length rules
+    return bytes([head[0] | _MAJOR_ARRAY]) + head[1:]
+
+
+_MAJOR_ARRAY = 0x80
+_KEY_A, _KEY_C, _KEY_D, _KEY_I = (cbor2.dumps(k) for k in "acdi")
+_CREATE_HEAD = b"\xa5" + cbor2.dumps("t")  # a map of 5 entries, then the first key
+_BODY_HEAD = cbor2.dumps({"v": BODY_VERSION, "events": []})[:-1]  # ‖ array head ‖ events
 
 
 def decode_body(data: bytes) -> list[Event]:

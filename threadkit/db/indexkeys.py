@@ -108,6 +108,8 @@ _SHORT_MAX = 126  # longest difference (in bytes) with a one-byte header
 _LONG_POS = 0xFF
 _LONG_NEG = 0x00
 _MAX_DOUBLE = sys.float_info.max
+_STRING_TAG = bytes([TAG_STRING])
+_NUMBER_TAG = bytes([TAG_NUMBER])
 
 
 class OtherValue(NamedTuple):
@@ -240,7 +242,7 @@ def _encode_number(value: int | float) -> bytes:
     nearest, delta = _nearest_double(value)
     (bits,) = _U64.unpack(_DOUBLE.pack(nearest))
     bits = (~bits & _MASK) if bits & _SIGN else bits | _SIGN
-    return bytes([TAG_NUMBER]) + _U64.pack(bits) + _encode_delta(delta)
+    return _NUMBER_TAG + _U64.pack(bits) + _encode_delta(delta)
 
 
 def encode_value(value: Any) -> bytes:
@@ -268,7 +270,7 @@ def encode_value(value: Any) -> bytes:
     if isinstance(value, int | float):
         return _encode_number(value)
     if isinstance(value, str):
-        return bytes([TAG_STRING]) + _escape(value.encode("utf-8", "surrogatepass"))
+        return _STRING_TAG + _escape(value.encode("utf-8", "surrogatepass"))
     kind = json_type(value)
     if kind in _OTHER_KINDS:
         return bytes([TAG_OTHER, _OTHER_KINDS[kind]])

@@ -17,11 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from ulid import base32 as ulid_base32
-
 from threadkit.errors import InvalidName
 
-__all__ = ["NAME_PATTERN", "check_name", "new_instance_id"]
+__all__ = ["NAME_PATTERN", "check_name", "new_instance_id", "new_instance_ids"]
 
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 """ThreadDB's name rule ``^[A-Za-z0-9]+(?:[-][A-Za-z0-9]+)*$``, matched whole (``fullmatch``,
@@ -29,6 +27,11 @@ so a trailing newline does not slip through as it would with ``$``)."""
 
 _RANDOM_BITS: Final = 80
 _MAX_RANDOM: Final = (1 << _RANDOM_BITS) - 1
+_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+"""Every ten-bit value as its two lower-case Crockford base32 characters."""
+_HEAD_SHIFTS: Final = tuple(range(110, -1, -10))
+"""Shifts of the ten-bit groups of a ULID without its last ten bits (24 characters)."""
 
 
 def check_name(name: object, what: str = "collection") -> str:
@@ -100,25 +103,52 @@ class _MonotonicULID:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_random = 0
+        self._head_value = -1
+        self._head = ""
 
     def reset(self) -> None:
         """Forget the last id (used in a forked child, which must not repeat the parent)."""
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_random = 0
+        self._head_value = -1
+        self._head = ""
 
     def __call__(self) -> str:
-        now = self._clock() // 1_000_000
+        return self.many(1)[0]
+
+    def many(self, count: int) -> list[str]:
+        """``count`` new ids, the same as ``count`` calls in a row, under one lock."""
+        out: list[str] = []
         with self._lock:
-            if now > self._last_ms:
-                ms, random = now, int.from_bytes(self._randomness(10), "big")
-            elif self._last_random < _MAX_RANDOM:
-                ms, random = self._last_ms, self._last_random + 1
-            else:
-                ms, random = self._last_ms + 1, int.from_bytes(self._randomness(10), "big")
-            self._last_ms, self._last_random = ms, random
-        raw = ms.to_bytes(6, "big") + random.to_bytes(10, "big")
-        return str(ulid_base32.encode(raw)).lower()
+            for _ in range(count):
+                now = self._clock() // 1_000_000
+                if now > self._last_ms:
+                    ms, random = now, int.from_bytes(self._randomness(10), "big")
+                elif self._last_random < _MAX_RANDOM:
+                    ms, random = self._last_ms, self._last_random + 1
+                else:
+                    ms, random = self._last_ms + 1, int.from_bytes(self._randomness(10), "big")
+                self._last_ms, self._last_random = ms, random
+                out.append(self._encode((ms << _RANDOM_BITS) | random))
+        return out
+
+    def _encode(self, value: int) -> str:
+        """Lower-case Crockford base32 of a 128-bit value, 26 characters.
+
+        Ids made in a row differ mostly in their last ten bits, so the first 24 characters
+        (the value without those bits) are kept from the previous call when they match.
+        """
+        high = value >> 10
+        if high != self._head_value:
+            self._head_value = high
+            self._head = _encode_pairs(high, _HEAD_SHIFTS)
+        return self._head + _PAIRS[value & 0x3FF]
+
+
+def _encode_pairs(value: int, shifts: tuple[int, ...]) -> str:
+    """Base32 characters of ``value``, two (ten bits) per shift, most significant first."""
+    return "".join([_PAIRS[(value >> shift) & 0x3FF] for shift in shifts])
 
 
 _generator: Final = _MonotonicULID()
@@ -144,3 +174,15 @@ def new_instance_id() -> str:
     True
     """
     return _generator()
+
+
+def new_instance_ids(count: int) -> list[str]:
+    """``count`` new instance ids, as ``count`` calls of :func:`new_instance_id` would give.
+
+    Examples
+    --------
+    >>> a, b, c = new_instance_ids(3)
+    >>> a < b < c
+    True
+    """
+    return _generator.many(count)

@@ -244,23 +244,21 @@ class WriteTxn:
 
         self._check_open()
         coll = self.collection
-        validate = coll.config.schema_validator.validate
-        originals = normalise_docs(docs)
+        config = coll.config
+        validate = config.schema_validator.validate
+        prepared_docs, generated = coll._prepare_creates(normalise_docs(docs))
         # a fresh ULID cannot exist yet: only ids the caller gave need looking up
-        fresh = [not doc.get("_id") for doc in originals]
-        prepared_docs = [coll._prepare(doc, generate_id=True) for doc in originals]
-        given = [d["_id"] for d, new in zip(prepared_docs, fresh, strict=True) if not new]
+        given = [d["_id"] for d, fresh in zip(prepared_docs, generated, strict=True) if not fresh]
         existing = set(self._existing(given)) if given else set()
         ids = []
-        for prepared, is_fresh in zip(prepared_docs, fresh, strict=True):
+        name, reader, pending, queue = coll.name, self.reader, self._pending, self._ops.append
+        for prepared, is_fresh in zip(prepared_docs, generated, strict=True):
             instance_id = prepared["_id"]
-            if instance_id in existing or self._pending.get(instance_id) is not None:
-                raise InstanceExists(f"instance {instance_id!r} already exists in {coll.name!r}")
+            if instance_id in existing or pending.get(instance_id) is not None:
+                raise InstanceExists(f"instance {instance_id!r} already exists in {name!r}")
             validate(prepared)
-            self._ops.append(
-                Op(Action.CREATE, coll.name, instance_id, prepared, self.reader, is_fresh)
-            )
-            self._pending[instance_id] = prepared
+            queue(Op(Action.CREATE, name, instance_id, prepared, reader, is_fresh, config))
+            pending[instance_id] = prepared
             ids.append(instance_id)
         return ids
 
