@@ -34,6 +34,25 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return bool(predicate())
 
 
+def _speak_only_the_first_protocol(peer: tk.Peer) -> None:
+    """Behave as a peer from before ``/threadkit/1.1.0``: one request per stream, both ways.
+
+    The peer stops serving ``/threadkit/1.1.0`` (its ``/threadkit/1.0.0`` handler answers
+    one request per stream) and offers only ``/threadkit/1.0.0`` when it calls others.
+    """
+    from threadkit.net import protocol as p
+
+    node = peer._node
+
+    async def drop_handler() -> None:
+        from libp2p.custom_types import TProtocol
+
+        node.host.remove_stream_handler(TProtocol(p.PROTOCOL_ID_PERSISTENT))
+
+    node.call(drop_handler, timeout=5)
+    peer._service.streams.protocols = (p.PROTOCOL_ID,)
+
+
 def handle(msg: dict[str, Any]) -> dict[str, Any]:
     global peer
     cmd = msg["cmd"]
@@ -48,6 +67,8 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             timeout=msg.get("timeout", 10.0),
             replicator=msg.get("replicator", False),
         )
+        if msg.get("older_protocol"):
+            _speak_only_the_first_protocol(peer)
         return {"peer_id": peer.id, "addrs": peer.addrs if network is not False else []}
     assert peer is not None
     if cmd == "new_db":
@@ -103,7 +124,10 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"peer_id": peer.add_replicator(_db(msg), msg["addr"])}
     if cmd == "stats":
         stats = peer.sync_stats
+        pool = peer._service.streams if peer.online else None
         return {
+            "streams_opened": pool.stats.opened if pool else 0,
+            "streams_reused": pool.stats.reused if pool else 0,
             "pushed": stats.pushed,
             "received": stats.received,
             "rejected": stats.rejected,

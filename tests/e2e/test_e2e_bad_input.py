@@ -390,3 +390,66 @@ def test_bad_input_during_a_stream_of_writes_loses_nothing(env: Env) -> None:
     assert wait_until(complete, 15), len(seqs(snapshot(env.b, env.dbid), prefix="stream"))
     assert snapshot(env.a, env.dbid) == snapshot(env.b, env.dbid)
     env.still_syncs()
+
+
+async def _session(node: Node, peer_id: str, frames: list[bytes]) -> list[Any]:
+    """Send frames one by one on one ``/threadkit/1.1.0`` stream; the decoded replies.
+
+    A reply is CLOSED when the peer ended the stream instead (and then no more is sent).
+    """
+    import trio
+
+    replies: list[Any] = []
+    with trio.fail_after(10):
+        stream = await node.open_stream(peer_id, p.PROTOCOL_ID_PERSISTENT)
+        reader = FrameReader(stream)
+        try:
+            for data in frames:
+                await stream.write(data)
+                try:
+                    reply = await reader.read_frame(p.MAX_FRAME)
+                except (ConnectionLost, ProtocolError):
+                    reply = None
+                replies.append(CLOSED if reply is None else cbor2.loads(reply))
+                if reply is None:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+    return replies
+
+
+def test_a_long_lived_stream_survives_refused_requests_and_ends_at_a_bad_frame(
+    env: Env,
+) -> None:
+    """On ``/threadkit/1.1.0`` a refused request gets its error reply and the stream goes
+    on; a frame that breaks the framing (oversized) ends the stream without a reply."""
+
+    def frame(message: dict[str, Any] | bytes) -> bytes:
+        payload = message if isinstance(message, bytes) else cbor2.dumps({"v": 1, **message})
+        return varint.encode(len(payload)) + payload
+
+    before = env.b_state()
+    good = {"t": "get_logs", "thread": env.tid, "auth": env.auth(env.b)}
+    frames = [
+        frame(good),
+        frame(b"\xff\xfe not cbor at all"),
+        frame(good),
+        frame({**good, "auth": os.urandom(32)}),
+        frame({"t": "drop_tables"}),
+        frame(good),
+        varint.encode(p.MAX_FRAME + 1) + b"\x00" * 16,
+        frame(good),
+    ]
+    replies = env.node.call(_session, env.node, env.b.peer_id, frames, timeout=20)
+    assert [r if r == CLOSED else r.get("ok") or r.get("error") for r in replies] == [
+        True,
+        "malformed",
+        True,
+        "auth",
+        "malformed",
+        True,
+        CLOSED,
+    ]
+    assert env.b_state() == before
+    env.still_syncs()

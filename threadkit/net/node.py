@@ -872,8 +872,17 @@ class Node:
         rt = self._loop_side()
         await rt.host.disconnect(_parse_peer_id(peer_id))
 
-    async def open_stream(self, peer_id: str, protocol_id: str) -> Any:
+    async def open_stream(self, peer_id: str, protocol_id: str | Sequence[str]) -> Any:
         """Open a stream to ``peer_id`` speaking ``protocol_id`` (on a live connection if any).
+
+        Parameters
+        ----------
+        peer_id : str
+            The remote peer.
+        protocol_id : str or sequence of str
+            The protocol, or protocols in order of preference: multistream-select offers
+            them one by one (a round trip each) and the first the peer accepts is used;
+            ``stream.get_protocol()`` tells which.
 
         Returns
         -------
@@ -884,7 +893,7 @@ class Node:
         Raises
         ------
         ProtocolError
-            The peer does not speak ``protocol_id`` (``code="unsupported_protocol"``).
+            The peer speaks none of the protocols (``code="unsupported_protocol"``).
         PeerUnreachable
             No connection, or the stream could not be opened.
         """
@@ -892,16 +901,18 @@ class Node:
 
         rt = self._loop_side()
         pid = _parse_peer_id(peer_id)
+        wanted = [protocol_id] if isinstance(protocol_id, str) else list(protocol_id)
+        what = " or ".join(wanted)
         try:
-            return await rt.host.new_stream(pid, [TProtocol(protocol_id)])
+            return await rt.host.new_stream(pid, [TProtocol(p) for p in wanted])
         except Exception as exc:
             cause = exc.__cause__
             if cause is not None and "not supported" in str(cause):
                 raise ProtocolError(
-                    f"{peer_id} does not speak {protocol_id}", code="unsupported_protocol"
+                    f"{peer_id} does not speak {what}", code="unsupported_protocol"
                 ) from exc
             raise PeerUnreachable(
-                f"could not open a {protocol_id} stream to {peer_id}: {_describe(exc)}"
+                f"could not open a {what} stream to {peer_id}: {_describe(exc)}"
             ) from exc
 
     def set_handler(self, protocol_id: str, handler: Handler) -> None:

@@ -1,4 +1,8 @@
-"""Messages of ``/threadkit/1.0.0`` (docs/protocol.md): encoding, decoding, checking.
+"""Messages of ``/threadkit/1.1.0`` and ``/threadkit/1.0.0`` (docs/protocol.md).
+
+The two protocol ids carry the same messages: ``/threadkit/1.1.0`` many exchanges per
+stream, ``/threadkit/1.0.0`` one (peers from before long-lived streams). This module
+encodes, decodes and checks them.
 
 Everything a peer receives goes through :func:`decode_request` or
 :func:`decode_reply`, which check the shape of every field and raise
@@ -22,6 +26,8 @@ __all__ = [
     "MAX_RECORDS",
     "MAX_REPLY_BYTES",
     "PROTOCOL_ID",
+    "PROTOCOL_IDS",
+    "PROTOCOL_ID_PERSISTENT",
     "VERSION",
     "LogEntry",
     "auth_token",
@@ -33,6 +39,14 @@ __all__ = [
 ]
 
 PROTOCOL_ID = "/threadkit/1.0.0"
+"""One request and one reply per stream (the first version; still served and spoken)."""
+
+PROTOCOL_ID_PERSISTENT = "/threadkit/1.1.0"
+"""The same messages, many request/reply exchanges (one at a time) per long-lived stream."""
+
+PROTOCOL_IDS = (PROTOCOL_ID_PERSISTENT, PROTOCOL_ID)
+"""What a client offers, in order of preference (multistream-select picks the first known)."""
+
 VERSION = 1
 MAX_FRAME = 32 * 1024 * 1024
 MAX_RECORDS = 1000

@@ -1,0 +1,215 @@
+"""Pulling from peers: joining, repairing gaps, and the periodic anti-entropy pull.
+
+A pull asks one peer for the thread's logs (``get_logs``), then for the records after
+the counters this peer holds (``get_records``), again while the peer is ahead. At most
+one pull per (peer, thread) runs at a time; a pull asked for while one runs makes that
+one go round again. The periodic pull first compares edge digests with each peer in one
+small ``exchange_edges`` call and pulls only the threads whose heads differ.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.identity import peer_id_bytes
+from threadkit.errors import DBNotFound, NetworkError, ThreadkitError
+from threadkit.net import protocol as p
+from threadkit.net.client import Client
+from threadkit.net.context import ServiceContext, peer_id_str, text_or_none
+from threadkit.net.push import Pusher
+from threadkit.net.receive import Receiver
+
+if TYPE_CHECKING:
+    from threadkit.core.addr import ThreadAddr
+    from threadkit.core.ids import ThreadID
+    from threadkit.core.keys import ThreadKey
+    from threadkit.db.database import Database
+
+__all__ = ["Puller"]
+
+
+class Puller:
+    """Pulls logs and records from peers.
+
+    Parameters
+    ----------
+    ctx : ServiceContext
+        The service's shared state.
+    client : Client
+        Sends the requests.
+    receiver : Receiver
+        Checks and applies the records pulled.
+    pusher : Pusher
+        Announces this peer's own log when joining.
+    attach : callable
+        Starts replicating a database this peer just joined.
+    """
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        client: Client,
+        receiver: Receiver,
+        pusher: Pusher,
+        attach: Callable[[Database], None],
+    ) -> None:
+        self.ctx = ctx
+        self.client = client
+        self.receiver = receiver
+        self.pusher = pusher
+        self.attach = attach
+        self._pulling: set[tuple[str, bytes]] = set()
+        self._pull_again: set[tuple[str, bytes]] = set()
+
+    async def get_logs(self, peer_id: str, thread_id: ThreadID, key: ThreadKey) -> dict[str, Any]:
+        """The ``get_logs`` reply of ``peer_id`` for a thread."""
+        return await self.client.request(
+            peer_id,
+            {
+                "t": "get_logs",
+                "thread": thread_id.to_bytes(),
+                "auth": p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)),
+            },
+        )
+
+    async def join(self, target: ThreadAddr, key: ThreadKey, name: str | None) -> Database:
+        """Join the database at ``target``: its logs, this peer's log, then its records."""
+        import trio
+
+        ctx = self.ctx
+        await ctx.node.connect(target.peer_addr)
+        thread_id = target.thread_id
+        reply = await self.get_logs(target.peer_id, thread_id, key)
+        db_name = name or text_or_none(reply.get("name")) or None
+
+        def create() -> Database:
+            try:
+                return ctx.manager.get_db(thread_id)
+            except DBNotFound:
+                return ctx.manager.new_db(db_name, thread_id=thread_id, key=key, adopt=True)
+
+        db = await trio.to_thread.run_sync(create)
+        self.attach(db)
+        ctx.store_logs(thread_id, reply)
+        await self.pusher.push_log(target.peer_id, thread_id, db.log_id)
+        await self.pull(target.peer_id, thread_id)
+        return db
+
+    async def pull_all(self, thread_id: ThreadID) -> int:
+        """Pull from every peer of the thread; failures go to ``stats.errors``."""
+        total = 0
+        for peer_id in self.ctx.peers_of(thread_id):
+            try:
+                total += await self.pull(peer_id, thread_id)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                self.ctx.stats.error(f"pull from {peer_id}: {exc}")
+        return total
+
+    async def pull(self, peer_id: str, thread_id: ThreadID) -> int:
+        """Fetch logs and records this peer lacks from one peer (one pull at a time)."""
+        slot = (peer_id, thread_id.to_bytes())
+        if slot in self._pulling:
+            self._pull_again.add(slot)
+            return 0
+        self._pulling.add(slot)
+        total = 0
+        try:
+            while True:
+                self._pull_again.discard(slot)
+                total += await self._pull_once(peer_id, thread_id)
+                if slot not in self._pull_again:
+                    break
+        finally:
+            self._pulling.discard(slot)
+        self.ctx.stats.pulls += 1
+        self.ctx.stats.last_sync = time.time()
+        return total
+
+    async def pull_quietly(self, peer_id: str, thread_id: ThreadID) -> None:
+        """A background pull: failures go to ``stats.errors``, the periodic pull retries."""
+        try:
+            await self.pull(peer_id, thread_id)
+        except (NetworkError, ThreadkitError, OSError) as exc:
+            self.ctx.stats.error(f"pull from {peer_id}: {exc}")
+
+    def pull_later(self, peer_id: str, thread_id: ThreadID) -> None:
+        """Start :meth:`pull_quietly` as a background task (any thread)."""
+        self.ctx.node.spawn(self.pull_quietly, peer_id, thread_id)
+
+    async def _pull_once(self, peer_id: str, thread_id: ThreadID) -> int:
+        ctx = self.ctx
+        key = ctx.key(thread_id)
+        tid = thread_id.to_bytes()
+        auth = p.auth_token(key.service, tid, peer_id_bytes(peer_id))
+        reply = await self.client.request(peer_id, {"t": "get_logs", "thread": tid, "auth": auth})
+        ctx.store_logs(thread_id, reply)
+        total = 0
+        while True:
+            wanted = [
+                {"id": peer_id_bytes(info.id), "after": info.counter, "limit": p.MAX_RECORDS}
+                for info in ctx.repo.list_logs(thread_id)
+            ]
+            reply = await self.client.request(
+                peer_id, {"t": "get_records", "thread": tid, "auth": auth, "logs": wanted}
+            )
+            got = 0
+            more = False
+            for item in reply.get("logs", []):
+                entry = p._map(item, "log records")
+                log_id = peer_id_str(p._bytes(entry.get("id"), "log id", 64))
+                blocks = [
+                    p.blocks_from_node(r) for r in p._list(entry.get("records", []), "records")
+                ]
+                if blocks:
+                    got += await self.receiver.receive(peer_id, thread_id, log_id, blocks)
+                remote = p._count(entry.get("counter", 0), "counter")
+                if remote > ctx.repo.get_head(thread_id, log_id).counter:
+                    more = True
+            total += got
+            if not more or got == 0:
+                return total
+
+    async def pull_loop(self, interval: float) -> None:
+        """Every ``interval`` seconds, pull the threads whose heads differ from a peer's."""
+        import trio
+
+        ctx = self.ctx
+        while not ctx.stopped:
+            await trio.sleep(interval)
+            shared: dict[str, list[ThreadID]] = defaultdict(list)
+            for info in ctx.repo.list_threads():
+                for peer_id in ctx.peers_of(info.id):
+                    shared[peer_id].append(info.id)
+            for peer_id, thread_ids in shared.items():
+                if ctx.stopped:
+                    return
+                try:
+                    behind = await self.compare_edges(peer_id, thread_ids)
+                    for thread_id in behind:
+                        await self.pull(peer_id, thread_id)
+                except (NetworkError, ThreadkitError, OSError) as exc:
+                    ctx.stats.error(f"periodic pull from {peer_id}: {exc}")
+
+    async def compare_edges(self, peer_id: str, thread_ids: list[ThreadID]) -> list[ThreadID]:
+        """Threads whose heads differ between this peer and ``peer_id`` (one small call)."""
+        ctx = self.ctx
+        receiver = peer_id_bytes(peer_id)
+        entries = []
+        mine: dict[bytes, bytes] = {}
+        for thread_id in thread_ids:
+            tid = thread_id.to_bytes()
+            addrs, heads = ctx.edges(thread_id)
+            mine[tid] = heads
+            auth = p.auth_token(ctx.key(thread_id).service, tid, receiver)
+            entries.append({"thread": tid, "auth": auth, "addrs": addrs, "heads": heads})
+        if thread_ids:
+            await ctx.node.connect_peer(peer_id, ctx.addrs_of(thread_ids[0], peer_id))
+        reply = await self.client.request(peer_id, {"t": "exchange_edges", "threads": entries})
+        theirs = {}
+        for item in p._list(reply.get("edges", []), "edges"):
+            entry = p._map(item, "edge")
+            theirs[p._bytes(entry.get("thread"), "thread id", 128)] = entry.get("heads")
+        return [t for t in thread_ids if theirs.get(t.to_bytes()) != mine[t.to_bytes()]]

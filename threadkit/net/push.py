@@ -1,0 +1,170 @@
+"""Sending to peers: records as they are committed, logs, and replicators' keys.
+
+- **Records**: a commit queues its record for every peer of the thread
+  (:meth:`Pusher.enqueue`); one sender task per (peer, thread, log) drains the queue in
+  batches of up to ``MAX_RECORDS``, so records that queue up while a push is in flight
+  travel together. A failed push drops the queue: the peer pulls what it missed when it
+  is back (the periodic pull).
+- **Logs**: ``push_log`` tells a peer of a log (and its addresses); a push of records
+  the peer refuses as an ``unknown_log`` sends the log first and tries again.
+- **Replicators**: :meth:`Pusher.add_replicator` gives a peer the service key (never the
+  read key) with each of the thread's logs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.identity import peer_id_bytes
+from threadkit.errors import NetworkError, ProtocolError, ThreadkitError
+from threadkit.net import protocol as p
+from threadkit.net.client import Client
+from threadkit.net.context import ServiceContext
+
+if TYPE_CHECKING:
+    from threadkit.core.ids import ThreadID
+    from threadkit.core.records import Record
+
+__all__ = ["Pusher"]
+
+Slot = tuple[str, bytes, str]  # (peer id, thread id bytes, log id)
+
+
+class Pusher:
+    """Pushes records and logs to peers.
+
+    Parameters
+    ----------
+    ctx : ServiceContext
+        The service's shared state.
+    client : Client
+        Sends the requests.
+    """
+
+    def __init__(self, ctx: ServiceContext, client: Client) -> None:
+        self.ctx = ctx
+        self.client = client
+        self._outbox: dict[Slot, list[Record]] = defaultdict(list)
+        self._sending: set[Slot] = set()
+        self._outbox_lock = threading.Lock()
+
+    def enqueue(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
+    ) -> None:
+        """Queue records for a peer; start its sender unless one is already draining.
+
+        Callable from any thread.
+        """
+        slot = (peer_id, thread_id.to_bytes(), log_id)
+        with self._outbox_lock:
+            self._outbox[slot].extend(records)
+            if slot in self._sending:
+                return
+            self._sending.add(slot)
+        self.ctx.node.spawn(self._drain, slot, thread_id)
+
+    def send_to_peers(self, thread_id: ThreadID, log_id: str, records: list[Record]) -> None:
+        """Queue records for every peer of the thread."""
+        for peer_id in self.ctx.peers_of(thread_id):
+            self.enqueue(peer_id, thread_id, log_id, records)
+
+    async def _drain(self, slot: Slot, thread_id: ThreadID) -> None:
+        peer_id, _, log_id = slot
+        while True:
+            with self._outbox_lock:
+                queued = self._outbox.get(slot)
+                if not queued:
+                    self._outbox.pop(slot, None)
+                    self._sending.discard(slot)
+                    return
+                batch = queued[: p.MAX_RECORDS]
+                del queued[: len(batch)]
+            try:
+                await self.push_records(peer_id, thread_id, log_id, batch)
+                self.ctx.stats.pushed += len(batch)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                # the peer pulls what it missed when it is back (periodic pull)
+                self.ctx.stats.error(f"push to {peer_id}: {exc}")
+                with self._outbox_lock:
+                    self._outbox.pop(slot, None)
+                    self._sending.discard(slot)
+                return
+
+    async def push_records(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
+    ) -> None:
+        """One ``push_records`` call; an ``unknown_log`` refusal sends the log, then retries.
+
+        Raises
+        ------
+        NetworkError
+            The push failed (``ProtocolError`` when the peer refused it).
+        """
+        key = self.ctx.key(thread_id)
+        request = {
+            "t": "push_records",
+            "thread": thread_id.to_bytes(),
+            "auth": p.auth_token(key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)),
+            "log": peer_id_bytes(log_id),
+            "records": [p.blocks_to_node(r.blocks) for r in records],
+        }
+        try:
+            await self.client.request(peer_id, request)
+        except ProtocolError as exc:
+            if exc.code != "unknown_log":
+                raise
+            await self.push_log(peer_id, thread_id, log_id)
+            await self.client.request(peer_id, request)
+
+    async def push_log(
+        self, peer_id: str, thread_id: ThreadID, log_id: str, with_key: bool = False
+    ) -> None:
+        """Tell a peer of a log; ``with_key`` sends the service key (to a replicator).
+
+        Raises
+        ------
+        NetworkError
+            The call failed or the peer refused it.
+        """
+        key = self.ctx.key(thread_id)
+        entry = self.ctx.log_entry(thread_id, log_id)
+        request: dict[str, Any] = {
+            "t": "push_log",
+            "thread": thread_id.to_bytes(),
+            "log": entry.to_node(),
+        }
+        if with_key:
+            request["skey"] = key.service
+        else:
+            request["auth"] = p.auth_token(
+                key.service, thread_id.to_bytes(), peer_id_bytes(peer_id)
+            )
+        await self.client.request(peer_id, request)
+
+    async def announce(self, thread_id: ThreadID, log_id: str) -> None:
+        """Tell the thread's peers this peer's (maybe new) addresses; they pull from it."""
+        for peer_id in self.ctx.peers_of(thread_id):
+            try:
+                await self.push_log(peer_id, thread_id, log_id)
+            except (NetworkError, ThreadkitError, OSError) as exc:
+                self.ctx.stats.error(f"announce to {peer_id}: {exc}")
+
+    async def add_replicator(self, thread_id: ThreadID, addr: str) -> str:
+        """Connect to ``addr`` and push it every log of the thread with the service key.
+
+        Returns
+        -------
+        str
+            The replicator's peer id.
+        """
+        ctx = self.ctx
+        await ctx.node.connect(addr)
+        peer_id = addr.rsplit("/p2p/", 1)[1]
+        db = ctx.manager.get_db(thread_id)
+        ctx.repo.add_addrs(thread_id, db.log_id, [addr])
+        ctx.forget_peers(thread_id)
+        for info in ctx.repo.list_logs(thread_id):
+            await self.push_log(peer_id, thread_id, info.id, with_key=True)
+        return peer_id

@@ -1,0 +1,99 @@
+"""Records received from peers: checked, then applied to the database (or just kept).
+
+Every received record, whether pushed, pulled or gossiped, goes through
+:meth:`Receiver.receive`: ``open_record`` checks it (CIDs, decryption under the service
+key, the signature by the log's key), then ``Database.apply_records`` chains and applies
+it — or, on a replicator (a thread without a database), the repo just chains it into its
+log. A gap (records beyond this peer's head) asks for a pull from the sender; a
+replicator passes what it added on to the thread's other peers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.records import open_record
+from threadkit.errors import DBNotFound, ProtocolError, RecordError
+from threadkit.net.context import ServiceContext
+
+if TYPE_CHECKING:
+    from threadkit.core.ids import ThreadID
+    from threadkit.core.records import Record
+
+__all__ = ["GapHandler", "Receiver", "Relay"]
+
+log = logging.getLogger("threadkit.net")
+
+GapHandler = Callable[[str, "ThreadID"], None]
+"""``on_gap(sender, thread_id)``: records beyond this peer's head came from ``sender``."""
+
+Relay = Callable[[str, "ThreadID", str, list["Record"]], None]
+"""``relay(peer_id, thread_id, log_id, records)``: queue records for a peer."""
+
+
+class Receiver:
+    """Checks and applies received records.
+
+    Parameters
+    ----------
+    ctx : ServiceContext
+        The service's shared state.
+    relay : callable
+        Queues records for another peer (a replicator passes records on).
+    on_gap : callable
+        Called when received records do not reach this peer's head (pull from the sender).
+    """
+
+    def __init__(self, ctx: ServiceContext, relay: Relay, on_gap: GapHandler) -> None:
+        self.ctx = ctx
+        self.relay = relay
+        self.on_gap = on_gap
+
+    async def receive(
+        self, sender: str, thread_id: ThreadID, log_id: str, blocks: list[Any]
+    ) -> int:
+        """Check received records and hand them to the database (or the log, on a replicator).
+
+        Returns
+        -------
+        int
+            How many records were new.
+
+        Raises
+        ------
+        ProtocolError
+            A record fails a check (``code="invalid_record"``); nothing of the batch is kept.
+        """
+        import trio
+
+        ctx = self.ctx
+        key = ctx.key(thread_id)
+        public = ctx.repo.get_log(thread_id, log_id).public
+        try:
+            records = [open_record(b, service_key=key, log_key=public) for b in blocks]
+        except RecordError as exc:
+            ctx.stats.rejected += len(blocks)
+            log.warning("rejected records of log %s from %s: %s", log_id, sender, exc)
+            raise ProtocolError(f"invalid record: {exc}", code="invalid_record") from None
+
+        def apply() -> Any:
+            try:
+                db = ctx.manager.get_db(thread_id)
+            except DBNotFound:
+                return ctx.repo.accept(thread_id, log_id, records)
+            return db.apply_records(log_id, records)
+
+        result = await trio.to_thread.run_sync(apply)
+        ctx.stats.received += len(result.added)
+        ctx.notify(thread_id, log_id, [appended.record for appended in result.added])
+        if result.gap is not None:
+            self.on_gap(sender, thread_id)
+        if result.added and not key.can_read:
+            # a replicator passes records on to the thread's other peers
+            added = [a.record for a in result.added]
+            for peer_id in ctx.peers_of(thread_id):
+                if peer_id != sender:
+                    self.relay(peer_id, thread_id, log_id, added)
+        return len(result.added)
