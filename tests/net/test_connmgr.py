@@ -205,14 +205,14 @@ def test_peer_passes_its_limits_to_its_node() -> None:
 def test_trims_to_the_low_watermark_after_the_grace_period_and_keeps_replicating(
     make_node: Callable[..., Node],
 ) -> None:
-    """A hub with low=1, high=2, grace 1.5 s, reached by 5 other peers and one replica.
+    """A hub with low=1, high=2, grace 3 s, reached by 5 other peers and one replica.
 
     Four in-process nodes dial the hub, the hub dials a node in another process, and a
     replica joins one of the hub's databases. Nothing is trimmed inside the grace period;
     after it the hub closes connections down to the low watermark (the far sides see them
     close), and the database still replicates both ways: the service dials again.
     """
-    limits = ConnLimits(low_water=1, high_water=2, grace_period=1.5)
+    limits = ConnLimits(low_water=1, high_water=2, grace_period=3.0)
     child = subprocess.Popen(
         [sys.executable, str(CHILD), seed(70).hex()],
         stdin=subprocess.PIPE,
@@ -241,8 +241,9 @@ def test_trims_to_the_low_watermark_after_the_grace_period_and_keeps_replicating
 
         # inside the grace period: py-libp2p's connection-time pruner ran, trimmed nothing
         # (the hub registers the last inbound connection a moment after its dialer)
-        assert wait_for(lambda: set(hub.peers()) == everyone, 1.0), hub.peers()
-        assert time.monotonic() - connected_at < limits.grace_period
+        assert wait_for(lambda: set(hub.peers()) == everyone, limits.grace_period - 0.5), (
+            hub.peers()
+        )
 
         # after it: trimmed to the low watermark, by the node's periodic trim
         assert wait_for(lambda: len(hub.peers()) <= limits.low_water, 8.0), hub.peers()
