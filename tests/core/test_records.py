@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from threadkit.core import dagcbor
+from threadkit.core import dagcbor, records
 from threadkit.core.cid import cid_of
 from threadkit.core.dagcbor import Link
 from threadkit.core.identity import Identity, PublicKey
@@ -620,3 +620,121 @@ def test_tampering_without_cid_is_still_detected() -> None:
 
 def test_public_key_type() -> None:
     assert isinstance(_chain()[0].author, PublicKey)
+
+
+# -- fixed-form fast paths ----------------------------------------------------------------
+# open_record and read_body read nodes in the exact form threadkit writes by slicing, and
+# decode anything else in general: both ways must give the same record and the same errors.
+
+
+def _general_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn the fixed-form fast paths off: every node goes through the general decode."""
+    monkeypatch.setattr(records, "_fast_record_node", lambda plain: None)
+    monkeypatch.setattr(records, "_fast_event_node", lambda block: None)
+    monkeypatch.setattr(records, "_HEADER_LEN", -1)
+
+
+def _variants() -> list[Record]:
+    first, second = _chain()
+    other = create_record(BODY, log_key=LOG_KEY, key=KEY, prev=second.cid, author=WRITER.public)
+    return [first, second, other]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["first", "chained", "other-author"])
+def test_fast_paths_give_the_general_decode_result(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = _variants()[index]
+    assert records._fast_record_node(KEY.service_key.decrypt(cbor2.loads(rec.blocks.record))) == (
+        rec.sig,
+        rec.prev,
+        rec.event_cid,
+        rec.author.to_bytes(),
+    )
+    assert records._fast_event_node(rec.blocks.event) == (rec.body_cid, rec.header_cid)
+    fast = _open(rec, cid=rec.cid)
+    fast_body = fast.read_body(KEY)
+    _general_only(monkeypatch)
+    general = _open(rec, cid=rec.cid)
+    assert fast == general == rec
+    assert fast_body == general.read_body(KEY)
+    assert dagcbor.decode(fast_body) == ({"v": 2} if index == 1 else dagcbor.decode(BODY))
+
+
+def test_other_encodings_take_the_general_decode() -> None:
+    """A record node in another valid encoding (keys out of order) still opens alike."""
+    rec = _chain()[1]
+    node = _record_node_of(rec)
+    shuffled = {k: node[k] for k in ("pubKey", "block", "prev", "sig")}
+    plain = cbor2.dumps(
+        {
+            k: cbor2.CBORTag(42, b"\x00" + bytes(v)) if isinstance(v, Link) else v
+            for k, v in shuffled.items()
+        }
+    )
+    assert plain != dagcbor.encode(node)
+    assert records._fast_record_node(plain) is None
+    blocks = _replace(rec.blocks, record=cbor2.dumps(KEY.service_key.encrypt(plain)))
+    opened = _open(blocks)
+    assert (opened.sig, opened.prev, opened.event_cid, opened.author) == (
+        rec.sig,
+        rec.prev,
+        rec.event_cid,
+        rec.author,
+    )
+    event = cbor2.dumps(
+        {
+            "header": cbor2.CBORTag(42, b"\x00" + rec.header_cid),
+            "body": cbor2.CBORTag(42, b"\x00" + rec.body_cid),
+        }
+    )
+    assert event != rec.blocks.event
+    assert records._fast_event_node(event) is None
+
+
+def test_header_in_another_encoding_is_read_alike() -> None:
+    """A header whose key length is written in a longer form than needed still reads."""
+    rec = _chain()[0]
+    plain = KEY.read_key.decrypt(cbor2.loads(rec.blocks.header))
+    key_bytes = plain[-32:]
+    longer = b"\xa1" + cbor2.dumps("key") + b"\x59\x00\x20" + key_bytes
+    header_block = cbor2.dumps(KEY.read_key.encrypt(longer))
+    blocks = _replace(rec.blocks, header=header_block)
+    opened = rec._replace(header_cid=cid_of(header_block), blocks=blocks)
+    assert opened.read_body(KEY) == BODY
+
+
+@pytest.mark.parametrize("field", ["block", "prev"])
+def test_fast_path_errors_match_the_general_decode(
+    field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node in the fixed form with a 36-byte link that is not a threadkit CID."""
+    rec = _chain()[1]
+    node = _record_node_of(rec)
+    node[field] = Link(b"\x01\x55\x12\x20" + bytes(32))
+    blocks = _rebuild(rec, node)
+    plain = KEY.service_key.decrypt(cbor2.loads(blocks.record))
+    assert records._fast_record_node(plain) is not None
+    with pytest.raises(MalformedRecord) as fast:
+        _open(blocks)
+    _general_only(monkeypatch)
+    with pytest.raises(MalformedRecord) as general:
+        _open(blocks)
+    assert str(fast.value) == str(general.value)
+
+
+def test_fast_event_node_refuses_near_misses() -> None:
+    rec = _chain()[0]
+    event = rec.blocks.event
+    assert records._fast_event_node(event[:-1]) is None
+    assert records._fast_event_node(event + b"\x00") is None
+    flipped = bytes([event[0] ^ 1]) + event[1:]
+    assert records._fast_event_node(flipped) is None
+
+
+def test_authors_are_shared_between_records() -> None:
+    """Records of one writer share one parsed author key (and its cached string)."""
+    first, second = _chain()
+    a, b = _open(first), _open(second)
+    assert a.author is b.author
+    assert a.author == LOG_KEY.public

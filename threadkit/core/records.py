@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, NamedTuple
 
@@ -125,12 +126,17 @@ class Record(NamedTuple):
         service-only thread key.
         """
         read = _read_key(key)
-        header = dagcbor.decode(read.decrypt(_block_bytes(self.blocks.header)), "header")
-        if not isinstance(header, dict) or set(header) != {"key"}:
-            raise MalformedRecord("header node must be {key: <32 bytes>}")
-        body_key = header["key"]
-        if not isinstance(body_key, bytes) or len(body_key) != KEY_SIZE:
-            raise MalformedRecord("header key must be 32 bytes")
+        plain = read.decrypt(_block_bytes(self.blocks.header))
+        if len(plain) == _HEADER_LEN and plain.startswith(_HEADER_START):
+            # the exact form threadkit writes (``_header_node``): the key is the tail
+            body_key = plain[len(_HEADER_START) :]
+        else:
+            header = dagcbor.decode(plain, "header")
+            if not isinstance(header, dict) or set(header) != {"key"}:
+                raise MalformedRecord("header node must be {key: <32 bytes>}")
+            body_key = header["key"]
+            if not isinstance(body_key, bytes) or len(body_key) != KEY_SIZE:
+                raise MalformedRecord("header key must be 32 bytes")
         return SymmetricKey(body_key).decrypt(_block_bytes(self.blocks.body))
 
     def decode_body(self, key: ThreadKey | SymmetricKey | bytes) -> Any:
@@ -154,6 +160,7 @@ def _prefix_of(value: Any, tail: int) -> bytes:
 _LINK = _prefix_of(link_tag(b"\x00" * 36), 36)
 _dumps = cbor2.dumps
 _HEADER_START = _prefix_of({"key": b"\x00" * KEY_SIZE}, KEY_SIZE)
+_HEADER_LEN = len(_HEADER_START) + KEY_SIZE
 _MAP2, _MAP3, _MAP4 = (cbor2.dumps(dict.fromkeys(range(n), 0))[:1] for n in (2, 3, 4))
 _EVENT_START = _MAP2 + cbor2.dumps("body")
 _HEADER_KEY = cbor2.dumps("header")
@@ -176,6 +183,65 @@ def _record_node(sig: bytes, prev: bytes | None, event_cid: bytes, pubkey: bytes
     return (
         start + _SIG_PART + sig + prev_part + _BLOCK_KEY + _LINK + event_cid + _PUBKEY_PART + pubkey
     )
+
+
+# Offsets of the fixed-size fields in the record and event nodes threadkit writes
+# (``_record_node``, ``_event_node``): received nodes in exactly that form are read by
+# slicing instead of a general DAG-CBOR decode (see ``_fast_record_node``).
+_CID_LEN = 36
+_SIG_AT = 1 + len(_SIG_PART)
+_PREV_PART_LEN = len(_PREV_KEY) + len(_LINK) + _CID_LEN
+_RECORD_TAIL_LEN = len(_BLOCK_KEY) + len(_LINK) + _CID_LEN + len(_PUBKEY_PART) + _PUBKEY_SIZE
+_RECORD3_LEN = _SIG_AT + _SIG_SIZE + _RECORD_TAIL_LEN
+_EVENT_BODY_AT = len(_EVENT_START) + len(_LINK)
+_EVENT_HEADER_AT = _EVENT_BODY_AT + _CID_LEN + len(_HEADER_KEY) + len(_LINK)
+_EVENT_LEN = _EVENT_HEADER_AT + _CID_LEN
+
+
+def _fast_record_node(plain: bytes) -> tuple[bytes, bytes | None, bytes, bytes] | None:
+    """``(sig, prev, event CID, pubKey)`` of a record node in the exact form threadkit writes.
+
+    None for any other encoding (the caller then decodes it in general): a node is
+    taken only when re-assembling it from its fields gives back the same bytes, so
+    the fields are exactly what a DAG-CBOR decode would yield.
+    """
+    size = len(plain)
+    if size == _RECORD3_LEN:
+        prev = None
+        at = _SIG_AT + _SIG_SIZE
+    elif size == _RECORD3_LEN + _PREV_PART_LEN:
+        at = _SIG_AT + _SIG_SIZE + _PREV_PART_LEN
+        prev = plain[at - _CID_LEN : at]
+    else:
+        return None
+    sig = plain[_SIG_AT : _SIG_AT + _SIG_SIZE]
+    at += len(_BLOCK_KEY) + len(_LINK)
+    event_cid = plain[at : at + _CID_LEN]
+    pub_bytes = plain[size - _PUBKEY_SIZE :]
+    if _record_node(sig, prev, event_cid, pub_bytes) != plain:
+        return None
+    return sig, prev, event_cid, pub_bytes
+
+
+def _fast_event_node(block: bytes) -> tuple[bytes, bytes] | None:
+    """``(body CID, header CID)`` of an event node in the exact form threadkit writes, or None."""
+    if len(block) != _EVENT_LEN:
+        return None
+    body_cid = block[_EVENT_BODY_AT : _EVENT_BODY_AT + _CID_LEN]
+    header_cid = block[_EVENT_HEADER_AT:]
+    if _event_node(body_cid, header_cid) != block:
+        return None
+    return body_cid, header_cid
+
+
+@functools.lru_cache(maxsize=1024)
+def _author_key(pub_bytes: bytes) -> PublicKey:
+    """The author key of a record's ``pubKey`` bytes, shared between records of one writer.
+
+    A log's records nearly always carry one or a few authors; sharing the parsed key
+    saves parsing it again and keeps its cached string form (the engine stores it).
+    """
+    return PublicKey.from_bytes(pub_bytes)
 
 
 def signed_bytes(event_cid: bytes, prev: bytes | None, author: PublicKey) -> bytes:
@@ -286,6 +352,38 @@ def open_record(
         raise IntegrityError(f"record block does not hash to its CID {cid_to_string(cid)}")
     service = _service_key(service_key)
     plain = service.decrypt(_block_bytes(blocks.record))
+    fields = _fast_record_node(plain)
+    if fields is not None:
+        sig, prev, event_cid, pub_bytes = fields
+        check_cid(event_cid, "record block link")
+        if prev is not None:
+            check_cid(prev, "record prev link")
+    else:
+        sig, prev, event_cid, pub_bytes = _decode_record_node(plain)
+    try:
+        author = _author_key(pub_bytes)
+    except InvalidKey as exc:
+        raise MalformedRecord(f"record pubKey: {exc}") from None
+    if verify_signature and not log_key.verify(signed_bytes(event_cid, prev, author), sig):
+        raise SignatureError(f"record signature does not verify under log {log_key.peer_id}")
+    verify_block(event_cid, blocks.event, "event block")
+    links = _fast_event_node(blocks.event)
+    if links is not None:
+        body_cid = check_cid(links[0], "event body link")
+        header_cid = check_cid(links[1], "event header link")
+    else:
+        event = dagcbor.decode(blocks.event, "event node")
+        if not isinstance(event, dict) or set(event) != {"body", "header"}:
+            raise MalformedRecord("event node must be a map {body, header}")
+        body_cid = _link(event["body"], "event body link")
+        header_cid = _link(event["header"], "event header link")
+    verify_block(header_cid, blocks.header, "header block")
+    verify_block(body_cid, blocks.body, "body block")
+    return Record(record_cid, prev, event_cid, header_cid, body_cid, author, sig, blocks)
+
+
+def _decode_record_node(plain: bytes) -> tuple[bytes, bytes | None, bytes, bytes]:
+    """``(sig, prev, event CID, pubKey bytes)`` of a record node in any DAG-CBOR encoding."""
     node = dagcbor.decode(plain, "record node")
     if not isinstance(node, dict) or not node.keys() <= _RECORD_KEYS:
         raise MalformedRecord("record node must be a map with keys sig, prev, block, pubKey")
@@ -299,21 +397,7 @@ def open_record(
     pub_bytes = node.get("pubKey")
     if not isinstance(pub_bytes, bytes) or len(pub_bytes) != _PUBKEY_SIZE:
         raise MalformedRecord("record pubKey is not a 36-byte libp2p public key")
-    try:
-        author = PublicKey.from_bytes(pub_bytes)
-    except InvalidKey as exc:
-        raise MalformedRecord(f"record pubKey: {exc}") from None
-    if verify_signature and not log_key.verify(signed_bytes(event_cid, prev, author), sig):
-        raise SignatureError(f"record signature does not verify under log {log_key.peer_id}")
-    verify_block(event_cid, blocks.event, "event block")
-    event = dagcbor.decode(blocks.event, "event node")
-    if not isinstance(event, dict) or set(event) != {"body", "header"}:
-        raise MalformedRecord("event node must be a map {body, header}")
-    body_cid = _link(event["body"], "event body link")
-    header_cid = _link(event["header"], "event header link")
-    verify_block(header_cid, blocks.header, "header block")
-    verify_block(body_cid, blocks.body, "body block")
-    return Record(record_cid, prev, event_cid, header_cid, body_cid, author, sig, blocks)
+    return sig, prev, event_cid, pub_bytes
 
 
 def check_link(record: Record, expected_prev: bytes | None) -> None:

@@ -43,7 +43,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from threadkit.errors import ConnectionLost, InvalidInput, NodeClosed, ProtocolError
+from threadkit.errors import (
+    ConnectionLost,
+    InvalidInput,
+    NodeClosed,
+    PeerUnreachable,
+    ProtocolError,
+)
 from threadkit.net.framing import FrameReader, write_frame
 
 if TYPE_CHECKING:
@@ -71,6 +77,7 @@ MAX_PER_PEER = 4
 """Streams open to one peer at most; more concurrent requests wait for one."""
 
 _CLOSE_GRACE = 1.0  # seconds a shielded close or reset of a dropped stream may take
+_REOPEN_DELAYS = (0.1, 0.4)  # seconds before each new try when no stream could be opened
 
 
 def idle_timeout_for(limits: ConnLimits) -> float:
@@ -228,7 +235,7 @@ class StreamPool:
             The peer closed the stream without a reply twice (``code="eof"``), the reply
             frame is malformed or too large, or the peer speaks none of ``protocols``.
         PeerUnreachable
-            No stream could be opened.
+            No stream could be opened, three times (tries 0.1 s and 0.4 s apart).
         """
         import trio
 
@@ -251,14 +258,29 @@ class StreamPool:
         payload: bytes,
         connect: Callable[[], Awaitable[None]] | None,
     ) -> bytes:
+        import trio
+
         retried = False
+        open_failures = 0
         while True:
             # a retry never takes an idle stream: it may share the broken one's fate
             entry = None if retried else self._take_idle(peer)
             if entry is None:
-                if connect is not None:
-                    await connect()
-                entry = await self._open(peer_id, peer)
+                try:
+                    if connect is not None:
+                        await connect()
+                    entry = await self._open(peer_id, peer)
+                except PeerUnreachable as exc:
+                    # a connection being torn down (or a duplicate of a simultaneous dial
+                    # being closed) still counts as connected for a moment, so no dial
+                    # happens and no stream opens on it: try again, shortly
+                    if open_failures == len(_REOPEN_DELAYS):
+                        raise
+                    log.debug("no stream to %s (%s); retrying", peer_id, exc)
+                    await trio.sleep(_REOPEN_DELAYS[open_failures])
+                    open_failures += 1
+                    self.stats.retried += 1
+                    continue
             try:
                 data = await self._exchange(entry, payload)
             except (ConnectionLost, ProtocolError) as exc:
