@@ -42,7 +42,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import grpc
 
@@ -974,18 +974,20 @@ def _check(reply: Any) -> Any:
 class RemoteReadTxn:
     """A read transaction on a daemon; use as a context manager."""
 
+    _kind = "read"
+    _method = "ReadTransaction"
+    _request: Any = pb.ReadTransactionRequest
+
     def __init__(self, coll: RemoteCollection) -> None:
         self.collection = coll
         self._stream: _Stream | None = None
 
-    def __enter__(self) -> RemoteReadTxn:
+    def __enter__(self) -> Self:
         start = pb.StartTransactionRequest(
             dbID=self.collection._raw, collectionName=self.collection.name
         )
         self._stream = _Stream(
-            self.collection,
-            "ReadTransaction",
-            pb.ReadTransactionRequest(startTransactionRequest=start),
+            self.collection, self._method, self._request(startTransactionRequest=start)
         )
         return self
 
@@ -995,8 +997,8 @@ class RemoteReadTxn:
 
     def _ask(self, **option: Any) -> Any:
         if self._stream is None:
-            raise errors.TransactionClosed("this read transaction is not open")
-        return self._stream.ask(pb.ReadTransactionRequest(**option))
+            raise errors.TransactionClosed(f"this {self._kind} transaction is not open")
+        return self._stream.ask(self._request(**option))
 
     def has(self, *instance_ids: str) -> bool:
         """True when every id exists."""
@@ -1037,16 +1039,9 @@ class RemoteReadTxn:
 class RemoteWriteTxn(RemoteReadTxn):
     """A write transaction on a daemon: commits when the block ends, discards on an exception."""
 
-    def __enter__(self) -> RemoteWriteTxn:
-        start = pb.StartTransactionRequest(
-            dbID=self.collection._raw, collectionName=self.collection.name
-        )
-        self._stream = _Stream(
-            self.collection,
-            "WriteTransaction",
-            pb.WriteTransactionRequest(startTransactionRequest=start),
-        )
-        return self
+    _kind = "write"
+    _method = "WriteTransaction"
+    _request: Any = pb.WriteTransactionRequest
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if self._stream is None:
@@ -1055,11 +1050,6 @@ class RemoteWriteTxn(RemoteReadTxn):
             self._stream.finish()
         else:
             self.discard()
-
-    def _ask(self, **option: Any) -> Any:
-        if self._stream is None:
-            raise errors.TransactionClosed("this write transaction is not open")
-        return self._stream.ask(pb.WriteTransactionRequest(**option))
 
     def create(self, *docs: Any) -> list[str]:
         """Queue new documents; returns their ids."""

@@ -70,22 +70,7 @@ class Server:
 
         A stream that brings no request within ``idle_timeout`` seconds is closed.
         """
-        import trio
-
-        from threadkit.net.framing import FrameReader, write_frame
-
-        reader = FrameReader(stream)
-        try:
-            data = None
-            with trio.move_on_after(self.idle_timeout):
-                data = await reader.read_frame(p.MAX_FRAME)
-            if data is None:
-                return
-            await write_frame(stream, await self.reply(data, remote))
-        except (NetworkError, OSError) as exc:
-            log.info("stream from %s failed: %s", remote, exc)
-        finally:
-            await close_stream(stream)
+        await self._answer(stream, remote, once=True)
 
     async def handle_persistent(self, stream: Any, remote: str) -> None:
         """The ``/threadkit/1.1.0`` handler: requests and replies, one at a time, until the end.
@@ -96,6 +81,10 @@ class Server:
         cannot be read), which gets no reply, as on ``/threadkit/1.0.0``. A refused
         request gets its error reply and the stream stays open.
         """
+        await self._answer(stream, remote, once=False)
+
+    async def _answer(self, stream: Any, remote: str, *, once: bool) -> None:
+        """Reply to the stream's requests (only the first when ``once``), then close it."""
         import trio
 
         from threadkit.net.framing import FrameReader, write_frame
@@ -112,6 +101,8 @@ class Server:
                 if data is None:
                     return
                 await write_frame(stream, await self.reply(data, remote))
+                if once:
+                    return
         except (NetworkError, OSError) as exc:
             log.info("stream from %s failed: %s", remote, exc)
         finally:
