@@ -198,6 +198,11 @@ class StreamPool:
             return 0 if peer is None else peer.open
         return sum(peer.open for peer in self._peers.values())
 
+    def requests_under_way(self, peer_id: str) -> int:
+        """Requests to ``peer_id`` being sent, answered, or waiting for a stream."""
+        peer = self._peers.get(peer_id)
+        return 0 if peer is None else peer.users
+
     def idle_streams(self, peer_id: str | None = None) -> int:
         """Streams open and unused, to one peer or to all."""
         peers = [self._peers.get(peer_id)] if peer_id is not None else self._peers.values()
