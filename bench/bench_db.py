@@ -1,4 +1,4 @@
-"""Document store figures W1, W2, W3a, W3b (DESIGN.md §9), each beside a baseline from this run.
+"""Document store figures W1, W2, W3a, W3b (docs/design.md §9), each beside a same-run baseline.
 
 - W1: 10,000 small documents, 1,000 per transaction, durable — vs raw LMDB puts of the
   same documents (CBOR), 1,000 per durable transaction.

@@ -1,4 +1,4 @@
-"""Notebook-layer figures (DESIGN.md §9), each beside a pandas baseline from this run.
+"""Notebook-layer figures (docs/design.md §9), each beside a pandas baseline from this run.
 
 - collection → DataFrame, 100,000 documents, **cold** (no cached frame: every document
   read from LMDB and decoded) — vs ``pd.DataFrame(list_of_dicts)`` of the same documents,

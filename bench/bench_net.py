@@ -1,4 +1,4 @@
-"""Replication figures W4 and W5 (DESIGN.md §9), beside raw py-libp2p from the same run.
+"""Replication figures W4 and W5 (docs/design.md §9), beside raw py-libp2p from the same run.
 
 - baseline: request/response round trips over py-libp2p between two processes (a
   threadkit ``Node`` here, tests/net/node_child.py there), one new stream per request as

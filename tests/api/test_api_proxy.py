@@ -1,6 +1,6 @@
 """The daemon's proxy port driven the way improbable-eng grpc-web clients drive it.
 
-A tiny client here speaks both transports of shared/threads-api.md §8: HTTP POST
+A tiny client here speaks both transports of docs/wire-contract.md §8: HTTP POST
 with ``application/grpc-web+proto`` bodies and the ``grpc-websockets``
 subprotocol (header lines first, ``0x00`` + frame per message, ``0x01`` to finish).
 """

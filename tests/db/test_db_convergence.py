@@ -1,4 +1,4 @@
-"""Deterministic convergence (DESIGN.md §7.1, docs/semantics.md): any delivery order of the
+"""Deterministic convergence (docs/design.md §7.1, docs/semantics.md): any delivery order of the
 same records gives identical documents, indexes and lost writes on every replica.
 
 A property test drives three simulated writers (separate in-process peers holding replicas

@@ -117,7 +117,7 @@ class TestPrepareSchema:
 
     def test_empty_schema_gets_an_id(self) -> None:
         # ThreadDB TestEmptySchema: go-threads refuses {} (ErrInvalidCollectionSchema);
-        # threadkit adds the string _id instead (DESIGN §6), so {} still means "any object".
+        # threadkit adds the string _id instead (docs/design.md §6): {} means "any object".
         prepared = prepare_schema({})
         assert prepared == {"properties": {"_id": {"type": "string"}}}
         validator = SchemaValidator({})

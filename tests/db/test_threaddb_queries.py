@@ -12,7 +12,7 @@ index layouts (ThreadDB's, none, every field), and must give the same answer eac
 Results are compared in order: without a sort, threadkit returns ``_id`` order, and the
 ids here follow creation order (as ThreadDB's ULIDs do).
 
-Deliberate differences from ThreadDB (DESIGN.md §7.3):
+Deliberate differences from ThreadDB (docs/design.md §7.3):
 
 - ``InvalidIndex``: ``use_index("Not.Valid.Path")`` returned no results and no error in
   ThreadDB (the index scan failed silently). Here an index hint never changes results: it

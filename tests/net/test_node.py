@@ -1,7 +1,7 @@
 """``threadkit.net.node.Node`` with real py-libp2p hosts on 127.0.0.1 (no mocks).
 
 Includes a regression test for each py-libp2p 0.8.1 bug the embedding works around
-(see /work/shared/py-libp2p-notes.md): the 250-inbound-connection cap, the listener that
+(see docs/libp2p-notes.md): the 250-inbound-connection cap, the listener that
 outlives ``host.run()``, GossipSub dropping bursts, and the ≥250 ms cost of a connection.
 """
 

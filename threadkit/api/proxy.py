@@ -7,7 +7,7 @@ caller that swaps in an HTTP transport POSTs ``application/grpc-web+proto``
 instead. :class:`WebProxy` accepts both on the proxy address (threadsd's
 ``THRDS_APIPROXYADDR``) and forwards each call, as raw bytes, to the gRPC server
 on the API address, so both speak to the same servicers. The framing is
-shared/threads-api.md §8:
+docs/wire-contract.md §8:
 
 - a gRPC frame is 1 flag byte + a 4-byte big-endian length + the payload; flag
   ``0x80`` marks a header/trailer frame whose payload is ``key: value\\r\\n`` lines;

@@ -1,6 +1,6 @@
 """ThreadDB's remote APIs (``threads.pb.API`` and ``threads.net.pb.API``) over a ``tk.Peer``.
 
-The wire contract is shared/threads-api.md: our own .proto files in
+The wire contract is docs/wire-contract.md: our own .proto files in
 ``threadkit/api/proto`` carry ThreadDB's field numbers, so ThreadDB's clients and
 ``tk.Client`` speak to :class:`APIServer` alike.
 
@@ -63,7 +63,7 @@ ERROR_CLASS_KEY = "x-threadkit-error"
 
 _T = TypeVar("_T")
 
-# go-threads' error texts, which ThreadDB clients match on (threads-api.md §2)
+# go-threads' error texts, which ThreadDB clients match on (docs/wire-contract.md §2)
 _EXACT: list[tuple[type[Exception], grpc.StatusCode, str]] = [
     (errors.ThreadExists, grpc.StatusCode.ALREADY_EXISTS, "db already exists"),
     (errors.CollectionExists, grpc.StatusCode.ALREADY_EXISTS, "collection already registered"),

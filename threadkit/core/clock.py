@@ -1,4 +1,4 @@
-"""Hybrid logical clock (HLC) for event stamps (DESIGN.md §7.1).
+"""Hybrid logical clock (HLC) for event stamps (docs/design.md §7.1).
 
 A :class:`Timestamp` is ``(wall, logical)``: ``wall`` is nanoseconds since the
 Unix epoch (never behind any stamp this clock has seen), ``logical`` counts

@@ -1,4 +1,4 @@
-"""Signed, encrypted records: ThreadDB's four-node layout (DESIGN.md §4, §7.4).
+"""Signed, encrypted records: ThreadDB's four-node layout (docs/design.md §4, §7.4).
 
 A record travels as four blocks (:class:`RecordBlocks`):
 

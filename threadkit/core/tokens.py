@@ -8,7 +8,7 @@
    ``iat`` and ``exp`` set (:meth:`TokenIssuer.issue`).
 
 ThreadDB signs with the non-standard ``alg`` "Ed25519" and sets no expiry;
-threadkit uses the standard ``EdDSA`` and always sets ``exp`` (DESIGN.md §4).
+threadkit uses the standard ``EdDSA`` and always sets ``exp`` (docs/design.md §4).
 Clients treat the token as opaque, so this does not affect interop.
 """
 

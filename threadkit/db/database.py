@@ -1,4 +1,4 @@
-"""A database: one thread, its collections, and the commit path (DESIGN.md §6, §7).
+"""A database: one thread, its collections, and the commit path (docs/design.md §6, §7).
 
 Local commit, inside one LMDB write transaction: build the transaction's events
 (HLC stamps, merge patches against what the writer saw), make and sign ONE

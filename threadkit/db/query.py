@@ -11,7 +11,7 @@ index hint. Build one fluently, each call returning a new query::
 Operations carry ThreadDB's codes (:class:`Op`: ``EQ`` 0 … ``LE`` 5); ``IN`` 6,
 ``CONTAINS`` 7 and ``EXISTS`` 8 are threadkit's own extensions.
 
-Semantics (:func:`matches`), deliberately stricter than ThreadDB's (DESIGN.md §6-7):
+Semantics (:func:`matches`), deliberately stricter than ThreadDB's (docs/design.md §6-7):
 
 - A document matches when its ``ands`` are non-empty and all hold, or when any
   of its ``ors`` matches, or when both are empty. (ThreadDB matched everything

@@ -1,4 +1,4 @@
-"""The deterministic fold of one instance's events (DESIGN.md §7.1, docs/semantics.md).
+"""The deterministic fold of one instance's events (docs/design.md §7.1, docs/semantics.md).
 
 The state of an instance is the fold of its events in total order (HLC stamp,
 then log id). Given the same events, every peer computes the same document,

@@ -1,6 +1,6 @@
 """A database's events as DataFrames: the history, and the writes that lost.
 
-Every write is an event in the thread's logs (DESIGN.md §7.6). :func:`history`
+Every write is an event in the thread's logs (docs/design.md §7.6). :func:`history`
 lists them all in the total order (HLC stamp, then log id; docs/semantics.md),
 with who wrote them, in which log and record, and what they did.
 :func:`conflicts` lists the writes that lost — overwritten by a concurrent

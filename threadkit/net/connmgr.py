@@ -54,7 +54,7 @@ MAX_CONNECTIONS = 1_000_000
 
 It stays this high whatever the watermarks: py-libp2p sizes its inbound limiter as
 ``max_connections - min_connections``, and every inbound connection keeps its slot until
-the host stops (``/work/shared/py-libp2p-notes.md`` §7). ``high_water`` may not exceed it.
+the host stops (``docs/libp2p-notes.md`` §7). ``high_water`` may not exceed it.
 """
 
 TRIM_INTERVAL_MAX = 10.0

@@ -2,7 +2,7 @@
 
 py-libp2p is trio-only, and a notebook kernel already runs an asyncio loop on its main
 thread, so the host lives on one background daemon thread that runs ``trio.run``
-(DESIGN.md §3). Everything else talks to it through a small bridge:
+(docs/design.md §3). Everything else talks to it through a small bridge:
 
 - ``node.call(afn, *args, timeout=)`` blocks the calling thread until ``afn`` has run on
   the node's loop and returns its result (or re-raises its exception). On timeout the
@@ -19,7 +19,7 @@ awaits the async helpers directly: :meth:`Node.connect`, :meth:`Node.open_stream
 so it raises :class:`~threadkit.errors.WrongThread` instead.
 
 py-libp2p 0.8.1 has bugs and traps this module works around (see
-``/work/shared/py-libp2p-notes.md``; each has a regression test in ``tests/net``):
+``docs/libp2p-notes.md``, which names the regression test of each):
 
 - every inbound connection keeps a slot of the swarm's inbound limiter forever, and the
   default cap is 250: after 250 inbound connections the host refuses everyone. Fix:

@@ -1,4 +1,4 @@
-"""The thread service: replicating threads' logs between peers (DESIGN.md §5, docs/protocol.md).
+"""The thread service: replicating logs between peers (docs/design.md §5, docs/protocol.md).
 
 It runs on the node's trio loop. Database work (LMDB, decryption, the reducer) runs in
 worker threads (``trio.to_thread``) so the loop keeps serving while records apply.
