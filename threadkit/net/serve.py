@@ -137,13 +137,16 @@ class Server:
         if kind == "exchange_edges":
             return self._serve_edges(request)
         thread_id = thread_id_from(request["thread"])
+        tid = thread_id.to_bytes()
         if kind == "push_log" and "skey" in request:
             return self._serve_replication(thread_id, request, remote)
         key = ctx.known_key(thread_id)
-        if not p.check_auth(request.get("auth"), key.service, thread_id.to_bytes(), ctx.me):
+        if not p.check_auth(request.get("auth"), key.service, tid, ctx.me):
             raise ProtocolError("not authorised for this thread", code="auth")
         if kind == "get_logs":
-            return p.ok_reply(logs=ctx.log_entries(thread_id), name=ctx.db_name(thread_id))
+            # a peer holding the read key lets a joiner check its own (docs/protocol.md)
+            check = {} if key.read is None else {"rcheck": p.read_key_check(key.read, tid)}
+            return p.ok_reply(logs=ctx.log_entries(thread_id), name=ctx.db_name(thread_id), **check)
         if kind == "push_log":
             entry: p.LogEntry = request["log"]
             ctx.merge_log(thread_id, entry)
