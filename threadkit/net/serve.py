@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.keys import ThreadKey
 from threadkit.errors import InvalidInput, NetworkError, NotFound, ProtocolError
 from threadkit.net import protocol as p
-from threadkit.net.client import close_stream
+from threadkit.net.client import close_stream, reset_stream
 from threadkit.net.context import ServiceContext, peer_id_str, thread_id_from
 from threadkit.net.receive import Receiver
 
@@ -89,7 +89,8 @@ class Server:
 
         from threadkit.net.framing import FrameReader, write_frame
 
-        reader = FrameReader(stream)
+        reader = FrameReader(stream, budget=self.ctx.frames, peer=remote)
+        failed = False
         try:
             while True:
                 data = None
@@ -105,8 +106,10 @@ class Server:
                     return
         except (NetworkError, OSError) as exc:
             log.info("stream from %s failed: %s", remote, exc)
+            failed = True
         finally:
-            await close_stream(stream)
+            # a failed stream is reset: what its sender still sends is then dropped, not kept
+            await (reset_stream(stream) if failed else close_stream(stream))
 
     async def reply(self, data: bytes, remote: str) -> bytes:
         """The encoded reply to one request frame: an answer or an error reply."""
