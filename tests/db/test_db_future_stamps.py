@@ -22,7 +22,7 @@ from threadkit.db.events import Action, Event, encode_body
 from threadkit.errors import WriteRejected
 from threadkit.peer import Peer
 
-FAR = Timestamp(MAX_WALL - 1, MAX_LOGICAL)
+FAR = Timestamp(MAX_WALL, MAX_LOGICAL - 1)  # merged, it leaves the clock one tick from overflow
 
 
 def _signed(member: Database, events: list[Event]) -> Record:
