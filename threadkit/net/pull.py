@@ -123,14 +123,14 @@ class Puller:
             The read key is not the thread's (nothing has been stored).
         """
         tid = thread_id.to_bytes()
-        wrong = InvalidThreadKey(
+        wrong = (
             f"the read key does not open thread {thread_id}: the service key is right, "
             "the read key is not"
         )
         check = logs_reply.get("rcheck")
         if isinstance(check, bytes) and key.read is not None:
             if check != p.read_key_check(key.read, tid):
-                raise wrong
+                raise InvalidThreadKey(wrong)
             return
         entries = [
             p.LogEntry.from_node(item) for item in p._list(logs_reply.get("logs", []), "logs")
@@ -166,7 +166,7 @@ class Puller:
                     continue
                 return
         if tried:
-            raise wrong
+            raise InvalidThreadKey(wrong)
 
     async def pull_all(self, thread_id: ThreadID) -> int:
         """Pull from every peer of the thread; failures go to ``stats.errors``."""
