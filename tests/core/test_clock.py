@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadkit.core.clock import HLC, MAX_LOGICAL, MAX_WALL, Timestamp, order_key
+from threadkit.core.clock import HLC, MAX_DRIFT, MAX_LOGICAL, MAX_WALL, Timestamp, order_key
 from threadkit.errors import InvalidTimestamp
 
 walls = st.integers(0, MAX_WALL)
@@ -240,13 +240,47 @@ def test_update_refuses_bad_remote(remote: tuple[object, object]) -> None:
     assert clock.last == Timestamp(0, 0)
 
 
-def test_update_accepts_far_future_remote() -> None:
+def test_update_merges_a_stamp_up_to_max_drift_ahead() -> None:
     clock = HLC(physical=lambda: 5)
-    assert clock.update(Timestamp(10**18, 0)) == Timestamp(10**18, 1)
+    assert clock.update(Timestamp(5 + MAX_DRIFT, 0)) == Timestamp(5 + MAX_DRIFT, 1)
+
+
+@pytest.mark.parametrize("remote", [Timestamp(6 + MAX_DRIFT, 0), Timestamp(MAX_WALL, MAX_LOGICAL)])
+def test_update_skips_a_stamp_beyond_max_drift(remote: Timestamp) -> None:
+    clock = HLC(physical=lambda: 5, last=Timestamp(3, 2))
+    assert clock.update(remote) == Timestamp(3, 2)  # unchanged, and below the remote stamp
+    assert clock.last == Timestamp(3, 2)
+    assert clock.now() == Timestamp(5, 0)
+
+
+def test_skipped_stamp_is_merged_once_within_reach() -> None:
+    physical = [0]
+    clock = HLC(physical=lambda: physical[0], max_drift=100)
+    assert clock.update(Timestamp(500, 0)) < Timestamp(500, 0)
+    physical[0] = 400
+    assert clock.update(Timestamp(500, 0)) == Timestamp(500, 1)
+
+
+@pytest.mark.parametrize("drift", [-1, 1.5, None, True])
+def test_max_drift_must_be_a_non_negative_int(drift: object) -> None:
+    with pytest.raises(InvalidTimestamp):
+        HLC(max_drift=drift)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(stamps, max_size=20), st.integers(0, 2**62))
+def test_no_remote_stamp_moves_the_clock_beyond_max_drift(
+    remotes: list[Timestamp], physical: int
+) -> None:
+    clock = HLC(physical=lambda: physical)
+    for remote in remotes:
+        clock.update(remote)
+        assert clock.last.wall <= physical + MAX_DRIFT
+    assert clock.now().wall <= physical + MAX_DRIFT
 
 
 def test_update_overflow() -> None:
-    clock = HLC(physical=lambda: 5)
+    clock = HLC(physical=lambda: MAX_WALL)
     with pytest.raises(InvalidTimestamp):
         clock.update(Timestamp(MAX_WALL, MAX_LOGICAL))
 

@@ -4,7 +4,10 @@ A :class:`Timestamp` is ``(wall, logical)``: ``wall`` is nanoseconds since the
 Unix epoch (never behind any stamp this clock has seen), ``logical`` counts
 events within one ``wall`` value. Stamps from one :class:`HLC` strictly
 increase; :meth:`HLC.update` merges a stamp received from another peer, so a
-write made after seeing a remote event sorts after it.
+write made after seeing a remote event sorts after it — unless the stamp is more than
+:data:`MAX_DRIFT` ahead of local physical time: such a stamp is not merged, so one record
+stamped near the end of time cannot drag the clock there and stop every later write
+(docs/semantics.md, "Stamps from the future").
 
 Events are totally ordered by ``(timestamp, log id)``: :func:`order_key` gives
 a bytes key that sorts that way, usable directly as an LMDB key.
@@ -20,10 +23,17 @@ from typing import NamedTuple
 
 from threadkit.errors import InvalidTimestamp
 
-__all__ = ["HLC", "MAX_LOGICAL", "MAX_WALL", "Timestamp", "order_key"]
+__all__ = ["HLC", "MAX_DRIFT", "MAX_LOGICAL", "MAX_WALL", "Timestamp", "order_key"]
 
 MAX_WALL = 2**63 - 1
 MAX_LOGICAL = 2**32 - 1
+MAX_DRIFT = 3600 * 10**9
+"""How far (ns: one hour) a stamp may be ahead of local physical time and still be merged.
+
+Honest clocks kept by NTP agree within well under a second, and a device without it
+drifts seconds a day; an hour leaves room for a badly set clock while bounding how far
+ahead of real time any peer's clock (and so ``_mod``) can be pushed by others.
+"""
 _PACK = struct.Struct(">QI")
 
 
@@ -82,6 +92,8 @@ class HLC:
         Source of physical time in nanoseconds (defaults to ``time.time_ns``).
     last : Timestamp, optional
         The last stamp issued before a restart, so stamps stay monotonic across it.
+    max_drift : int, optional
+        Nanoseconds a merged stamp may be ahead of physical time (:data:`MAX_DRIFT`).
 
     Examples
     --------
@@ -98,9 +110,13 @@ class HLC:
         self,
         physical: Callable[[], int] = time.time_ns,
         last: Timestamp | None = None,
+        max_drift: int = MAX_DRIFT,
     ) -> None:
+        if type(max_drift) is not int or max_drift < 0:
+            raise InvalidTimestamp(f"max_drift must be a non-negative int, got {max_drift!r}")
         self._physical = physical
         self._last = last if last is not None else Timestamp(0, 0)
+        self.max_drift = max_drift
         self._lock = threading.Lock()
 
     @property
@@ -134,15 +150,25 @@ class HLC:
         return stamp
 
     def update(self, remote: Timestamp) -> Timestamp:
-        """Merge a stamp received from elsewhere; returns the new clock value.
+        """Merge a stamp received from elsewhere; returns the clock's value after it.
 
-        Remote stamps are never refused for being ahead of local time: every peer must
-        reach the same verdict on an event, and local time differs between peers.
+        A stamp more than ``max_drift`` ahead of physical time is not merged: the clock
+        is left as it is and its value (then below ``remote``) is returned. The stamp's
+        event is not refused for it — every peer must reach the same verdict on an event,
+        and local time differs between peers — it just cannot drag this clock along.
+
+        >>> clock = HLC(physical=lambda: 100, max_drift=1000)
+        >>> clock.update(Timestamp(2000, 0))
+        Timestamp(wall=0, logical=0)
+        >>> clock.update(Timestamp(1100, 0))
+        Timestamp(wall=1100, logical=1)
         """
         remote = Timestamp.checked(*remote)
         with self._lock:
             wall = min(self._physical(), MAX_WALL)
             last = self._last
+            if remote.wall - wall > self.max_drift:
+                return last
             top = max(wall, last.wall, remote.wall)
             if top == last.wall == remote.wall:
                 stamp = _tick(top, max(last.logical, remote.logical))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import cbor2
 
-from threadkit.core.clock import HLC, order_key
+from threadkit.core.clock import HLC, Timestamp, order_key
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
@@ -41,6 +41,7 @@ from threadkit.errors import (
     MalformedRecord,
     RecordError,
     UniqueViolation,
+    WriteRejected,
 )
 from threadkit.store import chain, reads
 from threadkit.store.logs import list_logs, read_head
@@ -436,7 +437,7 @@ class Database:
         else:
             before = self.engine.get_doc(txn, op.collection, op.instance_id)
             base = self.engine.last_key(txn, op.collection, op.instance_id)
-        stamp = self.hlc.now()
+        stamp = self._stamp_after(base, f"instance {op.instance_id!r} of {op.collection!r}")
         key = order_key(stamp, self._log_bytes)
         if op.action is Action.CREATE:
             if before is not None:
@@ -465,6 +466,27 @@ class Database:
         pending.state[ident] = (after, key)
         return event
 
+    def _stamp_after(self, base: bytes | None, what: str) -> Timestamp:
+        """A new stamp for a write that saw the event ordered at ``base``: it sorts after it.
+
+        The base's stamp is merged first: the clock skipped it on receipt if it was then
+        too far ahead, and it may be within reach now. While it is still more than the
+        clock's ``max_drift`` ahead, the write cannot sort after it and is refused.
+        """
+        if base is not None:
+            seen = Timestamp.from_bytes(base[:12])
+            if seen >= self.hlc.last:
+                self.hlc.update(seen)
+        stamp = self.hlc.now()
+        if base is not None and order_key(stamp, self._log_bytes) <= base:
+            ahead = (int.from_bytes(base[:8], "big") - stamp.wall) / 1e9
+            raise WriteRejected(
+                f"{what} was last written with a stamp {ahead:.0f} s ahead of this peer's "
+                f"clock, beyond the {self.hlc.max_drift / 1e9:.0f} s it may run ahead: it "
+                "cannot be written until this clock is within that of it"
+            )
+        return stamp
+
     def _sign(self, txn: Any, body: bytes, author: PublicKey) -> Record:
         """This peer's next record holding ``body``, linked to its log's head."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
@@ -475,8 +497,10 @@ class Database:
     ) -> Record:
         name = config.name if config else name
         assert name is not None
+        history = self.engine.colls.get(name)
         with self._write_lock, self._repo.transaction(write=True) as txn:
-            stamp = self.hlc.now()
+            latest = history.keys[-1] if history is not None and history.keys else None
+            stamp = self._stamp_after(latest, f"collection {name!r}")
             event = Event(stamp, action, name, "", config.to_node() if config else None)
             record = self._sign(txn, encode_body([event]), self.identity.public)
             changes = self.engine.apply(
@@ -535,8 +559,17 @@ class Database:
             # signed by the log's owner, so it stays in the log; every peer skips it alike
             log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
             return []
-        for event in events:
-            self.hlc.update(event.stamp)
+        skipped = [e.stamp for e in events if self.hlc.update(e.stamp) < e.stamp]
+        if skipped:
+            log.warning(
+                "record %s of %s: %d event stamp(s) up to %s are more than %d s ahead of this "
+                "peer's clock and were not merged into it",
+                record.cid.hex(),
+                self.name,
+                len(skipped),
+                max(skipped),
+                self.hlc.max_drift // 10**9,
+            )
         return self.engine.apply(
             txn, events, log_bytes, str(record.author), record.cid, strict=False
         )

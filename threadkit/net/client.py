@@ -19,7 +19,7 @@ from threadkit.net import protocol as p
 from threadkit.net.context import ServiceContext
 from threadkit.net.streams import MAX_PER_PEER, StreamPool
 
-__all__ = ["Client", "close_stream"]
+__all__ = ["Client", "close_stream", "reset_stream"]
 
 
 class Client:
@@ -46,6 +46,7 @@ class Client:
             idle_timeout=idle_timeout,
             max_per_peer=max_per_peer,
             max_frame=p.MAX_FRAME,
+            budget=ctx.frames,
         )
 
     async def request(self, peer_id: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -90,3 +91,9 @@ async def close_stream(stream: Any) -> None:
     """Close a stream, ignoring a stream the peer already reset."""
     with contextlib.suppress(Exception):
         await stream.close()
+
+
+async def reset_stream(stream: Any) -> None:
+    """Reset a stream (both directions, at once), ignoring one already gone."""
+    with contextlib.suppress(Exception):
+        await stream.reset()

@@ -19,6 +19,7 @@ from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.errors import DBNotFound, NotFound, ProtocolError, ThreadkitError
 from threadkit.net import protocol as p
+from threadkit.net.budget import FrameBudget
 
 if TYPE_CHECKING:
     from threadkit.core.keys import ThreadKey
@@ -78,6 +79,8 @@ class ServiceContext:
         self.manager = manager
         self.timeout = timeout
         self.stats = SyncStats()
+        self.frames = FrameBudget()
+        """Bytes of frames under way, inbound requests and replies alike (per peer, total)."""
         self.me = peer_id_bytes(node.peer_id)
         """This peer's id as bytes: the receiver that ``auth`` proofs are checked against."""
         self.stopped = False

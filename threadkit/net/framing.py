@@ -13,6 +13,10 @@ Works on py-libp2p streams (``read(n)``/``write(data)``) and on trio streams
   as the prefix is read, before any of the body
 - an end of stream inside a frame, or a malformed prefix → :class:`~threadkit.errors.ProtocolError`
 - a reset or broken stream → :class:`~threadkit.errors.ConnectionLost`
+- a frame that stalls (no byte for ``stall_timeout`` seconds once it has begun, or slower
+  on average than ``min_rate``) → :class:`~threadkit.errors.ProtocolError` (``"stalled"``)
+- with a :class:`~threadkit.net.budget.FrameBudget`, every frame reserves its size in it
+  while it is read (``"busy"`` when no room comes)
 
 Examples
 --------
@@ -31,11 +35,15 @@ Examples
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multiformats import varint
 
 from threadkit.errors import ConnectionLost, FrameTooLarge, ProtocolError
+from threadkit.net.budget import MIN_FRAME_RATE, STALL_TIMEOUT
+
+if TYPE_CHECKING:
+    from threadkit.net.budget import FrameBudget
 
 __all__ = [
     "MAX_PREFIX",
@@ -94,6 +102,14 @@ class FrameReader:
         A py-libp2p stream (``read(n)``) or a trio receive stream (``receive_some(n)``).
     read_size : int
         Bytes asked for per read.
+    budget : FrameBudget, optional
+        Where each frame reserves its size while it is read (shared by a node's streams).
+    peer : str
+        The remote peer the budget charges (its peer id).
+    stall_timeout : float
+        Seconds a frame that has begun may go without a byte.
+    min_rate : int
+        Bytes per second a frame must average after its first ``stall_timeout`` seconds.
 
     Examples
     --------
@@ -108,11 +124,35 @@ class FrameReader:
     ([b'a', b'b', b'c'], 1)
     """
 
-    __slots__ = ("_buffer", "_eof", "_receive", "read_size", "reads", "stream")
+    __slots__ = (
+        "_buffer",
+        "_eof",
+        "_receive",
+        "budget",
+        "min_rate",
+        "peer",
+        "read_size",
+        "reads",
+        "stall_timeout",
+        "stream",
+    )
 
-    def __init__(self, stream: Any, *, read_size: int = READ_SIZE) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        *,
+        read_size: int = READ_SIZE,
+        budget: FrameBudget | None = None,
+        peer: str = "",
+        stall_timeout: float = STALL_TIMEOUT,
+        min_rate: int = MIN_FRAME_RATE,
+    ) -> None:
         self.stream = stream
         self.read_size = read_size
+        self.budget = budget
+        self.peer = peer
+        self.stall_timeout = stall_timeout
+        self.min_rate = min_rate
         self.reads = 0
         """How many reads the reader has made on the stream (for tests and stats)."""
         self._buffer = bytearray()
@@ -144,6 +184,21 @@ class FrameReader:
         self._buffer += chunk
         return True
 
+    async def _fill_by(self, wanted: int, started: float, size: int) -> bool:
+        """:meth:`_fill`, for a frame begun at ``started``: ProtocolError when it stalls."""
+        import trio
+
+        deadline = started + self.stall_timeout + size / self.min_rate
+        wait = min(self.stall_timeout, deadline - trio.current_time())
+        if wait > 0:
+            with trio.move_on_after(wait):
+                return await self._fill(wanted)
+        raise ProtocolError(
+            f"frame stalled: {len(self._buffer)} of {size or 'its prefix'} bytes after "
+            f"{trio.current_time() - started:.0f} s",
+            code="stalled",
+        )
+
     async def read_frame(self, max_size: int) -> bytes | None:
         """The next frame's payload, or None at a clean end of stream (between frames).
 
@@ -161,18 +216,29 @@ class FrameReader:
         ConnectionLost
             The stream was reset or broken.
         """
+        import trio
+
         buffer = self._buffer
+        started = trio.current_time() if buffer else None
         while not (prefix := _prefix_length(buffer)):
             if len(buffer) >= MAX_PREFIX:
                 raise ProtocolError(
                     f"frame length prefix is longer than {MAX_PREFIX} bytes", code="malformed"
                 )
-            if not await self._fill(self.read_size):
+            # before its first byte a frame is not late: the caller bounds that wait
+            more = (
+                await self._fill(self.read_size)
+                if started is None
+                else await self._fill_by(self.read_size, started, 0)
+            )
+            if not more:
                 if not buffer:
                     return None
                 raise ProtocolError(
                     "truncated frame: the stream ended inside a length prefix", code="truncated"
                 )
+            if started is None:
+                started = trio.current_time()
         try:
             size, _, _ = varint.decode_raw(bytes(buffer[:prefix]))
         except ValueError as exc:
@@ -180,15 +246,25 @@ class FrameReader:
         if size > max_size:
             raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {max_size} bytes")
         del buffer[:prefix]
-        while len(buffer) < size:
-            missing = size - len(buffer)
-            if not await self._fill(min(max(missing, self.read_size), _MAX_READ)):
-                raise ProtocolError(
-                    f"truncated frame: the stream ended after {len(buffer)} of {size} bytes",
-                    code="truncated",
-                )
-        payload = bytes(buffer[:size])
-        del buffer[:size]  # CPython drops a bytearray's head in O(1)
+        budget = self.budget if size else None
+        if budget is not None:
+            await budget.reserve(self.peer, size)
+        if budget is not None or started is None:  # waiting for room is not the sender's delay
+            started = trio.current_time()
+        try:
+            while len(buffer) < size:
+                missing = size - len(buffer)
+                wanted = min(max(missing, self.read_size), _MAX_READ)
+                if not await self._fill_by(wanted, started, size):
+                    raise ProtocolError(
+                        f"truncated frame: the stream ended after {len(buffer)} of {size} bytes",
+                        code="truncated",
+                    )
+            payload = bytes(buffer[:size])
+            del buffer[:size]  # CPython drops a bytearray's head in O(1)
+        finally:
+            if budget is not None:
+                budget.release(self.peer, size)
         return payload
 
 

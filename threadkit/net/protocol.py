@@ -36,6 +36,7 @@ __all__ = [
     "encode",
     "error_reply",
     "ok_reply",
+    "read_key_check",
 ]
 
 PROTOCOL_ID = "/threadkit/1.0.0"
@@ -52,6 +53,7 @@ MAX_FRAME = 32 * 1024 * 1024
 MAX_RECORDS = 1000
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 _AUTH_DOMAIN = b"threadkit/1.0.0 auth"
+_READ_CHECK_DOMAIN = b"threadkit/1.0.0 read key check"
 
 REQUEST_TYPES = frozenset({"get_logs", "push_log", "get_records", "push_records", "exchange_edges"})
 
@@ -85,6 +87,15 @@ class LogEntry:
 def auth_token(service_key: bytes, thread_id: bytes, receiver: bytes) -> bytes:
     """The credential for a call to ``receiver`` (its peer id bytes) about a thread."""
     return hmac.new(service_key, _AUTH_DOMAIN + thread_id + receiver, hashlib.sha256).digest()
+
+
+def read_key_check(read_key: bytes, thread_id: bytes) -> bytes:
+    """What a peer holding a thread's read key sends in ``get_logs`` (``rcheck``).
+
+    A joiner computes the same value with the read key it was given: a mismatch means
+    its read key is wrong. The value is a MAC, so it reveals nothing of the key.
+    """
+    return hmac.new(read_key, _READ_CHECK_DOMAIN + thread_id, hashlib.sha256).digest()
 
 
 def check_auth(token: object, service_key: bytes, thread_id: bytes, me: bytes) -> bool:

@@ -14,8 +14,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from threadkit.core.identity import peer_id_bytes
-from threadkit.errors import DBNotFound, NetworkError, ThreadkitError
+from threadkit.core.identity import PublicKey, peer_id_bytes
+from threadkit.core.records import open_record
+from threadkit.errors import (
+    DBNotFound,
+    InvalidThreadKey,
+    NetworkError,
+    RecordError,
+    ThreadkitError,
+)
 from threadkit.net import protocol as p
 from threadkit.net.client import Client
 from threadkit.net.context import ServiceContext, peer_id_str, text_or_none
@@ -83,6 +90,8 @@ class Puller:
         await ctx.node.connect(target.peer_addr)
         thread_id = target.thread_id
         reply = await self.get_logs(target.peer_id, thread_id, key)
+        if not ctx.repo.has_thread(thread_id):
+            await self.check_read_key(target.peer_id, thread_id, key, reply)
         db_name = name or text_or_none(reply.get("name")) or None
 
         def create() -> Database:
@@ -97,6 +106,67 @@ class Puller:
         await self.pusher.push_log(target.peer_id, thread_id, db.log_id)
         await self.pull(target.peer_id, thread_id)
         return db
+
+    async def check_read_key(
+        self, peer_id: str, thread_id: ThreadID, key: ThreadKey, logs_reply: dict[str, Any]
+    ) -> None:
+        """Make sure ``key``'s read key is the thread's, before anything of it is kept.
+
+        The peer's ``get_logs`` reply carries ``rcheck`` when that peer holds the read key;
+        otherwise (a replicator, an older peer) the first record of each log is fetched
+        and its body decrypted: one that opens proves the key. A thread with no record
+        and no ``rcheck`` cannot be checked.
+
+        Raises
+        ------
+        InvalidThreadKey
+            The read key is not the thread's (nothing has been stored).
+        """
+        tid = thread_id.to_bytes()
+        wrong = (
+            f"the read key does not open thread {thread_id}: the service key is right, "
+            "the read key is not"
+        )
+        check = logs_reply.get("rcheck")
+        if isinstance(check, bytes) and key.read is not None:
+            if check != p.read_key_check(key.read, tid):
+                raise InvalidThreadKey(wrong)
+            return
+        entries = [
+            p.LogEntry.from_node(item) for item in p._list(logs_reply.get("logs", []), "logs")
+        ]
+        publics = {e.id: e.pub for e in entries if e.counter > 0}
+        if not publics:
+            return
+        reply = await self.client.request(
+            peer_id,
+            {
+                "t": "get_records",
+                "thread": tid,
+                "auth": p.auth_token(key.service, tid, peer_id_bytes(peer_id)),
+                "logs": [{"id": i, "after": 0, "limit": 1} for i in publics],
+            },
+        )
+        tried = 0
+        for item in p._list(reply.get("logs", []), "log records"):
+            entry = p._map(item, "log records")
+            public = publics.get(p._bytes(entry.get("id"), "log id", 64))
+            for node in p._list(entry.get("records", []), "records")[:1]:
+                if public is None:
+                    continue
+                try:
+                    record = open_record(
+                        p.blocks_from_node(node),
+                        service_key=key,
+                        log_key=PublicKey.from_bytes(public),
+                    )
+                    tried += 1
+                    record.read_body(key)
+                except RecordError:  # the wrong key, or a record its writer spoiled
+                    continue
+                return
+        if tried:
+            raise InvalidThreadKey(wrong)
 
     async def pull_all(self, thread_id: ThreadID) -> int:
         """Pull from every peer of the thread; failures go to ``stats.errors``."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.keys import ThreadKey
 from threadkit.errors import InvalidInput, NetworkError, NotFound, ProtocolError
 from threadkit.net import protocol as p
-from threadkit.net.client import close_stream
+from threadkit.net.client import close_stream, reset_stream
 from threadkit.net.context import ServiceContext, peer_id_str, thread_id_from
 from threadkit.net.receive import Receiver
 
@@ -89,7 +89,8 @@ class Server:
 
         from threadkit.net.framing import FrameReader, write_frame
 
-        reader = FrameReader(stream)
+        reader = FrameReader(stream, budget=self.ctx.frames, peer=remote)
+        failed = False
         try:
             while True:
                 data = None
@@ -105,8 +106,10 @@ class Server:
                     return
         except (NetworkError, OSError) as exc:
             log.info("stream from %s failed: %s", remote, exc)
+            failed = True
         finally:
-            await close_stream(stream)
+            # a failed stream is reset: what its sender still sends is then dropped, not kept
+            await (reset_stream(stream) if failed else close_stream(stream))
 
     async def reply(self, data: bytes, remote: str) -> bytes:
         """The encoded reply to one request frame: an answer or an error reply."""
@@ -137,13 +140,16 @@ class Server:
         if kind == "exchange_edges":
             return self._serve_edges(request)
         thread_id = thread_id_from(request["thread"])
+        tid = thread_id.to_bytes()
         if kind == "push_log" and "skey" in request:
             return self._serve_replication(thread_id, request, remote)
         key = ctx.known_key(thread_id)
-        if not p.check_auth(request.get("auth"), key.service, thread_id.to_bytes(), ctx.me):
+        if not p.check_auth(request.get("auth"), key.service, tid, ctx.me):
             raise ProtocolError("not authorised for this thread", code="auth")
         if kind == "get_logs":
-            return p.ok_reply(logs=ctx.log_entries(thread_id), name=ctx.db_name(thread_id))
+            # a peer holding the read key lets a joiner check its own (docs/protocol.md)
+            check = {} if key.read is None else {"rcheck": p.read_key_check(key.read, tid)}
+            return p.ok_reply(logs=ctx.log_entries(thread_id), name=ctx.db_name(thread_id), **check)
         if kind == "push_log":
             entry: p.LogEntry = request["log"]
             ctx.merge_log(thread_id, entry)

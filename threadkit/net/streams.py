@@ -53,6 +53,7 @@ from threadkit.errors import (
 from threadkit.net.framing import FrameReader, write_frame
 
 if TYPE_CHECKING:
+    from threadkit.net.budget import FrameBudget
     from threadkit.net.connmgr import ConnLimits
     from threadkit.net.node import Node
 
@@ -155,6 +156,8 @@ class StreamPool:
         Streams open to one peer at most (at least 1).
     max_frame : int
         The largest reply accepted, in bytes.
+    budget : FrameBudget, optional
+        Where replies being read reserve their size (shared with the node's other streams).
 
     Raises
     ------
@@ -171,6 +174,7 @@ class StreamPool:
         idle_timeout: float = IDLE_TIMEOUT,
         max_per_peer: int = MAX_PER_PEER,
         max_frame: int = 32 * 1024 * 1024,
+        budget: FrameBudget | None = None,
     ) -> None:
         if not protocols or isinstance(protocols, str):
             raise InvalidInput("protocols must be a non-empty list of protocol ids")
@@ -184,6 +188,7 @@ class StreamPool:
         self.idle_timeout = float(idle_timeout)
         self.max_per_peer = max_per_peer
         self.max_frame = max_frame
+        self.budget = budget
         self.stats = PoolStats()
         self._peers: dict[str, _Peer] = {}
         self._reaping = False
@@ -346,7 +351,8 @@ class StreamPool:
         stream = await self.node.open_stream(peer_id, offered)
         chosen = str(stream.get_protocol()) if hasattr(stream, "get_protocol") else offered[0]
         single = chosen in self.single_protocols
-        entry = _Stream(stream, FrameReader(stream), single, trio.current_time())
+        reader = FrameReader(stream, budget=self.budget, peer=peer_id)
+        entry = _Stream(stream, reader, single, trio.current_time())
         if single:
             peer.single_conn = entry.conn
         peer.open += 1
