@@ -96,6 +96,20 @@ def test_config_events_take_effect_when_their_transaction_commits(tmp_path: Path
             assert [d["n"] for d in engine.scan_docs(reader, "Extra")] == [1]
 
 
+def test_a_read_transaction_plans_with_the_config_of_its_snapshot(tmp_path: Path) -> None:
+    with Peer(tmp_path / "peer", network=False) as peer:
+        db = peer.new_db("x")
+        _items(db)
+        items = db["Items"]
+        with items.read_txn() as before_index:
+            db.update_collection("Items", indexes=["n"])  # its entries are not in the snapshot
+            assert len(before_index.find(where("n").ge(0))) == DOCS
+        with items.read_txn() as before_drop:
+            db.update_collection("Items", indexes=[])
+            items.create({"n": DOCS})
+            assert len(before_drop.find(where("n").ge(0))) == DOCS
+
+
 def _items(db: Database) -> None:
     db.new_collection("Items").create([{"n": i} for i in range(DOCS)])
 

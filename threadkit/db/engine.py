@@ -185,6 +185,21 @@ class Engine:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return config
 
+    def config_in(self, txn: Any, name: str) -> CollectionConfig:
+        """A collection's config as ``txn``'s snapshot holds it.
+
+        A read transaction opened before a config change committed must plan its queries
+        with the config its documents and index entries were written under (an index
+        added since has no entries in it). Falls back to :meth:`config` when the snapshot
+        has no live collection of that name. CollectionNotFound when neither has one.
+        """
+        raw = txn.get(layout.coll_key(self.prefix, name), db=self.tables.colls)
+        history = self._history(txn, name)
+        if raw is not None and (history is None or history.stored != raw):
+            history = CollHistory.decode(name, bytes(raw))  # older or newer than memory
+        config = history.current if raw is not None and history is not None else None
+        return config if config is not None else self.config(name)
+
     def collection_names(self) -> list[str]:
         """Names of the live collections, sorted."""
         return sorted(n for n, h in self.colls.items() if h.current is not None)
@@ -895,7 +910,8 @@ class Engine:
             return  # already applied (and committed: staged histories are dropped on failure)
         latest = history.insert(key, config)
         staged[1][name] = history
-        txn.put(layout.coll_key(self.prefix, name), history.encode(), db=self.tables.colls)
+        history.stored = history.encode()
+        txn.put(layout.coll_key(self.prefix, name), history.stored, db=self.tables.colls)
         if latest and config is None:
             self._clear_collection(txn, name)
         elif (
