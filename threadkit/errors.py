@@ -40,6 +40,7 @@ already catches the built-in kinds keeps working.
     │   ├── RepoInUse                             another process holds the repo
     │   ├── RepoClosed                            the repo was used after close()
     │   ├── RepoFormatError                       a repo written in a format this version cannot read
+    │   ├── DiskFull                              a commit failed for want of disk space; nothing written
     │   ├── NotFound (LookupError)                something looked up that is not there
     │   │   ├── ThreadNotFound
     │   │   │   └── DBNotFound
@@ -86,6 +87,7 @@ __all__ = [
     "ConnectionLost",
     "DBNotFound",
     "DecryptionError",
+    "DiskFull",
     "FeedClosed",
     "FrameTooLarge",
     "InstanceExists",
@@ -268,6 +270,14 @@ class RepoClosed(StoreError):
 
 class RepoFormatError(StoreError):
     """A repository whose on-disk format version this threadkit cannot read."""
+
+
+class DiskFull(StoreError):
+    """A write failed because the repo's filesystem is out of space.
+
+    The transaction left no trace (on disk or in memory); once space is freed the
+    repo works as before.
+    """
 
 
 class NotFound(StoreError, LookupError):

@@ -114,7 +114,7 @@ class _Side:
 
     def apply_config(self, stamp: Timestamp, config: CollectionConfig) -> None:
         event = Event(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
-        with self.repo.transaction(write=True) as txn:
+        with self.engine.write(self.repo) as txn:
             self.engine.apply(txn, [event], LOG, AUTHOR, RECORD, strict=True)
 
     def dump(self) -> dict[str, list[tuple[bytes, bytes]]]:

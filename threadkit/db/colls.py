@@ -36,6 +36,8 @@ class CollHistory:
     name: str
     keys: list[bytes] = field(default_factory=list)
     configs: list[CollectionConfig | None] = field(default_factory=list)
+    stored: bytes | None = field(default=None, compare=False, repr=False)
+    """The encoding this history was read from or last written as (None: not stored)."""
 
     def insert(self, key: bytes, config: CollectionConfig | None) -> bool:
         """Add a config event; returns True when it is now the latest (and was new)."""
@@ -76,7 +78,7 @@ class CollHistory:
     def decode(cls, name: str, data: bytes) -> CollHistory:
         """Inverse of :meth:`encode`."""
         entries: list[Any] = cbor2.loads(data)
-        history = cls(name)
+        history = cls(name, stored=data)
         for key, node in entries:
             history.keys.append(key)
             history.configs.append(CollectionConfig.from_node(node) if node else None)

@@ -360,7 +360,7 @@ class Database:
         if not ops:
             return None
         author = author or self.identity.public
-        with self._write_lock, self._repo.transaction(write=True) as txn:
+        with self._write_lock, self.engine.write(self._repo) as txn:
             if self._creates_only(ops):
                 record, changes = self._commit_creates(txn, ops, author)
             else:
@@ -498,7 +498,7 @@ class Database:
         name = config.name if config else name
         assert name is not None
         history = self.engine.colls.get(name)
-        with self._write_lock, self._repo.transaction(write=True) as txn:
+        with self._write_lock, self.engine.write(self._repo) as txn:
             latest = history.keys[-1] if history is not None and history.keys else None
             stamp = self._stamp_after(latest, f"collection {name!r}")
             event = Event(stamp, action, name, "", config.to_node() if config else None)
@@ -544,7 +544,7 @@ class Database:
         """
         log_bytes = peer_id_bytes(log_id)
         changes: list[Change] = []
-        with self._write_lock, self._repo.transaction(write=True) as txn:
+        with self._write_lock, self.engine.write(self._repo) as txn:
             result = chain.accept(txn, self._repo.tables, self.id, log_id, list(records))
             for appended in result.added:
                 changes.extend(self._apply_received(txn, log_bytes, appended.record))
@@ -584,7 +584,7 @@ class Database:
     def _catch_up(self) -> None:
         """Apply records stored in the logs but not yet applied (after a crash or an import)."""
         changes: list[Change] = []
-        with self._write_lock, self._repo.transaction(write=True) as txn:
+        with self._write_lock, self.engine.write(self._repo) as txn:
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)
                 raw = txn.get(layout.applied_key(self.prefix, log_bytes), db=self._tables.applied)

@@ -15,10 +15,11 @@ instance holds) re-folds only the instances involved (:mod:`.reducer`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cbor2
 
@@ -37,6 +38,9 @@ from threadkit.errors import (
     UniqueViolation,
     WriteRejected,
 )
+
+if TYPE_CHECKING:
+    from threadkit.store.repo import Repo
 
 __all__ = ["Change", "Engine", "Tables", "open_db_tables"]
 
@@ -131,20 +135,47 @@ class Engine:
         self.tables = tables
         self.prefix = prefix
         self.colls: dict[str, CollHistory] = {}
+        """The committed config histories. Replaced whole once a transaction that changed
+        them commits (:meth:`write`), never changed in place: readers see committed state."""
+        self._staged: tuple[Any, dict[str, CollHistory]] | None = None
 
     # ---------------------------------------------------------------- loading
 
     def load(self, txn: Any) -> None:
         """Read the collections' config histories."""
-        self.colls.clear()
+        colls: dict[str, CollHistory] = {}
         cursor = txn.cursor(self.tables.colls)
-        if not cursor.set_range(self.prefix):
-            return
-        for key, value in cursor:
-            if not key.startswith(self.prefix):
-                break
-            name = bytes(key[len(self.prefix) : -1]).decode()
-            self.colls[name] = CollHistory.decode(name, bytes(value))
+        if cursor.set_range(self.prefix):
+            for key, value in cursor:
+                if not key.startswith(self.prefix):
+                    break
+                name = bytes(key[len(self.prefix) : -1]).decode()
+                colls[name] = CollHistory.decode(name, bytes(value))
+        self.colls = colls
+
+    @contextlib.contextmanager
+    def write(self, repo: Repo) -> Iterator[Any]:
+        """A write transaction of ``repo`` in which :meth:`apply` may take collection events.
+
+        The config histories its collection events change are seen through this
+        transaction only, and become :attr:`colls` once it has committed. When the block
+        raises or the commit fails (a full disk), they are dropped with the transaction,
+        so memory never holds a collection, index or config that is not on disk. Writes
+        are not nested; the caller serializes them (the database's write lock).
+
+        Yields
+        ------
+        lmdb.Transaction
+        """
+        staged: dict[str, CollHistory] = {}
+        with repo.transaction(write=True) as txn:
+            self._staged = (txn, staged)
+            try:
+                yield txn
+            finally:
+                self._staged = None
+        if staged:
+            self.colls = {**self.colls, **staged}
 
     def config(self, name: str) -> CollectionConfig:
         """The current config of a collection; CollectionNotFound when absent."""
@@ -154,9 +185,33 @@ class Engine:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return config
 
+    def config_in(self, txn: Any, name: str) -> CollectionConfig:
+        """A collection's config as ``txn``'s snapshot holds it.
+
+        A read transaction opened before a config change committed must plan its queries
+        with the config its documents and index entries were written under (an index
+        added since has no entries in it). Falls back to :meth:`config` when the snapshot
+        has no live collection of that name. CollectionNotFound when neither has one.
+        """
+        raw = txn.get(layout.coll_key(self.prefix, name), db=self.tables.colls)
+        history = self._history(txn, name)
+        if raw is not None and (history is None or history.stored != raw):
+            history = CollHistory.decode(name, bytes(raw))  # older or newer than memory
+        config = history.current if raw is not None and history is not None else None
+        return config if config is not None else self.config(name)
+
     def collection_names(self) -> list[str]:
         """Names of the live collections, sorted."""
         return sorted(n for n, h in self.colls.items() if h.current is not None)
+
+    def _history(self, txn: Any, name: str) -> CollHistory | None:
+        """A collection's config history as ``txn`` sees it (with its own config events)."""
+        staged = self._staged
+        if staged is not None and staged[0] is txn:
+            history = staged[1].get(name)
+            if history is not None:
+                return history
+        return self.colls.get(name)
 
     # ----------------------------------------------------------------- reading
 
@@ -215,7 +270,7 @@ class Engine:
     def events_of(self, txn: Any, collection: str, instance_id: str) -> list[StoredEvent]:
         """All events of an instance, in order."""
         prefix = layout.event_prefix(self._coll(collection), instance_id)
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         cursor = txn.cursor(self.tables.events)
         events: list[StoredEvent] = []
         if not cursor.set_range(prefix):
@@ -322,7 +377,7 @@ class Engine:
         judge, or a config event at or after the first stamp.
         """
         keys = [order_key(stamp, log_id) for stamp, _, _ in creates]
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         config = history.current if history else None
         if (
             history is None
@@ -413,7 +468,7 @@ class Engine:
                 if strict:
                     self._strict_check(txn, event, key, author, record)
                 return False
-        history = self.colls.get(event.collection)
+        history = self._history(txn, event.collection)
         config, epoch = history.at(key) if history else (None, None)
         stored = StoredEvent(
             key, event.action, event.data, event.base, author, record, epoch or b""
@@ -463,7 +518,7 @@ class Engine:
 
     def _strict_check(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
         """Judge a local event on top of the stored state; raise when it is refused."""
-        history = self.colls.get(event.collection)
+        history = self._history(txn, event.collection)
         config, epoch = history.at(key) if history else (None, None)
         stored = StoredEvent(
             key, event.action, event.data, event.base, author, record, epoch or b""
@@ -512,7 +567,7 @@ class Engine:
             return
         # unique indexes hold for the current state, so the current config's decide: an
         # index added later in the order still separates values written before it
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         current = history.current if history else None
         for path in current.unique_paths if current else ():
             value = get_path(after, path)
@@ -576,7 +631,7 @@ class Engine:
             txn.delete(doc_key, db=self.tables.docs)
         else:
             txn.put(doc_key, cbor2.dumps(after), db=self.tables.docs)
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         config = history.current if history else None
         if config is None:
             return []
@@ -636,7 +691,7 @@ class Engine:
     def _judge_without_unique(
         self, txn: Any, collection: str, instance_id: str
     ) -> Callable[[StoredEvent, dict[str, Any] | None, dict[str, Any] | None], str | None]:
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
 
         def judge(
             event: StoredEvent, before: dict[str, Any] | None, after: dict[str, Any] | None
@@ -661,7 +716,7 @@ class Engine:
         banned: dict[tuple[str, bytes], str],
     ) -> tuple[FoldResult, dict[str, Any] | None, dict[bytes, str]]:
         """Fold an instance without the events that set any banned unique value."""
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         rejected: dict[bytes, str] = {}
         if banned:
             for event in events:
@@ -681,7 +736,7 @@ class Engine:
     ) -> list[tuple[str, str]] | None:
         """Re-fold one instance; None when its unique values are contested (resolve globally)."""
         coll = self._coll(collection)
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         config = history.current if history else None
         events = self.events_of(txn, collection, instance_id)
         result, doc, _ = self._fold_instance(txn, collection, instance_id, events, {})
@@ -709,7 +764,7 @@ class Engine:
     ) -> list[tuple[str, str]]:
         """Write a folded instance: document, index entries with claims, lost writes."""
         coll = self._coll(collection)
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         config = history.current if history else None
         before = self.get_doc(txn, collection, instance_id)
         claims = {
@@ -735,7 +790,7 @@ class Engine:
         Bans only grow, so this ends; it depends on nothing but the events.
         """
         coll = self._coll(collection)
-        history = self.colls.get(collection)
+        history = self._history(txn, collection)
         config = history.current if history else None
         unique = config.unique_paths if config else ()
         ids = [instance_id for instance_id, _ in self._instance_heads(txn, collection)]
@@ -836,7 +891,15 @@ class Engine:
         refold: dict[tuple[str, str], None],
     ) -> None:
         name = event.collection
-        history = self.colls.setdefault(name, CollHistory(name))
+        staged = self._staged
+        if staged is None or staged[0] is not txn:
+            raise StoreError("a collection event applied outside Engine.write (a bug)")
+        history = staged[1].get(name)
+        if history is None:
+            committed = self.colls.get(name)
+            history = CollHistory(name)
+            if committed is not None:  # a copy: the committed one changes only on commit
+                history.keys, history.configs = list(committed.keys), list(committed.configs)
         before = history.current
         config = (
             None
@@ -844,9 +907,11 @@ class Engine:
             else CollectionConfig.from_node(event.data or {})
         )
         if key in history.keys:
-            return  # already applied
+            return  # already applied (and committed: staged histories are dropped on failure)
         latest = history.insert(key, config)
-        txn.put(layout.coll_key(self.prefix, name), history.encode(), db=self.tables.colls)
+        staged[1][name] = history
+        history.stored = history.encode()
+        txn.put(layout.coll_key(self.prefix, name), history.stored, db=self.tables.colls)
         if latest and config is None:
             self._clear_collection(txn, name)
         elif (

@@ -177,7 +177,6 @@ class Manager:
         """Delete a database, its thread, logs and documents from this repo."""
         db = self.get_db(thread_id)
         with self._lock:
-            db.close()
             with self.repo.transaction(write=True) as txn:
                 for table in (
                     self.tables.colls,
@@ -193,6 +192,8 @@ class Manager:
                     _delete_prefix(txn, table, db.prefix)
                 txn.delete(db.id.to_bytes(), db=self.tables.dbs)
                 threads.delete_thread(txn, self.repo.tables, db.id)
+            # only once the delete has committed: a failed one leaves the database as it was
+            db.close()
             del self._dbs[db.id]
 
     def close(self) -> None:

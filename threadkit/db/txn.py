@@ -39,7 +39,7 @@ class CollectionSource:
         self._engine = coll.db.engine
         self._name = coll.name
         self._txn = txn
-        self._config = coll.config
+        self._config = self._engine.config_in(txn, self._name)
 
     def scan(self) -> Iterator[dict[str, Any]]:
         """Every document in ``_id`` order."""

@@ -273,7 +273,7 @@ def _replay(
         return []
     with Repo.temporary(durable=False, map_size=_map_size(rows)) as repo:
         engine = Engine(open_db_tables(repo), b"\x00\x00\x00\x01")
-        with repo.transaction(write=True) as txn:
+        with engine.write(repo) as txn:
             for group in _by_record(rows):
                 first = group[0]
                 engine.apply(
@@ -284,8 +284,9 @@ def _replay(
                     first.record or b"",
                     strict=False,
                 )
-            history = engine.colls.get(name)
-            config = history.current if history else None
+        history = engine.colls.get(name)
+        config = history.current if history else None
+        with repo.transaction() as txn:
             docs = list(engine.scan_docs(txn, name)) if config is not None else []
     if config is None or config.filter is None:
         return docs

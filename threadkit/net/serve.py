@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.keys import ThreadKey
-from threadkit.errors import InvalidInput, NetworkError, NotFound, ProtocolError
+from threadkit.errors import InvalidInput, NetworkError, NotFound, ProtocolError, StoreError
 from threadkit.net import protocol as p
 from threadkit.net.client import close_stream, reset_stream
 from threadkit.net.context import ServiceContext, peer_id_str, thread_id_from
@@ -124,6 +124,10 @@ class Server:
         except InvalidInput as exc:
             log.info("refused a malformed request from %s: %s", remote, exc)
             return p.error_reply("malformed", str(exc))
+        except StoreError as exc:
+            # this peer's repo failed (a full disk): nothing of the request was kept
+            log.warning("could not serve a request from %s: %s", remote, exc)
+            return p.error_reply("store", str(exc))
 
     async def serve(self, request: dict[str, Any], remote: str) -> bytes:
         """The encoded reply to a decoded request from ``remote``.

@@ -63,6 +63,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -78,13 +79,13 @@ from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record
-from threadkit.errors import InvalidInput, RepoClosed, RepoFormatError, StoreError
+from threadkit.errors import DiskFull, InvalidInput, RepoClosed, RepoFormatError, StoreError
 from threadkit.store import chain, layout, logs, reads, threads
 from threadkit.store.lock import RepoLock
 from threadkit.store.models import AcceptResult, Head, LogInfo, StoredRecord, ThreadInfo
 from threadkit.store.tables import Tables, open_tables
 
-__all__ = ["DEFAULT_MAP_SIZE", "FORMAT_VERSION", "MAX_TABLES", "Repo"]
+__all__ = ["DEFAULT_MAP_SIZE", "FORMAT_VERSION", "LOW_DISK_SPACE", "MAX_TABLES", "Repo"]
 
 DEFAULT_MAP_SIZE = 64 * 1024**3
 """Largest size the repo may grow to (64 GiB); address space, not disk, until used."""
@@ -94,6 +95,11 @@ FORMAT_VERSION = b"1"
 
 MAX_TABLES = 64
 """Named sub-databases the environment has room for (the store's and later layers')."""
+
+LOW_DISK_SPACE = 64 * 1024**2
+"""Free bytes (64 MiB) under which a write that failed with an I/O error or a full map is
+reported as :class:`~threadkit.errors.DiskFull`: LMDB reports most short writes on a
+full disk as EIO, not ENOSPC (which is a DiskFull whatever the free space)."""
 
 _FORMAT_KEY = b"format"
 
@@ -159,7 +165,7 @@ class Repo:
         except BaseException as exc:
             _shutdown(env, lock, directory if temporary else None)
             if isinstance(exc, (OSError, lmdb.Error)):
-                raise StoreError(f"cannot open repo {directory}: {exc}") from exc
+                raise _open_error(directory, exc) from exc
             raise
         self._env = env
         self._tables = tables
@@ -621,9 +627,36 @@ class Repo:
     def _error(self, exc: Exception) -> StoreError:
         if self._env is None:
             return RepoClosed(f"repo {self._path} was closed during the operation")
+        full = _disk_full(self._path, exc)
+        if full is not None:
+            return full
         if isinstance(exc, lmdb.MapFullError):
             return StoreError(f"repo {self._path} is full: open it with a larger map_size")
         return StoreError(f"repo {self._path}: {exc}")
+
+
+def _open_error(directory: Path, exc: Exception) -> StoreError:
+    """The error for a repo that could not be opened."""
+    return _disk_full(directory, exc) or StoreError(f"cannot open repo {directory}: {exc}")
+
+
+def _disk_full(directory: Path, exc: Exception) -> DiskFull | None:
+    """A DiskFull for an error that a full disk explains (see :data:`LOW_DISK_SPACE`)."""
+    code = exc.errno if isinstance(exc, OSError) else getattr(exc, "code", None)
+    map_full = isinstance(exc, lmdb.MapFullError)
+    if code not in (errno.ENOSPC, errno.EIO) and not map_full:
+        return None
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return None
+    if code != errno.ENOSPC and free >= LOW_DISK_SPACE:
+        return None
+    also = "; the repo has also reached its map_size" if map_full else ""
+    return DiskFull(
+        f"the disk is full: {free} bytes free on the filesystem of repo {directory}{also}. "
+        f"Nothing of the write was kept; free some space and try again ({exc})"
+    )
 
 
 def _meta_key(name: str, writing: bool = False) -> bytes:
