@@ -35,6 +35,7 @@ from threadkit.errors import (
     ScriptError,
     StoreError,
     UniqueViolation,
+    UnreadableDocument,
     WriteRejected,
 )
 
@@ -175,7 +176,10 @@ class Engine:
         for key, value in cursor:
             if not key.startswith(prefix):
                 return
-            yield _loads(value)
+            try:
+                yield _loads(value)
+            except UnreadableDocument as exc:
+                log.warning("%s; left out of the scan of %r", exc, collection)
 
     def count_docs(self, txn: Any, collection: str) -> int:
         """Number of live documents."""
@@ -984,7 +988,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _loads(data: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = cbor2.loads(data)
+    try:
+        doc: dict[str, Any] = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
+        # only a repository written before documents were held to the value model
+        raise UnreadableDocument(f"a stored document does not decode: {exc}") from None
     return doc
 
 
