@@ -181,6 +181,12 @@ ALLOWED = {
     ("db/schema.py", "_refuse_fetch", "fastjsonschema.JsonSchemaDefinitionException"),
     # decode_any raises the threadkit class its caller passes (checked below)
     ("core/_multibase.py", "decode_any", "error"),
+    # the value model's walker signals the first bad value; value_problem() catches it
+    ("db/values.py", "_walk", "_Bad"),
+    ("db/values.py", "_walk", "problem"),
+    ("db/values.py", "_walk", "refused"),
+    # check_value raises the threadkit class its caller passes (InvalidDocument by default)
+    ("db/values.py", "check_value", "error"),
 }
 
 

@@ -52,7 +52,8 @@ already catches the built-in kinds keeps working.
     │   │   ├── ThreadExists
     │   │   ├── LogExists
     │   │   └── CollectionExists
-    │   └── LogGap                                received records do not reach the local head
+    │   ├── LogGap                                received records do not reach the local head
+    │   └── UnreadableDocument                    a stored document outside the JSON value model
     ├── TransactionError                          misuse of a transaction
     │   ├── ReadOnlyTransaction                   a write inside a read transaction
     │   └── TransactionClosed                     use after commit or discard
@@ -135,6 +136,7 @@ __all__ = [
     "TransactionClosed",
     "TransactionError",
     "UniqueViolation",
+    "UnreadableDocument",
     "WriteRejected",
     "WrongThread",
 ]
@@ -322,6 +324,16 @@ class LogExists(AlreadyExists):
 
 class CollectionExists(AlreadyExists):
     """A collection with that name is already in the database."""
+
+
+class UnreadableDocument(StoreError):
+    """A stored document holding a value outside the JSON value model, which a reader that
+    passes documents on as JSON (the daemon) cannot send.
+
+    Both doors (local writes and received records) refuse such values, so only a
+    repository written by an older version can hold one. Readers of many documents skip
+    it with a warning; a read of that one document raises this error.
+    """
 
 
 class TransactionError(ThreadkitError):

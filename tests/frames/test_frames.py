@@ -544,8 +544,9 @@ def test_decoder_falls_back_for_irregular_cbor() -> None:
     batch = cbor_columns.decode([indefinite, half])
     assert batch.text("_id") == ["a", "b"]
     assert batch.columns["h"].kinds.tolist() == [cbor_columns.FLOATF]
-    with pytest.raises(tk.errors.StoreError, match="not a JSON object"):
-        cbor_columns.decode([cbor2.dumps([1, 2])])
+    # a stored value that is no JSON object is left out (only an old repository holds one)
+    batch = cbor_columns.decode([cbor2.dumps([1, 2]), cbor2.dumps({"_id": "c"}), b"\xff\x00"])
+    assert batch.n == 1 and batch.text("_id") == ["c"]
 
 
 def test_decoder_many_distinct_keys() -> None:

@@ -90,6 +90,7 @@ _PREFIXED: list[tuple[type[Exception], grpc.StatusCode, str]] = [
     (errors.NotFound, grpc.StatusCode.NOT_FOUND, "not found"),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, "already exists"),
     (errors.TransactionError, grpc.StatusCode.FAILED_PRECONDITION, "transaction error"),
+    (errors.UnreadableDocument, grpc.StatusCode.DATA_LOSS, "unreadable instance"),
 ]
 
 
@@ -190,6 +191,8 @@ def _json_docs(instances: Any) -> list[dict[str, Any]]:
             doc = json.loads(bytes(raw).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise errors.InvalidDocument(f"instance is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise errors.InvalidDocument("instance is nested too deeply to parse") from None
         if not isinstance(doc, dict):
             raise errors.InvalidDocument("an instance must be a JSON object")
         docs.append(doc)
@@ -197,7 +200,27 @@ def _json_docs(instances: Any) -> list[dict[str, Any]]:
 
 
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """A document as strict JSON (no NaN, no lone surrogate), UnreadableDocument if it has none."""
+    try:
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        shown = doc.get("_id") if isinstance(doc, dict) else None
+        raise errors.UnreadableDocument(
+            f"instance {shown!r} holds a value JSON cannot carry ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); it was stored before threadkit checked values"
+        ) from None
+
+
+def _dumps_all(docs: Any) -> list[bytes]:
+    """Documents as JSON, skipping (with a warning) any that JSON cannot carry."""
+    out = []
+    for doc in docs:
+        try:
+            out.append(_dumps(doc))
+        except errors.UnreadableDocument as exc:
+            log.warning("skipped in a reply: %s", exc)
+    return out
 
 
 def _query(raw: bytes) -> Any:
@@ -215,6 +238,8 @@ def _config_kwargs(config: pb.CollectionConfig) -> dict[str, Any]:
             schema = json.loads(config.schema.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise errors.InvalidSchema(f"schema is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise errors.InvalidSchema("schema is nested too deeply to parse") from None
     return {
         "schema": schema,
         "indexes": [{"path": i.path, "unique": i.unique} for i in config.indexes],
@@ -488,7 +513,7 @@ class DBService(pb_grpc.APIServicer):
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
         docs = coll.find(_query(request.queryJSON), identity=who)
-        return pb.FindReply(instances=[_dumps(d) for d in docs])
+        return pb.FindReply(instances=_dumps_all(docs))
 
     @_unary
     def FindByID(self, request: Any, context: grpc.ServicerContext) -> pb.FindByIDReply:
@@ -570,11 +595,16 @@ class DBService(pb_grpc.APIServicer):
                         document = coll._visible(document, str(who))
                         if document is None:
                             continue
+                try:
+                    instance = _dumps(document) if document is not None else b""
+                except errors.UnreadableDocument as exc:
+                    log.warning("skipped in Listen: %s", exc)
+                    continue
                 yield pb.ListenReply(
                     collectionName=event.collection,
                     instanceID=event.instance_id,
                     action=_LISTEN_ACTION[event.action],  # type: ignore[arg-type]
-                    instance=_dumps(document) if document is not None else b"",
+                    instance=instance,
                 )
         finally:
             feed.close()
@@ -607,9 +637,7 @@ def _read_step(txn: Any, request: Any) -> pb.ReadTransactionReply:
     if kind == "findRequest":
         try:
             docs = txn.find(_query(request.findRequest.queryJSON))
-            return pb.ReadTransactionReply(
-                findReply=pb.FindReply(instances=[_dumps(d) for d in docs])
-            )
+            return pb.ReadTransactionReply(findReply=pb.FindReply(instances=_dumps_all(docs)))
         except Exception as exc:
             return pb.ReadTransactionReply(findReply=pb.FindReply(transactionError=_txn_error(exc)))
     if kind == "findByIDRequest":
@@ -642,7 +670,7 @@ def _write_step(txn: Any, request: Any) -> pb.WriteTransactionReply:
             return R(hasReply=pb.HasReply(exists=txn.has(*request.hasRequest.instanceIDs)))
         if kind == "findRequest":
             docs = txn.find(_query(request.findRequest.queryJSON))
-            return R(findReply=pb.FindReply(instances=[_dumps(d) for d in docs]))
+            return R(findReply=pb.FindReply(instances=_dumps_all(docs)))
         if kind == "findByIDRequest":
             doc = txn.find_by_id(request.findByIDRequest.instanceID)
             return R(findByIDReply=pb.FindByIDReply(instance=_dumps(doc)))

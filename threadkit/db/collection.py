@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.db.config import CollectionConfig
 from threadkit.db.names import new_instance_id, new_instance_ids
 from threadkit.db.txn import CollectionSource, ReadTxn, WriteTxn, normalise_docs
+from threadkit.db.values import check_id, check_value
 from threadkit.errors import InstanceNotFound, InvalidDocument
 
 if TYPE_CHECKING:
@@ -287,8 +288,36 @@ class Collection:
         if _lacks_id(instance_id):
             if not generate_id:
                 raise InvalidDocument("save needs each document's _id")
-            instance_id = new_instance_id()
+            return _with_id(doc, new_instance_id(), generated=True)
         return _with_id(doc, instance_id)
+
+    def _check_index_keys(self, config: CollectionConfig, doc: dict[str, Any]) -> None:
+        """Raise InvalidDocument when an indexed text value is too long for its index entry.
+
+        An index entry's key holds the collection name, the path, the value and the
+        ``_id``, and LMDB keys take at most :data:`~threadkit.db.layout.MAX_KEY` bytes.
+        """
+        if not config.index_paths:
+            return
+        from threadkit.db import layout
+        from threadkit.db.engine import get_path
+
+        coll = layout.coll_key(self.db.engine.prefix, self.name)
+        instance_id = doc["_id"]
+        for path in config.index_paths:
+            value = get_path(doc, path)
+            # a short text always fits: 12 characters take at most 50 bytes encoded
+            if (
+                type(value) is str
+                and len(value) > 12
+                and not layout.index_key_fits(coll, path, value, instance_id)
+            ):
+                raise InvalidDocument(
+                    f"document {instance_id!r}: the text at indexed path {path!r} is too "
+                    f"long to index ({len(value.encode())} bytes); an index entry holds "
+                    f"the collection name, the path, the value and the _id in at most "
+                    f"{layout.MAX_KEY} bytes"
+                )
 
     def _prepare_creates(
         self, docs: list[dict[str, Any]]
@@ -298,7 +327,7 @@ class Collection:
         generated = [_lacks_id(doc.get("_id")) for doc in docs]
         new_ids = iter(new_instance_ids(sum(generated)))
         prepared = [
-            _with_id(doc, next(new_ids) if new else doc["_id"])
+            _with_id(doc, next(new_ids) if new else doc["_id"], generated=new)
             for doc, new in zip(docs, generated, strict=True)
         ]
         return prepared, generated
@@ -309,14 +338,20 @@ def _lacks_id(instance_id: Any) -> bool:
     return instance_id is None or instance_id == ""
 
 
-def _with_id(doc: dict[str, Any], instance_id: Any) -> dict[str, Any]:
-    """A deep copy of ``doc`` with ``instance_id`` as its first field, ``_id``; no ``_mod``."""
+def _with_id(doc: dict[str, Any], instance_id: Any, *, generated: bool = False) -> dict[str, Any]:
+    """A deep copy of ``doc`` with ``instance_id`` as its first field, ``_id``; no ``_mod``.
+
+    The id and every value are checked against the value model (:mod:`.values`) first.
+    """
+    check_id(instance_id)
     prepared: dict[str, Any] = {"_id": instance_id}
     for key, value in doc.items():
         if key != "_id" and key != "_mod":
-            prepared[key] = _copy_json(value) if isinstance(value, dict | list) else value
-    if not isinstance(instance_id, str):
-        raise InvalidDocument(f"_id must be a string, got {type(instance_id).__name__}")
+            prepared[key] = value
+    check_value(prepared, "document" if generated else f"document {instance_id!r}")
+    for key, value in prepared.items():
+        if isinstance(value, dict | list):
+            prepared[key] = _copy_json(value)
     return prepared
 
 

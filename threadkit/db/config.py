@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from threadkit.db.schema import SchemaValidator
     from threadkit.db.scripts import ReadFilter, WriteValidator
 
-__all__ = ["CollectionConfig", "Index"]
+__all__ = ["MAX_INDEX_PATH_BYTES", "CollectionConfig", "Index"]
+
+MAX_INDEX_PATH_BYTES = 128
+"""Longest index path, in bytes of UTF-8: the path is part of every key of its index."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,14 @@ class Index:
             raise InvalidIndex(f"index path must be a non-empty dot path, got {self.path!r}")
         if ".." in self.path:
             raise InvalidIndex(f"index path {self.path!r} has an empty part")
+        try:
+            size = len(self.path.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidIndex(f"index path {self.path!r} is not valid Unicode") from None
+        if size > MAX_INDEX_PATH_BYTES:
+            raise InvalidIndex(
+                f"an index path is at most {MAX_INDEX_PATH_BYTES} bytes of UTF-8, got {size}"
+            )
         if not isinstance(self.unique, bool):
             raise InvalidIndex(f"index 'unique' must be a bool, got {self.unique!r}")
 
@@ -105,6 +116,11 @@ class CollectionConfig:
         for what, body in (("write_validator", write_validator), ("read_filter", read_filter)):
             if body is not None and not isinstance(body, str):
                 raise InvalidScript(f"{what} must be a JavaScript function body (str)")
+            if body is not None and not body.isascii():
+                try:
+                    body.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidScript(f"{what} is not valid Unicode (a lone surrogate)") from None
         config = cls(name, prepared, parsed, write_validator or None, read_filter or None)
         config.validator  # noqa: B018 - compile now so a bad script fails here
         config.filter  # noqa: B018
@@ -138,7 +154,7 @@ class CollectionConfig:
                 node.get("writeValidator") or None,
                 node.get("readFilter") or None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise MalformedRecord(f"collection config is malformed: {exc}") from None
 
     @cached_property

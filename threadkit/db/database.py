@@ -38,6 +38,7 @@ from threadkit.errors import (
     CollectionExists,
     CollectionNotFound,
     InstanceExists,
+    InvalidIndex,
     MalformedRecord,
     RecordError,
     UniqueViolation,
@@ -196,6 +197,9 @@ class Database:
         with self._write_lock:
             current = self.engine.config(name)
             with self._repo.transaction() as txn:
+                added = [i.path for i in config.indexes if i not in current.indexes]
+                if added:
+                    self._check_indexable(txn, name, added)
                 for index in config.indexes:
                     if index.unique and index not in current.indexes:
                         dupes = self.engine.unique_duplicates(txn, name, index.path)
@@ -206,6 +210,24 @@ class Database:
                             )
             self._commit_collection_event(Action.UPDATE_COLLECTION, config)
         return self.get_collection(name)
+
+    def _check_indexable(self, txn: Any, name: str, paths: list[str]) -> None:
+        """Raise InvalidIndex when a document holds text too long for an entry of a new index."""
+        from threadkit.db.engine import get_path
+
+        coll = layout.coll_key(self.prefix, name)
+        for doc in self.engine.scan_docs(txn, name):
+            for path in paths:
+                value = get_path(doc, path)
+                if (
+                    type(value) is str
+                    and len(value) > 12
+                    and not layout.index_key_fits(coll, path, value, doc["_id"])
+                ):
+                    raise InvalidIndex(
+                        f"cannot index {path!r} of {name!r}: instance {doc['_id']!r} holds "
+                        f"text too long for an index entry ({len(value.encode())} bytes)"
+                    )
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection and its documents (an event: it replicates)."""

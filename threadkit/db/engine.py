@@ -36,6 +36,7 @@ from threadkit.errors import (
     ScriptError,
     StoreError,
     UniqueViolation,
+    UnreadableDocument,
     WriteRejected,
 )
 
@@ -48,6 +49,7 @@ log = logging.getLogger("threadkit.db")
 
 _MAX_REFOLD_ROUNDS = 10_000
 _ORDER_KEY_SIZE = 12 + 38  # stamp ‖ Ed25519 peer id bytes
+_MAX_PATH_PART = 64  # longest field path written as itself in a lost-write key
 _ID_INDEX = "_id"
 _CREATE_EVENT_HEAD = array_header(5) + cbor2.dumps(Action.CREATE.code)
 """How the event index value of a create starts: an array of five, the action code."""
@@ -229,7 +231,10 @@ class Engine:
         for key, value in cursor:
             if not key.startswith(prefix):
                 return
-            yield _loads(value)
+            try:
+                yield _loads(value)
+            except UnreadableDocument as exc:
+                log.warning("%s; left out of the scan of %r", exc, collection)
 
     def count_docs(self, txn: Any, collection: str) -> int:
         """Number of live documents."""
@@ -613,7 +618,7 @@ class Engine:
 
     def _note_loser(self, txn: Any, coll: bytes, path: str, value: Any, instance_id: str) -> None:
         key = layout.index_prefix(coll, path) + encode_value(value) + encode_id(instance_id)
-        txn.put(key, b"", db=self.tables.losers)
+        _put_entry(txn, key, b"", self.tables.losers)
 
     def _write_state(
         self,
@@ -650,7 +655,7 @@ class Engine:
                     woken.extend((collection, i) for i in self._losers_of(txn, coll, path, old))
             if new is not _MISSING:
                 claim = claims.get(path, b"")
-                txn.put(base + encode_value(new) + id_bytes, claim, db=self.tables.index)
+                _put_entry(txn, base + encode_value(new) + id_bytes, claim, self.tables.index)
         return [item for item in woken if item[1] != instance_id]
 
     def _losers_of(self, txn: Any, coll: bytes, path: str, value: Any) -> list[str]:
@@ -831,7 +836,7 @@ class Engine:
             self._store_fold(txn, collection, i, result, doc, rejected, changes)
             for path, encoded in bans[i]:
                 key = layout.index_prefix(coll, path) + encoded + encode_id(i)
-                txn.put(key, b"", db=self.tables.losers)
+                _put_entry(txn, key, b"", self.tables.losers)
 
     def _has_loser_entries(self, txn: Any, coll: bytes, instance_id: str) -> bool:
         suffix = encode_id(instance_id)
@@ -851,7 +856,7 @@ class Engine:
         return bool(cursor.set_range(prefix)) and bytes(cursor.key()).startswith(prefix)
 
     def _record_conflict(self, txn: Any, coll: bytes, instance_id: str, conflict: Conflict) -> None:
-        key = layout.event_prefix(coll, instance_id) + conflict.loser + conflict.path.encode()
+        key = layout.event_prefix(coll, instance_id) + conflict.loser + _path_part(conflict.path)
         value = {"kind": "overwritten", "path": conflict.path, "winner": conflict.winner}
         txn.put(key, cbor2.dumps(value), db=self.tables.lost)
 
@@ -977,7 +982,7 @@ class Engine:
                 value = get_path(doc, index.path)
                 if value is not _MISSING:
                     key = layout.index_prefix(coll, index.path) + encode_value(value)
-                    txn.put(key + encode_id(instance_id), b"", db=self.tables.index)
+                    _put_entry(txn, key + encode_id(instance_id), b"", self.tables.index)
         if any(i.unique for i in added):
             # a unique index is filled by re-folding every instance: each entry then carries
             # its claim, and values held twice (written concurrently with the index) go to
@@ -1048,8 +1053,35 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _loads(data: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = cbor2.loads(data)
+    try:
+        doc: dict[str, Any] = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
+        # only a repository written before documents were held to the value model
+        raise UnreadableDocument(f"a stored document does not decode: {exc}") from None
     return doc
+
+
+def _put_entry(txn: Any, key: bytes, value: bytes, table: Any) -> None:
+    """Put an index (or losers) entry; one too long for an LMDB key is left out, with a warning.
+
+    Local writes refuse such values before they get here; a value received from a peer is
+    kept in its document, but cannot be found through the index.
+    """
+    if len(key) > layout.MAX_KEY:
+        log.warning("a value too long for an index entry is not indexed (%d bytes)", len(key))
+        return
+    txn.put(key, value, db=table)
+
+
+def _path_part(path: str) -> bytes:
+    """A field path in a lost-write key; a path that could overflow the key goes as its hash
+    (the entry's value holds the path itself)."""
+    raw = path.encode("utf-8", "surrogatepass")
+    if len(raw) <= _MAX_PATH_PART:
+        return raw
+    import hashlib
+
+    return b"\xff" + hashlib.sha256(raw).digest()
 
 
 def _ids_under(txn: Any, table: Any, prefix: bytes) -> list[str]:

@@ -32,7 +32,7 @@ from typing import Any
 import cbor2
 
 from threadkit.core.clock import Timestamp, order_key
-from threadkit.errors import InvalidTimestamp, MalformedRecord
+from threadkit.errors import InvalidInput, InvalidTimestamp, MalformedRecord
 
 __all__ = [
     "BODY_VERSION",
@@ -166,7 +166,35 @@ class Event:
             raise MalformedRecord(f"{action.name.lower()} event without data")
         if base is not None and not isinstance(base, bytes):
             raise MalformedRecord("event base must be bytes")
+        _check_fields(action, collection, instance_id, data)
         return cls(stamp, action, collection, instance_id, data, base)
+
+
+def _check_fields(
+    action: Action, collection: str, instance_id: str, data: dict[str, Any] | None
+) -> None:
+    """Hold a received event to what a local write must obey (names, ids, the value model).
+
+    Whatever a peer signs is checked as if it were written here, so nothing outside the
+    model reaches the store, and readers never meet it.
+    """
+    from threadkit.db.config import CollectionConfig
+    from threadkit.db.names import check_name
+    from threadkit.db.values import check_id, value_problem
+
+    try:
+        check_name(collection, "collection")
+        if action.is_collection:
+            if data is not None:
+                CollectionConfig.from_node(data)
+            return
+        check_id(instance_id)
+    except InvalidInput as exc:
+        raise MalformedRecord(f"event refused: {exc}") from None
+    if data is not None:
+        problem = value_problem(data)
+        if problem is not None:
+            raise MalformedRecord(f"event data for {instance_id!r} holds {problem}")
 
 
 def encode_body(events: list[Event]) -> bytes:
@@ -235,7 +263,7 @@ def decode_body(data: bytes) -> list[Event]:
     """The events of a record body; anything malformed is MalformedRecord."""
     try:
         node = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError) as exc:
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise MalformedRecord(f"record body is not CBOR: {exc}") from None
     if not isinstance(node, dict) or node.get("v") != BODY_VERSION:
         raise MalformedRecord(f"record body is not a version {BODY_VERSION} event list")

@@ -37,12 +37,14 @@ encode_id = lru_cache(maxsize=65_536)(indexkeys.encode_id)
 """``indexkeys.encode_id``, cached: one write touches an id's keys in five tables."""
 
 __all__ = [
+    "MAX_KEY",
     "TABLES",
     "applied_key",
     "coll_key",
     "doc_key",
     "encode_id",
     "event_prefix",
+    "index_key_fits",
     "index_prefix",
     "order_prefix",
 ]
@@ -61,6 +63,9 @@ ORDER = b"db_order"
 TABLES = (DBS, COLLS, DOCS, INST, EVENTS, INDEX, LOST, LOSERS, APPLIED, ORDER)
 
 _PREFIX = struct.Struct(">I")
+
+MAX_KEY = 511
+"""LMDB's longest key, in bytes: nothing longer can be stored."""
 
 
 def db_prefix(number: int) -> bytes:
@@ -87,6 +92,12 @@ def event_prefix(coll: bytes, instance_id: str) -> bytes:
 def index_prefix(coll: bytes, path: str) -> bytes:
     """Prefix of one index of a collection (followed by the value and the id)."""
     return coll + path.encode() + b"\x00"
+
+
+def index_key_fits(coll: bytes, path: str, value: object, instance_id: str) -> bool:
+    """True when the index entry of ``value`` at ``path`` for ``instance_id`` fits a key."""
+    size = len(coll) + len(path.encode()) + 1 + len(encode_id(instance_id))
+    return size + len(indexkeys.encode_value(value)) <= MAX_KEY
 
 
 def applied_key(prefix: bytes, log_id: bytes) -> bytes:

@@ -19,7 +19,12 @@ from typing import Final
 
 from threadkit.errors import InvalidName
 
-__all__ = ["NAME_PATTERN", "check_name", "new_instance_id", "new_instance_ids"]
+__all__ = ["MAX_NAME_LENGTH", "NAME_PATTERN", "check_name", "new_instance_id", "new_instance_ids"]
+
+MAX_NAME_LENGTH: Final = 64
+"""Longest DB or collection name, in characters (ASCII, so also bytes). A collection name
+is part of every key of its documents, events and index entries, which LMDB caps at 511
+bytes; ThreadDB sets no limit, 64 leaves the rest of the key to ``_id`` and index values."""
 
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 """ThreadDB's name rule ``^[A-Za-z0-9]+(?:[-][A-Za-z0-9]+)*$``, matched whole (``fullmatch``,
@@ -38,7 +43,8 @@ def check_name(name: object, what: str = "collection") -> str:
     """Return ``name`` if it is a valid DB or collection name, else raise InvalidName.
 
     A name is ASCII letters and digits in groups joined by single hyphens: no spaces,
-    underscores, dots, leading, trailing or doubled hyphens, or non-ASCII letters.
+    underscores, dots, leading, trailing or doubled hyphens, or non-ASCII letters; at
+    most :data:`MAX_NAME_LENGTH` characters.
 
     Parameters
     ----------
@@ -55,7 +61,7 @@ def check_name(name: object, what: str = "collection") -> str:
     Raises
     ------
     InvalidName
-        If ``name`` is not a string or does not follow the rule.
+        If ``name`` is not a string, does not follow the rule or is too long.
 
     Examples
     --------
@@ -67,6 +73,11 @@ digits, optionally in groups joined by single hyphens (like 'Books' or 'reading-
     """
     if not isinstance(name, str):
         raise InvalidName(f"a {what} name must be a string, not {type(name).__name__}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(
+            f"a {what} name is at most {MAX_NAME_LENGTH} characters, got {len(name)} "
+            f"({name[:20]!r}...)"
+        )
     if NAME_PATTERN.fullmatch(name) is None:
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise InvalidName(

@@ -63,6 +63,7 @@ from threadkit.errors import InvalidQuery
 
 __all__ = [
     "INDEXABLE_OPS",
+    "MAX_QUERY_DEPTH",
     "ORDERING_OPS",
     "Criterion",
     "CriterionBuilder",
@@ -75,6 +76,9 @@ __all__ = [
     "resolve",
     "where",
 ]
+
+MAX_QUERY_DEPTH = 32
+"""Deepest nesting of ``or_`` branches in a query (the query itself is level 1)."""
 
 Scalar: TypeAlias = str | int | float | bool
 """A criterion value: a JSON string, number or boolean."""
@@ -547,6 +551,8 @@ class Query(_NoFieldSelected):
                 obj = json.loads(data)
             except ValueError as exc:
                 raise InvalidQuery(f"query JSON does not parse: {exc}") from None
+            except RecursionError:
+                raise InvalidQuery("query JSON is nested too deeply to parse") from None
         return _decode_query(obj, "query")
 
     # -- display ------------------------------------------------------------------
@@ -584,6 +590,19 @@ def _check_branch(branch: object) -> None:
         raise InvalidQuery(
             "an or_() branch cannot sort, seek, skip or limit; put those on the outer query"
         )
+    if _depth(branch) >= MAX_QUERY_DEPTH:
+        raise InvalidQuery(f"or_() branches are nested more than {MAX_QUERY_DEPTH} levels deep")
+
+
+def _depth(query: Query) -> int:
+    """Levels of ``or_`` nesting in a query (1 without branches), walked without recursion."""
+    deepest = 0
+    stack = [(query, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((branch, level + 1) for branch in node.ors)
+    return deepest
 
 
 class CriterionBuilder:
@@ -720,14 +739,16 @@ def _json_str(value: object, where: str) -> str:
     return value
 
 
-def _decode_query(obj: object, where: str) -> Query:
+def _decode_query(obj: object, where: str, depth: int = 1) -> Query:
+    if depth > MAX_QUERY_DEPTH:
+        raise InvalidQuery(f"{where}: ors are nested more than {MAX_QUERY_DEPTH} levels deep")
     members = _members(obj, where, _QUERY_KEYS)
     ands = tuple(
         _decode_criterion(item, f"{where}.ands[{i}]")
         for i, item in enumerate(_json_list(members.get("ands", []), f"{where}.ands"))
     )
     ors = tuple(
-        _decode_query(item, f"{where}.ors[{i}]")
+        _decode_query(item, f"{where}.ors[{i}]", depth + 1)
         for i, item in enumerate(_json_list(members.get("ors", []), f"{where}.ors"))
     )
     sort: Sort | None = None

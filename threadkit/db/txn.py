@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.db.events import Action
 from threadkit.db.indexkeys import encode_value, json_type, type_range
+from threadkit.db.values import check_id
 from threadkit.errors import (
     InstanceNotFound,
     InvalidDocument,
@@ -176,13 +177,14 @@ class ReadTxn:
 
     def find_by_id(self, instance_id: str) -> dict[str, Any]:
         """One document; InstanceNotFound when absent or hidden by the read filter."""
-        return self.collection._find_by_id(self._source(), instance_id, self.reader)
+        return self.collection._find_by_id(self._source(), check_id(instance_id), self.reader)
 
     def has(self, *instance_ids: str) -> bool:
         """True when every id exists (and is visible)."""
         source = self._source()
         return all(
-            self.collection._visible(source.get(i), self.reader) is not None for i in instance_ids
+            self.collection._visible(source.get(check_id(i)), self.reader) is not None
+            for i in instance_ids
         )
 
     def count(self, query: Query | None = None) -> int:
@@ -257,6 +259,7 @@ class WriteTxn:
             if instance_id in existing or pending.get(instance_id) is not None:
                 raise InstanceExists(f"instance {instance_id!r} already exists in {name!r}")
             validate(prepared)
+            coll._check_index_keys(config, prepared)
             queue(Op(Action.CREATE, name, instance_id, prepared, reader, is_fresh, config))
             pending[instance_id] = prepared
             ids.append(instance_id)
@@ -281,6 +284,7 @@ class WriteTxn:
         for doc in normalise_docs(docs):
             prepared = coll._prepare(doc, generate_id=False)
             coll.config.schema_validator.validate(prepared)
+            coll._check_index_keys(coll.config, prepared)
             instance_id = prepared["_id"]
             self._ops.append(Op(Action.SAVE, coll.name, instance_id, prepared, self.reader))
             self._pending[instance_id] = prepared
@@ -311,7 +315,7 @@ class WriteTxn:
     def find_by_id(self, instance_id: str) -> dict[str, Any]:
         """One document, seeing this transaction's pending writes."""
         self._check_open()
-        doc = self.collection._visible(self._get(instance_id), self.reader)
+        doc = self.collection._visible(self._get(check_id(instance_id)), self.reader)
         if doc is None:
             raise InstanceNotFound(
                 f"instance {instance_id!r} not found in {self.collection.name!r}"
@@ -322,7 +326,8 @@ class WriteTxn:
         """True when every id exists, seeing pending writes."""
         self._check_open()
         return all(
-            self.collection._visible(self._get(i), self.reader) is not None for i in instance_ids
+            self.collection._visible(self._get(check_id(i)), self.reader) is not None
+            for i in instance_ids
         )
 
     def commit(self) -> Record | None:
@@ -345,7 +350,7 @@ def _flatten_ids(ids: Iterable[Any]) -> list[str]:
         if isinstance(item, list | tuple):
             out.extend(_flatten_ids(item))
         elif isinstance(item, str) and item:
-            out.append(item)
+            out.append(check_id(item))
         else:
-            raise InvalidDocument(f"an instance id must be a non-empty string, got {item!r}")
+            raise InvalidDocument(f"an instance id must be a non-empty string, got {item!r:.80}")
     return out

@@ -223,7 +223,10 @@ def _merge(entry: _Entry, coll: Collection, query: Query, reader: str, ids: list
     if values is None:
         return False
     present = [v for v in values if v is not None]
-    rows = fb.classify(cbor_columns.decode(present), entry.targets)
+    batch = cbor_columns.decode(present)
+    if batch.n != len(present):
+        return False  # a document was left out: rows no longer line up with ids
+    rows = fb.classify(batch, entry.targets)
     frame = entry.frame
     keep = ~frame.index.isin(ids)
     new_ids = np.array([i for i, v in zip(ids, values, strict=True) if v is not None], dtype=object)

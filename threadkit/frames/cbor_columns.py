@@ -26,7 +26,10 @@ Nested maps are not cells: their entries become cells of ``parent.child`` paths
 
 Anything the fast walk does not expect (indefinite lengths, non-text keys,
 malformed data) makes :func:`decode` re-encode the batch's documents through
-``cbor2`` once, which normalises them or raises the decoder's own error.
+``cbor2`` once, which normalises them; a document that does not decode, or is not a
+map with text keys at every level (only a repository written before values were
+checked, :mod:`threadkit.db.values`, holds one), is left out with a warning, so the
+batch can have fewer rows than ``values``.
 
 Examples
 --------
@@ -38,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -47,6 +51,8 @@ import numpy as np
 import numpy.typing as npt
 
 from threadkit.errors import StoreError
+
+log = logging.getLogger("threadkit.frames")
 
 __all__ = [
     "FALSE",
@@ -396,14 +402,12 @@ def decode(values: Sequence[bytes]) -> Batch:
     Returns
     -------
     Batch
-        Row ``i`` is ``values[i]``.
+        Row ``i`` is ``values[i]`` (the rows of documents left out are dropped).
 
     Raises
     ------
-    cbor2.CBORDecodeError
-        For data that is not CBOR (from ``cbor2``, when the fast walk gave up).
-    ValueError
-        For a document that is not a map with text keys.
+    StoreError
+        When even the normalised documents cannot be walked (a bug).
     """
     try:
         return _walk(values)
@@ -411,9 +415,16 @@ def decode(values: Sequence[bytes]) -> Batch:
         pass
     normalised = []
     for value in values:
-        doc: Any = cbor2.loads(value)
-        if not isinstance(doc, dict) or not all(isinstance(k, str) for k in _keys(doc)):
-            raise StoreError("a stored document is not a JSON object with text keys")
+        try:
+            doc: Any = cbor2.loads(value)
+        except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
+            log.warning("a stored document that does not decode is left out: %s", exc)
+            continue
+        if not isinstance(doc, dict) or not all(type(k) is str for k in _keys(doc)):
+            # only a repository written before values were checked holds one
+            shown = doc.get("_id") if isinstance(doc, dict) else None
+            log.warning("stored document %r is left out: not a JSON object with text keys", shown)
+            continue
         normalised.append(cbor2.dumps(doc))
     try:
         return _walk(normalised)

@@ -40,6 +40,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from threadkit.db.values import MAX_DEPTH, check_id, value_problem
 from threadkit.errors import InvalidDocument, InvalidInput, UniqueViolation
 from threadkit.frames.dtypes import (
     DATETIME_FORMAT,
@@ -189,7 +190,7 @@ def _split_ids(frame: Any) -> tuple[Any, list[str] | None]:
     for value in ids.tolist():
         if not isinstance(value, str) or not value:
             raise InvalidDocument(f"_id values must be non-empty strings, got {value!r}")
-        out.append(value)
+        out.append(check_id(value))
     if len(set(out)) != len(out):
         dupes = sorted({i for i in out if out.count(i) > 1})[:3]
         raise InvalidDocument(f"_id values repeat, e.g. {dupes}")
@@ -201,9 +202,32 @@ _Columns = list[tuple[str, list[str], list[Any]]]
 
 def _columns(frame: Any) -> _Columns:
     """Every column's name, dot-path parts and JSON values (all checked here)."""
-    return [
-        (name, check_column_name(name), _column_values(frame[name], name)) for name in frame.columns
-    ]
+    columns = []
+    for name in frame.columns:
+        parts = check_column_name(name)
+        values = _column_values(frame[name], name)
+        _check_values(name, values, frame[name].dtype, len(parts))
+        columns.append((name, parts, values))
+    return columns
+
+
+def _check_values(name: str, values: list[Any], dtype: Any, depth: int) -> None:
+    """Hold a column's values to the value model, so no chunk fails after others were written.
+
+    Float and date-time columns were checked while they were converted; an integer column
+    may hold unsigned values beyond the signed 64-bit range, and an object column anything.
+    """
+    kind = getattr(dtype, "kind", "O")
+    if kind in "fMbi":
+        return
+    for row, value in enumerate(values):
+        if value is MISSING:
+            continue
+        problem = value_problem(value, MAX_DEPTH - depth)
+        if problem is not None:
+            raise InvalidDocument(
+                f"column {name!r}, row {row}: {problem}".replace(" at the top level", "")
+            )
 
 
 def _documents(
