@@ -169,6 +169,7 @@ async def _flood_past_the_window(node: Node, victim: str) -> int:
     for _ in range(2):
         stream = await node.open_stream(victim, p.PROTOCOL_ID_PERSISTENT)
         await stream.write(varint.encode(ANNOUNCED))
+    await trio.sleep(0.5)  # the victim reserves room for both frames
     stream = await node.open_stream(victim, p.PROTOCOL_ID_PERSISTENT)
     await stream.write(varint.encode(ANNOUNCED))
     await trio.sleep(0.5)  # the victim reads the prefix, then waits for room
@@ -203,8 +204,9 @@ def test_a_sender_ignoring_flow_control_is_cut_off(
             top = peak.stop()
         growth = top - before
         print(f"attacker sent {sent / MiB:.0f} MiB; victim RSS grew {growth / MiB:.0f} MiB")
+        # the victim closes the connection at the first excess (or, when the stream
+        # is already gone, drops what comes for it): py-libp2p kept all of it
         assert growth < WINDOW_BOUND, f"victim grew {growth / MiB:.0f} MiB"
-        assert sent < FLOOD  # the victim closed the connection at the first excess
     finally:
         node.stop()
     _still_syncs(a, b, db, "after")
