@@ -21,6 +21,7 @@ INVALID_INPUT = [
     "InvalidThreadKey",
     "InvalidKey",
     "InvalidAddress",
+    "TooManyLogs",
     "InvalidToken",
     "InvalidTimestamp",
     "RecordError",

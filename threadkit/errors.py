@@ -13,6 +13,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidThreadKey                      a thread key that is not 32 or 64 bytes
     │   ├── InvalidKey                            a malformed public or private identity key
     │   ├── InvalidAddress                        a malformed multiaddr or thread address
+    │   ├── TooManyLogs                           a log beyond the most a thread may have
     │   ├── InvalidToken                          a JWT malformed, forged, expired or not ours
     │   ├── InvalidTimestamp                      a hybrid-logical-clock stamp out of range
     │   ├── InvalidName                           a DB or collection name ThreadDB's rule refuses
@@ -133,6 +134,7 @@ __all__ = [
     "ThreadNotFound",
     "ThreadkitError",
     "Timeout",
+    "TooManyLogs",
     "TransactionClosed",
     "TransactionError",
     "UniqueViolation",
@@ -164,6 +166,10 @@ class InvalidKey(InvalidInput):
 
 class InvalidAddress(InvalidInput):
     """A malformed multiaddr, or a thread address missing its peer or thread part."""
+
+
+class TooManyLogs(InvalidInput):
+    """A log refused: the thread already has the most logs it may have (nothing was stored)."""
 
 
 class InvalidToken(InvalidInput):

@@ -148,3 +148,65 @@ def test_unfinished_frames_stay_within_the_budget(
     finally:
         node.stop()
     assert b.call("stats")  # the victim is alive and answering
+
+
+FLOOD = 256 * MiB
+WINDOW_BOUND = 48 * MiB  # far below the flood; the muxer may hold 256 KiB per stream
+
+
+async def _flood_past_the_window(node: Node, victim: str) -> int:
+    """Fill this peer's frame budget, then flood a third stream, ignoring its Yamux window.
+
+    Two streams announce maximal frames and send nothing more, so a third stream's
+    frame waits for room and its stream is not read: what arrives on it stays in the
+    victim's muxer. py-libp2p's own sender would stop at the window (256 KiB); this one
+    writes raw DATA frames.
+    """
+    import struct
+
+    import trio
+
+    for _ in range(2):
+        stream = await node.open_stream(victim, p.PROTOCOL_ID_PERSISTENT)
+        await stream.write(varint.encode(ANNOUNCED))
+    await trio.sleep(0.5)  # the victim reserves room for both frames
+    stream = await node.open_stream(victim, p.PROTOCOL_ID_PERSISTENT)
+    await stream.write(varint.encode(ANNOUNCED))
+    await trio.sleep(0.5)  # the victim reads the prefix, then waits for room
+    muxed = stream.muxed_stream
+    chunk = b"\x00" * (60 * 1024)
+    header = struct.pack("!BBHII", 0, 0, 0, muxed.stream_id, len(chunk))
+    sent = 0
+    with trio.move_on_after(10):
+        try:
+            while sent < FLOOD:
+                await muxed.conn._write_frame(header + chunk)
+                sent += len(chunk)
+        except Exception:  # the victim closed the connection
+            pass
+    return sent
+
+
+@pytest.mark.slow
+def test_a_sender_ignoring_flow_control_is_cut_off(
+    two_peers: tuple[PeerProcess, PeerProcess, str],
+) -> None:
+    a, b, db = two_peers
+    node = Node(os.urandom(32)).start()
+    try:
+        node.call(node.connect, b.addrs[0], timeout=10)
+        before = _rss(b.proc.pid)
+        peak = _Peak(b.proc.pid)
+        try:
+            sent = node.call(_flood_past_the_window, node, b.peer_id, timeout=40)
+            _still_syncs(a, b, db, "under attack")
+        finally:
+            top = peak.stop()
+        growth = top - before
+        print(f"attacker sent {sent / MiB:.0f} MiB; victim RSS grew {growth / MiB:.0f} MiB")
+        # the victim closes the connection at the first excess (or, when the stream
+        # is already gone, drops what comes for it): py-libp2p kept all of it
+        assert growth < WINDOW_BOUND, f"victim grew {growth / MiB:.0f} MiB"
+    finally:
+        node.stop()
+    _still_syncs(a, b, db, "after")

@@ -13,8 +13,10 @@ from threadkit.errors import (
     LogExists,
     LogNotFound,
     ThreadNotFound,
+    TooManyLogs,
 )
 from threadkit.store import Head, LogInfo, Repo
+from threadkit.store.logs import MAX_ADDRS, MAX_LOGS
 
 from .helpers import Writer
 
@@ -120,3 +122,46 @@ def test_bad_addrs(repo: Repo, thread: ThreadID, bad: object) -> None:
     with pytest.raises(InvalidAddress):
         repo.add_addrs(thread, ident.public.peer_id, bad)  # type: ignore[arg-type]
     assert repo.get_log(thread, ident.public.peer_id).addrs == (ADDR,)
+
+
+def test_a_thread_has_at_most_max_logs(repo: Repo, thread: ThreadID) -> None:
+    other = ThreadID.new()
+    repo.add_thread(other, ThreadKey.new())
+    repo.add_log(other, Identity.generate().public)  # another thread's logs do not count
+    for _ in range(MAX_LOGS):
+        repo.add_log(thread, Identity.generate().public, addrs=[ADDR])
+    extra = Identity.generate()
+    with pytest.raises(TooManyLogs, match=f"already has {MAX_LOGS} logs"):
+        repo.add_log(thread, extra.public, extra, [ADDR])
+    assert len(repo.list_logs(thread)) == MAX_LOGS  # nothing of the refused log was written
+    with pytest.raises(LogNotFound):
+        repo.get_log(thread, extra.public.peer_id)
+    with pytest.raises(LogNotFound):
+        repo.get_head(thread, extra.public.peer_id)
+    first = repo.list_logs(thread)[0]
+    with pytest.raises(LogExists):  # a known log is still "exists", not "too many"
+        repo.add_log(thread, first.public)
+    repo.add_log(other, Identity.generate().public)
+
+
+def _addr(n: int) -> str:
+    return f"/ip4/10.0.{n // 256}.{n % 256}/tcp/4006"
+
+
+def test_a_log_keeps_at_most_max_addrs_the_newest(repo: Repo, thread: ThreadID) -> None:
+    ident = Identity.generate()
+    log_id = ident.public.peer_id
+    repo.add_log(thread, ident.public, addrs=[_addr(0)])
+    for n in range(1, 3 * MAX_ADDRS, 5):  # five new addresses at a time, and the first again
+        repo.add_addrs(thread, log_id, [_addr(0), *(_addr(n + i) for i in range(5))])
+    addrs = repo.get_log(thread, log_id).addrs
+    assert len(addrs) == MAX_ADDRS
+    assert addrs[0] == _addr(0)  # mentioned every time: kept, in its first place
+    newest = [_addr(n) for n in range(3 * MAX_ADDRS - MAX_ADDRS + 1, 3 * MAX_ADDRS + 4)]
+    assert list(addrs[1:]) == newest[-(MAX_ADDRS - 1) :]
+    # more given at once than a log keeps: the last of them
+    many = [_addr(1000 + i) for i in range(MAX_ADDRS + 10)]
+    assert repo.add_addrs(thread, log_id, many).addrs == tuple(many[-MAX_ADDRS:])
+    assert repo.add_log(thread, Identity.generate().public, addrs=many).addrs == tuple(
+        many[-MAX_ADDRS:]
+    )

@@ -64,6 +64,7 @@ class BareThreads:
         reply = await self.puller.get_logs(target.peer_id, thread_id, key)
         if not ctx.repo.has_thread(thread_id):
             if key.can_read:
+                ctx.check_log_count(thread_id, reply)
                 await self.puller.check_read_key(target.peer_id, thread_id, key, reply)
             self.new_thread(thread_id, key)
         ctx.store_logs(thread_id, reply)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
-from threadkit.errors import DBNotFound, NotFound, ProtocolError, ThreadkitError
+from threadkit.errors import DBNotFound, NotFound, ProtocolError, ThreadkitError, TooManyLogs
 from threadkit.net import protocol as p
 from threadkit.net.budget import FrameBudget
 
@@ -184,9 +184,37 @@ class ServiceContext:
             self.repo.add_addrs(thread_id, log_id, addrs)
 
     def store_logs(self, thread_id: ThreadID, reply: dict[str, Any]) -> None:
-        """Merge every log entry of a ``get_logs`` reply."""
+        """Merge every log entry of a ``get_logs`` reply.
+
+        Logs beyond the most a thread may have (``MAX_LOGS``) are left out, and said so in
+        ``stats.errors``; the others are merged.
+        """
+        refused = 0
         for item in p._list(reply.get("logs", []), "logs"):
-            self.merge_log(thread_id, p.LogEntry.from_node(item))
+            try:
+                self.merge_log(thread_id, p.LogEntry.from_node(item))
+            except TooManyLogs:
+                refused += 1
+        if refused:
+            self.stats.error(f"thread {thread_id}: {refused} logs left out, the thread is full")
+
+    @staticmethod
+    def check_log_count(thread_id: ThreadID, reply: dict[str, Any]) -> None:
+        """Refuse to join a thread whose ``get_logs`` reply leaves no room for a log of ours.
+
+        Raises
+        ------
+        TooManyLogs
+            The thread already has ``MAX_LOGS`` logs (nothing has been stored).
+        """
+        from threadkit.store.logs import MAX_LOGS
+
+        count = len(p._list(reply.get("logs", []), "logs"))
+        if count >= MAX_LOGS:
+            raise TooManyLogs(
+                f"thread {thread_id} has {count} logs, and a thread may have {MAX_LOGS}: "
+                "there is no room for this peer's log"
+            )
 
     def edges(self, thread_id: ThreadID) -> tuple[bytes, bytes]:
         """8-byte digests of the thread's log addresses and of its heads (docs/protocol.md)."""

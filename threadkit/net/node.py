@@ -40,6 +40,9 @@ py-libp2p 0.8.1 has bugs and traps this module works around (see
   spam protection is off, :meth:`Node.publish` waits while any peer queue holds more than
   16 RPCs, and each subscription is drained by its own task.
 - the defaults offer SECIO and *plaintext*: only Noise is offered here; the muxer is Yamux.
+- Yamux only logs a peer that sends beyond its receive window, and buffers what it sends:
+  :class:`~threadkit.net.muxer.GuardedYamux` closes such a connection and bounds the
+  streams and window growth of every connection.
 - listeners use SO_REUSEPORT, so a second node on a taken port silently shares it:
   ``start()`` probes fixed TCP ports first and refuses taken ones.
 - the ``libp2p`` logger has no handler, so its warnings reach a notebook's stderr through
@@ -366,7 +369,7 @@ async def _trim_periodically(host: Any, limits: ConnLimits, peer_id: str) -> Non
 
 
 def _new_host(seed: bytes, listen: Sequence[str], limits: ConnLimits | None = None) -> Any:
-    """A BasicHost: the seed's Ed25519 key, Noise only, Yamux only, the inbound cap lifted.
+    """A BasicHost: the seed's Ed25519 key, Noise only, guarded Yamux only, the inbound cap lifted.
 
     ``limits`` (default: threadsd's 100/400/20 s) become the swarm's watermarks and grace
     period; ``max_connections`` stays :data:`MAX_CONNECTIONS` whatever they are, and
@@ -384,15 +387,19 @@ def _new_host(seed: bytes, listen: Sequence[str], limits: ConnLimits | None = No
     from libp2p.stream_muxer.yamux.yamux import Yamux
     from multiaddr import Multiaddr
 
+    from threadkit.net.muxer import install
+
     key_pair = create_new_key_pair(seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=[Multiaddr(a) for a in listen],
         connection_config=_connection_config(ConnectionConfig, limits or ConnLimits()),
     )
+    install(host)  # Yamux that enforces its receive windows (docs/libp2p-notes.md §9)
+    return host
 
 
 def _connection_config(config_class: Any, limits: ConnLimits) -> Any:

@@ -23,6 +23,7 @@ from threadkit.errors import ProtocolError
 
 __all__ = [
     "MAX_FRAME",
+    "MAX_PUSH_BYTES",
     "MAX_RECORDS",
     "MAX_REPLY_BYTES",
     "PROTOCOL_ID",
@@ -52,6 +53,11 @@ VERSION = 1
 MAX_FRAME = 32 * 1024 * 1024
 MAX_RECORDS = 1000
 MAX_REPLY_BYTES = 8 * 1024 * 1024
+MAX_PUSH_BYTES = 8 * 1024 * 1024
+"""Bytes of records a ``push_records`` carries at most, unless one record alone is larger.
+
+A record is at most 16 MiB and 12 KiB (``threadkit.core.records``), so a push is at most
+that much plus CBOR framing: always below :data:`MAX_FRAME`."""
 _AUTH_DOMAIN = b"threadkit/1.0.0 auth"
 _READ_CHECK_DOMAIN = b"threadkit/1.0.0 read key check"
 

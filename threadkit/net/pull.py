@@ -91,6 +91,7 @@ class Puller:
         thread_id = target.thread_id
         reply = await self.get_logs(target.peer_id, thread_id, key)
         if not ctx.repo.has_thread(thread_id):
+            ctx.check_log_count(thread_id, reply)
             await self.check_read_key(target.peer_id, thread_id, key, reply)
         db_name = name or text_or_none(reply.get("name")) or None
 

@@ -2,9 +2,15 @@
 
 - **Records**: a commit queues its record for every peer of the thread
   (:meth:`Pusher.enqueue`); one sender task per (peer, thread, log) drains the queue in
-  batches of up to ``MAX_RECORDS``, so records that queue up while a push is in flight
-  travel together. A failed push drops the queue: the peer pulls what it missed when it
-  is back (the periodic pull).
+  batches of up to ``MAX_RECORDS`` records and ``MAX_PUSH_BYTES`` bytes (one record
+  alone may be larger), so records that queue up while a push is in flight travel
+  together and no push exceeds the frame limit. A failed push drops the queue: the peer
+  pulls what it missed when it is back (the periodic pull).
+- **A slow peer**: a queue holds at most :data:`MAX_QUEUED_RECORDS` records and
+  :data:`MAX_QUEUED_BYTES` bytes, and all queues together :data:`MAX_QUEUED_TOTAL` bytes.
+  Records beyond that are not queued: the queue is dropped, and once the push in flight
+  is done the peer is sent the log (``push_log``), on which it pulls everything it lacks.
+  Nothing is lost: every record stays in its author's log.
 - **Logs**: ``push_log`` tells a peer of a log (and its addresses); a push of records
   the peer refuses as an ``unknown_log`` sends the log first and tries again.
 - **Replicators**: :meth:`Pusher.add_replicator` gives a peer the service key (never the
@@ -27,9 +33,32 @@ if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
     from threadkit.core.records import Record
 
-__all__ = ["Pusher"]
+__all__ = ["MAX_QUEUED_BYTES", "MAX_QUEUED_RECORDS", "MAX_QUEUED_TOTAL", "Pusher", "batch"]
 
 Slot = tuple[str, bytes, str]  # (peer id, thread id bytes, log id)
+
+MAX_QUEUED_RECORDS = 4 * p.MAX_RECORDS
+"""Records queued for one (peer, thread, log) while a push to it is in flight."""
+
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Bytes of records queued for one (peer, thread, log) while a push to it is in flight."""
+
+MAX_QUEUED_TOTAL = 128 * 1024 * 1024
+"""Bytes of records queued for all peers together (a record queued for two peers counts twice)."""
+
+
+def batch(records: list[Record]) -> int:
+    """How many of ``records`` (at least one) the next ``push_records`` carries.
+
+    At most ``MAX_RECORDS`` records and ``MAX_PUSH_BYTES`` bytes, unless the first record
+    alone is larger.
+    """
+    size = 0
+    for count, record in enumerate(records[: p.MAX_RECORDS]):
+        size += record.blocks.total_size()
+        if size > p.MAX_PUSH_BYTES and count:
+            return count
+    return min(len(records), p.MAX_RECORDS)
 
 
 class Pusher:
@@ -47,8 +76,13 @@ class Pusher:
         self.ctx = ctx
         self.client = client
         self._outbox: dict[Slot, list[Record]] = defaultdict(list)
+        self._bytes: dict[Slot, int] = defaultdict(int)  # bytes queued per slot
+        self._total = 0  # bytes queued in all slots
+        self._behind: set[Slot] = set()  # slots whose peer is sent the log instead
         self._sending: set[Slot] = set()
         self._outbox_lock = threading.Lock()
+        self.overflows = 0
+        """Times a queue overflowed and its peer was left to pull (for tests and stats)."""
 
     def enqueue(
         self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
@@ -58,12 +92,35 @@ class Pusher:
         Callable from any thread.
         """
         slot = (peer_id, thread_id.to_bytes(), log_id)
+        size = sum(r.blocks.total_size() for r in records)
         with self._outbox_lock:
-            self._outbox[slot].extend(records)
+            if slot not in self._behind:
+                queued = self._outbox[slot]
+                if (
+                    len(queued) + len(records) > MAX_QUEUED_RECORDS
+                    or self._bytes[slot] + size > MAX_QUEUED_BYTES
+                    or self._total + size > MAX_QUEUED_TOTAL
+                ):  # the peer is slower than the writer: it will pull instead
+                    self._drop(slot)
+                    self._behind.add(slot)
+                    self.overflows += 1
+                else:
+                    queued.extend(records)
+                    self._bytes[slot] += size
+                    self._total += size
             if slot in self._sending:
                 return
             self._sending.add(slot)
         self.ctx.node.spawn(self._drain, slot, thread_id)
+
+    def queued_bytes(self) -> int:
+        """Bytes of records queued for all peers (a record queued for two counts twice)."""
+        return self._total
+
+    def _drop(self, slot: Slot) -> None:
+        """Forget a slot's queue (the caller holds the lock)."""
+        self._outbox.pop(slot, None)
+        self._total -= self._bytes.pop(slot, 0)
 
     def send_to_peers(self, thread_id: ThreadID, log_id: str, records: list[Record]) -> None:
         """Queue records for every peer of the thread."""
@@ -73,22 +130,34 @@ class Pusher:
     async def _drain(self, slot: Slot, thread_id: ThreadID) -> None:
         peer_id, _, log_id = slot
         while True:
+            behind = False
             with self._outbox_lock:
                 queued = self._outbox.get(slot)
                 if not queued:
-                    self._outbox.pop(slot, None)
-                    self._sending.discard(slot)
-                    return
-                batch = queued[: p.MAX_RECORDS]
-                del queued[: len(batch)]
+                    self._drop(slot)
+                    if slot not in self._behind:
+                        self._sending.discard(slot)
+                        return
+                    self._behind.discard(slot)
+                    behind = True
+                else:
+                    records = queued[: batch(queued)]
+                    del queued[: len(records)]
+                    size = sum(r.blocks.total_size() for r in records)
+                    self._bytes[slot] -= size
+                    self._total -= size
             try:
-                await self.push_records(peer_id, thread_id, log_id, batch)
-                self.ctx.stats.pushed += len(batch)
+                if behind:  # the peer pulls what was not queued for it
+                    await self.push_log(peer_id, thread_id, log_id)
+                else:
+                    await self.push_records(peer_id, thread_id, log_id, records)
+                    self.ctx.stats.pushed += len(records)
             except (NetworkError, ThreadkitError, OSError) as exc:
                 # the peer pulls what it missed when it is back (periodic pull)
                 self.ctx.stats.error(f"push to {peer_id}: {exc}")
                 with self._outbox_lock:
-                    self._outbox.pop(slot, None)
+                    self._drop(slot)
+                    self._behind.discard(slot)
                     self._sending.discard(slot)
                 return
 

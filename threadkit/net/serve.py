@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.keys import ThreadKey
-from threadkit.errors import InvalidInput, NetworkError, NotFound, ProtocolError, StoreError
+from threadkit.errors import (
+    InvalidInput,
+    NetworkError,
+    NotFound,
+    ProtocolError,
+    StoreError,
+    TooManyLogs,
+)
 from threadkit.net import protocol as p
 from threadkit.net.client import close_stream, reset_stream
 from threadkit.net.context import ServiceContext, peer_id_str, thread_id_from
@@ -121,6 +128,9 @@ class Server:
             return p.error_reply(exc.code, str(exc))
         except NotFound as exc:
             return p.error_reply("not_found", str(exc))
+        except TooManyLogs as exc:
+            log.info("refused a log from %s: %s", remote, exc)
+            return p.error_reply("too_many_logs", str(exc))
         except InvalidInput as exc:
             log.info("refused a malformed request from %s: %s", remote, exc)
             return p.error_reply("malformed", str(exc))

@@ -3,6 +3,10 @@
 A log's keys and addresses live in ``logs``; its head and counter live in
 ``heads``, fixed width, so that appending a record never decodes or rewrites
 the keys.
+
+A thread keeps at most :data:`MAX_LOGS` logs (so that a ``get_logs`` reply listing them
+all stays far below the 32 MiB frame limit) and a log at most :data:`MAX_ADDRS`
+addresses: when more come, those not mentioned for the longest time are dropped.
 """
 
 from __future__ import annotations
@@ -13,13 +17,36 @@ from typing import Any
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
-from threadkit.errors import InvalidAddress, InvalidKey, LogExists, LogNotFound, NotFound
+from threadkit.errors import (
+    InvalidAddress,
+    InvalidKey,
+    LogExists,
+    LogNotFound,
+    NotFound,
+    TooManyLogs,
+)
 from threadkit.store import codec, layout
 from threadkit.store.models import Head, LogInfo
 from threadkit.store.tables import Tables
 from threadkit.store.threads import thread_not_found
 
-__all__ = ["add_addrs", "add_log", "get_log", "list_logs", "log_missing", "read_head"]
+__all__ = [
+    "MAX_ADDRS",
+    "MAX_LOGS",
+    "add_addrs",
+    "add_log",
+    "count_logs",
+    "get_log",
+    "list_logs",
+    "log_missing",
+    "read_head",
+]
+
+MAX_LOGS = 256
+"""Logs a thread may have; another is refused with ``TooManyLogs`` before anything is written."""
+
+MAX_ADDRS = 64
+"""Addresses a log keeps; beyond that, those not mentioned for the longest time are dropped."""
 
 
 def add_log(
@@ -53,6 +80,8 @@ def add_log(
         When the repo does not hold the thread.
     LogExists
         When the thread already has this log.
+    TooManyLogs
+        When the thread already has :data:`MAX_LOGS` logs.
     InvalidKey
         When ``private`` does not belong to ``public``.
     InvalidAddress
@@ -67,8 +96,14 @@ def add_log(
     prefix = layout.log_prefix(thread_id, log_id)
     if txn.get(thread_id.to_bytes(), db=tables.threads) is None:
         raise thread_not_found(thread_id)
-    if not txn.put(prefix, codec.encode_head(None, 0), db=tables.heads, overwrite=False):
+    if txn.get(prefix, db=tables.heads) is not None:
         raise LogExists(f"thread {thread_id} already has log {log_id}")
+    if count_logs(txn, tables, thread_id) >= MAX_LOGS:
+        raise TooManyLogs(
+            f"thread {thread_id} already has {MAX_LOGS} logs, the most a thread may have; "
+            f"log {log_id} is refused"
+        )
+    txn.put(prefix, codec.encode_head(None, 0), db=tables.heads)
     txn.put(prefix, codec.encode_log(public, private, addr_bytes), db=tables.logs)
     return _info(log_id, public, private, addr_bytes, Head(None, 0))
 
@@ -87,6 +122,18 @@ def get_log(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> LogIn
         raise log_missing(txn, tables, thread_id, log_id)
     public, private, addrs = codec.decode_log(value)
     return _info(log_id, public, private, addrs, read_head(txn, tables, thread_id, log_id))
+
+
+def count_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> int:
+    """How many logs a thread has (0 for a thread not in the repo)."""
+    prefix = layout.thread_prefix(thread_id)
+    count = 0
+    with txn.cursor(db=tables.logs) as cursor:
+        found = cursor.set_range(prefix)
+        while found and bytes(cursor.key()[: len(prefix)]) == prefix:
+            count += 1
+            found = cursor.next()
+    return count
 
 
 def list_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> list[LogInfo]:
@@ -187,6 +234,7 @@ def _merge(current: list[bytes], addrs: Iterable[str | bytes]) -> list[bytes]:
     if isinstance(addrs, str | bytes):
         raise InvalidAddress("addrs must be a list of multiaddrs, not a single one")
     merged = list(current)
+    given: list[bytes] = []
     for addr in addrs:
         if isinstance(addr, str):
             raw = addr_to_bytes(addr)
@@ -195,8 +243,16 @@ def _merge(current: list[bytes], addrs: Iterable[str | bytes]) -> list[bytes]:
             addr_from_bytes(raw)  # validates
         else:
             raise InvalidAddress(f"a multiaddr must be str or bytes, got {type(addr).__name__}")
+        given.append(raw)
         if raw not in merged:
             merged.append(raw)
+    if len(merged) > MAX_ADDRS:  # keep the given ones, then the most recently added others
+        fresh = set(given)
+        if len(fresh) >= MAX_ADDRS:
+            return [raw for raw in merged if raw in fresh][-MAX_ADDRS:]
+        others = [raw for raw in merged if raw not in fresh]
+        kept = fresh | set(others[len(merged) - MAX_ADDRS :])
+        merged = [raw for raw in merged if raw in kept]
     return merged
 
 

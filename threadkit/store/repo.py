@@ -411,6 +411,8 @@ class Repo:
             When the repo does not hold the thread.
         LogExists
             When the thread already has the log.
+        TooManyLogs
+            When the thread already has ``MAX_LOGS`` (256) logs (``threadkit.store.logs``).
         InvalidKey, InvalidAddress
             For a private key of another log, or a malformed multiaddr.
         """
