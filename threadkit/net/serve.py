@@ -89,6 +89,7 @@ class Server:
 
         from threadkit.net.framing import FrameReader, write_frame
 
+        self.ctx.reach.succeeded(remote)  # it reached us: dial it again when needed
         reader = FrameReader(stream)
         try:
             while True:
