@@ -71,7 +71,7 @@ class _NetSettings:
             return str(config.get(name, _PULLING_DEFAULTS.get(name, "")))
 
         limit = get("netPullingLimit").strip()
-        if not limit.isdigit():
+        if not limit.isdigit() or int(limit) < 1:
             raise InvalidInput(f"netPullingLimit: {limit!r} is not a whole number >= 1")
         durations = {}
         for name in ("netPullingStartAfter", "netPullingInitialInterval", "netPullingInterval"):
