@@ -15,11 +15,16 @@ True
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from threadkit import errors
 
 __version__ = "0.1.0"
+
+# a library's records are shown only where the application set logging up: without this,
+# Python's last-resort handler prints warnings into whatever notebook cell ran last
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "HLC",

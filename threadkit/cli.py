@@ -12,8 +12,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from threadkit.net.connmgr import ConnLimits
+    from threadkit.net.pull import PullSettings
 
 __all__ = ["main"]
+
+
+_PULLING_DEFAULTS = {
+    "netPullingLimit": "10000",
+    "netPullingStartAfter": "1s",
+    "netPullingInitialInterval": "1s",
+    "netPullingInterval": "10s",
+}
+"""threadsd's defaults of its ``netPulling*`` flags."""
 
 
 @dataclass(frozen=True)
@@ -27,10 +37,17 @@ class _NetSettings:
         libp2p host.
     keep_alive : float
         ``keepAliveInterval`` in seconds.
+    pulling : PullSettings
+        ``disableNetPulling``, ``netPullingLimit``, ``netPullingStartAfter``,
+        ``netPullingInitialInterval`` and ``netPullingInterval``.
+    announce : list of str
+        ``announceAddr`` (empty when not set).
     """
 
     conn_limits: ConnLimits
     keep_alive: float
+    pulling: PullSettings
+    announce: list[str]
 
     @classmethod
     def from_config(cls, config: dict[str, object]) -> _NetSettings:
@@ -39,11 +56,29 @@ class _NetSettings:
         Raises
         ------
         InvalidInput
-            A watermark is not a positive whole number, the low watermark exceeds the
-            high one, or a duration is not a Go duration with a unit (``"20s"``, ``"1m"``).
+            A watermark or ``netPullingLimit`` is not a positive whole number, the low
+            watermark exceeds the high one, a duration is not a Go duration with a unit
+            (``"20s"``, ``"1m"``), or a pulling duration is 0.
+        InvalidAddress
+            ``announceAddr`` is not a dialable multiaddr (``0.0.0.0`` or port 0).
         """
+        from threadkit.errors import InvalidInput
+        from threadkit.net.addrs import parse_announce
         from threadkit.net.connmgr import ConnLimits, parse_duration
+        from threadkit.net.pull import PullSettings
 
+        def get(name: str) -> str:
+            return str(config.get(name, _PULLING_DEFAULTS.get(name, "")))
+
+        limit = get("netPullingLimit").strip()
+        if not limit.isdigit() or int(limit) < 1:
+            raise InvalidInput(f"netPullingLimit: {limit!r} is not a whole number >= 1")
+        durations = {}
+        for name in ("netPullingStartAfter", "netPullingInitialInterval", "netPullingInterval"):
+            durations[name] = parse_duration(get(name), name)
+            if durations[name] <= 0:
+                raise InvalidInput(f"{name}: must be greater than zero, got {get(name)!r}")
+        announce = get("announceAddr")
         return cls(
             conn_limits=ConnLimits.parse(
                 str(config["connLowWater"]),
@@ -51,6 +86,14 @@ class _NetSettings:
                 str(config["connGracePeriod"]),
             ),
             keep_alive=parse_duration(str(config["keepAliveInterval"]), "keepAliveInterval"),
+            pulling=PullSettings(
+                enabled=not config.get("disableNetPulling", False),
+                limit=int(limit),
+                start_after=durations["netPullingStartAfter"],
+                initial_interval=durations["netPullingInitialInterval"],
+                interval=durations["netPullingInterval"],
+            ),
+            announce=list(parse_announce([announce], None)) if announce else [],
         )
 
 
@@ -149,21 +192,22 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     config = {
         "repo": setting(args.repo, "THRDS_REPO", str(Path.home() / ".threads")),
         "hostAddr": setting(args.hostAddr, "THRDS_HOSTADDR", "/ip4/0.0.0.0/tcp/4006"),
+        "announceAddr": setting(args.announceAddr, "THRDS_ANNOUNCEADDR", ""),
         "apiAddr": setting(args.apiAddr, "THRDS_APIADDR", "/ip4/127.0.0.1/tcp/6006"),
         "apiProxyAddr": setting(args.apiProxyAddr, "THRDS_APIPROXYADDR", "/ip4/127.0.0.1/tcp/6007"),
         "connLowWater": setting(args.connLowWater, "THRDS_CONNLOWWATER", "100"),
         "connHighWater": setting(args.connHighWater, "THRDS_CONNHIGHWATER", "400"),
         "connGracePeriod": setting(args.connGracePeriod, "THRDS_CONNGRACEPERIOD", "20s"),
         "keepAliveInterval": setting(args.keepAliveInterval, "THRDS_KEEPALIVEINTERVAL", "5s"),
+        "disableNetPulling": flag_on(args.disableNetPulling, "THRDS_DISABLENETPULLING"),
+        **{
+            name: setting(getattr(args, name), f"THRDS_{name.upper()}", default)
+            for name, default in _PULLING_DEFAULTS.items()
+        },
         "enableNetPubsub": flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB"),
+        "logFile": setting(args.logFile, "THRDS_LOGFILE", ""),
         "debug": flag_on(args.debug, "THRDS_DEBUG"),
     }
-    logging.basicConfig(
-        level=logging.DEBUG if config["debug"] else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    log = logging.getLogger("threadkit.daemon")
     try:
         api_host, api_port = _multiaddr_host_port(str(config["apiAddr"]))
         proxy_host, proxy_port = _multiaddr_host_port(str(config["apiProxyAddr"]))
@@ -171,6 +215,21 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     except ValueError as exc:  # InvalidInput and InvalidAddress are ValueErrors
         print(f"threadkit daemon: bad configuration: {exc}", file=sys.stderr)
         return 2
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config["logFile"]:
+        log_path = Path(str(config["logFile"])).expanduser()
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(log_path))
+        except OSError as exc:
+            print(f"threadkit daemon: cannot write the log file: {exc}", file=sys.stderr)
+            return 2
+    logging.basicConfig(
+        level=logging.DEBUG if config["debug"] else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+    log = logging.getLogger("threadkit.daemon")
     for key, value in config.items():
         log.info("config %s: %s", key, value)
     log.info(
@@ -196,6 +255,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             replicator=True,
             pubsub=bool(config["enableNetPubsub"]),
             conn_limits=net.conn_limits,
+            announce=net.announce,
+            pulling=net.pulling,
         )
     except RepoInUse as exc:
         print(f"threadkit daemon: repo {config['repo']} is in use: {exc}", file=sys.stderr)
@@ -266,12 +327,21 @@ def main(argv: list[str] | None = None) -> int:
     for flag, help_text in (
         ("repo", "repo directory ($THRDS_REPO, default ~/.threads)"),
         ("hostAddr", "libp2p listen multiaddr ($THRDS_HOSTADDR)"),
+        ("announceAddr", "libp2p address to advertise instead ($THRDS_ANNOUNCEADDR)"),
         ("apiAddr", "gRPC API multiaddr ($THRDS_APIADDR)"),
         ("apiProxyAddr", "grpc-web/websocket multiaddr ($THRDS_APIPROXYADDR)"),
         ("connLowWater", "connection manager low water ($THRDS_CONNLOWWATER)"),
         ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
         ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),
         ("keepAliveInterval", "websocket ping interval of the proxy ($THRDS_KEEPALIVEINTERVAL)"),
+        ("netPullingLimit", "records asked for in one pull ($THRDS_NETPULLINGLIMIT)"),
+        ("netPullingStartAfter", "delay before the first pull ($THRDS_NETPULLINGSTARTAFTER)"),
+        (
+            "netPullingInitialInterval",
+            "from the first pull to the second ($THRDS_NETPULLINGINITIALINTERVAL)",
+        ),
+        ("netPullingInterval", "between later pulls ($THRDS_NETPULLINGINTERVAL)"),
+        ("logFile", "also write the log to this file ($THRDS_LOGFILE)"),
     ):
         daemon.add_argument(f"--{flag}", dest=flag, default=None, help=help_text)
     daemon.add_argument(
@@ -280,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         default=None,
         help="also use GossipSub ($THRDS_ENABLENETPUBSUB)",
+    )
+    daemon.add_argument(
+        "--disableNetPulling",
+        dest="disableNetPulling",
+        action="store_true",
+        default=None,
+        help="no periodic pull from peers ($THRDS_DISABLENETPULLING)",
     )
     daemon.add_argument(
         "--debug",

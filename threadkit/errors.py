@@ -67,6 +67,7 @@ already catches the built-in kinds keeps working.
     │   └── ProtocolError                         a malformed, refused or unexpected message
     │       └── FrameTooLarge                     a frame over the size limit, refused unread
     └── Timeout (TimeoutError)                    a blocking call ran out of time
+        └── SyncTimeout                           db.sync: some peers did not answer in time
 
 Examples
 --------
@@ -130,6 +131,7 @@ __all__ = [
     "ScriptTimeout",
     "SignatureError",
     "StoreError",
+    "SyncTimeout",
     "ThreadExists",
     "ThreadNotFound",
     "ThreadkitError",
@@ -407,6 +409,23 @@ class WrongThread(NetworkError):
 
 class Timeout(ThreadkitError, TimeoutError):
     """A blocking call ran out of time."""
+
+
+class SyncTimeout(Timeout):
+    """``db.sync``: some peers did not answer (in time, or at all).
+
+    Attributes
+    ----------
+    unanswered : dict of str to str
+        Peer id → why (``"no answer within 10 s"``, or the dial error).
+    summary : Any
+        What moved with the peers that did answer (a ``threadkit.db.sync.SyncSummary``).
+    """
+
+    def __init__(self, message: str, unanswered: dict[str, str], summary: object) -> None:
+        super().__init__(message)
+        self.unanswered = dict(unanswered)
+        self.summary = summary
 
 
 class LogGap(StoreError):

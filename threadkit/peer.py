@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
     from threadkit.net.connmgr import ConnLimits
+    from threadkit.net.pull import PullSettings
     from threadkit.store.repo import Repo
 
 __all__ = ["DEFAULT_REPO", "Peer"]
@@ -53,12 +54,21 @@ class Peer:
         Use a temporary repo, deleted on close (not synced to disk: faster).
     listen : list of str
         Multiaddrs to listen on once the network starts (default loopback, any port).
+        ``/ip4/0.0.0.0/tcp/0`` accepts other machines; it is advertised as the host's
+        interface addresses, loopback last (docs/networking.md).
+    announce : list of str, optional
+        Addresses to advertise instead (``/ip4/<public ip>/tcp/<forwarded port>``) for a
+        host behind a port forward: ``db.info().addrs`` then lists exactly these.
     network : bool or None
         True starts the libp2p side now; False never starts it; None (default) starts it
         when first needed (sharing or joining a database) or at once when the repo holds
         databases shared with other peers.
     pull_interval : float
-        Seconds between periodic pulls that repair missed pushes (0: none).
+        Seconds between periodic pulls that repair missed pushes (0: none); the first
+        one comes that long after the network starts. ``pulling`` sets more.
+    pulling : PullSettings, optional
+        The periodic pull in full (:class:`threadkit.net.pull.PullSettings`: threadsd's
+        ``netPulling*`` settings); replaces ``pull_interval`` when given.
     pubsub : bool
         Also fan new records out over GossipSub on each thread's topic (besides the
         direct pushes, which stay the reliable path).
@@ -77,7 +87,10 @@ class Peer:
     Raises
     ------
     InvalidInput
-        ``conn_limits`` is neither None nor a ``ConnLimits``.
+        ``conn_limits`` is neither None nor a ``ConnLimits``; ``pulling`` is neither
+        None nor a ``PullSettings``.
+    InvalidAddress
+        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
     RepoInUse
         Another process holds the repo.
 
@@ -101,9 +114,13 @@ class Peer:
         pubsub: bool = False,
         replicator: bool = False,
         conn_limits: ConnLimits | None = None,
+        announce: list[str] | None = None,
+        pulling: PullSettings | None = None,
     ) -> None:
         from threadkit.db.manager import Manager
+        from threadkit.net.addrs import parse_announce
         from threadkit.net.connmgr import ConnLimits
+        from threadkit.net.pull import PullSettings
         from threadkit.store.repo import Repo
 
         if conn_limits is None:
@@ -113,6 +130,15 @@ class Peer:
                 f"conn_limits must be a threadkit.net.connmgr.ConnLimits, got {conn_limits!r}"
             )
         self._conn_limits = conn_limits
+        if pulling is None:
+            pulling = PullSettings.every(pull_interval)
+        elif not isinstance(pulling, PullSettings):
+            raise InvalidInput(
+                f"pulling must be a threadkit.net.pull.PullSettings, got {pulling!r}"
+            )
+        self._pulling = pulling
+        # checked now, before the repo is opened; the peer id is known only later
+        self._announce = list(parse_announce(announce, None)) if announce is not None else []
         if memory:
             repo = Repo.temporary(durable=False)
         else:
@@ -122,13 +148,14 @@ class Peer:
         self._repo: Repo | None = repo
         try:
             self.identity = _load_identity(repo)
+            if announce is not None:
+                self._announce = list(parse_announce(announce, self.identity.public.peer_id))
             self._manager: Manager | None = Manager(repo, self.identity)
         except BaseException:
             repo.close()
             raise
         self._listen = list(listen or ["/ip4/127.0.0.1/tcp/0"])
         self._network_allowed = network is not False
-        self._pull_interval = pull_interval
         self._timeout = timeout
         self._pubsub = pubsub
         self._replicator = replicator
@@ -276,7 +303,7 @@ class Peer:
             node,
             self.repo,
             self.manager,
-            pull_interval=self._pull_interval,
+            pulling=self._pulling,
             timeout=self._timeout,
             accept_replication=self._replicator,
         )
@@ -294,6 +321,7 @@ class Peer:
                     [f"/ip4/127.0.0.1/tcp/{int(saved)}"],
                     enable_pubsub=self._pubsub,
                     conn_limits=self._conn_limits,
+                    announce=self._announce,
                 )
                 node.start(timeout=self._timeout)
                 return node
@@ -304,10 +332,11 @@ class Peer:
             listen,
             enable_pubsub=self._pubsub,
             conn_limits=self._conn_limits,
+            announce=self._announce,
         )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:
-            port = _tcp_port(node.addrs)
+            port = _tcp_port(node.listen_addrs)
             if port is not None:
                 self.repo.put_meta(_PORT_META, str(port).encode())
         return node
@@ -350,7 +379,12 @@ class Peer:
         return list(self._node.connected_peers())
 
     def new_db_from_addr(
-        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+        self,
+        addr: str,
+        key: ThreadKey,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
     ) -> Database:
         """Join a database another peer serves: connect, pull its logs and records, return it.
 
@@ -364,12 +398,18 @@ class Peer:
             Local name for the database (default: the name the other peer uses).
         timeout : float, optional
             Seconds to wait; ``tk.errors.Timeout`` after that.
+        pull : bool
+            False: return as soon as the database exists here, before its records have
+            arrived (they are pulled in the background): open ``db.listen(...)`` to watch
+            them come, ``db.sync()`` to wait for them.
         """
         from threadkit.errors import InvalidThreadKey
 
         if not isinstance(key, ThreadKeyType) or not key.can_read:
             raise InvalidThreadKey("joining a database needs its key with the read key")
-        db: Database = self._online_service().join(addr, key, name, timeout)
+        if not isinstance(pull, bool):
+            raise InvalidInput(f"pull must be True or False, got {pull!r}")
+        db: Database = self._online_service().join(addr, key, name, timeout, pull)
         return db
 
     def pull(self, db: Database | ThreadID, timeout: float | None = None) -> int:
@@ -488,6 +528,39 @@ class Peer:
         challenge = new_challenge()
         issuer = TokenIssuer(self.identity)
         return issuer.issue(str(identity.public), challenge, identity.sign(challenge))
+
+    def status(self) -> dict[str, Any]:
+        """The peer's network state at a glance.
+
+        Returns
+        -------
+        dict
+            ``online`` (bool), ``addrs`` (what others dial), ``connected`` (peer ids),
+            ``unreachable`` (one dict per peer whose last dial failed: ``peer_id``,
+            ``failures``, ``since`` (epoch seconds), ``last_error``, ``retry_in``
+            seconds), and the sync counters ``pushed``, ``received``, ``rejected``,
+            ``pulls``, ``last_sync`` and ``errors`` (the last few).
+
+        Examples
+        --------
+        >>> with Peer(memory=True, network=False) as peer:
+        ...     peer.status()["online"], peer.status()["unreachable"]
+        (False, [])
+        """
+        service = self._service
+        stats = None if service is None else service.stats
+        return {
+            "online": self.online,
+            "addrs": list(self._node.addrs) if self._node is not None else [],
+            "connected": self.peers(),
+            "unreachable": [] if service is None else service.unreachable(),
+            "pushed": 0 if stats is None else stats.pushed,
+            "received": 0 if stats is None else stats.received,
+            "rejected": 0 if stats is None else stats.rejected,
+            "pulls": 0 if stats is None else stats.pulls,
+            "last_sync": None if stats is None else stats.last_sync,
+            "errors": [] if stats is None else list(stats.errors[-5:]),
+        }
 
     @property
     def sync_stats(self) -> Any:

@@ -15,7 +15,7 @@ import replicas
 from threadkit.db.database import Database
 from threadkit.db.events import Action
 from threadkit.db.listen import Event, Feed, Lagged
-from threadkit.errors import CollectionNotFound, FeedClosed, InvalidInput, Timeout
+from threadkit.errors import FeedClosed, InvalidInput, InvalidName, Timeout
 from threadkit.peer import Peer
 
 C, S, D = Action.CREATE, Action.SAVE, Action.DELETE
@@ -168,12 +168,18 @@ class TestListeners:
             assert [shape(i) for i in drain(feed, 0.02)] == SCRIPT
             feed.close()
 
-    def test_unknown_collection(self, db: Database) -> None:
-        with pytest.raises(CollectionNotFound):
-            db.listen(collection="Cat")
-        db.delete_collection("Dog")
-        with pytest.raises(CollectionNotFound):
-            db.listen(collection="Dog")
+    def test_collection_that_does_not_exist_yet(self, db: Database) -> None:
+        # a collection still on its way (a join's initial sync) can be listened to
+        feed = db.listen(collection="Cat")
+        db.new_collection("Cat").create({"_id": "c1", "name": "Tom"})
+        event = feed.get(timeout=1)
+        assert isinstance(event, Event)
+        assert (event.collection, event.instance_id) == ("Cat", "c1")
+        feed.close()
+
+    def test_bad_collection_name_refused(self, db: Database) -> None:
+        with pytest.raises(InvalidName):
+            db.listen(collection="no spaces allowed")
 
     @pytest.mark.parametrize("actions", ["update", ["create", "bogus"], Action.NEW_COLLECTION, 5])
     def test_unknown_action(self, db: Database, actions: Any) -> None:

@@ -118,6 +118,11 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             return msg["coll"] in db and db[msg["coll"]].count() >= msg["n"]
 
         return {"reached": _wait(enough, msg.get("timeout", 10.0))}
+    if cmd == "sync":
+        summary = _db(msg).sync(timeout=msg.get("timeout"))
+        return {
+            "peers": {k: {"pulled": v.pulled, "pushed": v.pushed} for k, v in summary.peers.items()}
+        }
     if cmd == "pull":
         return {"records": peer.pull(_db(msg), timeout=msg.get("timeout"))}
     if cmd == "add_replicator":

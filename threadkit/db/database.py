@@ -36,7 +36,6 @@ from threadkit.db.listen import Feed, Listeners
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.errors import (
     CollectionExists,
-    CollectionNotFound,
     InstanceExists,
     InvalidIndex,
     MalformedRecord,
@@ -50,6 +49,7 @@ from threadkit.store.models import AcceptResult
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
+    from threadkit.db.sync import SyncSummary
     from threadkit.store.repo import Repo
 
 __all__ = ["DBInfo", "Database", "Op"]
@@ -137,6 +137,7 @@ class Database:
         self._collections: dict[str, Collection] = {}
         self.closed = False
         self.addrs_provider: Callable[[], list[str]] | None = None
+        self.sync_provider: Callable[[float | None], SyncSummary] | None = None
         self.share_hook: Callable[[], None] | None = None
         with repo.transaction() as txn:
             self.engine.load(txn)
@@ -271,14 +272,73 @@ class Database:
     ) -> Feed:
         """A feed of changes, local and received alike; filters are ANDed, None = all.
 
+        ``collection`` may name a collection that does not exist yet — one still on its
+        way from another peer: the feed then sees its documents as they arrive (e.g.
+        a join's initial sync, ``peer.new_db_from_addr(..., pull=False)``).
+
+        Raises
+        ------
+        InvalidName
+            ``collection`` is not a valid collection name (ThreadDB's rule).
+
         Examples
         --------
         >>> feed = db.listen(collection="Persons", actions=["create"])  # doctest: +SKIP
         >>> event = feed.get(timeout=5)  # doctest: +SKIP
         """
-        if collection is not None and collection not in self:
-            raise CollectionNotFound(f"collection {collection!r} does not exist")
+        if collection is not None:
+            from threadkit.db.names import check_name
+
+            check_name(collection)
         return self.listeners.subscribe(collection, instance_id, actions, maxsize)
+
+    def sync(self, timeout: float | None = None) -> SyncSummary:
+        """Pull from and push to every peer of this database; return when heads are exchanged.
+
+        Each known peer (replicators too) is asked for what it has that this peer lacks,
+        and sent what it lacks, at once; the call returns when every peer is done.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait for all peers (default: three times the peer's ``timeout``).
+
+        Returns
+        -------
+        SyncSummary
+            Records pulled and pushed per peer (``summary.peers``; ``.pulled``,
+            ``.pushed`` in all). No peers: an empty summary.
+
+        Raises
+        ------
+        SyncTimeout
+            A ``tk.errors.Timeout``: some peers did not answer in time or could not be
+            reached; ``err.unanswered`` names them, ``err.summary`` holds the others'.
+        InvalidInput
+            ``timeout`` is not a positive number.
+        NetworkError
+            The peer runs without a network (``network=False``).
+
+        Examples
+        --------
+        >>> db.sync(timeout=10)  # doctest: +SKIP
+        SyncSummary(1 peer: 12 records pulled, 0 pushed)
+        """
+        from threadkit.errors import InvalidInput, NetworkError
+
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < float("inf")
+        ):
+            raise InvalidInput(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if self.sync_provider is None and self.share_hook is not None:
+            self.share_hook()
+        if self.sync_provider is None:
+            raise NetworkError(
+                f"database {self.name!r} cannot sync: its peer runs without a network"
+            )
+        return self.sync_provider(timeout)
 
     def lost_writes(self, collection: str | None = None) -> list[dict[str, Any]]:
         """Writes that lost: overwritten by a concurrent write, or rejected where they stood.

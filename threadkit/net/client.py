@@ -75,7 +75,7 @@ class Client:
         async def connect() -> None:
             if isinstance(thread, bytes) and peer_id not in node.connected_peers():
                 known = ctx.addrs_of(ThreadID.from_bytes(thread), peer_id)
-                await node.connect_peer(peer_id, known)
+                await ctx.dial(peer_id, known)
 
         try:
             with trio.fail_after(ctx.timeout):

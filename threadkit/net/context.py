@@ -17,9 +17,18 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
-from threadkit.errors import DBNotFound, NotFound, ProtocolError, ThreadkitError, TooManyLogs
+from threadkit.errors import (
+    DBNotFound,
+    NotFound,
+    PeerUnreachable,
+    ProtocolError,
+    ThreadkitError,
+    TooManyLogs,
+)
 from threadkit.net import protocol as p
+from threadkit.net.addrs import is_loopback
 from threadkit.net.budget import FrameBudget
+from threadkit.net.reach import Reachability
 
 if TYPE_CHECKING:
     from threadkit.core.keys import ThreadKey
@@ -81,6 +90,8 @@ class ServiceContext:
         self.stats = SyncStats()
         self.frames = FrameBudget()
         """Bytes of frames under way, inbound requests and replies alike (per peer, total)."""
+        self.reach = Reachability()
+        """Dial failures and backoff per peer (:mod:`threadkit.net.reach`)."""
         self.me = peer_id_bytes(node.peer_id)
         """This peer's id as bytes: the receiver that ``auth`` proofs are checked against."""
         self.stopped = False
@@ -126,6 +137,64 @@ class ServiceContext:
     def forget_peers(self, thread_id: ThreadID) -> None:
         """Drop the cached peers of a thread (its logs' addresses changed)."""
         self._peer_cache.pop(thread_id, None)
+
+    def own_addrs(self, thread_id: ThreadID) -> list[str]:
+        """This peer's addresses as it advertises them for one thread.
+
+        The node's addresses, without the loopback ones once the thread is shared beyond
+        this host (:func:`threadkit.net.addrs.scoped`).
+        """
+        from threadkit.net.addrs import scoped
+
+        suffix = "/p2p/" + self.node.peer_id
+        others = [
+            addr
+            for info in self.repo.list_logs(thread_id)
+            for addr in info.addrs
+            if not addr.endswith(suffix)
+        ]
+        return scoped(self.node.addrs, others)
+
+    def refresh_own_addrs(self, thread_id: ThreadID) -> None:
+        """Put :meth:`own_addrs` on each of this peer's own logs of the thread.
+
+        Other addresses on those logs (replicators') stay; this peer's old ones go.
+        """
+        suffix = "/p2p/" + self.node.peer_id
+        mine = self.own_addrs(thread_id)
+        for info in self.repo.list_logs(thread_id):
+            if info.private is None:
+                continue
+            wanted = [a for a in info.addrs if not a.endswith(suffix)] + mine
+            if wanted != list(info.addrs):
+                self.repo.set_addrs(thread_id, info.id, wanted)
+                self.forget_peers(thread_id)
+
+    async def dial(self, peer_id: str, addrs: list[str], *, force: bool = False) -> None:
+        """Make sure there is a connection to ``peer_id``, minding its backoff.
+
+        Runs on the node's loop. A peer whose dials failed lately is not dialled again
+        before its backoff ends (unless ``force``): :class:`PeerUnreachable` at once.
+
+        Raises
+        ------
+        PeerUnreachable
+            No connection could be made, or the peer is in its backoff.
+        """
+        if peer_id in self.node.connected_peers():
+            return
+        wait = 0.0 if force else self.reach.wait_left(peer_id)
+        if wait > 0:
+            raise PeerUnreachable(
+                f"peer {peer_id} is unreachable ({self.reach.last_error(peer_id)}); "
+                f"next try in {wait:.0f} s"
+            )
+        try:
+            await self.node.connect_peer(peer_id, addrs)
+        except PeerUnreachable as exc:
+            self.reach.failed(peer_id, str(exc))
+            raise
+        self.reach.succeeded(peer_id)
 
     def addrs_of(self, thread_id: ThreadID, peer_id: str) -> list[str]:
         """The addresses of ``peer_id`` that the thread's logs know."""
@@ -176,12 +245,18 @@ class ServiceContext:
         addrs = [addr_from_bytes(a) for a in entry.addrs]
         self.forget_peers(thread_id)
         try:
-            self.repo.get_log(thread_id, log_id)
+            known = set(self.repo.get_log(thread_id, log_id).addrs)
         except NotFound:
+            known = set()
             self.repo.add_log(thread_id, public, None, addrs)
-            return
-        if addrs:
-            self.repo.add_addrs(thread_id, log_id, addrs)
+        else:
+            if addrs:
+                self.repo.add_addrs(thread_id, log_id, addrs)
+        new = [a for a in addrs if a not in known]
+        if any(not is_loopback(a) for a in new):
+            self.refresh_own_addrs(thread_id)  # maybe now shared beyond this host
+        for addr in new:  # a peer at a new address is worth a dial at once
+            self.reach.retry_now(addr.rsplit("/p2p/", 1)[-1])
 
     def store_logs(self, thread_id: ThreadID, reply: dict[str, Any]) -> None:
         """Merge every log entry of a ``get_logs`` reply.

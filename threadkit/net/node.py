@@ -45,8 +45,9 @@ py-libp2p 0.8.1 has bugs and traps this module works around (see
   streams and window growth of every connection.
 - listeners use SO_REUSEPORT, so a second node on a taken port silently shares it:
   ``start()`` probes fixed TCP ports first and refuses taken ones.
-- the ``libp2p`` logger has no handler, so its warnings reach a notebook's stderr through
-  Python's last-resort handler: a ``NullHandler`` is attached.
+- the ``libp2p`` logger has no handler (its import removes any), so its warnings reach a
+  notebook's stderr through Python's last-resort handler: once libp2p is imported, its
+  records are routed under ``threadkit.net.libp2p`` (:mod:`threadkit.net.logs`).
 
 ``import threadkit.net.node`` imports neither trio nor libp2p (0.5 s, 85 MB): they are
 imported when a node starts.
@@ -126,12 +127,6 @@ SUBSCRIPTION_BUFFER = 10_000
 _STOP_GRACE = 1.0  # seconds call() waits for a timed-out task to finish cancelling
 
 
-def _null_handler_on_libp2p_logger() -> None:
-    logger = logging.getLogger("libp2p")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
-
-
 def _describe(exc: BaseException) -> str:
     """A one-line description, looking inside single-exception groups."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -182,10 +177,12 @@ class _Runtime:
         listen: tuple[str, ...],
         enable_pubsub: bool,
         conn_limits: ConnLimits,
+        announce: tuple[str, ...] = (),
     ) -> None:
         self.seed = seed
         self.peer_id = peer_id
         self.listen = listen
+        self.announce = announce
         self.enable_pubsub = enable_pubsub
         self.conn_limits = conn_limits
         self.handlers: dict[str, Handler] = {}
@@ -205,6 +202,7 @@ class _Runtime:
         self.host: Any = None  # libp2p BasicHost
         self.pubsub: Any = None  # libp2p Pubsub
         self.addrs: list[str] = []
+        self.bound: list[str] = []
         self.dial_locks: dict[str, Any] = {}  # peer id -> trio.Lock
         self.publish_lock: Any = None  # trio.Lock
         self.topics: dict[str, _Topic] = {}
@@ -229,11 +227,14 @@ class _Runtime:
         import trio
         from multiaddr import Multiaddr
 
+        from threadkit.net.logs import route_libp2p_logs
+
         self.thread_ident = threading.get_ident()
         self.stop_event = trio.Event()
         self.publish_lock = trio.Lock()
         self.token = trio.lowlevel.current_trio_token()
         host = _new_host(self.seed, self.listen, self.conn_limits)
+        route_libp2p_logs()  # after libp2p's import, which resets its logger
         self.host = host
         if str(host.get_id()) != self.peer_id:  # pragma: no cover - a key-format change
             raise NetworkError(f"libp2p derived peer id {host.get_id()}, expected {self.peer_id}")
@@ -261,7 +262,8 @@ class _Runtime:
                 self.pubsub = pubsub
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                self.addrs = [str(a) for a in host.get_addrs()]
+                self.bound = [str(a) for a in host.get_transport_addrs()]
+                self.addrs = _advertised(self.bound, self.announce, self.peer_id)
                 self.ready.set()
                 if not self.stop_requested:
                     await self.stop_event.wait()
@@ -332,6 +334,14 @@ class _Runtime:
             token.run_sync_soon(start)
         except trio.RunFinishedError:
             raise NodeClosed(f"node {self.peer_id} has stopped") from None
+
+
+def _advertised(bound: list[str], announce: tuple[str, ...], peer_id: str) -> list[str]:
+    """What the node advertises: ``announce`` if given, else its binds expanded."""
+    from threadkit.net.addrs import expand_addrs
+
+    chosen = list(announce) if announce else expand_addrs(bound)
+    return [f"{a}/p2p/{peer_id}" for a in chosen]
 
 
 async def _run_service(background: Any, service: Any) -> None:
@@ -480,13 +490,18 @@ class Node:
     conn_limits : ConnLimits, optional
         The connection manager's watermarks and grace period
         (:class:`threadkit.net.connmgr.ConnLimits`; default threadsd's 100/400/20 s).
+    announce : sequence of str, optional
+        Addresses to advertise instead of the listen addresses (a host behind a port
+        forward); without them, wildcard binds are advertised as the host's interface
+        addresses, loopback last (:mod:`threadkit.net.addrs`).
 
     Raises
     ------
     InvalidKey
         ``identity_seed`` is not 32 bytes.
     InvalidAddress
-        ``listen`` is empty or a single string.
+        ``listen`` is empty or a single string; an ``announce`` address is malformed,
+        unspecified (``0.0.0.0``), on port 0 or names another peer.
     InvalidInput
         ``conn_limits`` is not a ``ConnLimits``.
 
@@ -520,8 +535,10 @@ class Node:
         *,
         enable_pubsub: bool = False,
         conn_limits: ConnLimits | None = None,
+        announce: Sequence[str] | None = None,
     ) -> None:
         from threadkit.core.identity import Identity
+        from threadkit.net.addrs import parse_announce
 
         if not isinstance(identity_seed, bytes | bytearray) or len(identity_seed) != 32:
             raise InvalidKey("identity_seed must be the 32-byte Ed25519 seed of an Identity")
@@ -536,7 +553,12 @@ class Node:
         seed = bytes(identity_seed)
         peer_id = Identity(seed).public.peer_id
         self._rt = _Runtime(
-            seed, peer_id, tuple(str(a) for a in listen), enable_pubsub, conn_limits
+            seed,
+            peer_id,
+            tuple(str(a) for a in listen),
+            enable_pubsub,
+            conn_limits,
+            parse_announce(announce, peer_id),
         )
         self._finalizer = weakref.finalize(self, _finalize, self._rt)
 
@@ -565,7 +587,6 @@ class Node:
                     return self
                 raise NodeClosed(f"node {self.peer_id} is stopping; call stop() first")
             _check_listen_addrs(rt.listen)
-            _null_handler_on_libp2p_logger()
             thread = threading.Thread(
                 target=rt.thread_main, name=f"threadkit-net-{self.peer_id[-8:]}", daemon=True
             )
@@ -615,8 +636,17 @@ class Node:
 
     @property
     def addrs(self) -> list[str]:
-        """Full multiaddrs with the real ports, ending ``/p2p/<peer id>`` (empty when stopped)."""
+        """The addresses others dial, ending ``/p2p/<peer id>`` (empty when stopped).
+
+        The ``announce`` addresses when given; else the listen addresses with their real
+        ports, wildcard binds expanded to the host's interface addresses, loopback last.
+        """
         return list(self._rt.addrs) if self._rt.running() else []
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        """The addresses bound, with their real ports (``0.0.0.0`` kept; empty when stopped)."""
+        return list(self._rt.bound) if self._rt.running() else []
 
     @property
     def host(self) -> Any:

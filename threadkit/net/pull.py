@@ -5,6 +5,11 @@ the counters this peer holds (``get_records``), again while the peer is ahead. A
 one pull per (peer, thread) runs at a time; a pull asked for while one runs makes that
 one go round again. The periodic pull first compares edge digests with each peer in one
 small ``exchange_edges`` call and pulls only the threads whose heads differ.
+
+The periodic pull follows threadsd's ``netPulling*`` settings (:class:`PullSettings`): it
+starts ``start_after`` seconds after the service, goes round again ``initial_interval``
+later, then every ``interval``; each ``get_records`` asks for at most ``limit`` records
+in all (split evenly over the thread's logs, as go-threads does).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.records import open_record
 from threadkit.errors import (
     DBNotFound,
+    InvalidInput,
     InvalidThreadKey,
     NetworkError,
     RecordError,
@@ -35,7 +42,80 @@ if TYPE_CHECKING:
     from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database
 
-__all__ = ["Puller"]
+__all__ = ["DEFAULT_PULLING_LIMIT", "PullSettings", "Puller"]
+
+DEFAULT_PULLING_LIMIT = 10_000
+"""Records one ``get_records`` asks for at most, over all logs (threadsd's ``netPullingLimit``)."""
+
+
+@dataclass(frozen=True)
+class PullSettings:
+    """The periodic pull: threadsd's ``netPulling*`` settings. Defaults are threadsd's.
+
+    Attributes
+    ----------
+    enabled : bool
+        False: no periodic pull at all (``--disableNetPulling``); joining, ``db.sync``,
+        ``peer.pull`` and the pulls a push with a gap triggers still run.
+    limit : int
+        Records one ``get_records`` request asks for, over all the thread's logs
+        (``--netPullingLimit``, 10000). Each log gets ``limit // logs`` (at least 1, at
+        most the protocol's 1000 per log); a pull repeats while a peer is ahead.
+    start_after : float
+        Seconds from the start of the service to the first round (``--netPullingStartAfter``, 1 s).
+    initial_interval : float
+        Seconds from the first round to the second (``--netPullingInitialInterval``, 1 s).
+    interval : float
+        Seconds between later rounds (``--netPullingInterval``, 10 s).
+
+    Raises
+    ------
+    InvalidInput
+        ``limit`` is not a whole number ≥ 1, or a duration is not a number > 0.
+
+    Examples
+    --------
+    >>> PullSettings().interval
+    10.0
+    >>> PullSettings.every(0).enabled
+    False
+    """
+
+    enabled: bool = True
+    limit: int = DEFAULT_PULLING_LIMIT
+    start_after: float = 1.0
+    initial_interval: float = 1.0
+    interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise InvalidInput(f"enabled must be True or False, got {self.enabled!r}")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise InvalidInput(f"netPullingLimit must be a whole number >= 1, got {self.limit!r}")
+        for name in ("start_after", "initial_interval", "interval"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not value > 0
+                or value == float("inf")
+            ):
+                raise InvalidInput(f"{name} must be a number of seconds > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @classmethod
+    def every(cls, interval: float) -> PullSettings:
+        """Rounds every ``interval`` seconds, the first one ``interval`` after the start.
+
+        ``interval`` 0 (or less) turns the periodic pull off (``tk.Peer(pull_interval=)``).
+        """
+        if interval <= 0:
+            return cls(enabled=False)
+        return cls(start_after=interval, initial_interval=interval, interval=interval)
+
+    def per_log(self, logs: int) -> int:
+        """Records asked of each of ``logs`` logs in one ``get_records`` request."""
+        return max(1, min(p.MAX_RECORDS, self.limit // max(1, logs)))
 
 
 class Puller:
@@ -53,6 +133,8 @@ class Puller:
         Announces this peer's own log when joining.
     attach : callable
         Starts replicating a database this peer just joined.
+    settings : PullSettings, optional
+        The periodic pull and the size of each ``get_records`` (default threadsd's).
     """
 
     def __init__(
@@ -62,7 +144,9 @@ class Puller:
         receiver: Receiver,
         pusher: Pusher,
         attach: Callable[[Database], None],
+        settings: PullSettings | None = None,
     ) -> None:
+        self.settings = settings or PullSettings()
         self.ctx = ctx
         self.client = client
         self.receiver = receiver
@@ -70,6 +154,7 @@ class Puller:
         self.attach = attach
         self._pulling: set[tuple[str, bytes]] = set()
         self._pull_again: set[tuple[str, bytes]] = set()
+        self._last_total: dict[tuple[str, bytes], int] = {}
 
     async def get_logs(self, peer_id: str, thread_id: ThreadID, key: ThreadKey) -> dict[str, Any]:
         """The ``get_logs`` reply of ``peer_id`` for a thread."""
@@ -82,8 +167,14 @@ class Puller:
             },
         )
 
-    async def join(self, target: ThreadAddr, key: ThreadKey, name: str | None) -> Database:
-        """Join the database at ``target``: its logs, this peer's log, then its records."""
+    async def join(
+        self, target: ThreadAddr, key: ThreadKey, name: str | None, pull: bool = True
+    ) -> Database:
+        """Join the database at ``target``: its logs, this peer's log, then its records.
+
+        With ``pull`` False the records are pulled in the background (the database is
+        returned at once, empty; ``db.sync()`` waits for them).
+        """
         import trio
 
         ctx = self.ctx
@@ -105,7 +196,10 @@ class Puller:
         self.attach(db)
         ctx.store_logs(thread_id, reply)
         await self.pusher.push_log(target.peer_id, thread_id, db.log_id)
-        await self.pull(target.peer_id, thread_id)
+        if pull:
+            await self.pull(target.peer_id, thread_id)
+        else:
+            self.pull_later(target.peer_id, thread_id)
         return db
 
     async def check_read_key(
@@ -195,9 +289,25 @@ class Puller:
                     break
         finally:
             self._pulling.discard(slot)
+            self._last_total[slot] = total
         self.ctx.stats.pulls += 1
         self.ctx.stats.last_sync = time.time()
         return total
+
+    async def pull_after_current(self, peer_id: str, thread_id: ThreadID) -> int:
+        """Wait for a pull from ``peer_id`` under way, then pull once more.
+
+        Returns the records both brought in (the one under way may have started earlier).
+        """
+        import trio
+
+        slot = (peer_id, thread_id.to_bytes())
+        earlier = 0
+        if slot in self._pulling:
+            while slot in self._pulling:
+                await trio.sleep(0.01)
+            earlier = self._last_total.pop(slot, 0)
+        return earlier + await self.pull(peer_id, thread_id)
 
     async def pull_quietly(self, peer_id: str, thread_id: ThreadID) -> None:
         """A background pull: failures go to ``stats.errors``, the periodic pull retries."""
@@ -219,9 +329,11 @@ class Puller:
         ctx.store_logs(thread_id, reply)
         total = 0
         while True:
+            logs = ctx.repo.list_logs(thread_id)
+            per_log = self.settings.per_log(len(logs))
             wanted = [
-                {"id": peer_id_bytes(info.id), "after": info.counter, "limit": p.MAX_RECORDS}
-                for info in ctx.repo.list_logs(thread_id)
+                {"id": peer_id_bytes(info.id), "after": info.counter, "limit": per_log}
+                for info in logs
             ]
             reply = await self.client.request(
                 peer_id, {"t": "get_records", "thread": tid, "auth": auth, "logs": wanted}
@@ -243,13 +355,15 @@ class Puller:
             if not more or got == 0:
                 return total
 
-    async def pull_loop(self, interval: float) -> None:
-        """Every ``interval`` seconds, pull the threads whose heads differ from a peer's."""
+    async def pull_loop(self) -> None:
+        """Pull the threads whose heads differ from a peer's, on the settings' schedule."""
         import trio
 
         ctx = self.ctx
+        settings = self.settings
+        waits = [settings.start_after, settings.initial_interval]
         while not ctx.stopped:
-            await trio.sleep(interval)
+            await trio.sleep(waits.pop(0) if waits else settings.interval)
             shared: dict[str, list[ThreadID]] = defaultdict(list)
             for info in ctx.repo.list_threads():
                 for peer_id in ctx.peers_of(info.id):
@@ -277,7 +391,7 @@ class Puller:
             auth = p.auth_token(ctx.key(thread_id).service, tid, receiver)
             entries.append({"thread": tid, "auth": auth, "addrs": addrs, "heads": heads})
         if thread_ids:
-            await ctx.node.connect_peer(peer_id, ctx.addrs_of(thread_ids[0], peer_id))
+            await ctx.dial(peer_id, ctx.addrs_of(thread_ids[0], peer_id))
         reply = await self.client.request(peer_id, {"t": "exchange_edges", "threads": entries})
         theirs = {}
         for item in p._list(reply.get("edges", []), "edges"):

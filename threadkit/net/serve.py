@@ -96,6 +96,7 @@ class Server:
 
         from threadkit.net.framing import FrameReader, write_frame
 
+        self.ctx.reach.succeeded(remote)  # it reached us: dial it again when needed
         reader = FrameReader(stream, budget=self.ctx.frames, peer=remote)
         failed = False
         try:

@@ -36,11 +36,12 @@ from threadkit.net.client import Client
 from threadkit.net.context import RecordListener, ServiceContext, SyncStats, peer_id_str
 from threadkit.net.gossip import Gossip
 from threadkit.net.gossip import topic as _topic
-from threadkit.net.pull import Puller
+from threadkit.net.pull import Puller, PullSettings
 from threadkit.net.push import Pusher
 from threadkit.net.receive import Receiver
 from threadkit.net.serve import Server
 from threadkit.net.streams import StreamPool, idle_timeout_for
+from threadkit.net.sync import Syncer
 
 if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from threadkit.core.records import Record
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
+    from threadkit.db.sync import SyncSummary
     from threadkit.net.node import Node
     from threadkit.store.repo import Repo
 
@@ -73,8 +75,9 @@ class ThreadService:
         The peer's repo.
     manager : Manager
         The peer's databases.
-    pull_interval : float
-        Seconds between periodic pulls (0 disables them).
+    pulling : PullSettings, optional
+        The periodic pull and the size of each ``get_records`` (default threadsd's:
+        :class:`threadkit.net.pull.PullSettings`).
     timeout : float
         Seconds a single request may take.
     accept_replication : bool
@@ -92,7 +95,7 @@ class ThreadService:
         repo: Repo,
         manager: Manager,
         *,
-        pull_interval: float = DEFAULT_PULL_INTERVAL,
+        pulling: PullSettings | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         accept_replication: bool = True,
         stream_idle_timeout: float | None = None,
@@ -100,7 +103,7 @@ class ThreadService:
         self.node = node
         self.repo = repo
         self.manager = manager
-        self.pull_interval = pull_interval
+        self.pulling = pulling or PullSettings()
         self.timeout = timeout
         self.accept_replication = accept_replication
         ctx = self._ctx = ServiceContext(node, repo, manager, timeout=timeout)
@@ -111,8 +114,11 @@ class ThreadService:
         self._client = Client(ctx, idle_timeout=stream_idle_timeout)
         self._pusher = Pusher(ctx, self._client)
         self._receiver = Receiver(ctx, self._pusher.enqueue, self._pull_later)
-        self._puller = Puller(ctx, self._client, self._receiver, self._pusher, self.attach)
+        self._puller = Puller(
+            ctx, self._client, self._receiver, self._pusher, self.attach, self.pulling
+        )
         self._gossip = Gossip(ctx, self._receiver)
+        self._syncer = Syncer(ctx, self._client, self._puller, self._pusher)
         self._bare = BareThreads(ctx, self._receiver, self._pusher, self._puller)
         self._server = Server(
             ctx,
@@ -141,8 +147,8 @@ class ThreadService:
             self.attach(db)
             self.node.spawn(self._pusher.announce, db.id, db.log_id)
         self.manager.on_new_db(self.attach)
-        if self.pull_interval > 0:
-            self.node.spawn(self._puller.pull_loop, self.pull_interval)
+        if self.pulling.enabled:
+            self.node.spawn(self._puller.pull_loop)
 
     def stop(self) -> None:
         """Stop watching commits (the node is stopped by its owner)."""
@@ -152,6 +158,7 @@ class ThreadService:
         self._unsubscribe.clear()
         for db in self.manager.list_dbs():
             db.addrs_provider = None
+            db.sync_provider = None
         if self.node.running:  # close idle streams politely before the node goes
             with contextlib.suppress(NodeClosed):
                 self.node.spawn(self._client.pool.close)
@@ -162,35 +169,56 @@ class ThreadService:
             return
         self._unsubscribe.append(db.on_record(self._on_local_record))
         db.addrs_provider = lambda: self.thread_addrs(db.id)
+        db.sync_provider = lambda timeout: self.sync(db.id, timeout)
         self._set_own_addrs(db)
         if self.node.pubsub_enabled:
             self.node.spawn(self._gossip.subscribe, db.id)
 
     def _set_own_addrs(self, db: Database) -> None:
-        info = self.repo.get_log(db.id, db.log_id)
-        suffix = "/p2p/" + self.node.peer_id
         # this peer's old addresses (another port before a restart) go; replicators stay
-        others = [a for a in info.addrs if not a.endswith(suffix)]
-        wanted = others + list(self.node.addrs)
-        if wanted != list(info.addrs):
-            self.repo.set_addrs(db.id, db.log_id, wanted)
-            self._ctx.forget_peers(db.id)
+        self._ctx.refresh_own_addrs(db.id)
 
     def thread_addrs(self, thread_id: ThreadID) -> list[str]:
-        """Addresses other peers can join the thread at (``…/p2p/<me>/thread/<id>``)."""
-        return [f"{addr}/thread/{thread_id}" for addr in self.node.addrs]
+        """Addresses other peers can join the thread at (``…/p2p/<me>/thread/<id>``).
+
+        Only dialable ones: wildcard binds expanded (or the announce addresses), and no
+        loopback once the thread is shared beyond this host (docs/networking.md).
+        """
+        return [f"{addr}/thread/{thread_id}" for addr in self._ctx.own_addrs(thread_id)]
 
     # ------------------------------------------------------------- the sync API
 
     def join(
-        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+        self,
+        addr: str,
+        key: ThreadKey,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
     ) -> Database:
-        """Join a database at a thread address: pull its logs and records; returns it ready."""
+        """Join a database at a thread address: pull its logs and records; returns it ready.
+
+        With ``pull`` False, returns once the database exists here; its records are
+        pulled in the background.
+        """
         target = ThreadAddr.parse(addr)
         result: Database = self.node.call(
-            self._puller.join, target, key, name, timeout=timeout or self.timeout * 3
+            self._puller.join, target, key, name, pull, timeout=timeout or self.timeout * 3
         )
         return result
+
+    def sync(self, thread_id: ThreadID, timeout: float | None = None) -> SyncSummary:
+        """Pull from and push to every peer of the thread; see :mod:`threadkit.net.sync`."""
+        limit = timeout or self.timeout * 3
+        # the sync stops itself at ``limit``; the 5 s more let it report who was late
+        result: SyncSummary = self.node.call(
+            self._syncer.sync, thread_id, limit, timeout=limit + 5.0
+        )
+        return result
+
+    def unreachable(self) -> list[dict[str, object]]:
+        """Peers whose last dial failed (:meth:`threadkit.net.reach.Reachability.unreachable`)."""
+        return self._ctx.reach.unreachable()
 
     def pull_thread(self, thread_id: ThreadID, timeout: float | None = None) -> int:
         """Pull from every peer of the thread now; returns how many records came in."""

@@ -39,6 +39,14 @@ class PeerStatus(LiveWidget):
             ("peer id", peer.id),
             ("online", "yes" if peer.online else "no (starts when a database is shared)"),
             ("connected peers", ", ".join(peer.peers()) or "none"),
+            (
+                "unreachable peers",
+                ", ".join(
+                    f"{u['peer_id']} ({u['failures']} failed dials, next in {u['retry_in']:.0f} s)"
+                    for u in peer.status()["unreachable"]
+                )
+                or "none",
+            ),
             ("databases", ", ".join(f"{db.name} ({db.id})" for db in peer.list_dbs()) or "none"),
         ]
         if stats is not None:
