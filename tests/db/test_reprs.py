@@ -11,7 +11,7 @@ def test_showing_a_database_does_not_start_the_network() -> None:
         notes = db.new_collection("Notes")
         notes.create({"text": "hi"})
         for shown in (peer, db, notes):
-            html = shown._repr_html_()
+            shown._repr_html_()
             assert not peer.online, f"{type(shown).__name__}._repr_html_ started the network"
         assert "not shared yet" in db._repr_html_()
         assert "Notes: 1 documents" in db._repr_html_()

@@ -718,6 +718,14 @@ class RemoteCollection:
     def __len__(self) -> int:
         return self.count()
 
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """``for doc in coll``: every document (one ``Find``, read before the first)."""
+        return iter(self.find())
+
+    def __contains__(self, instance_id: object) -> bool:
+        """``"some-id" in coll``: True when a document has that ``_id``."""
+        return isinstance(instance_id, str) and bool(instance_id) and self.has(instance_id)
+
     def write_txn(self) -> RemoteWriteTxn:
         """A write transaction (commit on exit, discard on exception)."""
         return RemoteWriteTxn(self)

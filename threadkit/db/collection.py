@@ -7,6 +7,7 @@ reader (by default the peer's own identity).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.config import CollectionConfig
@@ -155,6 +156,19 @@ class Collection:
 
     def __len__(self) -> int:
         return self.count()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """``for doc in coll``: every document (as ``find()`` gives them, read filter applied).
+
+        The documents are read in one snapshot before the first is returned, so
+        writing to the collection inside the loop is safe. For rows as pandas
+        gives them, iterate ``coll.df`` (``coll.df.itertuples()``).
+        """
+        return iter(self.find())
+
+    def __contains__(self, instance_id: object) -> bool:
+        """``"some-id" in coll``: True when a document has that ``_id`` (and is visible)."""
+        return isinstance(instance_id, str) and bool(instance_id) and self.has(instance_id)
 
     # --------------------------------------------------------------- frames
 
