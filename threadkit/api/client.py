@@ -675,6 +675,38 @@ class RemoteCollection:
         )
         self._call("Save", request)
 
+    def update(
+        self, instance_id: str, changes: Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> None:
+        """Change some fields of one document: a partial save (as ``Collection.update``).
+
+        Done here as ``find_by_id`` and ``save`` inside one write transaction on the
+        daemon (the API has no partial update). The daemon hands out documents as the
+        read filter shows them, so saving one back could drop fields the filter hides:
+        on a collection with a read filter, update is refused before anything is written.
+
+        Raises
+        ------
+        InstanceNotFound
+            No such document.
+        InvalidDocument
+            As ``Collection.update``.
+        InvalidInput
+            The collection has a read filter.
+        """
+        from threadkit.db.collection import update_fields
+
+        merged = update_fields(instance_id, changes, fields)
+        if self.db.collection_info(self.name)["read_filter"]:
+            raise errors.InvalidInput(
+                f"{self.name!r} has a read filter: update through tk.Client could drop the "
+                "fields it hides; save the whole document instead"
+            )
+        with self.write_txn() as txn:
+            current = txn.find_by_id(instance_id)
+            if merged:
+                txn.save({**current, **merged})
+
     def delete(self, *instance_ids: str) -> None:
         """Delete documents by id in one transaction."""
         request = pb.DeleteRequest(
