@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_REPO", "Peer"]
 
-DEFAULT_REPO = Path(os.environ.get("THREADKIT_REPO", str(Path.home() / ".threadkit")))
+DEFAULT_REPO = Path(os.environ.get("THREADKIT_REPO", str(Path.home() / ".threadkit"))).expanduser()
 """Where ``tk.Peer()`` keeps its repo (``$THREADKIT_REPO`` or ``~/.threadkit``)."""
 
 _IDENTITY_META = "peer.identity"
@@ -47,8 +47,9 @@ class Peer:
     Parameters
     ----------
     path : str or Path, optional
-        The repo directory (default ``~/.threadkit``). One process at a time may
-        open a repo: a second gets ``RepoInUse``.
+        The repo directory (default ``~/.threadkit``; a leading ``~`` is the home
+        directory, as in a shell). One process at a time may open a repo: a second
+        gets ``RepoInUse``.
     memory : bool
         Use a temporary repo, deleted on close (not synced to disk: faster).
     listen : list of str
@@ -77,7 +78,8 @@ class Peer:
     Raises
     ------
     InvalidInput
-        ``conn_limits`` is neither None nor a ``ConnLimits``.
+        ``conn_limits`` is neither None nor a ``ConnLimits``; ``path`` is a file or
+        cannot be created.
     RepoInUse
         Another process holds the repo.
 
@@ -116,8 +118,15 @@ class Peer:
         if memory:
             repo = Repo.temporary(durable=False)
         else:
-            target = Path(path) if path is not None else DEFAULT_REPO
-            target.mkdir(parents=True, exist_ok=True)
+            target = Path(path).expanduser() if path is not None else DEFAULT_REPO
+            if target.exists() and not target.is_dir():
+                raise InvalidInput(f"repo {str(target)!r} is a file, not a directory")
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot create the repo directory {str(target)!r}: {exc.strerror or exc}"
+                ) from None
             repo = Repo(target)
         self._repo: Repo | None = repo
         try:
@@ -350,7 +359,11 @@ class Peer:
         return list(self._node.connected_peers())
 
     def new_db_from_addr(
-        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+        self,
+        addr: str,
+        key: ThreadKey | str,
+        name: str | None = None,
+        timeout: float | None = None,
     ) -> Database:
         """Join a database another peer serves: connect, pull its logs and records, return it.
 
@@ -358,8 +371,9 @@ class Peer:
         ----------
         addr : str
             A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``).
-        key : ThreadKey
-            The thread key, with its read key (``db.info().key``).
+        key : ThreadKey or str
+            The thread key, with its read key (``db.info().key``), or its string form
+            (``str(key)``, as ``threadkit share`` prints it).
         name : str, optional
             Local name for the database (default: the name the other peer uses).
         timeout : float, optional
@@ -367,8 +381,17 @@ class Peer:
         """
         from threadkit.errors import InvalidThreadKey
 
-        if not isinstance(key, ThreadKeyType) or not key.can_read:
-            raise InvalidThreadKey("joining a database needs its key with the read key")
+        if isinstance(key, str):
+            key = ThreadKeyType.from_string(key.strip())
+        if not isinstance(key, ThreadKeyType):
+            raise InvalidThreadKey(
+                f"a thread key is a tk.ThreadKey or its string, got {type(key).__name__}"
+            )
+        if not key.can_read:
+            raise InvalidThreadKey(
+                "this key has no read key (a service key only): joining a database "
+                "needs the full key its owner shares (db.info().key)"
+            )
         db: Database = self._online_service().join(addr, key, name, timeout)
         return db
 

@@ -359,10 +359,20 @@ class Client:
         return RemoteDatabase(self, thread_id)
 
     def new_db_from_addr(
-        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+        self,
+        addr: str,
+        key: ThreadKey | str,
+        name: str | None = None,
+        timeout: float | None = None,
     ) -> RemoteDatabase:
-        """Have the daemon join a database another peer serves (``db.info()`` there)."""
+        """Have the daemon join a database another peer serves (``db.info()`` there).
+
+        ``key`` is a ``tk.ThreadKey`` or its string form (as ``threadkit share`` prints it).
+        """
         from threadkit.core.addr import ThreadAddr, addr_to_bytes
+
+        if isinstance(key, str):
+            key = ThreadKey.from_string(key.strip())
 
         thread_id = ThreadAddr.parse(addr).thread_id
         request = pb.NewDBFromAddrRequest(
