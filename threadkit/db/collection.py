@@ -299,7 +299,13 @@ class Collection:
     # ------------------------------------------------------------ time travel
 
     def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:
-        """The collection as it was at a time, a record CID, or a set of heads (DataFrame)."""
+        """The collection as it was at a point in its history, as a DataFrame.
+
+        ``when`` is a time (``datetime``, ``pandas.Timestamp``, ISO string, or seconds
+        since the epoch as an int or float, as ``time.time()`` gives), a record CID, or
+        a set of heads ``{log id: counter or CID}`` (``db.heads()``); anything else is
+        an ``InvalidInput`` saying what it takes (:mod:`threadkit.frames.timetravel`).
+        """
         from threadkit.frames.timetravel import collection_at
 
         return collection_at(self, when, identity=identity)
