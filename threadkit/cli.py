@@ -172,9 +172,9 @@ def _join_help(args: argparse.Namespace, rows: int, addrs: list[str], key: str) 
     """What ``share`` tells a person: how to join, and how to stop."""
     addr = addrs[0] if addrs else "<no address: the peer is not listening>"
     stopping = (
-        f"it stops by itself after {args.seconds:g} s, or "
+        f"It stops by itself after {args.seconds:g} s, or "
         if args.seconds
-        else "it runs until you stop it: "
+        else "It runs until you stop it: "
     )
     kept = (
         f"the database stays in {args.repo}"
