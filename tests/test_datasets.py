@@ -47,11 +47,12 @@ def test_names_lists_the_shipped_datasets() -> None:
     assert all(COLLECTION_NAME.match(name) for name in datasets.names())
 
 
-def test_paths_are_in_the_repositorys_datasets_directory() -> None:
+def test_paths_are_package_data_linked_from_the_repositorys_datasets_directory() -> None:
     for name in datasets.names():
         file = datasets.path(name)
-        assert file.parent == ROOT / "datasets"
+        assert file.parent == ROOT / "threadkit" / "data"
         assert file.is_file()
+        assert (ROOT / "datasets" / file.name).resolve() == file.resolve()
 
 
 def test_every_shipped_file_is_in_the_readme_with_a_licence() -> None:
@@ -262,3 +263,63 @@ def test_synthetic_queries_match_pandas(db: tk.Database) -> None:
     expr = "age > 30 and city in ['Oslo', 'Lima']"
     got = coll.query(expr).drop(columns="_mod")
     pd.testing.assert_frame_equal(got, frame.query(expr), check_exact=True)
+
+
+# --- read_csv: the one CSV reader -----------------------------------------------------
+
+
+def test_read_csv_of_a_shipped_file_is_load() -> None:
+    """``threadkit share datasets/penguins.csv`` and ``load("penguins")`` read alike."""
+    pd.testing.assert_frame_equal(
+        datasets.read_csv(ROOT / "datasets" / "penguins.csv"), datasets.load("penguins")
+    )
+    pd.testing.assert_frame_equal(
+        datasets.read_csv(datasets.path("elements")), datasets.load("elements")
+    )
+
+
+def test_read_csv_infers_nullable_dtypes(tmp_path: Path) -> None:
+    file = tmp_path / "mixed.csv"
+    file.write_text(
+        "count,ratio,flag,label,empty,huge,code\n"
+        "1,0.5,true,a,,99999999999999999999999,007\n"
+        "NA,NaN,false,NA,,1,x1\n"
+        "-3,1e3,,null,,2,\n",
+        encoding="utf-8",
+    )
+    frame = datasets.read_csv(file)
+    assert {c: str(t) for c, t in frame.dtypes.items()} == {
+        "count": "Int64",
+        "ratio": "float64",
+        "flag": "boolean",
+        "label": "string",
+        "empty": "string",
+        "huge": "float64",
+        "code": "string",
+    }
+    assert frame["count"].tolist()[0] == 1 and frame["count"].isna().sum() == 1
+    assert frame["label"].isna().sum() == 2 and frame["empty"].isna().all()
+    assert frame["code"].tolist()[:2] == ["007", "x1"]  # text stays text, zeros kept
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("dir", "is a directory"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not UTF-8"),
+        (b"", "not a CSV table"),
+        (b"a,b\n1,2,3,4\n", "not a CSV table"),
+    ],
+)
+def test_read_csv_refuses_what_is_not_a_csv_file(
+    tmp_path: Path, content: bytes | str | None, message: str
+) -> None:
+    target = tmp_path / "input.csv"
+    if content == "dir":
+        target.mkdir()
+    elif isinstance(content, bytes):
+        target.write_bytes(content)
+    with pytest.raises(InvalidInput, match=message) as info:
+        datasets.read_csv(target)
+    assert "input.csv" in str(info.value)

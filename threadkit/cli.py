@@ -1,4 +1,9 @@
-"""The ``threadkit`` command: ``demo``, ``info``, ``bench`` (``daemon`` comes with the API)."""
+"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench`` and ``daemon``.
+
+Bad input (a missing or unreadable CSV, a malformed address, a repo path naming a
+file) is refused with one line on stderr and exit code 2, before anything is
+opened or written; a failure at run time (a port or repo in use) exits with 1.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,79 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+_DAEMON_SETTINGS: tuple[tuple[str, str, str, str], ...] = (
+    ("repo", "THRDS_REPO", "~/.threads", "repo directory"),
+    ("hostAddr", "THRDS_HOSTADDR", "/ip4/0.0.0.0/tcp/4006", "libp2p listen multiaddr"),
+    ("apiAddr", "THRDS_APIADDR", "/ip4/127.0.0.1/tcp/6006", "gRPC API multiaddr"),
+    (
+        "apiProxyAddr",
+        "THRDS_APIPROXYADDR",
+        "/ip4/127.0.0.1/tcp/6007",
+        "grpc-web/websocket multiaddr",
+    ),
+    ("connLowWater", "THRDS_CONNLOWWATER", "100", "connection manager low water"),
+    ("connHighWater", "THRDS_CONNHIGHWATER", "400", "connection manager high water"),
+    ("connGracePeriod", "THRDS_CONNGRACEPERIOD", "20s", "connection grace period"),
+    ("keepAliveInterval", "THRDS_KEEPALIVEINTERVAL", "5s", "websocket ping interval of the proxy"),
+    ("announceAddr", "THRDS_ANNOUNCEADDR", "", "libp2p address to advertise instead"),
+    ("netPullingLimit", "THRDS_NETPULLINGLIMIT", "10000", "records asked for in one pull"),
+    ("netPullingStartAfter", "THRDS_NETPULLINGSTARTAFTER", "1s", "delay before the first pull"),
+    (
+        "netPullingInitialInterval",
+        "THRDS_NETPULLINGINITIALINTERVAL",
+        "1s",
+        "from the first pull to the second",
+    ),
+    ("netPullingInterval", "THRDS_NETPULLINGINTERVAL", "10s", "between later pulls"),
+    ("logFile", "THRDS_LOGFILE", "", "also write the log to this file"),
+)
+"""The daemon's settings: flag, environment variable, default, what it is (as threadsd's)."""
+
+
+def _host_port(addr: str, what: str) -> tuple[str, int]:
+    """``host`` and ``port`` of ``/ip4/H/tcp/P`` (also ``/ip6`` and ``/dns*`` hosts).
+
+    Raises
+    ------
+    InvalidAddress
+        For anything else, a malformed IP address or a port outside 0–65535.
+    """
+    import ipaddress
+
+    from threadkit.errors import InvalidAddress
+
+    parts = addr.strip().strip("/").split("/")
+    if (
+        len(parts) != 4
+        or parts[0] not in {"ip4", "ip6", "dns4", "dns6", "dns"}
+        or parts[2] != "tcp"
+        or not parts[1]
+    ):
+        raise InvalidAddress(f"{what}: {addr!r} is not an /ip4/<host>/tcp/<port> address")
+    if parts[0] in ("ip4", "ip6"):
+        parse = ipaddress.IPv4Address if parts[0] == "ip4" else ipaddress.IPv6Address
+        try:
+            parse(parts[1])
+        except ValueError:
+            raise InvalidAddress(f"{what}: {parts[1]!r} is not an {parts[0]} address") from None
+    if not parts[3].isdigit() or not 0 <= int(parts[3]) <= 65535:
+        raise InvalidAddress(f"{what}: port {parts[3]!r} is not a number from 0 to 65535")
+    host = f"[{parts[1]}]" if parts[0] == "ip6" else parts[1]
+    return host, int(parts[3])
+
+
+def _listen_addr(addr: str, what: str) -> str:
+    """A libp2p listen address: ``/ip4/<ip>/tcp/<port>`` or ``/ip6/<ip>/tcp/<port>``."""
+    from threadkit.errors import InvalidAddress
+
+    if not addr.strip().startswith(("/ip4/", "/ip6/")):
+        raise InvalidAddress(f"{what}: {addr!r} is not an /ip4/<ip>/tcp/<port> address")
+    _host_port(addr, what)
+    return addr.strip()
+
 
 _PULLING_DEFAULTS = {
-    "netPullingLimit": "10000",
-    "netPullingStartAfter": "1s",
-    "netPullingInitialInterval": "1s",
-    "netPullingInterval": "10s",
+    name: default for name, _, default, _ in _DAEMON_SETTINGS if name.startswith("netPulling")
 }
 """threadsd's defaults of its ``netPulling*`` flags."""
 
@@ -109,14 +181,21 @@ def _cmd_share(args: argparse.Namespace) -> int:
     import threading
 
     import threadkit as tk
-    from threadkit.demo import load_csv
+    from threadkit.datasets import read_csv
+    from threadkit.db.names import check_name
+    from threadkit.errors import InvalidInput
 
-    docs = load_csv(Path(args.csv))
-    peer = tk.Peer(args.repo, memory=args.repo is None, listen=[args.listen], network=True)
+    # everything is checked before the peer opens its repo or the network
+    listen = _listen_addr(args.listen, "--listen")
+    check_name(args.name, "database")
+    check_name(args.collection, "collection")
+    if args.seconds < 0:
+        raise InvalidInput(f"--seconds must be 0 (run until stopped) or more, got {args.seconds}")
+    frame = read_csv(args.csv)
+    peer = tk.Peer(args.repo, memory=args.repo is None, listen=[listen], network=True)
     try:
         db = peer.new_db(args.name)
-        coll = db.new_collection(args.collection)
-        coll.create(docs)
+        db.from_pandas(args.collection, frame, progress=False)
         info = db.info()
         print(
             json.dumps(
@@ -125,11 +204,12 @@ def _cmd_share(args: argparse.Namespace) -> int:
                     "addrs": info.addrs,
                     "key": str(info.key),
                     "collection": args.collection,
-                    "count": len(docs),
+                    "count": len(frame),
                 }
             ),
             flush=True,
         )
+        print(_join_help(args, len(frame), info.addrs, str(info.key)), file=sys.stderr, flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
@@ -137,6 +217,32 @@ def _cmd_share(args: argparse.Namespace) -> int:
     finally:
         peer.close()
     return 0
+
+
+def _join_help(args: argparse.Namespace, rows: int, addrs: list[str], key: str) -> str:
+    """What ``share`` tells a person: how to join, and how to stop."""
+    addr = addrs[0] if addrs else "<no address: the peer is not listening>"
+    stopping = (
+        f"It stops by itself after {args.seconds:g} s, or "
+        if args.seconds
+        else "It runs until you stop it: "
+    )
+    kept = (
+        f"the database stays in {args.repo}"
+        if args.repo
+        else "the temporary repo is deleted on exit (--repo keeps it)"
+    )
+    return (
+        f"\nsharing {rows} rows of {Path(args.csv).name} as collection {args.collection!r} "
+        f"of database {args.name!r}.\n"
+        "Join from Python (on a machine that can reach the address):\n\n"
+        "    import threadkit as tk\n"
+        f"    db = tk.Peer(memory=True).new_db_from_addr(\n        {addr!r},\n        {key!r},\n"
+        "    )\n"
+        f"    db[{args.collection!r}].df\n\n"
+        "The key lets whoever holds it read and write: share it like a password.\n"
+        f"{stopping}press Ctrl+C (or send SIGTERM) to stop; {kept}.\n"
+    )
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -165,7 +271,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from threadkit.errors import InvalidAddress, NetworkError, RepoInUse
+    from threadkit.errors import InvalidInput, NetworkError, RepoInUse
 
     def setting(flag: object, env: str, default: str) -> str:
         if flag is not None:
@@ -177,41 +283,21 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             return True
         return os.environ.get(env, "").strip().lower() in {"1", "true", "yes", "on"}
 
-    def _multiaddr_host_port(addr: str) -> tuple[str, int]:
-        """``host`` and ``port`` of ``/ip4/H/tcp/P`` (also ``/ip6`` and ``/dns4``)."""
-        parts = addr.strip("/").split("/")
-        if (
-            len(parts) != 4
-            or parts[0] not in {"ip4", "ip6", "dns4", "dns6", "dns"}
-            or parts[2] != "tcp"
-        ):
-            raise InvalidAddress(f"{addr!r} is not an /ip4/<host>/tcp/<port> address")
-        host = f"[{parts[1]}]" if parts[0] == "ip6" else parts[1]
-        return host, int(parts[3])
-
-    config = {
-        "repo": setting(args.repo, "THRDS_REPO", str(Path.home() / ".threads")),
-        "hostAddr": setting(args.hostAddr, "THRDS_HOSTADDR", "/ip4/0.0.0.0/tcp/4006"),
-        "announceAddr": setting(args.announceAddr, "THRDS_ANNOUNCEADDR", ""),
-        "apiAddr": setting(args.apiAddr, "THRDS_APIADDR", "/ip4/127.0.0.1/tcp/6006"),
-        "apiProxyAddr": setting(args.apiProxyAddr, "THRDS_APIPROXYADDR", "/ip4/127.0.0.1/tcp/6007"),
-        "connLowWater": setting(args.connLowWater, "THRDS_CONNLOWWATER", "100"),
-        "connHighWater": setting(args.connHighWater, "THRDS_CONNHIGHWATER", "400"),
-        "connGracePeriod": setting(args.connGracePeriod, "THRDS_CONNGRACEPERIOD", "20s"),
-        "keepAliveInterval": setting(args.keepAliveInterval, "THRDS_KEEPALIVEINTERVAL", "5s"),
-        "disableNetPulling": flag_on(args.disableNetPulling, "THRDS_DISABLENETPULLING"),
-        **{
-            name: setting(getattr(args, name), f"THRDS_{name.upper()}", default)
-            for name, default in _PULLING_DEFAULTS.items()
-        },
-        "enableNetPubsub": flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB"),
-        "logFile": setting(args.logFile, "THRDS_LOGFILE", ""),
-        "debug": flag_on(args.debug, "THRDS_DEBUG"),
+    config: dict[str, object] = {
+        name: setting(getattr(args, name), env, default)
+        for name, env, default, _ in _DAEMON_SETTINGS
     }
+    config["repo"] = str(Path(str(config["repo"])).expanduser())
+    config["disableNetPulling"] = flag_on(args.disableNetPulling, "THRDS_DISABLENETPULLING")
+    config["enableNetPubsub"] = flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB")
+    config["debug"] = flag_on(args.debug, "THRDS_DEBUG")
     try:
-        api_host, api_port = _multiaddr_host_port(str(config["apiAddr"]))
-        proxy_host, proxy_port = _multiaddr_host_port(str(config["apiProxyAddr"]))
+        _listen_addr(str(config["hostAddr"]), "hostAddr")
+        api_host, api_port = _host_port(str(config["apiAddr"]), "apiAddr")
+        proxy_host, proxy_port = _host_port(str(config["apiProxyAddr"]), "apiProxyAddr")
         net = _NetSettings.from_config(config)
+        if Path(str(config["repo"])).exists() and not Path(str(config["repo"])).is_dir():
+            raise InvalidInput(f"repo {config['repo']!r} is a file, not a directory")
     except ValueError as exc:  # InvalidInput and InvalidAddress are ValueErrors
         print(f"threadkit daemon: bad configuration: {exc}", file=sys.stderr)
         return 2
@@ -302,54 +388,63 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``threadkit`` command line; returns the exit code."""
+    """Run the ``threadkit`` command line; returns the exit code.
+
+    A threadkit error is printed as one line (``threadkit <command>: <message>``), not a
+    traceback: exit code 2 for bad input (``tk.errors.InvalidInput``), 1 for the rest.
+    """
+    from threadkit import __version__
+    from threadkit.errors import InvalidInput, ThreadkitError
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="threadkit", description="ThreadDB for Python notebooks")
+    parser.add_argument("--version", action="version", version=f"threadkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the demonstration (no notebook needed)").set_defaults(
-        func=_cmd_demo
-    )
+    sub.add_parser(
+        "demo", help="two peers share, edit offline and converge (no notebook needed)"
+    ).set_defaults(func=_cmd_demo)
     sub.add_parser("info", help="print version and public names").set_defaults(func=_cmd_info)
     share = sub.add_parser(
-        "share", help="serve a CSV file as a database; prints its address and key as JSON"
+        "share",
+        help="serve a CSV file as a database; prints its address and key",
+        description="Serve a CSV file as a database until stopped. The first line on stdout "
+        "is JSON (name, addrs, key, collection, count); stderr says how to join and stop.",
+        formatter_class=defaults,
     )
-    share.add_argument("csv", help="the CSV file (one document per row)")
+    share.add_argument("csv", help="the CSV file: UTF-8, a header row, one document per row")
     share.add_argument("--name", default="shared", help="database name")
     share.add_argument("--collection", default="Rows", help="collection name")
-    share.add_argument("--repo", default=None, help="repo directory (default: a temporary one)")
-    share.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="listen multiaddr")
+    share.add_argument(
+        "--repo", default=None, help="repo directory to keep the database in (default: temporary)"
+    )
+    share.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="libp2p listen multiaddr")
     share.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
     share.set_defaults(func=_cmd_share)
-    bench = sub.add_parser("bench", help="run the benchmarks (source checkout)")
-    bench.add_argument("suites", nargs="*")
-    bench.add_argument("--rounds", type=int, default=7)
+    bench = sub.add_parser(
+        "bench", help="run the benchmarks (source checkout)", formatter_class=defaults
+    )
+    bench.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    bench.add_argument("--rounds", type=int, default=7, help="rounds per figure")
     bench.set_defaults(func=_cmd_bench)
-    daemon = sub.add_parser("daemon", help="serve ThreadDB's remote API (gRPC)")
-    for flag, help_text in (
-        ("repo", "repo directory ($THRDS_REPO, default ~/.threads)"),
-        ("hostAddr", "libp2p listen multiaddr ($THRDS_HOSTADDR)"),
-        ("announceAddr", "libp2p address to advertise instead ($THRDS_ANNOUNCEADDR)"),
-        ("apiAddr", "gRPC API multiaddr ($THRDS_APIADDR)"),
-        ("apiProxyAddr", "grpc-web/websocket multiaddr ($THRDS_APIPROXYADDR)"),
-        ("connLowWater", "connection manager low water ($THRDS_CONNLOWWATER)"),
-        ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
-        ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),
-        ("keepAliveInterval", "websocket ping interval of the proxy ($THRDS_KEEPALIVEINTERVAL)"),
-        ("netPullingLimit", "records asked for in one pull ($THRDS_NETPULLINGLIMIT)"),
-        ("netPullingStartAfter", "delay before the first pull ($THRDS_NETPULLINGSTARTAFTER)"),
-        (
-            "netPullingInitialInterval",
-            "from the first pull to the second ($THRDS_NETPULLINGINITIALINTERVAL)",
-        ),
-        ("netPullingInterval", "between later pulls ($THRDS_NETPULLINGINTERVAL)"),
-        ("logFile", "also write the log to this file ($THRDS_LOGFILE)"),
-    ):
-        daemon.add_argument(f"--{flag}", dest=flag, default=None, help=help_text)
+    daemon = sub.add_parser(
+        "daemon",
+        help="serve ThreadDB's remote API (gRPC)",
+        description="Serve ThreadDB's remote API over a long-lived peer. Each setting is "
+        "taken from its flag, else its environment variable, else its default.",
+    )
+    for flag, env, default, what in _DAEMON_SETTINGS:
+        daemon.add_argument(
+            f"--{flag}",
+            dest=flag,
+            default=None,
+            help=f"{what} (${env}; default {default or 'none'})",
+        )
     daemon.add_argument(
         "--enableNetPubsub",
         dest="enableNetPubsub",
         action="store_true",
         default=None,
-        help="also use GossipSub ($THRDS_ENABLENETPUBSUB)",
+        help="also use GossipSub ($THRDS_ENABLENETPUBSUB; default off)",
     )
     daemon.add_argument(
         "--disableNetPulling",
@@ -363,11 +458,17 @@ def main(argv: list[str] | None = None) -> int:
         dest="debug",
         action="store_true",
         default=None,
-        help="debug logging ($THRDS_DEBUG)",
+        help="debug logging ($THRDS_DEBUG; default off)",
     )
     daemon.set_defaults(func=_cmd_daemon)
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ThreadkitError as exc:
+        print(f"threadkit {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidInput) else 1
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

@@ -1,8 +1,9 @@
 """Small real datasets shipped with threadkit, and synthetic data of any size for benchmarks.
 
-The real datasets are CSV files in the repository's ``datasets/`` directory
-(sources and licences in ``datasets/README.md``); they are read with explicit
-dtypes chosen so that a frame survives a trip through a collection unchanged:
+The real datasets are CSV files shipped inside the package, in ``threadkit/data/``
+(sources and licences in its ``README.md``; the repository's ``datasets/`` links
+to the same files); they are read with explicit dtypes chosen so that a frame
+survives a trip through a collection unchanged:
 
 ============================ ======= ==================================================
 name                         rows    what
@@ -20,9 +21,10 @@ dataset, ``db.from_pandas(name, load(name)).df`` equals ``load(name)`` once
 ``_mod`` is dropped and the ``_id`` index is reset. Dataset names are valid
 collection names.
 
-The directory is found next to the package, which is where it is in a source
-checkout or an editable install; set ``THREADKIT_DATASETS`` to a directory to
-read the files from somewhere else (a wheel does not carry them).
+The files are package data, so an installed wheel has them as a source checkout
+does; set ``THREADKIT_DATASETS`` to a directory to read the files from somewhere
+else. :func:`read_csv` reads any CSV file the same way, inferring the dtypes
+(``threadkit share`` uses it).
 
 Examples
 --------
@@ -42,6 +44,7 @@ True
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +54,7 @@ from threadkit.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DatasetNotFound", "load", "names", "path", "synthetic"]
+__all__ = ["NA_MARKERS", "DatasetNotFound", "load", "names", "path", "read_csv", "synthetic"]
 
 _TEXT = "string[pyarrow]"  # what threadkit reads text back as, under pandas 2 and 3 alike
 
@@ -140,9 +143,7 @@ def _directory() -> Path:
     override = os.environ.get(ENV_VAR)
     if override:
         return Path(override).expanduser()
-    import threadkit
-
-    return Path(threadkit.__file__).resolve().parents[1] / "datasets"
+    return Path(__file__).resolve().parent / "data"
 
 
 def _spec(name: object) -> _Spec:
@@ -165,7 +166,7 @@ def path(name: str) -> Path:
         When ``name`` is not a string.
     DatasetNotFound
         For a name threadkit does not ship, or when the file (or the whole
-        ``datasets/`` directory) is not on disk.
+        data directory) is not on disk.
 
     Examples
     --------
@@ -178,8 +179,8 @@ def path(name: str) -> Path:
     if not directory.is_dir():
         raise DatasetNotFound(
             f"the datasets directory {str(directory)!r} (found from {where}) does not exist; "
-            "datasets ship in threadkit's source tree, so use a source checkout "
-            f"(pip install -e .) or point {ENV_VAR} at a copy of its datasets/ directory"
+            "datasets ship inside the threadkit package (threadkit/data): reinstall "
+            f"threadkit, or point {ENV_VAR} at a copy of that directory"
         )
     for candidate in (directory / spec.file, directory / (spec.file + ".gz")):
         if candidate.is_file():
@@ -192,6 +193,9 @@ def path(name: str) -> Path:
 
 def load(name: str) -> pd.DataFrame:
     """A shipped dataset as a DataFrame, with dtypes that round-trip through a collection.
+
+    Read by :func:`read_csv` (the one CSV reader, ``threadkit share`` uses it too) with
+    the dataset's own dtypes, missing-value markers and date formats.
 
     Parameters
     ----------
@@ -216,24 +220,115 @@ def load(name: str) -> pd.DataFrame:
     >>> str(weather["date"].dtype), weather["date"].iloc[0].isoformat()
     ('datetime64[ns, UTC]', '2012-01-01T00:00:00+00:00')
     """
-    import pandas as pd
-
     spec = _spec(name)
-    frame = pd.read_csv(
-        path(name),
-        dtype=spec.dtypes,
-        keep_default_na=False,
-        na_values=list(spec.na),
-        encoding="utf-8",
-    )
+    frame = read_csv(path(name), na=spec.na, dtypes=spec.dtypes, dates=spec.dates)
     if list(frame.columns) != list(spec.dtypes):
         raise InvalidInput(
             f"dataset {name!r} has columns {list(frame.columns)}, expected {list(spec.dtypes)}"
         )
-    for column, fmt in spec.dates.items():
+    return frame
+
+
+NA_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL")
+"""Cells :func:`read_csv` reads as missing unless told otherwise (R's ``NA`` among them)."""
+
+_INTEGER = r"[+-]?\d+"
+_BOOLEANS = {"true": True, "false": False, "True": True, "False": False}
+
+
+def read_csv(
+    source: str | os.PathLike[str],
+    *,
+    na: tuple[str, ...] = NA_MARKERS,
+    dtypes: dict[str, str] | None = None,
+    dates: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """A CSV file (UTF-8, a header row) as a DataFrame with the dtypes threadkit reads back.
+
+    Without ``dtypes``, each column's type comes from its text: whole numbers are
+    ``Int64``, other numbers ``float64``, ``true``/``false`` ``boolean``, anything else
+    ``string``; the ``na`` markers are missing values in every column (so a column
+    of numbers with ``NA`` holes is numeric). ``db.from_pandas(name, read_csv(path))``
+    then gives typed documents with the missing fields left out.
+
+    Parameters
+    ----------
+    source : str or PathLike
+        The file (``.gz`` compressed files too).
+    na : tuple of str
+        Cell texts read as missing.
+    dtypes : dict, optional
+        Column → dtype, instead of inferring them.
+    dates : dict, optional
+        Column → ``strptime`` format: parsed to ``datetime64[ns, UTC]``.
+
+    Raises
+    ------
+    InvalidInput
+        When the file does not exist, is a directory, is not UTF-8 text, or is not a
+        CSV table (no header, ragged rows); the message names the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = file.write_text("n,x,flag,name\\n1,2.5,true,Ada\\nNA,NA,false,NA\\n")
+    >>> frame = read_csv(file)
+    >>> [str(t) for t in frame.dtypes], int(frame.isna().sum().sum())
+    (['Int64', 'float64', 'boolean', 'string'], 3)
+    """
+    import pandas as pd
+
+    file = Path(source).expanduser()
+    if not file.exists():
+        raise InvalidInput(f"{str(file)!r}: no such file")
+    if file.is_dir():
+        raise InvalidInput(f"{str(file)!r} is a directory, not a CSV file")
+    try:
+        with warnings.catch_warnings():
+            # more cells in a row than in the header: pandas would drop them
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                file,
+                dtype=dtypes if dtypes is not None else str,
+                keep_default_na=False,
+                na_values=list(na),
+                encoding="utf-8",
+                index_col=False,
+            )
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{str(file)!r} is not UTF-8 text (a binary file?)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"{str(file)!r} is not a CSV table: {first}") from None
+    except OSError as exc:
+        raise InvalidInput(f"{str(file)!r} cannot be read: {exc.strerror or exc}") from None
+    if dtypes is None:
+        for column in frame.columns:
+            frame[column] = _typed(frame[column])
+    for column, fmt in (dates or {}).items():
         stamps = pd.to_datetime(frame[column], format=fmt, utc=True)
         frame[column] = stamps.astype("datetime64[ns, UTC]")
     return frame
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """A column of text (missing = NaN) as Int64, float64, boolean or string."""
+    import pandas as pd
+
+    values = column.dropna()
+    if len(values):
+        if values.str.fullmatch(_INTEGER).all():
+            try:
+                return column.astype("Int64")
+            except (OverflowError, TypeError, ValueError):
+                pass  # beyond 64 bits: a float, below
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().all():
+            return pd.to_numeric(column, errors="coerce").astype("float64")
+        if values.isin(list(_BOOLEANS)).all():
+            return column.map(_BOOLEANS, na_action="ignore").astype("boolean")
+    return column.astype(_TEXT)
 
 
 # --- synthetic data ------------------------------------------------------------------

@@ -9,14 +9,11 @@ of the record DAG was written.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DATASET", "load_csv", "load_elements", "run_demo"]
-
-DATASET = Path(__file__).resolve().parents[1] / "datasets" / "elements.csv"
+__all__ = ["load_elements", "run_demo"]
 
 _SCHEMA = {
     "type": "object",
@@ -34,42 +31,23 @@ _SCHEMA = {
 }
 
 
-def load_elements(path: Path = DATASET) -> list[dict[str, Any]]:
-    """The shipped elements dataset as documents (``_id`` = the element's symbol)."""
-    rows = []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows.append(
-                {
-                    "_id": row["symbol"],
-                    "number": int(row["number"]),
-                    "symbol": row["symbol"],
-                    "name": row["name"],
-                    "atomic_weight": float(row["atomic_weight"]),
-                    "group": int(row["group"]),
-                    "period": int(row["period"]),
-                    "category": row["category"],
-                }
-            )
-    return rows
+def load_elements() -> list[dict[str, Any]]:
+    """The shipped elements dataset (``tk.datasets.load``) as documents, ``_id`` = symbol."""
+    from threadkit.datasets import load
 
-
-def load_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV file as documents: integers and floats parsed, empty cells left out."""
-    docs = []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            docs.append({k: _parse_cell(v) for k, v in row.items() if v not in ("", None)})
-    return docs
-
-
-def _parse_cell(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
+    return [
+        {
+            "_id": str(row.symbol),
+            "number": int(row.number),
+            "symbol": str(row.symbol),
+            "name": str(row.name),
+            "atomic_weight": float(row.atomic_weight),
+            "group": int(row.group),
+            "period": int(row.period),
+            "category": str(row.category),
+        }
+        for row in load("elements").itertuples(index=False)
+    ]
 
 
 def _table(docs: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from threadkit.dagfigure import DagFigure
     from threadkit.db.database import Database
 
 __all__ = ["RecordNode", "dag", "logs", "plot_dag", "records"]
@@ -341,7 +342,7 @@ def plot_dag(
     ax: Axes | None = None,
     max_records: int = 300,
     causal: bool = False,
-) -> Figure:
+) -> DagFigure | Figure:
     """Draw the record DAG: one horizontal lane per log, records in HLC order.
 
     Each record is a marker in its log's lane (x = its place in the HLC order
@@ -364,8 +365,11 @@ def plot_dag(
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure (not shown; in a notebook it displays as the cell's value).
+    DagFigure or matplotlib.figure.Figure
+        A new :class:`~threadkit.dagfigure.DagFigure` (a ``Figure`` with a PNG
+        rich repr: it displays as the cell's value in any Jupyter kernel, with
+        or without ``%matplotlib inline``; ``fig.save("dag.png")`` writes it
+        to a file), or ``ax``'s own figure when ``ax`` is given.
         The lanes are the y tick labels: a short log id, "(own)" for this peer's.
 
     Examples
@@ -378,8 +382,6 @@ def plot_dag(
     >>> [t.get_text() for t in fig.axes[0].get_yticklabels()][0].endswith("(own)")
     True
     """
-    from matplotlib.figure import Figure
-
     if max_records < 1:
         from threadkit.errors import InvalidInput
 
@@ -402,7 +404,9 @@ def plot_dag(
         columns = len(order) + 2
         width = min(18.0, max(7.0, 4.0 + (0.24 if columns <= 60 else 0.05) * columns))
         height = min(12.0, max(2.4, 1.4 + 0.8 * len(lanes)))
-        fig = Figure(figsize=(width, height), layout="constrained")
+        from threadkit.dagfigure import DagFigure
+
+        fig: DagFigure | Figure = DagFigure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure  # type: ignore[assignment]

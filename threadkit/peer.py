@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_REPO", "Peer"]
 
-DEFAULT_REPO = Path(os.environ.get("THREADKIT_REPO", str(Path.home() / ".threadkit")))
+DEFAULT_REPO = Path(os.environ.get("THREADKIT_REPO", str(Path.home() / ".threadkit"))).expanduser()
 """Where ``tk.Peer()`` keeps its repo (``$THREADKIT_REPO`` or ``~/.threadkit``)."""
 
 _IDENTITY_META = "peer.identity"
@@ -48,8 +48,9 @@ class Peer:
     Parameters
     ----------
     path : str or Path, optional
-        The repo directory (default ``~/.threadkit``). One process at a time may
-        open a repo: a second gets ``RepoInUse``.
+        The repo directory (default ``~/.threadkit``; a leading ``~`` is the home
+        directory, as in a shell). One process at a time may open a repo: a second
+        gets ``RepoInUse``.
     memory : bool
         Use a temporary repo, deleted on close (not synced to disk: faster).
     listen : list of str
@@ -88,7 +89,7 @@ class Peer:
     ------
     InvalidInput
         ``conn_limits`` is neither None nor a ``ConnLimits``; ``pulling`` is neither
-        None nor a ``PullSettings``.
+        None nor a ``PullSettings``; ``path`` is a file or cannot be created.
     InvalidAddress
         An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
     RepoInUse
@@ -142,8 +143,15 @@ class Peer:
         if memory:
             repo = Repo.temporary(durable=False)
         else:
-            target = Path(path) if path is not None else DEFAULT_REPO
-            target.mkdir(parents=True, exist_ok=True)
+            target = Path(path).expanduser() if path is not None else DEFAULT_REPO
+            if target.exists() and not target.is_dir():
+                raise InvalidInput(f"repo {str(target)!r} is a file, not a directory")
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot create the repo directory {str(target)!r}: {exc.strerror or exc}"
+                ) from None
             repo = Repo(target)
         self._repo: Repo | None = repo
         try:
@@ -381,7 +389,7 @@ class Peer:
     def new_db_from_addr(
         self,
         addr: str,
-        key: ThreadKey,
+        key: ThreadKey | str,
         name: str | None = None,
         timeout: float | None = None,
         pull: bool = True,
@@ -392,8 +400,9 @@ class Peer:
         ----------
         addr : str
             A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``).
-        key : ThreadKey
-            The thread key, with its read key (``db.info().key``).
+        key : ThreadKey or str
+            The thread key, with its read key (``db.info().key``), or its string form
+            (``str(key)``, as ``threadkit share`` prints it).
         name : str, optional
             Local name for the database (default: the name the other peer uses).
         timeout : float, optional
@@ -405,8 +414,17 @@ class Peer:
         """
         from threadkit.errors import InvalidThreadKey
 
-        if not isinstance(key, ThreadKeyType) or not key.can_read:
-            raise InvalidThreadKey("joining a database needs its key with the read key")
+        if isinstance(key, str):
+            key = ThreadKeyType.from_string(key.strip())
+        if not isinstance(key, ThreadKeyType):
+            raise InvalidThreadKey(
+                f"a thread key is a tk.ThreadKey or its string, got {type(key).__name__}"
+            )
+        if not key.can_read:
+            raise InvalidThreadKey(
+                "this key has no read key (a service key only): joining a database "
+                "needs the full key its owner shares (db.info().key)"
+            )
         if not isinstance(pull, bool):
             raise InvalidInput(f"pull must be True or False, got {pull!r}")
         db: Database = self._online_service().join(addr, key, name, timeout, pull)

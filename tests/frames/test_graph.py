@@ -257,3 +257,18 @@ def test_plot_into_given_axes_and_an_empty_db(stack: ExitStack) -> None:
     assert plot_dag(db, ax=ax) is fig
     assert len(lane_labels(fig)) == 1
     assert any(t.get_text() == "no records" for t in ax.texts)
+
+
+def test_the_plot_displays_as_a_picture_in_any_kernel(stack: ExitStack, tmp_path: Path) -> None:
+    """A kernel's display formatter shows the figure as a PNG without %matplotlib inline;
+    in a terminal, its repr says how to save it, and save() writes the file."""
+    from IPython.core.formatters import DisplayFormatter
+
+    db = stack.enter_context(tk.Peer(memory=True)).new_db("shown")
+    db.new_collection("Items").create({"n": 1})
+    fig = db.plot_dag()
+    data, _ = DisplayFormatter().format(fig)  # a fresh formatter: nothing registered for Figure
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert "save(" in data["text/plain"]
+    written = fig.save(tmp_path / "dag.svg")
+    assert Path(written).read_text().lstrip().startswith("<?xml")

@@ -113,9 +113,9 @@ def test_at_a_time(stack: ExitStack) -> None:
     assert walls == sorted(walls) and len(set(walls)) == len(walls)
     for k, wall in enumerate(walls, start=1):
         expected = documents_at(notes, {db.log_id: k})
-        assert documents_at(notes, wall) == expected
-        assert documents_at(notes, wall - 1) == documents_at(notes, {db.log_id: k - 1})
         stamp = pd.Timestamp(wall, unit="ns", tz="UTC")
+        before = pd.Timestamp(wall - 1, unit="ns", tz="UTC")
+        assert documents_at(notes, before) == documents_at(notes, {db.log_id: k - 1})
         assert documents_at(notes, stamp) == expected
         assert documents_at(notes, stamp.tz_localize(None)) == expected  # naive pandas: UTC
         assert documents_at(notes, stamp.isoformat()) == expected
@@ -127,6 +127,7 @@ def test_at_a_time(stack: ExitStack) -> None:
     local = moment.astimezone().replace(tzinfo=None)  # naive datetime: local time
     assert [d["n"] for d in documents_at(notes, local)] == [2]
     assert documents_at(notes, 0) == []
+    assert documents_at(notes, -5.5) == []
     assert documents_at(notes, datetime(2000, 1, 1, tzinfo=UTC)) == []
     empty = collection_at(notes, 0)
     assert len(empty) == 0 and empty.index.name == "_id"
@@ -153,8 +154,13 @@ def test_bad_points_are_clear_errors(stack: ExitStack) -> None:
     notes.create({"_id": "a"})
     other = new_db(stack, "other")
     other.new_collection("X")
-    with pytest.raises(InvalidInput):
-        documents_at(notes, 1.5)
+    with pytest.raises(InvalidInput, match="nanoseconds"):
+        documents_at(notes, notes.find_by_id("a")["_mod"])  # ns, not seconds: said so
+    for bad in (float("nan"), float("inf"), 1e300):
+        with pytest.raises(InvalidInput):
+            documents_at(notes, bad)
+    with pytest.raises(InvalidInput, match="seconds since the epoch"):
+        documents_at(notes, object())
     with pytest.raises(InvalidInput):
         documents_at(notes, True)
     with pytest.raises(InvalidInput):
@@ -325,3 +331,29 @@ def test_changed_fields() -> None:
     assert changed_fields({"a": [1]}, {"a": [1, 2]}) == ["a"]
     assert changed_fields({"a": {"b": 1}}, {"a": 5}) == ["a", "a.b"]
     assert changed_fields({"_mod": 1}, {"_mod": 2}, ("_mod",)) == []
+
+
+def test_at_seconds_as_time_time_gives_them(stack: ExitStack) -> None:
+    """``coll.at(int(time.time()))`` and ``coll.at(time.time())`` are seconds, not ns."""
+    import time
+
+    import numpy as np
+
+    db = new_db(stack)
+    notes = db.new_collection("Notes")
+    notes.create({"_id": "a", "n": 1})
+    notes.save({"_id": "a", "n": 2})
+    walls = record_walls(db)
+    live = notes.find()
+    now = time.time()
+    assert documents_at(notes, now) == live
+    assert documents_at(notes, int(now) + 1) == live
+    assert documents_at(notes, np.int64(int(now) + 1)) == live
+    assert documents_at(notes, np.float64(now)) == live
+    assert len(notes.at(int(now) + 1)) == 1
+    assert documents_at(notes, walls[0] // 10**9) == []  # the start of the first one's second
+    for k, wall in enumerate(walls, start=1):
+        gap_after = walls[k] - wall if k < len(walls) else 10**9
+        if gap_after > 4_000:  # a float of seconds is exact to a few hundred ns here
+            expected = documents_at(notes, {db.log_id: k})
+            assert documents_at(notes, (wall + 2_000) / 1e9) == expected

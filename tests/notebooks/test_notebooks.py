@@ -1,7 +1,14 @@
-"""Every notebook in notebooks/ runs top to bottom in a real Jupyter kernel (nbclient)."""
+"""Every notebook in notebooks/ runs top to bottom in a real Jupyter kernel (nbclient).
+
+Besides running without errors, the outputs are what a person sees after Run All:
+every cell that draws the record DAG shows a picture (not ``<Figure …>`` text), and
+every widget displayed is still alive in the kernel at the end (a closed widget's
+views vanish from the page).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,7 +39,10 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
+    # one cell more, run after the notebook's own: which widget models are still open
+    notebook.cells.append(nbformat.v4.new_code_cell(_ALIVE))
     client.execute()
+    alive_cell = notebook.cells.pop()
     errors = [
         output
         for cell in notebook.cells
@@ -41,3 +51,32 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         if output.get("output_type") == "error"
     ]
     assert not errors, errors
+    alive = set(json.loads(_stream_text(alive_cell).strip().splitlines()[-1]))
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        shown = [o.get("data", {}) for o in cell.get("outputs", [])]
+        if "plot_dag(" in cell.source:
+            assert any("image/png" in data for data in shown), (
+                f"{path.name}: the DAG cell shows no picture: {shown}"
+            )
+        for data in shown:
+            view = data.get("application/vnd.jupyter.widget-view+json")
+            if view is not None:
+                assert view["model_id"] in alive, (
+                    f"{path.name}: a widget displayed by {cell.source[:60]!r} was closed, "
+                    "so its view is gone after Run All"
+                )
+
+
+_ALIVE = (
+    "import json as _json\n"
+    "from ipywidgets.widgets.widget import _instances as _widgets\n"
+    "print(_json.dumps(sorted(_widgets)))"
+)
+
+
+def _stream_text(cell: nbformat.NotebookNode) -> str:
+    return "".join(
+        o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"
+    )

@@ -91,3 +91,43 @@ def test_widgets_are_reachable_from_the_package() -> None:
     assert tk.widgets.LiveTable is LiveTable
     assert tk.widgets.ListenFeed is ListenFeed
     assert tk.widgets.PeerStatus is PeerStatus
+
+
+def test_closing_the_peer_stops_the_threads_and_keeps_the_views() -> None:
+    """Run All ends with ``peer.close()``: the widgets stop updating but stay displayed,
+    showing their last state and why they stopped."""
+    peer = tk.Peer(memory=True)
+    db = peer.new_db("w")
+    people = db.new_collection("People")
+    people.create({"name": "Ada", "age": 36})
+    table = LiveTable(people, throttle=0.01)
+    feed = ListenFeed(db, throttle=0.01)
+    status = PeerStatus(peer, every=0.05)
+    people.create({"name": "Grace", "age": 85})
+    assert wait_for(lambda: "Grace" in table.widget.value and "Grace" in feed.widget.value)
+    peer.close()
+    widgets = (table, feed, status)
+    assert wait_for(lambda: not any(w.running for w in widgets))
+    for w in widgets:
+        assert w.widget.comm is not None, f"{type(w).__name__} closed its widget"
+        assert "live updates stopped" in w.widget.value
+    assert "Grace" in table.widget.value and "Ada" in table.widget.value
+    assert "Grace" in feed.widget.value
+    assert peer.id in status.widget.value and table.error is None
+    assert table.stopped in ("the database was closed", "the peer was closed")
+    assert feed.stopped == "the database was closed"
+    assert status.stopped == "the peer was closed"
+    for w in widgets:
+        w.close()
+        assert w.widget.comm is None
+
+
+def test_closing_the_displayed_widget_stops_its_threads(peer: tk.Peer) -> None:
+    people = peer.new_db("w").new_collection("People")
+    table = LiveTable(people, throttle=0.01)
+    reader = table._reader
+    table.widget.close()  # as ipywidgets.Widget.close_all() or a frontend would
+    assert wait_for(lambda: not table.running and not reader.is_alive())
+    assert table.stopped == "the widget was closed"
+    table.stop("again")  # idempotent: the first reason stays
+    assert table.stopped == "the widget was closed"

@@ -359,10 +359,20 @@ class Client:
         return RemoteDatabase(self, thread_id)
 
     def new_db_from_addr(
-        self, addr: str, key: ThreadKey, name: str | None = None, timeout: float | None = None
+        self,
+        addr: str,
+        key: ThreadKey | str,
+        name: str | None = None,
+        timeout: float | None = None,
     ) -> RemoteDatabase:
-        """Have the daemon join a database another peer serves (``db.info()`` there)."""
+        """Have the daemon join a database another peer serves (``db.info()`` there).
+
+        ``key`` is a ``tk.ThreadKey`` or its string form (as ``threadkit share`` prints it).
+        """
         from threadkit.core.addr import ThreadAddr, addr_to_bytes
+
+        if isinstance(key, str):
+            key = ThreadKey.from_string(key.strip())
 
         thread_id = ThreadAddr.parse(addr).thread_id
         request = pb.NewDBFromAddrRequest(
@@ -675,6 +685,38 @@ class RemoteCollection:
         )
         self._call("Save", request)
 
+    def update(
+        self, instance_id: str, changes: Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> None:
+        """Change some fields of one document: a partial save (as ``Collection.update``).
+
+        Done here as ``find_by_id`` and ``save`` inside one write transaction on the
+        daemon (the API has no partial update). The daemon hands out documents as the
+        read filter shows them, so saving one back could drop fields the filter hides:
+        on a collection with a read filter, update is refused before anything is written.
+
+        Raises
+        ------
+        InstanceNotFound
+            No such document.
+        InvalidDocument
+            As ``Collection.update``.
+        InvalidInput
+            The collection has a read filter.
+        """
+        from threadkit.db.collection import update_fields
+
+        merged = update_fields(instance_id, changes, fields)
+        if self.db.collection_info(self.name)["read_filter"]:
+            raise errors.InvalidInput(
+                f"{self.name!r} has a read filter: update through tk.Client could drop the "
+                "fields it hides; save the whole document instead"
+            )
+        with self.write_txn() as txn:
+            current = txn.find_by_id(instance_id)
+            if merged:
+                txn.save({**current, **merged})
+
     def delete(self, *instance_ids: str) -> None:
         """Delete documents by id in one transaction."""
         request = pb.DeleteRequest(
@@ -717,6 +759,14 @@ class RemoteCollection:
 
     def __len__(self) -> int:
         return self.count()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """``for doc in coll``: every document (one ``Find``, read before the first)."""
+        return iter(self.find())
+
+    def __contains__(self, instance_id: object) -> bool:
+        """``"some-id" in coll``: True when a document has that ``_id``."""
+        return isinstance(instance_id, str) and bool(instance_id) and self.has(instance_id)
 
     def write_txn(self) -> RemoteWriteTxn:
         """A write transaction (commit on exit, discard on exception)."""

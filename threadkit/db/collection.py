@@ -7,6 +7,7 @@ reader (by default the peer's own identity).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.config import CollectionConfig
@@ -96,6 +97,57 @@ class Collection:
         with self.write_txn(identity) as txn:
             txn.save(*docs)
 
+    def update(
+        self,
+        instance_id: str,
+        changes: Mapping[str, Any] | None = None,
+        /,
+        *,
+        identity: PublicKey | None = None,
+        **fields: Any,
+    ) -> None:
+        """Change some fields of one document: a partial :meth:`save`.
+
+        ``coll.update(id, weight=16.0)`` is ``save`` of the stored document with
+        those fields replaced (or added): one transaction, one record, the same
+        schema and validator checks, the same listen event (a save). Fields not
+        named stay as they are, including any a read filter hides from the writer.
+        Values replace whole: ``update(id, meta={"reads": 3})`` replaces ``meta``.
+
+        Parameters
+        ----------
+        instance_id : str
+            The document's ``_id``; it must exist.
+        changes : Mapping, optional
+            Fields to set, for names that are not Python identifiers (or ``identity``).
+        identity : PublicKey, optional
+            The writer (validators see it; the read filter decides visibility for it).
+        **fields
+            Fields to set (they win over ``changes``).
+
+        Raises
+        ------
+        InstanceNotFound
+            No such document (or the read filter hides it from the writer).
+        InvalidDocument
+            A bad id, changes that are not a mapping, or an attempt to set ``_id`` or ``_mod``.
+        SchemaViolation, ScriptRejected, UniqueViolation
+            As :meth:`save`; nothing is written.
+
+        Examples
+        --------
+        >>> people.update(ids[0], age=31, city="Oslo")  # doctest: +SKIP
+        """
+        merged = update_fields(instance_id, changes, fields)
+        # under the database's write lock, no other local write lands between the read and
+        # the commit, so fields another thread changed meanwhile are never reverted
+        with self.db._write_lock, self.write_txn(identity) as txn:
+            current = txn._get(instance_id)
+            if current is None or self._visible(current, txn.reader) is None:
+                raise InstanceNotFound(f"instance {instance_id!r} not found in {self.name!r}")
+            if merged:
+                txn.save({**current, **merged})
+
     def delete(self, *instance_ids: str, identity: PublicKey | None = None) -> None:
         """Delete documents by id in one transaction; a missing id is not an error."""
         with self.write_txn(identity) as txn:
@@ -156,6 +208,19 @@ class Collection:
 
     def __len__(self) -> int:
         return self.count()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """``for doc in coll``: every document (as ``find()`` gives them, read filter applied).
+
+        The documents are read in one snapshot before the first is returned, so
+        writing to the collection inside the loop is safe. For rows as pandas
+        gives them, iterate ``coll.df`` (``coll.df.itertuples()``).
+        """
+        return iter(self.find())
+
+    def __contains__(self, instance_id: object) -> bool:
+        """``"some-id" in coll``: True when a document has that ``_id`` (and is visible)."""
+        return isinstance(instance_id, str) and bool(instance_id) and self.has(instance_id)
 
     # --------------------------------------------------------------- frames
 
@@ -235,7 +300,13 @@ class Collection:
     # ------------------------------------------------------------ time travel
 
     def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:
-        """The collection as it was at a time, a record CID, or a set of heads (DataFrame)."""
+        """The collection as it was at a point in its history, as a DataFrame.
+
+        ``when`` is a time (``datetime``, ``pandas.Timestamp``, ISO string, or seconds
+        since the epoch as an int or float, as ``time.time()`` gives), a record CID, or
+        a set of heads ``{log id: counter or CID}`` (``db.heads()``); anything else is
+        an ``InvalidInput`` saying what it takes (:mod:`threadkit.frames.timetravel`).
+        """
         from threadkit.frames.timetravel import collection_at
 
         return collection_at(self, when, identity=identity)
@@ -331,6 +402,45 @@ class Collection:
             for doc, new in zip(docs, generated, strict=True)
         ]
         return prepared, generated
+
+
+def update_fields(
+    instance_id: object, changes: object, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The fields an ``update(instance_id, changes, **fields)`` sets, checked.
+
+    Raises
+    ------
+    InvalidDocument
+        For an id that is not a non-empty string, ``changes`` that is not a mapping
+        with string keys, or a change of ``_id`` or ``_mod``.
+
+    Examples
+    --------
+    >>> update_fields("a", {"odd name": 1}, {"n": 2})
+    {'odd name': 1, 'n': 2}
+    >>> update_fields("a", None, {"_mod": 5})
+    Traceback (most recent call last):
+    ...
+    threadkit.errors.InvalidDocument: _mod is set by threadkit on every write; update cannot set it
+    """
+    if not isinstance(instance_id, str) or not instance_id:
+        raise InvalidDocument(
+            f"update needs a document's _id (a non-empty string), got {instance_id!r}"
+        )
+    if changes is not None and not isinstance(changes, Mapping):
+        raise InvalidDocument(
+            f"update's changes must be a dict of fields, got {type(changes).__name__}"
+        )
+    merged = {**(changes or {}), **fields}
+    for key in merged:
+        if not isinstance(key, str):
+            raise InvalidDocument(f"a field name must be a string, got {key!r}")
+    if "_id" in merged and merged.pop("_id") != instance_id:
+        raise InvalidDocument("update cannot change a document's _id")
+    if "_mod" in merged:
+        raise InvalidDocument("_mod is set by threadkit on every write; update cannot set it")
+    return merged
 
 
 def _lacks_id(instance_id: Any) -> bool:

@@ -418,14 +418,18 @@ class Database:
         return f"Database({self.name!r}, id={self.id})"
 
     def _repr_html_(self) -> str:
-        """Name, id, collections with counts, and this peer's log (for notebooks)."""
+        """Name, id, collections with counts, and its address (for notebooks).
+
+        A repr has no side effects: it shows the address only when the network
+        already runs, and never starts it (as :meth:`info` does).
+        """
         import html
 
         items = "".join(
             f"<li>{html.escape(c.name)}: {c.count()} documents</li>"
             for c in self.list_collections()
         )
-        addrs = self.info().addrs
+        addrs = self.addrs_provider() if self.addrs_provider is not None else []
         where = html.escape(addrs[0]) if addrs else "not shared yet (the peer is offline)"
         return (
             f"<div><b>Database {html.escape(self.name)}</b><br><code>{self.id}</code>"

@@ -45,7 +45,7 @@ from threadkit.db.query import Query
 from threadkit.errors import InvalidQuery
 from threadkit.frames.logic import And, Cmp, Const, Node, Not, Or, to_query
 
-__all__ = ["compile_query", "parse"]
+__all__ = ["compile_parsed", "compile_query", "parse"]
 
 _QUERY_KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
 _LOCAL = "__tk_local_"
@@ -399,7 +399,17 @@ def compile_query(
     ...
     threadkit.errors.InvalidQuery: arithmetic (*) is not supported in a query: age * 2
     """
-    node = parse(text, local_vars)
+    return compile_parsed(parse(text, local_vars), schema)
+
+
+def compile_parsed(node: Node, schema: Mapping[str, Any] | None = None) -> Query:
+    """The Query of a condition :func:`parse` gave (as :func:`compile_query` finishes).
+
+    Raises
+    ------
+    InvalidQuery
+        For a bare non-boolean field or a value of the wrong type for the schema.
+    """
     if schema:
         _check_bare_fields(node, schema)
     return to_query(node, schema)

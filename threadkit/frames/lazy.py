@@ -92,18 +92,37 @@ def caller_vars(
 
 
 def compile_for(
-    coll: Collection, query: object, local_vars: Mapping[str, Any] | None = None
+    coll: Collection,
+    query: object,
+    local_vars: Mapping[str, Any] | None = None,
+    identity: PublicKey | str | None = None,
 ) -> Query:
     """A Query from text (pandas syntax), a column expression, a Query or None.
+
+    Text and column expressions may only name fields the collection knows, as
+    pandas' ``DataFrame.query`` may only name columns; ``index`` is ``_id``
+    (:mod:`threadkit.frames.fields`). A ``tk.Query`` keeps ThreadDB's meaning: a
+    missing field matches nothing.
 
     Raises
     ------
     InvalidQuery
-        For anything else, or what the compiler refuses.
+        For anything else, an unknown field, or what the compiler refuses.
     """
+    from threadkit.frames.columns import Column, Expr, as_condition
+    from threadkit.frames.expr import compile_parsed, parse
+    from threadkit.frames.fields import check_fields
+    from threadkit.frames.logic import to_query
+
     if query is None or isinstance(query, Query):
         return compile_with_schema({}, query, local_vars)
-    return compile_with_schema(coll.config.schema, query, local_vars)
+    reader = str(identity) if identity is not None else None
+    schema = coll.config.schema
+    if isinstance(query, str):
+        return compile_parsed(check_fields(coll, parse(query, local_vars), reader), schema)
+    if isinstance(query, Expr | Column):
+        return to_query(check_fields(coll, as_condition(query), reader), schema)
+    return compile_with_schema(schema, query, local_vars)  # refuses it, saying what it takes
 
 
 def compile_with_schema(
@@ -179,7 +198,7 @@ def query_frame(
     """
     from threadkit.frames.frame import to_pandas
 
-    return to_pandas(coll, compile_for(coll, text_or_expr, local_vars), identity)
+    return to_pandas(coll, compile_for(coll, text_or_expr, local_vars, identity), identity)
 
 
 def lazy_query(
@@ -189,7 +208,7 @@ def lazy_query(
     identity: PublicKey | str | None = None,
 ) -> LazyFrame:
     """A :class:`LazyFrame` of the documents matching the query (all when None)."""
-    return LazyFrame(coll, compile_for(coll, text_or_expr, local_vars), identity)
+    return LazyFrame(coll, compile_for(coll, text_or_expr, local_vars, identity), identity)
 
 
 class LazyFrame:

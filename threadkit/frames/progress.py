@@ -1,7 +1,8 @@
-"""Progress reporting for bulk writes: a callback, an ipywidgets bar, or a text bar.
+"""Progress reporting for bulk writes: a callback, or a ``tqdm.auto`` bar.
 
-No dependency is added: the widget bar is used only when ipywidgets is installed
-and the code runs in a Jupyter kernel, the text bar only on a terminal.
+A bar is tqdm's: in a Jupyter kernel ``tqdm.auto`` draws the notebook widget
+(rate, elapsed time and ETA), elsewhere the familiar text bar on stderr. tqdm is
+imported only when a bar is drawn.
 
 Examples
 --------
@@ -14,9 +15,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,41 +51,20 @@ class _Callback(_Reporter):
         self.callback(done, self.total)
 
 
-class _TextBar(_Reporter):
-    def __init__(self, total: int, stream: Any) -> None:
+class _Bar(_Reporter):
+    """A ``tqdm.auto`` bar counting rows."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm.auto import tqdm
+
         super().__init__(total)
-        self.stream = stream
-        self.start = time.monotonic()
+        self.bar: Any = tqdm(total=total, desc="writing", unit="rows", unit_scale=True)
 
     def __call__(self, done: int) -> None:
-        share = done / self.total if self.total else 1.0
-        filled = int(share * 30)
-        rate = done / max(time.monotonic() - self.start, 1e-9)
-        self.stream.write(
-            f"\rwriting [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} "
-            f"{done:,}/{self.total:,} rows ({rate:,.0f}/s)"
-        )
-        self.stream.flush()
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-class _WidgetBar(_Reporter):
-    def __init__(self, total: int, widgets: Any) -> None:
-        super().__init__(total)
-        display: Any = importlib.import_module("IPython.display").display
-        self.bar = widgets.IntProgress(min=0, max=max(total, 1), description="writing")
-        self.label = widgets.Label(f"0/{total:,} rows")
-        display(widgets.HBox([self.bar, self.label]))
-
-    def __call__(self, done: int) -> None:
-        self.bar.value = done
-        self.label.value = f"{done:,}/{self.total:,} rows"
-
-    def close(self) -> None:
-        self.bar.bar_style = "success"
+        self.bar.close()
 
 
 def _in_kernel() -> bool:
@@ -98,16 +76,12 @@ def _in_kernel() -> bool:
 
 
 def _bar(total: int, forced: bool) -> _Reporter:
-    if _in_kernel():
-        try:
-            widgets = importlib.import_module("ipywidgets")
-        except ImportError:
-            pass
-        else:
-            return _WidgetBar(total, widgets)
+    """A tqdm bar when one can show (a kernel or a terminal), or always when ``forced``."""
     stream = sys.stderr
-    if forced or (stream is not None and stream.isatty()):
-        return _TextBar(total, stream)
+    if stream is None:
+        return _Reporter(total)
+    if forced or _in_kernel() or stream.isatty():
+        return _Bar(total)
     return _Reporter(total)
 
 

@@ -4,11 +4,15 @@ The state of a collection is a pure function of its events (docs/semantics.md),
 so its past is the same function of a subset of them. A **point** names the
 subset:
 
-- a **time** (``datetime``, ``pandas.Timestamp``, ISO string, or an ``int`` of
-  nanoseconds since the epoch): the events whose HLC wall time is ≤ that time —
+- a **time** (``datetime``, ``pandas.Timestamp``, ``numpy.datetime64``, ISO
+  string, or seconds since the epoch as an ``int`` or ``float``, as
+  ``time.time()`` gives them): the events whose HLC wall time is ≤ that time —
   a prefix of the total order. Naive ``datetime.datetime`` values are local
   time (Python's convention); naive ``pandas.Timestamp`` values and strings are
   UTC (pandas' convention, and that of the ``time`` column of ``history()``).
+  Nanoseconds (such as a document's ``_mod``) go in as
+  ``pd.Timestamp(ns, unit="ns")``: a number of seconds past the year 9999 is
+  refused with that hint rather than read as some other time.
 - a **record** (its CID, ``bytes`` or string): the state after that record and
   everything ordered before it — the events whose order key is ≤ the key of the
   record's last event. This is a prefix of the total order too, so it may hold
@@ -45,6 +49,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,8 +209,8 @@ def resolve(db: Database, when: Point, finder: RecordFinder | None = None) -> Se
     ----------
     db : Database
         The database.
-    when : datetime, pandas.Timestamp, int, str, bytes or dict
-        A time (``int`` = ns since the epoch), a record CID, or ``{log id: head}``.
+    when : datetime, pandas.Timestamp, int, float, str, bytes or dict
+        A time (a number = seconds since the epoch), a record CID, or ``{log id: head}``.
     finder : RecordFinder, optional
         A record finder to reuse.
 
@@ -218,10 +224,10 @@ def resolve(db: Database, when: Point, finder: RecordFinder | None = None) -> Se
     finder = finder or RecordFinder(db)
     if isinstance(when, Mapping):
         return Selection(records=_head_records(db, when), label=f"heads {dict(when)!r}")
-    if isinstance(when, bool):
+    if isinstance(when, bool) or type(when).__name__ == "bool_":
         raise InvalidInput("a point in history cannot be a bool")
-    if isinstance(when, int):
-        return Selection(bound=_time_bound(when), label=f"time {when} ns")
+    if isinstance(when, numbers.Real):
+        return Selection(bound=_time_bound(_seconds_ns(when)), label=f"time {when} s")
     if isinstance(when, bytes | bytearray | memoryview | str):
         cid = _as_cid(when)
         if cid is not None:
@@ -236,9 +242,31 @@ def resolve(db: Database, when: Point, finder: RecordFinder | None = None) -> Se
     if type(when).__module__ == "numpy":
         return Selection(bound=_time_bound(_pandas_ns(when)), label=f"time {when}")
     raise InvalidInput(
-        "a point in history is a time (datetime, int ns, ISO string), a record CID, "
-        f"or {{log id: head}}; got {type(when).__name__}"
+        "a point in history is a time (datetime, pandas Timestamp, ISO string, or seconds "
+        "since the epoch as an int or float), a record CID, or {log id: head}; "
+        f"got {type(when).__name__}"
     )
+
+
+_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def _seconds_ns(value: numbers.Real) -> int:
+    """Nanoseconds since the epoch of ``value`` seconds (an int exactly, a float to the ns)."""
+    if isinstance(value, numbers.Integral):
+        whole, fraction = int(value), 0
+    else:
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidInput(f"{value!r} is not a time")
+        whole = math.floor(number)
+        fraction = round((number - whole) * 1_000_000_000)
+    if abs(whole) > _MAX_SECONDS:
+        raise InvalidInput(
+            f"{value!r} seconds since the epoch is beyond the year 9999; a time in "
+            "nanoseconds (such as _mod) goes in as pd.Timestamp(ns, unit='ns')"
+        )
+    return whole * 1_000_000_000 + fraction
 
 
 def _is_pandas_time(value: object) -> bool:

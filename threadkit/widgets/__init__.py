@@ -1,7 +1,10 @@
 """Live notebook widgets (ipywidgets): event feeds, auto-refreshing tables, peer status.
 
 Widgets update from a background thread, never from the kernel's own loop, so a cell
-that shows one returns at once. Close a widget (``w.close()``) to stop its thread.
+that shows one returns at once. The threads stop by themselves when the database or
+peer they watch is closed, and the widget keeps showing its last state: end a notebook
+with ``peer.close()``. ``w.stop()`` stops updates the same way; ``w.close()`` also
+removes the widget's views.
 
 Examples
 --------

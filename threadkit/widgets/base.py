@@ -1,4 +1,13 @@
-"""What the live widgets share: a background thread, throttled re-rendering, clean closing."""
+"""What the live widgets share: a background thread, throttled re-rendering, clean stopping.
+
+A live widget's background threads live as long as both the displayed widget and
+its source: they stop when the ``ipywidgets`` widget is closed (by :meth:`LiveWidget.close`
+or by anyone calling ``widget.close()``) and when the source goes away (the database
+or the peer is closed). Stopping never removes the widget: its views keep showing
+the last state, with a line saying that live updates stopped and why. Only
+:meth:`LiveWidget.close` removes the views, so a notebook's last cell closes the
+peer, not its widgets, and Run All ends with every widget still on screen.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from threadkit.errors import RepoClosed
 
 __all__ = ["LiveWidget", "escape"]
 
@@ -34,6 +45,8 @@ class LiveWidget:
         The displayed widget (``_repr_mimebundle_`` delegates to it).
     renders : int
         How many times the widget was re-rendered (tests watch it).
+    stopped : str | None
+        Why live updates stopped (None while they run).
     """
 
     def __init__(self, throttle: float = 0.25, poll: float | None = None) -> None:
@@ -43,11 +56,14 @@ class LiveWidget:
         self.throttle = throttle
         self.renders = 0
         self.error: str | None = None
+        self.stopped: str | None = None
         self._poll = poll
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cleanups: list[Callable[[], None]] = []
+        self._stop_lock = threading.Lock()
+        self.widget.observe(self._comm_changed, names="comm")
 
     def start(self) -> None:
         """Render once now, then keep re-rendering in a background thread."""
@@ -63,11 +79,26 @@ class LiveWidget:
         """The widget's HTML."""
         raise NotImplementedError
 
+    def _source_ended(self, reason: str) -> None:
+        """The source is gone (its feed ended): show what arrived last, then stop."""
+        if not self._stop.is_set():
+            self._refresh()
+        self.stop(reason)
+
+    def _comm_changed(self, change: dict[str, Any]) -> None:
+        if change["new"] is None:  # the widget was closed: nothing left to update
+            self.stop("the widget was closed")
+
     def _refresh(self) -> None:
+        if self._stop.is_set():
+            return
         try:
             self.widget.value = self.render()
             self.error = None
-        except Exception as exc:  # a closed peer or a bad query must not kill the thread
+        except RepoClosed:  # the source went away: keep showing the last state
+            self.stop("the peer was closed")
+            return
+        except Exception as exc:  # a bad query must not kill the thread
             self.error = f"{type(exc).__name__}: {exc}"
             self.widget.value = f"<pre>{escape(self.error, 500)}</pre>"
         self.renders += 1
@@ -82,17 +113,44 @@ class LiveWidget:
                 self._refresh()
                 time.sleep(self.throttle)
 
-    def close(self) -> None:
-        """Stop the background thread, release sources, close the widget."""
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop live updates and release the sources; the widget keeps its last state.
+
+        Called by itself when the source goes away (the database or peer is closed)
+        or the widget is closed. Safe to call more than once: the first reason stays.
+
+        Parameters
+        ----------
+        reason : str
+            Why, shown under the last state (``"live updates stopped: <reason>"``).
+        """
+        with self._stop_lock:
+            if self.stopped is not None:
+                return
+            self.stopped = reason
         self._stop.set()
         self._dirty.set()
         for cleanup in self._cleanups:
             try:
                 cleanup()
-            except Exception:  # closing must always finish
+            except Exception:  # stopping must always finish
                 log.debug("widget cleanup failed", exc_info=True)
-        if self._thread is not None and self._thread is not threading.current_thread():
+        current = threading.current_thread()
+        if self._thread is not None and self._thread is not current:
             self._thread.join(timeout=2)
+        if self.widget.comm is not None:
+            self.widget.value = (
+                f"{self.widget.value}<div style='color:#777;font-size:smaller'>"
+                f"<i>live updates stopped: {escape(reason)}</i></div>"
+            )
+
+    def close(self) -> None:
+        """Stop the background threads, release sources, and close the widget.
+
+        Closing removes the widget's views from the notebook; to keep them showing
+        the last state, call :meth:`stop` or just close the peer.
+        """
+        self.stop("the widget was closed")
         self.widget.close()
 
     @property

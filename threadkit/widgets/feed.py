@@ -55,6 +55,7 @@ class ListenFeed(LiveWidget):
             if isinstance(item, Event):
                 self.count += 1
             self.wake()
+        self._source_ended("the database was closed")
 
     def render(self) -> str:
         """The table's HTML."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from threadkit.errors import RepoClosed
 from threadkit.widgets.base import LiveWidget, escape
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class PeerStatus(LiveWidget):
         """The dashboard's HTML."""
         peer = self.peer
         if peer.closed:
-            return "<div><b>peer closed</b></div>"
+            raise RepoClosed("the peer was closed")
         stats = peer.sync_stats
         rows = [
             ("peer id", peer.id),

@@ -49,6 +49,7 @@ class LiveTable(LiveWidget):
     def _read(self) -> None:
         for _ in self._feed:
             self.wake()
+        self._source_ended("the database was closed")
 
     def frame(self) -> Any:
         """The current DataFrame (the query's result, or the whole collection)."""
