@@ -30,6 +30,7 @@ from threadkit.db.events import Action, Event, array_header
 from threadkit.db.indexkeys import decode_id, decode_value, encode_value
 from threadkit.db.layout import encode_id
 from threadkit.db.reducer import Conflict, FoldResult, Rejection, StoredEvent, fold, step
+from threadkit.db.scriptcalls import ScriptCalls
 from threadkit.errors import (
     CollectionNotFound,
     ScriptError,
@@ -131,6 +132,9 @@ class Engine:
         self.tables = tables
         self.prefix = prefix
         self.colls: dict[str, CollHistory] = {}
+        self.scripts: ScriptCalls | None = None
+        """Set by the database while it applies a write in rounds (see :mod:`.scriptcalls`):
+        script calls then go through it. None runs them in place."""
 
     # ---------------------------------------------------------------- loading
 
@@ -145,6 +149,30 @@ class Engine:
                 break
             name = bytes(key[len(self.prefix) : -1]).decode()
             self.colls[name] = CollHistory.decode(name, bytes(value))
+
+    def snapshot(self) -> dict[str, tuple[CollHistory, list[bytes], list[Any]]]:
+        """The collections' config histories as they are (see :meth:`restore`)."""
+        return {n: (h, list(h.keys), list(h.configs)) for n, h in self.colls.items()}
+
+    def restore(self, snapshot: dict[str, tuple[CollHistory, list[bytes], list[Any]]]) -> None:
+        """Put the config histories back as :meth:`snapshot` saw them (after an abandoned
+        transaction that applied collection events)."""
+        for name in [n for n in self.colls if n not in snapshot]:
+            del self.colls[name]
+        for name, (history, keys, configs) in snapshot.items():
+            history.keys[:] = keys
+            history.configs[:] = configs
+            self.colls[name] = history
+
+    def run_filter(
+        self, config: CollectionConfig, reader: str | None, doc: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """``doc`` as the collection's read filter shows it to ``reader`` (it must have one)."""
+        read_filter = config.filter
+        assert read_filter is not None
+        if self.scripts is None:
+            return read_filter(reader, doc)
+        return self.scripts.filter(read_filter, reader, doc)
 
     def config(self, name: str) -> CollectionConfig:
         """The current config of a collection; CollectionNotFound when absent."""
@@ -505,9 +533,11 @@ class Engine:
             )
         validator = config.validator
         if validator is not None:
-            validator(
-                event.author, threaddb_event(event, collection, instance_id, event.key), before
-            )
+            view = threaddb_event(event, collection, instance_id, event.key)
+            if self.scripts is None:
+                validator(event.author, view, before)
+            else:
+                self.scripts.validate(validator, event.author, view, before)
         if after is None or not unique:
             return
         # unique indexes hold for the current state, so the current config's decide: an
