@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from threadkit.db import scriptworker
 from threadkit.db.scriptpool import ScriptSpec, pool
@@ -225,7 +225,7 @@ class _Script:
         """
         return pool().run(self._spec, texts) if texts else []
 
-    def _raise_for(self, report: str) -> None:
+    def _raise_for(self, report: str) -> NoReturn:
         """Raise the error a failure report stands for."""
         tag, detail = report[:1], report[1:]
         if tag == "E":
@@ -486,7 +486,6 @@ class ReadFilter(_Script):
                 )
             self._raise_for(inner)
         self._raise_for(report)
-        raise AssertionError("unreachable")  # pragma: no cover - _raise_for always raises
 
 
 def _parse_result(text: str) -> dict[str, Any]:
