@@ -314,3 +314,13 @@ def test_script_calls_replay_and_defer() -> None:
     calls.defer = False
     assert calls.filter(f, "r", {"_id": "b"}) == {"_id": "b", "seen": True}
     assert not calls.missing
+
+
+def test_filter_many_is_one_call_per_instance_in_order() -> None:
+    f = ReadFilter(
+        "if (instance.bad) { throw new Error('no') } return instance.n % 2 ? instance : null"
+    )
+    docs = [{"_id": str(n), "n": n} for n in range(6)]
+    assert f.filter_many("r", docs) == [None, docs[1], None, docs[3], None, docs[5]]
+    with pytest.raises(ScriptError, match="threw Error: no"):
+        f.filter_many("r", [*docs, {"_id": "x", "bad": True}])

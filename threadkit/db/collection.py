@@ -258,10 +258,10 @@ class Collection:
         hook = None
         if read_filter is not None:
 
-            def hook(doc: dict[str, Any]) -> dict[str, Any] | None:
-                return read_filter(reader, doc)
+            def hook(docs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+                return read_filter.filter_many(reader, docs)  # one round trip for all
 
-        return execute(query or Query(), source, read_filter=hook)
+        return execute(query or Query(), source, filter_many=hook)
 
     def _find_by_id(
         self, source: CollectionSource, instance_id: str, reader: str | None

@@ -440,6 +440,17 @@ class ReadFilter(_Script):
         """
         return self.interpret(self.run_texts([self.encode(reader, instance)])[0])
 
+    def filter_many(
+        self, reader: str | None, instances: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """Filter many instances for one reader in one round trip to a worker.
+
+        Returns what :meth:`__call__` returns for each, in order; the first failure (in
+        order) raises as :meth:`__call__` would.
+        """
+        texts = [self.encode(reader, instance) for instance in instances]
+        return [self.interpret(report) for report in self.run_texts(texts)]
+
     def encode(self, reader: str | None, instance: dict[str, Any]) -> str:
         """The argument text of one call (what :meth:`run_texts` takes).
 
