@@ -180,6 +180,15 @@ ALLOWED = {
     ("widgets/base.py", "render", "NotImplementedError"),
     # fastjsonschema's handler hook for remote $refs; schema.py turns it into InvalidSchema
     ("db/schema.py", "_refuse_fetch", "fastjsonschema.JsonSchemaDefinitionException"),
+    # script rounds and workers: internal signals, caught by their callers (database._rounds,
+    # scriptpool._Pool, the worker's request loop)
+    ("db/database.py", "_prejudge", "_Again"),
+    ("db/scriptcalls.py", "filter", "Deferred"),
+    ("db/scriptpool.py", "__init__", "_Dead"),
+    ("db/scriptpool.py", "send", "_Dead"),
+    ("db/scriptpool.py", "_fill", "_Dead"),
+    ("db/scriptpool.py", "_fill", "_Late"),
+    ("db/scriptworker.py", "build", "CompileError"),
     # decode_any raises the threadkit class its caller passes (checked below)
     ("core/_multibase.py", "decode_any", "error"),
     # the value model's walker signals the first bad value; value_problem() catches it

@@ -139,14 +139,8 @@ class Collection:
         >>> people.update(ids[0], age=31, city="Oslo")  # doctest: +SKIP
         """
         merged = update_fields(instance_id, changes, fields)
-        # under the database's write lock, no other local write lands between the read and
-        # the commit, so fields another thread changed meanwhile are never reverted
-        with self.db._write_lock, self.write_txn(identity) as txn:
-            current = txn._get(instance_id)
-            if current is None or self._visible(current, txn.reader) is None:
-                raise InstanceNotFound(f"instance {instance_id!r} not found in {self.name!r}")
-            if merged:
-                txn.save({**current, **merged})
+        with self.write_txn(identity) as txn:
+            txn.update(instance_id, merged)
 
     def delete(self, *instance_ids: str, identity: PublicKey | None = None) -> None:
         """Delete documents by id in one transaction; a missing id is not an error."""
@@ -330,10 +324,10 @@ class Collection:
         hook = None
         if read_filter is not None:
 
-            def hook(doc: dict[str, Any]) -> dict[str, Any] | None:
-                return read_filter(reader, doc)
+            def hook(docs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+                return read_filter.filter_many(reader, docs)  # one round trip for all
 
-        return execute(query or Query(), source, read_filter=hook)
+        return execute(query or Query(), source, filter_many=hook)
 
     def _find_by_id(
         self, source: CollectionSource, instance_id: str, reader: str | None

@@ -14,11 +14,12 @@ are chained into their log and their events applied, in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import cbor2
 
@@ -29,17 +30,21 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record
 from threadkit.db import layout
 from threadkit.db.config import CollectionConfig, Index
-from threadkit.db.engine import Change, Engine, Tables
+from threadkit.db.engine import Change, Engine, Tables, threaddb_event
 from threadkit.db.events import Action, Event, decode_body, encode_body, encode_creates
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.patch import apply_patch, create_patch
+from threadkit.db.scriptcalls import Deferred, ScriptCalls
 from threadkit.errors import (
     CollectionExists,
     InstanceExists,
+    InstanceNotFound,
+    InvalidDocument,
     InvalidIndex,
     MalformedRecord,
     RecordError,
+    ScriptError,
     UniqueViolation,
     WriteRejected,
 )
@@ -57,6 +62,15 @@ __all__ = ["DBInfo", "Database", "Op"]
 log = logging.getLogger("threadkit.db")
 
 RecordCallback = Callable[["Database", Record], None]
+T = TypeVar("T")
+
+SCRIPT_ROUNDS = 8
+"""Rounds a write may take whose script calls run outside the write lock (see
+:mod:`.scriptcalls`); the last round runs the calls it still misses in place."""
+
+
+class _Again(Exception):
+    """The round noted script calls: abandon its transaction, run them, go again."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,9 @@ class Op:
     """True for an id this process just generated: it cannot exist yet, so no lookup."""
     checked: CollectionConfig | None = None
     """The config whose schema ``doc`` was checked against when the write was queued."""
+    merge: bool = False
+    """A partial save: ``doc`` holds only the fields to set, merged into the instance as it
+    stands when the event is built (so a field another write changed meanwhile stays)."""
 
 
 @dataclass
@@ -92,6 +109,16 @@ class _Pending:
     state: dict[tuple[str, str], tuple[dict[str, Any] | None, bytes | None]] = field(
         default_factory=dict
     )
+    head: bytes | None = None
+    """This peer's log head when the events were built (their stamps follow it)."""
+    seen: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
+    """The latest event key of each instance the events were built on."""
+    configs: dict[str, CollectionConfig | None] = field(default_factory=dict)
+    """The config of each collection the events were built under."""
+    befores: list[dict[str, Any] | None] = field(default_factory=list)
+    """The instance before each event, as the writer saw it."""
+    prejudged: bool = False
+    """True once the events' validator calls were noted (see ``Database._prejudge``)."""
 
 
 class Database:
@@ -174,10 +201,12 @@ class Database:
         ... )
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
-        with self._write_lock:
+
+        def check(txn: Any) -> None:
             if name in self.engine.collection_names():
                 raise CollectionExists(f"collection {name!r} already exists in {self.name!r}")
-            self._commit_collection_event(Action.NEW_COLLECTION, config)
+
+        self._commit_collection_event(Action.NEW_COLLECTION, config, check=check)
         return self.get_collection(name)
 
     def update_collection(
@@ -195,21 +224,22 @@ class Database:
         re-validated against a new schema: it applies to new writes.
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
-        with self._write_lock:
+
+        def check(txn: Any) -> None:
             current = self.engine.config(name)
-            with self._repo.transaction() as txn:
-                added = [i.path for i in config.indexes if i not in current.indexes]
-                if added:
-                    self._check_indexable(txn, name, added)
-                for index in config.indexes:
-                    if index.unique and index not in current.indexes:
-                        dupes = self.engine.unique_duplicates(txn, name, index.path)
-                        if dupes:
-                            raise UniqueViolation(
-                                f"cannot add unique index {index.path!r} to {name!r}: "
-                                f"values shared by several instances, e.g. {dupes[0]!r}"
-                            )
-            self._commit_collection_event(Action.UPDATE_COLLECTION, config)
+            added = [i.path for i in config.indexes if i not in current.indexes]
+            if added:
+                self._check_indexable(txn, name, added)
+            for index in config.indexes:
+                if index.unique and index not in current.indexes:
+                    dupes = self.engine.unique_duplicates(txn, name, index.path)
+                    if dupes:
+                        raise UniqueViolation(
+                            f"cannot add unique index {index.path!r} to {name!r}: "
+                            f"values shared by several instances, e.g. {dupes[0]!r}"
+                        )
+
+        self._commit_collection_event(Action.UPDATE_COLLECTION, config, check=check)
         return self.get_collection(name)
 
     def _check_indexable(self, txn: Any, name: str, paths: list[str]) -> None:
@@ -232,9 +262,9 @@ class Database:
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection and its documents (an event: it replicates)."""
-        with self._write_lock:
-            self.engine.config(name)
-            self._commit_collection_event(Action.DELETE_COLLECTION, None, name)
+        self._commit_collection_event(
+            Action.DELETE_COLLECTION, None, name, check=lambda txn: self.engine.config(name)
+        )
         self._collections.pop(name, None)
 
     def get_collection(self, name: str) -> Collection:
@@ -441,28 +471,122 @@ class Database:
     def commit(self, ops: list[Op], author: PublicKey | None = None) -> Record | None:
         """Commit a transaction's writes as one record; all or nothing.
 
-        Returns the record, or None when there was nothing to write.
+        Returns the record, or None when there was nothing to write. Write validators
+        and read filters run outside the write lock (see :meth:`_rounds`); the events
+        are built once and kept across rounds while nothing they were built on changed.
         """
         if not ops:
             return None
-        author = author or self.identity.public
-        with self._write_lock, self.engine.write(self._repo) as txn:
+        signer = author or self.identity.public
+        built: list[_Pending] = []
+
+        def attempt(txn: Any) -> tuple[Record, list[Change]]:
             if self._creates_only(ops):
-                record, changes = self._commit_creates(txn, ops, author)
+                record, changes = self._commit_creates(txn, ops, signer)
             else:
-                record, changes = self._commit_ops(txn, ops, author)
+                if not built or not self._still_current(txn, built[0]):
+                    built[:] = [self._build_events(txn, ops)]
+                self._prejudge(built[0], str(signer))
+                record, changes = self._commit_ops(txn, ops, built[0], signer)
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
+            return record, changes
+
+        record, changes = self._rounds(attempt)
         self._after_commit(changes, record)
         return record
 
+    def _rounds(self, attempt: Callable[[Any], T]) -> T:
+        """Run ``attempt(txn)`` in one LMDB write transaction under the write lock, with
+        its script calls judged outside the lock; the result of the round that commits.
+
+        A round that meets script calls not seen yet is abandoned (nothing written, and
+        the collection configs it staged dropped, :meth:`Engine.write`); the calls run in
+        the worker processes with no lock held, and the next round replays their reports
+        (:mod:`.scriptcalls`).
+        Up to :data:`SCRIPT_ROUNDS` rounds; the last runs what it still misses in place.
+        """
+        calls = ScriptCalls()
+        rounds = 0
+        while True:
+            rounds += 1
+            calls.defer = rounds < SCRIPT_ROUNDS
+            with self._write_lock:
+                self.engine.scripts = calls
+                try:
+                    # an abandoned round raises inside engine.write: its staged configs go too
+                    with self.engine.write(self._repo) as txn:
+                        try:
+                            result = attempt(txn)
+                        except Deferred:
+                            raise _Again from None
+                        except Exception:
+                            if calls.missing:  # it may follow from a verdict guessed wrong
+                                raise _Again from None
+                            raise
+                        if calls.missing:
+                            raise _Again
+                    return result
+                except _Again:
+                    pass
+                finally:
+                    self.engine.scripts = None
+            calls.run_missing()
+
+    def _build_events(self, txn: Any, ops: list[Op]) -> _Pending:
+        """The events of a transaction's writes, stamped now, and what they were built on."""
+        head = read_head(txn, self._repo.tables, self.id, self.log_id)
+        pending = _Pending(head=head.cid)
+        for op in ops:
+            ident = (op.collection, op.instance_id)
+            if ident not in pending.state and ident not in pending.seen and not op.fresh:
+                pending.seen[ident] = self.engine.last_key(txn, op.collection, op.instance_id)
+            if op.collection not in pending.configs:
+                history = self.engine.colls.get(op.collection)
+                pending.configs[op.collection] = history.current if history else None
+            pending.events.append(self._event_for(txn, pending, op))
+        return pending
+
+    def _prejudge(self, pending: _Pending, author: str) -> None:
+        """Note the write validator call of each event, so that one batch judges them all
+        before the engine applies them (the engine's own calls then replay the reports;
+        a call it makes that was not foreseen here costs one more round)."""
+        calls = self.engine.scripts
+        if calls is None or pending.prejudged:
+            return
+        pending.prejudged = True
+        for event, before in zip(pending.events, pending.befores, strict=True):
+            config = pending.configs.get(event.collection)
+            validator = config.validator if config else None
+            if validator is None or (event.action is Action.DELETE and before is None):
+                continue
+            key = order_key(event.stamp, self._log_bytes)
+            view = threaddb_event(event, event.collection, event.instance_id, key)
+            # a verdict already known is raised by the engine, in order, when it gets there
+            with contextlib.suppress(ScriptError, WriteRejected, InvalidDocument):
+                calls.validate(validator, author, view, before)
+        if calls.missing:
+            raise _Again
+
+    def _still_current(self, txn: Any, pending: _Pending) -> bool:
+        """True when events built earlier can be committed now: no record was added to
+        this peer's log since (their stamps still follow its head), and no instance or
+        collection they were built on changed."""
+        if read_head(txn, self._repo.tables, self.id, self.log_id).cid != pending.head:
+            return False
+        for name, config in pending.configs.items():
+            history = self.engine.colls.get(name)
+            if (history.current if history else None) is not config:
+                return False
+        return all(
+            self.engine.last_key(txn, name, instance_id) == key
+            for (name, instance_id), key in pending.seen.items()
+        )
+
     def _commit_ops(
-        self, txn: Any, ops: list[Op], author: PublicKey
+        self, txn: Any, ops: list[Op], pending: _Pending, author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
-        pending = _Pending()
-        for op in ops:
-            pending.events.append(self._event_for(txn, pending, op))
         record = self._sign(txn, encode_body(pending.events), author)
         fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
         changes = self.engine.apply(
@@ -523,6 +647,7 @@ class Database:
         else:
             before = self.engine.get_doc(txn, op.collection, op.instance_id)
             base = self.engine.last_key(txn, op.collection, op.instance_id)
+        pending.befores.append(before)
         stamp = self._stamp_after(base, f"instance {op.instance_id!r} of {op.collection!r}")
         key = order_key(stamp, self._log_bytes)
         if op.action is Action.CREATE:
@@ -538,8 +663,13 @@ class Database:
             view = before
             config = self.engine.config(op.collection)
             if before is not None and config.filter is not None:
-                view = config.filter(op.reader, before)
-            new = dict(op.doc or {})
+                view = self.engine.run_filter(config, op.reader, before)
+            if op.merge and view is None:
+                raise InstanceNotFound(
+                    f"instance {op.instance_id!r} not found in {op.collection!r}"
+                )
+            new = {**view, **(op.doc or {})} if op.merge and view else dict(op.doc or {})
+            new.pop("_mod", None)
             new["_mod"] = _next_mod(stamp.wall, before)
             patch = create_patch(view or {}, new)
             patch.pop("_id", None)
@@ -579,21 +709,38 @@ class Database:
         return create_record(body, log_key=self.log_key, key=self.key, prev=head.cid, author=author)
 
     def _commit_collection_event(
-        self, action: Action, config: CollectionConfig | None, name: str | None = None
+        self,
+        action: Action,
+        config: CollectionConfig | None,
+        name: str | None = None,
+        *,
+        check: Callable[[Any], object] | None = None,
     ) -> Record:
+        """Commit one collection event; ``check(txn)`` runs first, in the same transaction."""
         name = config.name if config else name
         assert name is not None
-        history = self.engine.colls.get(name)
-        with self._write_lock, self.engine.write(self._repo) as txn:
-            latest = history.keys[-1] if history is not None and history.keys else None
-            stamp = self._stamp_after(latest, f"collection {name!r}")
-            event = Event(stamp, action, name, "", config.to_node() if config else None)
+        built: list[tuple[bytes | None, Event]] = []
+
+        def attempt(txn: Any) -> tuple[Record, list[Change]]:
+            if check is not None:
+                check(txn)
+            head = read_head(txn, self._repo.tables, self.id, self.log_id).cid
+            if not built or built[0][0] != head:
+                history = self.engine.colls.get(name)
+                latest = history.keys[-1] if history is not None and history.keys else None
+                stamp = self._stamp_after(latest, f"collection {name!r}")
+                node = config.to_node() if config else None
+                built[:] = [(head, Event(stamp, action, name, "", node))]
+            event = built[0][1]
             record = self._sign(txn, encode_body([event]), self.identity.public)
             changes = self.engine.apply(
                 txn, [event], self._log_bytes, str(self.identity.public), record.cid, strict=True
             )
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
+            return record, changes
+
+        record, changes = self._rounds(attempt)
         self._after_commit(changes, record)
         return record
 
@@ -629,12 +776,17 @@ class Database:
         result, never applied past. Listeners are told after the commit.
         """
         log_bytes = peer_id_bytes(log_id)
-        changes: list[Change] = []
-        with self._write_lock, self.engine.write(self._repo) as txn:
-            result = chain.accept(txn, self._repo.tables, self.id, log_id, list(records))
+        records = list(records)
+
+        def attempt(txn: Any) -> tuple[AcceptResult, list[Change]]:
+            changes: list[Change] = []
+            result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
             for appended in result.added:
                 changes.extend(self._apply_received(txn, log_bytes, appended.record))
                 self._set_applied(txn, log_bytes, appended.counter)
+            return result, changes
+
+        result, changes = self._rounds(attempt)
         self._after_commit(changes, None)
         return result
 
@@ -669,8 +821,9 @@ class Database:
 
     def _catch_up(self) -> None:
         """Apply records stored in the logs but not yet applied (after a crash or an import)."""
-        changes: list[Change] = []
-        with self._write_lock, self.engine.write(self._repo) as txn:
+
+        def attempt(txn: Any) -> list[Change]:
+            changes: list[Change] = []
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)
                 raw = txn.get(layout.applied_key(self.prefix, log_bytes), db=self._tables.applied)
@@ -682,7 +835,9 @@ class Database:
                     record = _reopen(stored, self.key, info.public)
                     changes.extend(self._apply_received(txn, log_bytes, record))
                     self._set_applied(txn, log_bytes, stored.counter)
-        self._after_commit(changes, None)
+            return changes
+
+        self._after_commit(self._rounds(attempt), None)
 
     def close(self) -> None:
         """Close every listen feed; the repo stays open (the peer owns it)."""

@@ -31,6 +31,7 @@ from threadkit.db.events import Action, Event, array_header
 from threadkit.db.indexkeys import decode_id, decode_value, encode_value
 from threadkit.db.layout import encode_id
 from threadkit.db.reducer import Conflict, FoldResult, Rejection, StoredEvent, fold, step
+from threadkit.db.scriptcalls import ScriptCalls
 from threadkit.errors import (
     CollectionNotFound,
     ScriptError,
@@ -140,6 +141,9 @@ class Engine:
         """The committed config histories. Replaced whole once a transaction that changed
         them commits (:meth:`write`), never changed in place: readers see committed state."""
         self._staged: tuple[Any, dict[str, CollHistory]] | None = None
+        self.scripts: ScriptCalls | None = None
+        """Set by the database while it applies a write in rounds (see :mod:`.scriptcalls`):
+        script calls then go through it. None runs them in place."""
 
     # ---------------------------------------------------------------- loading
 
@@ -178,6 +182,16 @@ class Engine:
                 self._staged = None
         if staged:
             self.colls = {**self.colls, **staged}
+
+    def run_filter(
+        self, config: CollectionConfig, reader: str | None, doc: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """``doc`` as the collection's read filter shows it to ``reader`` (it must have one)."""
+        read_filter = config.filter
+        assert read_filter is not None
+        if self.scripts is None:
+            return read_filter(reader, doc)
+        return self.scripts.filter(read_filter, reader, doc)
 
     def config(self, name: str) -> CollectionConfig:
         """The current config of a collection; CollectionNotFound when absent."""
@@ -565,9 +579,11 @@ class Engine:
             )
         validator = config.validator
         if validator is not None:
-            validator(
-                event.author, threaddb_event(event, collection, instance_id, event.key), before
-            )
+            view = threaddb_event(event, collection, instance_id, event.key)
+            if self.scripts is None:
+                validator(event.author, view, before)
+            else:
+                self.scripts.validate(validator, event.author, view, before)
         if after is None or not unique:
             return
         # unique indexes hold for the current state, so the current config's decide: an

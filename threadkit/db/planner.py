@@ -335,6 +335,7 @@ def execute(
     source: Source,
     *,
     read_filter: ReadFilter | None = None,
+    filter_many: Callable[[list[dict[str, Any]]], list[dict[str, Any] | None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run a query: plan, match, filter, sort, seek, skip, limit.
 
@@ -347,6 +348,9 @@ def execute(
     read_filter : ReadFilter | None, optional
         Applied to every match before ordering: returns the document the
         reader sees (possibly changed) or None to hide it.
+    filter_many : callable, optional
+        The same for all matches at once (one list in, one result per document out);
+        used instead of ``read_filter`` when given.
 
     Returns
     -------
@@ -368,6 +372,13 @@ def execute(
     _check_sort_path(query, source)
     plan = explain(query, source)
     rows: list[tuple[str, dict[str, Any]]] = []
+    if filter_many is not None:
+        found = [(i, doc) for i, doc in _candidates(plan, source) if matches(query, doc)]
+        shown_all = filter_many([doc for _, doc in found]) if found else []
+        for (instance_id, _), shown in zip(found, shown_all, strict=True):
+            if shown is not None:
+                rows.append((instance_id, _checked_view(instance_id, shown)))
+        return _order(query, rows)
     for instance_id, doc in _candidates(plan, source):
         if not matches(query, doc):
             continue
@@ -375,14 +386,19 @@ def execute(
             shown = read_filter(doc)
             if shown is None:
                 continue
-            if not isinstance(shown, dict):
-                raise InvalidDocument(
-                    f"the read filter returned a {json_type(shown)} for {instance_id!r}; "
-                    "expected an object or null"
-                )
-            doc = shown
+            doc = _checked_view(instance_id, shown)
         rows.append((instance_id, doc))
     return _order(query, rows)
+
+
+def _checked_view(instance_id: str, shown: Any) -> dict[str, Any]:
+    """What a read filter returned for a match, when it is a document."""
+    if not isinstance(shown, dict):
+        raise InvalidDocument(
+            f"the read filter returned a {json_type(shown)} for {instance_id!r}; "
+            "expected an object or null"
+        )
+    return shown
 
 
 # --- the reference source ------------------------------------------------------------

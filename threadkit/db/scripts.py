@@ -15,15 +15,29 @@ instance_id, json_patch}}`` and ``instance`` is the stored document before the e
 
 How a script runs
 -----------------
-Each :class:`WriteValidator` or :class:`ReadFilter` owns one QuickJS runtime, compiled
-once when the object is made. Every call runs under a time limit (default 1 s) and a
-memory limit (default 32 MiB): a runaway script is interrupted with
-:class:`~threadkit.errors.ScriptTimeout` or :class:`~threadkit.errors.ScriptMemoryError`,
-and the runtime is then rebuilt from the source so the next call starts clean (an
-interrupted script may have left half-changed globals or a heap full of garbage).
-The ``quickjs`` binding measures the time limit in process CPU time (C ``clock()``): other
-busy threads of the process bring the limit closer in wall time, and a script starved of
-CPU runs longer than the limit in wall time before it is cut off.
+Scripts never run in the calling process. Each call goes to one of a small pool of
+long-lived worker processes (:mod:`threadkit.db.scriptpool`, at most
+:data:`~threadkit.db.scriptpool.MAX_WORKERS`), where the script is compiled once per
+worker into its own QuickJS runtime; the body is compiled (in a worker) when the
+:class:`WriteValidator` or :class:`ReadFilter` is made, so a bad body fails there. Every
+call runs under a time limit (default 1 s) and a memory limit (default 32 MiB):
+
+- the engine interrupts ordinary JavaScript at the time limit (measured in the worker's
+  CPU time), and stops allocations at the memory limit; the call fails with
+  :class:`~threadkit.errors.ScriptTimeout` or :class:`~threadkit.errors.ScriptMemoryError`
+  and the runtime is rebuilt from the source, so the next call starts clean;
+- a built-in that never checks the engine's interrupt (a backtracking regular
+  expression, ``indexOf`` over an array of length 2**32-1) is stopped by the parent,
+  which kills the worker once the call has taken ``time_limit + max(1 s, time_limit)``
+  of wall-clock time: :class:`~threadkit.errors.ScriptTimeout` as well;
+- a script that crashes the engine (``JSON.stringify`` of an object nested 100,000
+  deep overflows QuickJS's C stack) ends its worker only: the call fails with
+  :class:`~threadkit.errors.ScriptError`, and a new worker takes its place.
+
+The result crosses back as text: a validator's verdict, or the JSON text of the object
+a filter returned, refused with :class:`~threadkit.errors.ScriptError` when it is
+nested deeper than :data:`MAX_RESULT_DEPTH` levels or longer than
+:data:`MAX_RESULT_SIZE` characters, and parsed with bounded depth.
 
 Values cross into JavaScript as one JSON text that the script side decodes with the
 engine's own ``JSON.parse``; nothing is ever spliced into JavaScript source, so quotes,
@@ -35,11 +49,18 @@ so a body may end with a ``//`` comment (ThreadDB's wrapper would not compile th
 
 Thread safety
 -------------
-A QuickJS runtime is not thread-safe, so every validator and filter holds a lock that
-each call takes: calls from many threads are safe and run one at a time per script
-(different scripts run in parallel; the engine releases the GIL while JavaScript runs).
-The binding re-anchors the engine's stack check on every call, so a script may be called
-from any thread, not only the one that compiled it.
+Calls from many threads are safe: each runs in a worker of its own while it lasts, and
+several calls of one script may run at once in different workers, each with its own
+globals. A script must therefore decide from its arguments alone: globals it keeps
+between calls may start over at any time (a new worker, a rebuilt runtime), and every
+peer must reach the same verdict on the same event.
+
+Batches
+-------
+``encode`` makes a call's argument text, :meth:`run_texts` runs many texts in one round
+trip, and ``interpret`` turns a report into the call's result or error; calling the
+object does the three for one call. The commit path uses them to judge a whole
+transaction at once, outside the database's write lock (:mod:`threadkit.db.scriptcalls`).
 
 Examples
 --------
@@ -56,12 +77,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import threading
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-import quickjs
-
+from threadkit.db import scriptworker
+from threadkit.db.scriptpool import ScriptSpec, pool
 from threadkit.errors import (
     InvalidDocument,
     InvalidInput,
@@ -75,6 +94,8 @@ from threadkit.errors import (
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_TIME_LIMIT",
+    "MAX_RESULT_DEPTH",
+    "MAX_RESULT_SIZE",
     "MIN_MEMORY_LIMIT",
     "ReadFilter",
     "WriteValidator",
@@ -89,87 +110,18 @@ DEFAULT_MEMORY_LIMIT: Final = 32 * 1024 * 1024
 MIN_MEMORY_LIMIT: Final = 1024 * 1024
 """The smallest memory limit accepted (an empty runtime alone needs about 80 KB)."""
 
+MAX_RESULT_DEPTH: Final = scriptworker.MAX_RESULT_DEPTH
+"""Deepest object a read filter may return (the instance itself is one level)."""
+
+MAX_RESULT_SIZE: Final = scriptworker.MAX_RESULT_SIZE
+"""Longest JSON text, in characters, of the object a read filter may return."""
+
 _MIB: Final = 1024 * 1024
 
 # One JSON encoder for every call: compact, ASCII-only (so the text handed to the engine
 # holds no raw NUL, lone surrogate or line separator), and refusing NaN/Infinity, which
 # are not JSON.
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-
-# Run before the user's source: returns a function that reads the compiled function's
-# source text with the original Function.prototype.toString, so that a body which closes
-# the wrapper early (and so runs code outside it) is detected.
-_SOURCE_OF: Final = """(function (apply, toString, global, name) {
-  return function () {
-    try { return apply(toString, global[name], []); } catch (e) { return null; }
-  };
-})(Reflect.apply, Function.prototype.toString, globalThis, %s)"""
-
-# The call harness, built once per runtime around the user's function. It decodes the
-# JSON argument text, calls the function, and reports with a one-letter tag:
-#   validator:  true (passed) | "R<what it returned>"
-#   filter:     "{…}" (the object as JSON) | "H" (hidden) | "R<what it returned>"
-#               | "J<tag>" (the object could not be turned into JSON)
-#   both:       "E<error text>" (threw) | "M" (out of memory) | "N" (threw null: QuickJS
-#               throws null when it cannot even allocate its out-of-memory error)
-# Only uncatchable errors (the interrupt at the time limit) and failures of the harness
-# itself reach Python as exceptions. Strings returned are short and well-formed UTF-16.
-_HARNESS: Final = r"""(function (fn, kind) {
-  "use strict";
-  var parse = JSON.parse, stringify = JSON.stringify, isArray = Array.isArray;
-  var ErrorType = Error, InternalErrorType = InternalError, toText = String;
-  var LIMIT = 200;
-  function clip(s) {
-    if (s.length > LIMIT) { s = s.slice(0, LIMIT) + "\u2026"; }
-    var out = "", i, c, d;
-    for (i = 0; i < s.length; i++) {
-      c = s.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-        d = s.charCodeAt(i + 1);
-        if (d >= 0xdc00 && d <= 0xdfff) { out += s.charAt(i) + s.charAt(i + 1); i++; continue; }
-      }
-      out += (c >= 0xd800 && c <= 0xdfff) ? "\ufffd" : s.charAt(i);
-    }
-    return out;
-  }
-  function show(v) {
-    var t = typeof v, s;
-    if (v === undefined) { return "undefined"; }
-    if (t === "function") { return "a function"; }
-    if (t === "symbol") { return "a symbol"; }
-    if (t === "bigint") { return clip(toText(v)) + "n"; }
-    try { s = stringify(v); if (typeof s === "string") { return clip(s); } } catch (e) {}
-    try { return clip(toText(v)); } catch (e) { return "an unprintable " + t; }
-  }
-  function thrown(e) {
-    try {
-      if (e === null) { return "N"; }
-      if (e instanceof InternalErrorType && e.message === "out of memory") { return "M"; }
-      if (e instanceof ErrorType) { return "E" + clip(toText(e)); }
-      return "E" + show(e);
-    } catch (e2) {
-      return "Ean exception that cannot be shown";
-    }
-  }
-  if (kind === "validate") {
-    return function (text) {
-      var a = parse(text), r;
-      try { r = fn(a[0] === null ? undefined : a[0], a[1], a[2]); } catch (e) { return thrown(e); }
-      return r === true ? true : "R" + show(r);
-    };
-  }
-  return function (text) {
-    var a = parse(text), r, s;
-    try { r = fn(a[0] === null ? undefined : a[0], a[1]); } catch (e) { return thrown(e); }
-    if (r === null || r === undefined) { return "H"; }
-    if (typeof r !== "object" || isArray(r)) { return "R" + show(r); }
-    try { s = stringify(r); } catch (e) { return "J" + thrown(e); }
-    if (typeof s !== "string" || s.charAt(0) !== "{") { return "R" + show(r); }
-    return s;
-  };
-})"""
-
-_LINE: Final = re.compile(r"<input>:(\d+)")
 
 
 def _check_time_limit(value: float) -> float:
@@ -193,16 +145,10 @@ def _show_bytes(n: int) -> str:
     return f"{n // _MIB} MiB" if n % _MIB == 0 else f"{n} bytes"
 
 
-def _first_line(message: str) -> str:
-    return message.split("\n", 1)[0].strip()
-
-
 class _Script:
     """The machinery shared by :class:`WriteValidator` and :class:`ReadFilter`."""
 
-    _FUNCTION: str
-    _PARAMS: str
-    _KIND: str
+    _KIND: int
     _WHAT: str
 
     def __init__(self, body: str, time_limit: float, memory_limit: int) -> None:
@@ -217,9 +163,14 @@ class _Script:
         self._body = body
         self._time_limit = _check_time_limit(time_limit)
         self._memory_limit = _check_memory_limit(memory_limit)
-        self._source = f"function {self._FUNCTION}({self._PARAMS}){{{body}\n}}"
-        self._lock = threading.Lock()
-        self._call = self._build()
+        function, params, _, _ = scriptworker.KINDS[self._KIND]
+        source = f"function {function}({params}){{{body}\n}}"
+        self._spec = ScriptSpec(self._KIND, source, self._time_limit, self._memory_limit)
+        reason = pool().load(self._spec)
+        if reason is not None:
+            if not reason.startswith(self._WHAT):
+                reason = f"{self._WHAT} does not compile: it {reason}"
+            raise InvalidScript(reason)
 
     @property
     def body(self) -> str:
@@ -236,6 +187,13 @@ class _Script:
         """Bytes the script's QuickJS heap may use."""
         return self._memory_limit
 
+    @property
+    def identity(self) -> tuple[int, str, float, int]:
+        """What decides the script's behaviour: kind, source and limits (equal for two
+        objects made from the same body and limits)."""
+        spec = self._spec
+        return (spec.kind, spec.source, spec.time_limit, spec.memory_limit)
+
     def __repr__(self) -> str:
         body = self._body if len(self._body) <= 60 else self._body[:57] + "..."
         return (
@@ -243,67 +201,52 @@ class _Script:
             f"memory_limit={self._memory_limit!r})"
         )
 
-    def _build(self) -> quickjs.Object:
-        """Make a fresh runtime holding the compiled script; return its call harness."""
-        ctx = quickjs.Context()
-        ctx.set_time_limit(self._time_limit)
-        ctx.set_memory_limit(self._memory_limit)
+    def _encode(self, args: list[Any]) -> str:
         try:
-            source_of = ctx.eval(_SOURCE_OF % json.dumps(self._FUNCTION))
-            ctx.eval(self._source)
-            compiled = source_of()
-            if compiled != self._source:
-                raise InvalidScript(
-                    f"{self._WHAT} is not a function body: it closes the "
-                    f"{self._FUNCTION} function early"
-                )
-            harness = ctx.eval(_HARNESS)(ctx.get(self._FUNCTION), self._KIND)
-        except quickjs.JSException as err:
-            raise InvalidScript(self._compile_message(str(err))) from None
-        if not isinstance(harness, quickjs.Object):  # pragma: no cover - engine contract
-            raise InvalidScript(f"{self._WHAT} could not be compiled")
-        return harness
-
-    def _compile_message(self, message: str) -> str:
-        first = _first_line(message)
-        if first.startswith("InternalError: interrupted"):
-            return (
-                f"{self._WHAT} does not compile: it ran longer than "
-                f"{self._time_limit!r} s while being loaded"
-            )
-        if first in ("", "null") or "out of memory" in first:
-            return (
-                f"{self._WHAT} does not compile: it does not fit in its memory limit "
-                f"of {_show_bytes(self._memory_limit)}"
-            )
-        line = _LINE.search(message)
-        where = f" (line {line.group(1)})" if line else ""
-        return f"{self._WHAT} does not compile: {first}{where}"
-
-    def _run(self, args: list[Any]) -> Any:
-        """Call the harness with ``args`` as JSON; map engine failures to threadkit errors."""
-        try:
-            text = _ENCODER.encode(args)
+            return _ENCODER.encode(args)
         except (TypeError, ValueError) as err:
             raise InvalidDocument(f"{self._WHAT} input is not JSON: {err}") from None
         except RecursionError:
             raise InvalidDocument(f"{self._WHAT} input is nested too deeply") from None
-        with self._lock:
-            try:
-                return self._call(text)
-            except quickjs.JSException as err:
-                first = _first_line(str(err))
-                if first.startswith("InternalError: interrupted"):
-                    self._call = self._build()
-                    raise ScriptTimeout(
-                        f"{self._WHAT} ran longer than {self._time_limit!r} s and was interrupted"
-                    ) from None
-                if first in ("", "null") or "out of memory" in first:
-                    self._call = self._build()
-                    raise ScriptMemoryError(self._memory_message(ambiguous=False)) from None
-                raise ScriptError(f"{self._WHAT} failed: {first}") from None
-            except UnicodeDecodeError:  # pragma: no cover - the harness sends well-formed text
-                raise ScriptError(f"{self._WHAT} produced text that is not valid Unicode") from None
+
+    def run_texts(self, texts: list[str]) -> list[str]:
+        """Run the script once per argument text, all in one round trip to a worker.
+
+        Parameters
+        ----------
+        texts : list of str
+            Argument texts made by ``encode``.
+
+        Returns
+        -------
+        list of str
+            One report per text, to hand to ``interpret``. A report is kept as is by
+            callers that replay a call (the same text gives the same verdict).
+        """
+        return pool().run(self._spec, texts) if texts else []
+
+    def _raise_for(self, report: str) -> NoReturn:
+        """Raise the error a failure report stands for."""
+        tag, detail = report[:1], report[1:]
+        if tag == "E":
+            raise ScriptError(f"{self._WHAT} threw {detail}")
+        if tag in ("M", "N"):
+            raise ScriptMemoryError(self._memory_message(ambiguous=tag == "N"))
+        if tag == "!":
+            what, rest = detail[:1], detail[1:]
+            if what in ("T", "W"):
+                raise ScriptTimeout(
+                    f"{self._WHAT} ran longer than {self._time_limit!r} s and was interrupted"
+                )
+            if what == "M":
+                raise ScriptMemoryError(self._memory_message(ambiguous=False))
+            if what == "K":
+                raise ScriptError(
+                    f"{self._WHAT} crashed the script engine ({rest}); the engine was restarted"
+                )
+            if what == "E":
+                raise ScriptError(f"{self._WHAT} failed: {rest}")
+        raise ScriptError(f"{self._WHAT} returned an unexpected report {report[:80]!r}")
 
     def _memory_message(self, *, ambiguous: bool) -> str:
         limit = _show_bytes(self._memory_limit)
@@ -312,16 +255,6 @@ class _Script:
             # script that throws null looks the same.
             return f"{self._WHAT} ran out of memory (limit {limit}) or threw null"
         return f"{self._WHAT} ran out of memory (limit {limit})"
-
-    def _raise_for(self, tag: str, detail: str) -> None:
-        """Raise the error for a failure the harness reported (tags E, M, N)."""
-        if tag == "E":
-            raise ScriptError(f"{self._WHAT} threw {detail}")
-        if tag in ("M", "N"):
-            with self._lock:
-                self._call = self._build()
-            raise ScriptMemoryError(self._memory_message(ambiguous=tag == "N"))
-        raise ScriptError(f"{self._WHAT} returned an unexpected report {tag + detail!r}")
 
 
 class WriteValidator(_Script):
@@ -360,9 +293,7 @@ class WriteValidator(_Script):
     threadkit.errors.ScriptRejected: write rejected by the validator: it returned false
     """
 
-    _FUNCTION = "_validate"
-    _PARAMS = "writer, event, instance"
-    _KIND = "validate"
+    _KIND = scriptworker.KIND_VALIDATE
     _WHAT = "write validator"
 
     def __init__(
@@ -405,16 +336,37 @@ class WriteValidator(_Script):
         InvalidDocument
             If ``writer``, ``event`` or ``instance`` is not JSON.
         """
+        self.interpret(self.run_texts([self.encode(writer, event, instance)])[0])
+
+    def encode(
+        self, writer: str | None, event: dict[str, Any], instance: dict[str, Any] | None
+    ) -> str:
+        """The argument text of one call (what :meth:`run_texts` takes).
+
+        Raises
+        ------
+        InvalidInput
+            If ``writer`` is not a string or None.
+        InvalidDocument
+            If ``event`` or ``instance`` is not JSON.
+        """
         if writer is not None and not isinstance(writer, str):
             raise InvalidInput(f"writer must be a string or None, not {type(writer).__name__}")
-        result = self._run([writer, event, instance])
-        if result is True:
+        return self._encode([writer, event, instance])
+
+    def interpret(self, report: str) -> None:
+        """Return quietly for a report of ``true``; raise the verdict of any other report.
+
+        Raises
+        ------
+        ScriptRejected, ScriptError, ScriptTimeout, ScriptMemoryError
+            As :meth:`__call__` does.
+        """
+        if report == "P":
             return
-        if isinstance(result, str) and result[:1] == "R":
-            raise ScriptRejected(f"write rejected by the validator: it returned {result[1:]}")
-        if isinstance(result, str) and result:
-            self._raise_for(result[0], result[1:])
-        raise ScriptError(f"{self._WHAT} returned an unexpected report {result!r}")
+        if report[:1] == "R":
+            raise ScriptRejected(f"write rejected by the validator: it returned {report[1:]}")
+        self._raise_for(report)
 
 
 class ReadFilter(_Script):
@@ -446,9 +398,7 @@ class ReadFilter(_Script):
     True
     """
 
-    _FUNCTION = "_filter"
-    _PARAMS = "reader, instance"
-    _KIND = "filter"
+    _KIND = scriptworker.KIND_FILTER
     _WHAT = "read filter"
 
     def __init__(
@@ -488,32 +438,80 @@ class ReadFilter(_Script):
         InvalidDocument
             If ``instance`` is not a JSON object.
         """
+        return self.interpret(self.run_texts([self.encode(reader, instance)])[0])
+
+    def filter_many(
+        self, reader: str | None, instances: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """Filter many instances for one reader in one round trip to a worker.
+
+        Returns what :meth:`__call__` returns for each, in order; the first failure (in
+        order) raises as :meth:`__call__` would.
+        """
+        texts = [self.encode(reader, instance) for instance in instances]
+        return [self.interpret(report) for report in self.run_texts(texts)]
+
+    def encode(self, reader: str | None, instance: dict[str, Any]) -> str:
+        """The argument text of one call (what :meth:`run_texts` takes).
+
+        Raises
+        ------
+        InvalidInput
+            If ``reader`` is not a string or None.
+        InvalidDocument
+            If ``instance`` is not a JSON object.
+        """
         if reader is not None and not isinstance(reader, str):
             raise InvalidInput(f"reader must be a string or None, not {type(reader).__name__}")
         if not isinstance(instance, dict):
             raise InvalidDocument(
                 f"a read filter takes a JSON object, not {type(instance).__name__}"
             )
-        result = self._run([reader, instance])
-        if isinstance(result, str) and result:
-            tag = result[0]
-            if tag == "{":
-                doc: dict[str, Any] = json.loads(result)
-                return doc
-            if tag == "H":
-                return None
-            if tag == "R":
+        return self._encode([reader, instance])
+
+    def interpret(self, report: str) -> dict[str, Any] | None:
+        """The instance a report carries (None when hidden); raise for any failure.
+
+        The object crosses as JSON text, checked against :data:`MAX_RESULT_SIZE` and
+        :data:`MAX_RESULT_DEPTH` before it is parsed.
+
+        Raises
+        ------
+        ScriptError, ScriptTimeout, ScriptMemoryError
+            As :meth:`__call__` does.
+        """
+        tag = report[:1]
+        if tag == "{":
+            return _parse_result(report)
+        if tag == "H":
+            return None
+        if tag == "R":
+            raise ScriptError(
+                f"read filter must return an object, null or undefined; it returned {report[1:]}"
+            )
+        if tag == "J":
+            inner = report[1:]
+            if inner[:1] == "E":
                 raise ScriptError(
-                    f"read filter must return an object, null or undefined; it returned "
-                    f"{result[1:]}"
+                    f"read filter returned an object that cannot be written as JSON: {inner[1:]}"
                 )
-            if tag == "J":
-                inner = result[1:]
-                if inner[:1] == "E":
-                    raise ScriptError(
-                        f"read filter returned an object that cannot be written as JSON: "
-                        f"{inner[1:]}"
-                    )
-                self._raise_for(inner[:1], inner[1:])
-            self._raise_for(tag, result[1:])
-        raise ScriptError(f"{self._WHAT} returned an unexpected report {result!r}")
+            self._raise_for(inner)
+        self._raise_for(report)
+
+
+def _parse_result(text: str) -> dict[str, Any]:
+    """Parse a filter's JSON text with bounded size and depth.
+
+    The worker refuses deeper or longer objects already; this side does not rely on it
+    (Python's own parser stops deep nesting with RecursionError, never a crash).
+    """
+    what = "read filter returned an object that cannot be written as JSON"
+    if len(text) > MAX_RESULT_SIZE:
+        raise ScriptError(f"{what}: its JSON text is longer than {MAX_RESULT_SIZE} characters")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ScriptError(f"{what}: {err}") from None
+    if not isinstance(doc, dict):
+        raise ScriptError(f"{what}: it is not an object")
+    return doc

@@ -8,7 +8,7 @@ them or none. Reads inside a write transaction see its own pending writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.events import Action
@@ -288,6 +288,43 @@ class WriteTxn:
             instance_id = prepared["_id"]
             self._ops.append(Op(Action.SAVE, coll.name, instance_id, prepared, self.reader))
             self._pending[instance_id] = prepared
+
+    def update(
+        self, instance_id: str, changes: Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> None:
+        """Queue a partial save: set some fields of one document, keep the others.
+
+        The fields are merged into the document as it stands when the transaction
+        commits, so a field another write changed in the meantime is kept; fields a
+        read filter hides from the writer are kept too. The whole merged document is
+        checked (schema, validator, unique indexes) as a save is.
+
+        Raises
+        ------
+        InstanceNotFound
+            No such document (or the read filter hides it from the writer).
+        InvalidDocument
+            A bad id, changes that are not a mapping, or an attempt to set ``_id`` or ``_mod``.
+        SchemaViolation
+            The merged document does not satisfy the schema; nothing is queued.
+        """
+        from threadkit.db.collection import update_fields
+        from threadkit.db.database import Op
+
+        self._check_open()
+        merged = update_fields(instance_id, changes, fields)
+        coll = self.collection
+        current = self._get(instance_id)
+        if current is None or coll._visible(current, self.reader) is None:
+            raise InstanceNotFound(f"instance {instance_id!r} not found in {coll.name!r}")
+        if not merged:
+            return
+        prepared = coll._prepare({**current, **merged}, generate_id=False)
+        coll.config.schema_validator.validate(prepared)
+        coll._check_index_keys(coll.config, prepared)
+        part = {key: prepared[key] for key in merged}
+        self._ops.append(Op(Action.SAVE, coll.name, instance_id, part, self.reader, merge=True))
+        self._pending[instance_id] = prepared
 
     def delete(self, *instance_ids: str) -> None:
         """Queue deletes; deleting a missing id does nothing."""

@@ -319,7 +319,7 @@ def _replay(
     if config is None or config.filter is None:
         return docs
     read_filter = config.filter
-    visible = (read_filter(reader, doc) for doc in docs)
+    visible = read_filter.filter_many(reader, docs) if docs else []
     return [doc for doc in visible if doc is not None]
 
 
