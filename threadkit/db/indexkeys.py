@@ -84,6 +84,7 @@ __all__ = [
     "json_type",
     "key_type",
     "type_range",
+    "value_end",
 ]
 
 TAG_OTHER = 0x01
@@ -329,6 +330,44 @@ def decode_value(data: bytes, offset: int = 0) -> tuple[Any, int]:
             raise InvalidInput("encoded non-indexable value has no valid kind byte")
         return OtherValue(_KIND_NAMES[data[pos]]), pos + 1
     raise InvalidInput(f"unknown index type tag {tag:#04x}")
+
+
+def value_end(data: bytes, offset: int = 0) -> int:
+    """The offset just past the value :func:`encode_value` wrote at ``offset``.
+
+    The same as ``decode_value(data, offset)[1]`` for a well-formed encoding, without
+    decoding the value (a query reads the ids that follow values in index keys).
+
+    Raises
+    ------
+    InvalidInput
+        When the bytes are not a well-formed encoding.
+
+    Examples
+    --------
+    >>> key = encode_value("a\\x00b") + encode_id("x")
+    >>> value_end(key) == decode_value(key)[1]
+    True
+    """
+    if offset >= len(data):
+        raise InvalidInput("no encoded value: the bytes are empty")
+    tag = data[offset]
+    if tag == TAG_STRING:
+        pos = offset + 1
+        while True:
+            end = data.find(b"\x00", pos)
+            if end < 0:
+                raise InvalidInput("encoded string has no terminator")
+            if end + 1 < len(data) and data[end + 1] == 0xFF:
+                pos = end + 2
+                continue
+            return end + 1
+    if tag == TAG_NUMBER:
+        pos = offset + 9
+        if pos < len(data) and data[pos] == _ZERO_DELTA:
+            return pos + 1
+        return _decode_delta(data, pos)[1]
+    return decode_value(data, offset)[1]
 
 
 def key_type(data: bytes, offset: int = 0) -> str:

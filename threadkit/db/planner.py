@@ -56,7 +56,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from threadkit.db.indexkeys import encode_value, json_type, key_type, type_range
-from threadkit.db.query import INDEXABLE_OPS, Op, Query, Value, matches, resolve
+from threadkit.db.query import INDEXABLE_OPS, Criterion, Op, Query, Value, resolve
+from threadkit.db.reads import compile_matcher
 from threadkit.errors import InvalidDocument, InvalidIndex, InvalidQuery
 
 __all__ = [
@@ -259,7 +260,7 @@ def _as_query(query: object) -> Query:
 
 
 def _doc_id(doc: Mapping[str, Any]) -> str:
-    instance_id = doc.get("_id") if isinstance(doc, Mapping) else None
+    instance_id = doc.get("_id") if type(doc) is dict or isinstance(doc, Mapping) else None
     if not isinstance(instance_id, str):
         raise InvalidDocument(f"a stored document has no string _id: {doc!r:.200}")
     return instance_id
@@ -268,6 +269,17 @@ def _doc_id(doc: Mapping[str, Any]) -> str:
 def _candidates(plan: Plan, source: Source) -> Iterator[tuple[str, dict[str, Any]]]:
     if plan.full_scan:
         for doc in source.scan():
+            yield _doc_id(doc), doc
+        return
+    index_refs = getattr(source, "index_refs", None)
+    if index_refs is not None:  # a stored collection: ids stay encoded, documents come in a batch
+        refs: list[bytes] = []
+        for lookup in plan.lookups:
+            refs.extend(index_refs(lookup.path, lookup.op, lookup.value))
+        if len(plan.lookups) > 1 or plan.lookups[0].op is Op.IN:
+            refs = list(set(refs))
+        refs.sort()  # encoded ids sort as the ids do
+        for doc in source.load(refs):  # type: ignore[attr-defined]
             yield _doc_id(doc), doc
         return
     ids: set[str] = set()
@@ -371,16 +383,17 @@ def execute(
     query = _as_query(query)
     _check_sort_path(query, source)
     plan = explain(query, source)
+    match = compile_matcher(_residual(query, plan))
     rows: list[tuple[str, dict[str, Any]]] = []
     if filter_many is not None:
-        found = [(i, doc) for i, doc in _candidates(plan, source) if matches(query, doc)]
+        found = [(i, doc) for i, doc in _candidates(plan, source) if match(doc)]
         shown_all = filter_many([doc for _, doc in found]) if found else []
         for (instance_id, _), shown in zip(found, shown_all, strict=True):
             if shown is not None:
                 rows.append((instance_id, _checked_view(instance_id, shown)))
         return _order(query, rows)
     for instance_id, doc in _candidates(plan, source):
-        if not matches(query, doc):
+        if not match(doc):
             continue
         if read_filter is not None:
             shown = read_filter(doc)
@@ -389,6 +402,26 @@ def execute(
             doc = _checked_view(instance_id, shown)
         rows.append((instance_id, doc))
     return _order(query, rows)
+
+
+def _residual(query: Query, plan: Plan) -> Query:
+    """What is left to check on the candidates of ``plan``.
+
+    A single lookup proves its criterion on every candidate: the index holds only the
+    criterion's type there (or null, which no lookup returns), and within one type the
+    order of index keys is the order of values, numbers compared exactly. So when the
+    query has no ``ors``, that criterion is true on every candidate and an AND with a
+    true part is the AND of the rest (same result, same errors).
+    """
+    if query.ors or len(plan.lookups) != 1:
+        return query
+    lookup = plan.lookups[0]
+    proven = Criterion(lookup.path, lookup.op, lookup.value)
+    rest = list(query.ands)
+    if proven not in rest:
+        return query
+    rest.remove(proven)
+    return Query(ands=tuple(rest))
 
 
 def _checked_view(instance_id: str, shown: Any) -> dict[str, Any]:

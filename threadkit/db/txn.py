@@ -43,8 +43,10 @@ class CollectionSource:
         self._config = self._engine.config_in(txn, self._name)
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every document in ``_id`` order."""
-        return self._engine.scan_docs(self._txn, self._name)
+        """Every document in ``_id`` order (read and decoded in one pass)."""
+        from threadkit.db import reads
+
+        return iter(reads.scan(self._engine, self._txn, self._name))
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
         """One document, or None."""
@@ -62,17 +64,25 @@ class CollectionSource:
             for item in value:
                 yield from self.index_ids(path, Op.EQ, item)
             return
-        encoded = encode_value(value)
-        low, high = type_range(json_type(value))
-        ranges = {
-            Op.EQ: (encoded, encoded + _AFTER),
-            Op.GT: (encoded + _AFTER, high),
-            Op.GE: (encoded, high),
-            Op.LT: (low, encoded),
-            Op.LE: (low, encoded + _AFTER),
-        }
-        lo, hi = ranges[op]
+        lo, hi = _bounds(op, value)
         yield from self._engine.index_ids(self._txn, self._name, path, lo, hi)
+
+    def index_refs(self, path: str, op: QueryOp, value: Any) -> list[bytes]:
+        """As :meth:`index_ids`, the ids encoded (``encode_id``), in index key order."""
+        from threadkit.db import reads
+        from threadkit.db.query import Op
+
+        if op is Op.IN:
+            return [ref for item in value for ref in self.index_refs(path, Op.EQ, item)]
+        lo, hi = _bounds(op, value)
+        size = len(lo) if op is Op.EQ else None
+        return reads.index_refs(self._engine, self._txn, self._name, path, lo, hi, size)
+
+    def load(self, refs: Sequence[bytes]) -> list[dict[str, Any]]:
+        """The documents with these encoded ids, in that order (absent ones left out)."""
+        from threadkit.db import reads
+
+        return reads.load_refs(self._engine, self._txn, self._name, refs)
 
     def schema_allows(self, path: str) -> bool:
         """Whether a sort path is known: any for a schema-less collection, else a schema path."""
@@ -91,6 +101,22 @@ class CollectionSource:
             if self._engine.index_has(self._txn, self._name, path, lo, hi):
                 found.add(kind)
         return found
+
+
+def _bounds(op: QueryOp, value: Any) -> tuple[bytes, bytes]:
+    """The ``[lo, hi)`` range of ``value ‖ id`` index bytes where ``op value`` holds."""
+    from threadkit.db.query import Op
+
+    encoded = encode_value(value)
+    low, high = type_range(json_type(value))
+    ranges = {
+        Op.EQ: (encoded, encoded + _AFTER),
+        Op.GT: (encoded + _AFTER, high),
+        Op.GE: (encoded, high),
+        Op.LT: (low, encoded),
+        Op.LE: (low, encoded + _AFTER),
+    }
+    return ranges[op]
 
 
 class _OverlaySource:

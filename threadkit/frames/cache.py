@@ -35,6 +35,7 @@ import cbor2
 import numpy as np
 
 from threadkit.db.listen import Feed, Lagged
+from threadkit.db.query import Query
 from threadkit.frames import build as fb
 from threadkit.frames import cbor_columns, rawdocs
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from threadkit.db.collection import Collection
     from threadkit.db.config import CollectionConfig
     from threadkit.db.database import Database
-    from threadkit.db.query import Query
 
 __all__ = ["FEED_SIZE", "MAX_ENTRIES", "cached_frame", "clear"]
 
@@ -136,10 +136,38 @@ def cached_frame(coll: Collection, query: Query, reader: str) -> Any:
     config = coll.config
     filtered = config.filter is not None
     key = (coll.name, query.to_json(), reader if filtered else None)
-    entry = _db_cache(coll.db).entry(key)
+    cache = _db_cache(coll.db)
+    if (query.ands or query.ors) and not filtered and key not in cache.entries:
+        picked = _from_whole(cache, coll, query, reader)
+        if picked is not None:
+            return picked
+    entry = cache.entry(key)
     with entry.lock:
         _refresh(entry, coll, query, reader)
         return entry.frame.copy(deep=not _copy_on_write())
+
+
+_EVERYTHING = Query().to_json()
+
+
+def _from_whole(cache: _DBCache, coll: Collection, query: Query, reader: str) -> Any:
+    """``query``'s rows from the cached frame of the whole collection, when one is current.
+
+    None when there is none (nothing is built for it) or it cannot answer exactly
+    (:func:`.select.select`).
+    """
+    from threadkit.frames.select import select
+
+    with cache.lock:
+        whole = cache.entries.get((coll.name, _EVERYTHING, None))
+    if whole is None:
+        return None
+    with whole.lock:
+        if whole.feed is None or whole.config is not coll.config:
+            return None
+        _refresh(whole, coll, Query(), reader)
+        picked = select(whole.frame, whole.kinds, whole.columns, whole.targets, whole.order, query)
+        return None if picked is None else picked.copy(deep=not _copy_on_write())
 
 
 def _copy_on_write() -> bool:

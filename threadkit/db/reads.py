@@ -1,0 +1,233 @@
+"""The batched read path: index entries as id references, documents fetched and decoded in
+batches, and queries compiled to a matcher that decides the common cases without
+:func:`~threadkit.db.query.matches`.
+
+A query's candidates are read in three steps, none of them document by document in
+Python beyond what must be: the index entries of a lookup give the encoded ``_id`` s that
+follow their values (:func:`index_refs`, never decoding a value or an id); the documents'
+keys are those bytes behind the collection's prefix, fetched in ``_id`` order and decoded
+in one pass (:func:`load_refs`, :func:`scan`); a document that does not decode is left out
+with a warning, as every multi-document read does.
+
+:func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
+document: criteria whose field holds the criterion's type (or is missing or null) are
+decided by a closure; anything else (another type, arrays, ``contains``, ``or``
+branches) is handed to :func:`~threadkit.db.query.matches`, which decides or raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cbor2
+
+from threadkit.db import layout
+from threadkit.db.indexkeys import value_end
+from threadkit.db.query import Criterion, Op, Query, matches
+
+__all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan"]
+
+log = logging.getLogger("threadkit.db")
+
+_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError)
+
+
+def decode_docs(
+    values: Sequence[bytes], collection: str, what: str = "read"
+) -> list[dict[str, Any]]:
+    """Stored documents decoded; one that does not decode is left out with a warning.
+
+    Parameters
+    ----------
+    values : Sequence[bytes]
+        CBOR-encoded documents.
+    collection : str
+        The collection's name, for the warning.
+    what : str
+        What is reading them (``"scan"``, ``"read"``), for the warning.
+
+    Returns
+    -------
+    list[dict[str, Any]]
+        The documents, in order.
+    """
+    loads = cbor2.loads
+    try:
+        return [loads(value) for value in values]
+    except _DECODE_ERRORS:
+        pass
+    out = []
+    for value in values:
+        try:
+            out.append(loads(value))
+        except _DECODE_ERRORS as exc:
+            log.warning(
+                "a stored document does not decode: %s; left out of the %s of %r",
+                exc,
+                what,
+                collection,
+            )
+    return out
+
+
+def scan(engine: Any, txn: Any, collection: str) -> list[dict[str, Any]]:
+    """Every live document of a collection, in ``_id`` order, decoded in one pass."""
+    prefix = layout.coll_key(engine.prefix, collection)
+    cursor = txn.cursor(engine.tables.docs)
+    values: list[bytes] = []
+    if cursor.set_range(prefix):
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                break
+            values.append(value)
+    return decode_docs(values, collection, "scan")
+
+
+def index_refs(
+    engine: Any,
+    txn: Any,
+    collection: str,
+    path: str,
+    lo: bytes,
+    hi: bytes,
+    value_size: int | None = None,
+) -> list[bytes]:
+    """The encoded ``_id`` s of index entries whose ``value ‖ id`` bytes lie in ``[lo, hi)``.
+
+    In key order: value order, then ``_id`` order. Sorting them sorts by ``_id``.
+    ``value_size`` is the length of the encoded value when every entry in the range
+    holds the same one (an equality); otherwise each key's value is measured.
+    """
+    base = layout.index_prefix(layout.coll_key(engine.prefix, collection), path)
+    cursor = txn.cursor(engine.tables.index)
+    refs: list[bytes] = []
+    if not cursor.set_range(base + lo):
+        return refs
+    end = base + hi
+    start = len(base)
+    keys = cursor.iternext(keys=True, values=False)
+    if value_size is not None:
+        cut = start + value_size
+        for key in keys:
+            if key >= end:
+                break
+            refs.append(key[cut:])
+        return refs
+    for key in keys:
+        if key >= end:
+            break
+        refs.append(key[value_end(key, start) :])
+    return refs
+
+
+def load_refs(
+    engine: Any, txn: Any, collection: str, refs: Sequence[bytes]
+) -> list[dict[str, Any]]:
+    """The documents with these encoded ids (absent ones skipped), in the order given."""
+    coll = layout.coll_key(engine.prefix, collection)
+    get = txn.get
+    docs = engine.tables.docs
+    values = [v for ref in refs if (v := get(coll + ref, db=docs)) is not None]
+    return decode_docs(values, collection)
+
+
+_COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
+    Op.EQ: operator.eq,
+    Op.NE: operator.ne,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+}
+_MISSING = object()
+
+
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    if "." not in path:
+        return lambda doc: doc.get(path, _MISSING)
+    parts = path.split(".")
+
+    def get(doc: dict[str, Any]) -> Any:
+        node: Any = doc
+        for part in parts:
+            if type(node) is not dict or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    return get
+
+
+def _check(c: Criterion) -> Callable[[dict[str, Any]], bool | None] | None:
+    """A closure deciding ``c`` (None when the field's type needs the full check)."""
+    get = _getter(c.path)
+    if c.op is Op.EXISTS:
+        flag = c.value
+        return lambda doc: (get(doc) is not _MISSING) is flag
+    types = _TYPES.get(c.value_type)
+    if types is None:
+        return None
+    value = c.value
+    if c.op is Op.IN:
+        assert isinstance(value, tuple)
+        items = value
+
+        def check_in(doc: dict[str, Any]) -> bool | None:
+            field = get(doc)
+            if field is _MISSING or field is None:
+                return False
+            if type(field) not in types:
+                return None
+            return any(field == item for item in items)
+
+        return check_in
+    compare = _COMPARE.get(c.op)
+    if compare is None:
+        return None
+
+    def check(doc: dict[str, Any]) -> bool | None:
+        field = get(doc)
+        if field is _MISSING or field is None:
+            return False
+        if type(field) not in types:
+            return None
+        return bool(compare(field, value))
+
+    return check
+
+
+def compile_matcher(query: Query) -> Callable[[dict[str, Any]], bool]:
+    """A function equal to ``matches(query, doc)`` (same result, same error) for any document.
+
+    Examples
+    --------
+    >>> from threadkit.db.query import where
+    >>> match = compile_matcher(where("age").gt(30).and_("city").eq("Oslo"))
+    >>> match({"_id": "a", "age": 31, "city": "Oslo"}), match({"_id": "b", "age": 3})
+    (True, False)
+    """
+    if not query.ands and not query.ors:
+        return lambda doc: True
+    checks = [_check(c) for c in query.ands]
+    if query.ors or any(check is None for check in checks):
+        return lambda doc: matches(query, doc)
+    decided = [check for check in checks if check is not None]
+
+    def match(doc: dict[str, Any]) -> bool:
+        for check in decided:
+            outcome = check(doc)
+            if outcome is False:
+                return False  # false decides an AND whatever the other criteria hold
+            if outcome is None:
+                return matches(query, doc)
+        return True
+
+    return match
