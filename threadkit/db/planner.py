@@ -266,20 +266,37 @@ def _doc_id(doc: Mapping[str, Any]) -> str:
     return instance_id
 
 
+def _batch(plan: Plan, source: Source) -> list[dict[str, Any]] | None:
+    """The candidates in ``_id`` order as one list, when the source reads them in batches."""
+    if plan.full_scan:
+        return list(source.scan())
+    index_refs = getattr(source, "index_refs", None)
+    if index_refs is None:
+        return None
+    # a stored collection: ids stay encoded, the documents come in one batch
+    refs: list[bytes] = []
+    for lookup in plan.lookups:
+        refs.extend(index_refs(lookup.path, lookup.op, lookup.value))
+    if len(plan.lookups) > 1 or plan.lookups[0].op is Op.IN:
+        refs = list(set(refs))
+    refs.sort()  # encoded ids sort as the ids do
+    docs: list[dict[str, Any]] = source.load(refs)  # type: ignore[attr-defined]
+    return docs
+
+
+def _matching(
+    plan: Plan, source: Source, match: Callable[[dict[str, Any]], bool]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The candidates ``match`` accepts, with their ids, in ``_id`` order."""
+    docs = _batch(plan, source)
+    if docs is not None and all(type(d) is dict and type(d.get("_id")) is str for d in docs):
+        return [(doc["_id"], doc) for doc in docs if match(doc)]
+    return [(i, doc) for i, doc in _candidates(plan, source) if match(doc)]
+
+
 def _candidates(plan: Plan, source: Source) -> Iterator[tuple[str, dict[str, Any]]]:
     if plan.full_scan:
         for doc in source.scan():
-            yield _doc_id(doc), doc
-        return
-    index_refs = getattr(source, "index_refs", None)
-    if index_refs is not None:  # a stored collection: ids stay encoded, documents come in a batch
-        refs: list[bytes] = []
-        for lookup in plan.lookups:
-            refs.extend(index_refs(lookup.path, lookup.op, lookup.value))
-        if len(plan.lookups) > 1 or plan.lookups[0].op is Op.IN:
-            refs = list(set(refs))
-        refs.sort()  # encoded ids sort as the ids do
-        for doc in source.load(refs):  # type: ignore[attr-defined]
             yield _doc_id(doc), doc
         return
     ids: set[str] = set()
@@ -385,16 +402,14 @@ def execute(
     plan = explain(query, source)
     match = compile_matcher(_residual(query, plan))
     rows: list[tuple[str, dict[str, Any]]] = []
+    found = _matching(plan, source, match)
     if filter_many is not None:
-        found = [(i, doc) for i, doc in _candidates(plan, source) if match(doc)]
         shown_all = filter_many([doc for _, doc in found]) if found else []
         for (instance_id, _), shown in zip(found, shown_all, strict=True):
             if shown is not None:
                 rows.append((instance_id, _checked_view(instance_id, shown)))
         return _order(query, rows)
-    for instance_id, doc in _candidates(plan, source):
-        if not match(doc):
-            continue
+    for instance_id, doc in found:
         if read_filter is not None:
             shown = read_filter(doc)
             if shown is None:

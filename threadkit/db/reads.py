@@ -11,14 +11,13 @@ with a warning, as every multi-document read does.
 
 :func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
 document: criteria whose field holds the criterion's type (or is missing or null) are
-decided by a closure; anything else (another type, arrays, ``contains``, ``or``
-branches) is handed to :func:`~threadkit.db.query.matches`, which decides or raises.
+decided by one generated function; anything else (another type, arrays, ``contains``,
+``or`` branches) is handed to :func:`~threadkit.db.query.matches`, which decides or raises.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +25,7 @@ import cbor2
 
 from threadkit.db import layout
 from threadkit.db.indexkeys import value_end
-from threadkit.db.query import Criterion, Op, Query, matches
+from threadkit.db.query import Op, Query, matches
 
 __all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan"]
 
@@ -134,14 +133,6 @@ def load_refs(
     return decode_docs(values, collection)
 
 
-_COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
-    Op.EQ: operator.eq,
-    Op.NE: operator.ne,
-    Op.GT: operator.gt,
-    Op.GE: operator.ge,
-    Op.LT: operator.lt,
-    Op.LE: operator.le,
-}
 _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "string": (str,),
@@ -166,42 +157,44 @@ def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def _check(c: Criterion) -> Callable[[dict[str, Any]], bool | None] | None:
-    """A closure deciding ``c`` (None when the field's type needs the full check)."""
-    get = _getter(c.path)
-    if c.op is Op.EXISTS:
-        flag = c.value
-        return lambda doc: (get(doc) is not _MISSING) is flag
-    types = _TYPES.get(c.value_type)
-    if types is None:
-        return None
-    value = c.value
-    if c.op is Op.IN:
-        assert isinstance(value, tuple)
-        items = value
+_SYMBOLS = {Op.EQ: "==", Op.NE: "!=", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
 
-        def check_in(doc: dict[str, Any]) -> bool | None:
-            field = get(doc)
-            if field is _MISSING or field is None:
-                return False
-            if type(field) not in types:
-                return None
-            return any(field == item for item in items)
 
-        return check_in
-    compare = _COMPARE.get(c.op)
-    if compare is None:
-        return None
+def _compiled(query: Query) -> Callable[[dict[str, Any]], bool] | None:
+    """The AND of ``query.ands`` as one generated function; None when a criterion needs more.
 
-    def check(doc: dict[str, Any]) -> bool | None:
-        field = get(doc)
-        if field is _MISSING or field is None:
-            return False
-        if type(field) not in types:
+    Per criterion, in order: a missing or null field is false (a false part decides the
+    AND); a field of another type than the criterion's hands the document to
+    :func:`~threadkit.db.query.matches`; otherwise the comparison decides. Values, paths
+    and types are bound as names, never written into the code.
+    """
+    names: dict[str, Any] = {"M": _MISSING, "FULL": lambda doc: matches(query, doc)}
+    lines = ["def match(doc):"]
+    for i, c in enumerate(query.ands):
+        if "." in c.path:
+            names[f"G{i}"] = _getter(c.path)
+            lines.append(f"    v{i} = G{i}(doc)")
+        else:
+            names[f"P{i}"] = c.path
+            lines.append(f"    v{i} = doc.get(P{i}, M)")
+        if c.op is Op.EXISTS:
+            names[f"E{i}"] = c.value
+            lines.append(f"    if (v{i} is not M) is not E{i}: return False")
+            continue
+        types = _TYPES.get(c.value_type)
+        if types is None or (c.op is not Op.IN and c.op not in _SYMBOLS):
             return None
-        return bool(compare(field, value))
-
-    return check
+        names[f"T{i}"], names[f"C{i}"] = types, c.value
+        lines.append(f"    if v{i} is M or v{i} is None: return False")
+        lines.append(f"    if type(v{i}) not in T{i}: return FULL(doc)")
+        if c.op is Op.IN:
+            lines.append(f"    if not any(v{i} == item for item in C{i}): return False")
+        else:
+            lines.append(f"    if not (v{i} {_SYMBOLS[c.op]} C{i}): return False")
+    lines.append("    return True")
+    exec(compile("\n".join(lines), "<query matcher>", "exec"), names)
+    match: Callable[[dict[str, Any]], bool] = names["match"]
+    return match
 
 
 def compile_matcher(query: Query) -> Callable[[dict[str, Any]], bool]:
@@ -216,18 +209,7 @@ def compile_matcher(query: Query) -> Callable[[dict[str, Any]], bool]:
     """
     if not query.ands and not query.ors:
         return lambda doc: True
-    checks = [_check(c) for c in query.ands]
-    if query.ors or any(check is None for check in checks):
+    compiled = None if query.ors else _compiled(query)
+    if compiled is None:
         return lambda doc: matches(query, doc)
-    decided = [check for check in checks if check is not None]
-
-    def match(doc: dict[str, Any]) -> bool:
-        for check in decided:
-            outcome = check(doc)
-            if outcome is False:
-                return False  # false decides an AND whatever the other criteria hold
-            if outcome is None:
-                return matches(query, doc)
-        return True
-
-    return match
+    return compiled
