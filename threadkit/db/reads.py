@@ -17,6 +17,7 @@ decided by one generated function; anything else (another type, arrays, ``contai
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,10 +28,11 @@ from threadkit.db import layout
 from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
 
-__all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan"]
+__all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan", "scan_raw"]
 
 log = logging.getLogger("threadkit.db")
 
+_CHUNK = 8192
 _DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError)
 
 
@@ -74,15 +76,39 @@ def decode_docs(
 
 def scan(engine: Any, txn: Any, collection: str) -> list[dict[str, Any]]:
     """Every live document of a collection, in ``_id`` order, decoded in one pass."""
+    return decode_docs(scan_raw(engine, txn, collection), collection, "scan")
+
+
+def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
+    """Every live document of a collection, encoded, in ``_id`` order.
+
+    Values are read in chunks without their keys (the iteration stays in C): keys
+    are sorted, so when the cursor's key after a chunk is still in the collection
+    every value of the chunk is; the chunk that crosses the end is trimmed by
+    stepping back to the collection's last key.
+    """
     prefix = layout.coll_key(engine.prefix, collection)
+    out: list[bytes] = []
     cursor = txn.cursor(engine.tables.docs)
-    values: list[bytes] = []
-    if cursor.set_range(prefix):
-        for key, value in cursor:
-            if not key.startswith(prefix):
+    if not cursor.set_range(prefix):
+        return out
+    values = cursor.iternext(keys=False, values=True)
+    while True:
+        chunk = list(itertools.islice(values, _CHUNK))
+        if not chunk:
+            return out
+        if not cursor.key():  # the table ended: its last item was the chunk's last
+            cursor.last()
+        elif cursor.key().startswith(prefix):  # the cursor rests on the chunk's last item
+            out += chunk
+            continue
+        beyond = 0
+        while beyond < len(chunk) and not cursor.key().startswith(prefix):
+            beyond += 1
+            if not cursor.prev():
                 break
-            values.append(value)
-    return decode_docs(values, collection, "scan")
+        out += chunk[: len(chunk) - beyond]
+        return out
 
 
 def index_refs(
