@@ -298,7 +298,8 @@ def test_other_collections_do_not_invalidate(db: Any, decodes: list[int]) -> Non
 
 
 def test_query_entries_are_incremental(db: Any, decodes: list[int]) -> None:
-    coll = db.new_collection("QI")
+    # indexed: a query that scans is answered from the whole frame (tests/frames/test_select.py)
+    coll = db.new_collection("QI", indexes=["n"])
     ids = coll.create([{"n": i} for i in range(20)])
     query = tk.where("n").ge(10)
     assert len(to_pandas(coll, query)) == 10

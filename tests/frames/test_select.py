@@ -1,8 +1,9 @@
 """Queries answered from the cached frame of the whole collection (:mod:`threadkit.frames.select`).
 
-Property: with ``coll.df`` cached, ``coll.query(text)`` gives exactly the frame (or the
-error) it gives with nothing cached, for the random documents and pandas expressions of
-the expression oracle (which checks the latter against pandas). Columns may come in
+Property: ``coll.query(text)`` gives exactly the frame (or the error) built from the
+documents ``coll.find`` returns for it — with the whole frame cached, and with nothing
+cached (when it may build the whole frame) — for the random documents and pandas
+expressions of the expression oracle (which checks ``find`` against pandas). Columns may come in
 another order where documents list their fields in different orders.
 """
 
@@ -15,11 +16,13 @@ from typing import Any
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import threadkit as tk
 from tests.frames.test_expr_oracle import expressions, rows
 from threadkit.errors import InvalidQuery
 from threadkit.frames import cache
+from threadkit.frames.frame import frame_from_documents
 from threadkit.frames.lazy import compile_for
 from threadkit.frames.select import select
 
@@ -39,26 +42,44 @@ def _query(coll: Any, text: str, local_vars: dict[str, Any]) -> Any:
         return ("error", str(exc))
 
 
+def _reference(coll: Any, text: str, local_vars: dict[str, Any]) -> Any:
+    """What the store's query gives, as a frame built from its documents (no cache)."""
+    try:
+        docs = coll.find(compile_for(coll, text, local_vars))
+    except InvalidQuery as exc:
+        return ("error", str(exc))
+    return frame_from_documents(docs, coll.config.schema)
+
+
+@pytest.mark.slow
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(docs=rows(), expression=expressions())
-def test_a_warm_frame_answers_as_a_cold_read(
-    db: Any, docs: list[dict[str, Any]], expression: tuple[str, dict[str, Any]]
+@given(docs=rows(), expression=expressions(), indexed=st.booleans())
+def test_frames_answer_as_the_store(
+    db: Any, docs: list[dict[str, Any]], expression: tuple[str, dict[str, Any]], indexed: bool
 ) -> None:
     text, local_vars = expression
     name = f"s{next(_names)}"
-    coll = db.new_collection(name)
+    coll = db.new_collection(name, indexes=["i", "s"] if indexed else [])
     try:
         if docs:
             coll.create(docs)
+        expected = _reference(coll, text, local_vars)
         cache.clear(db)
-        cold = _query(coll, text, local_vars)
+        cold = _query(coll, text, local_vars)  # nothing cached: may build the whole frame
         cache.clear(db)
         _ = coll.df  # the whole frame, cached
         warm = _query(coll, text, local_vars)
+        for got in (cold, warm):
+            if isinstance(expected, tuple) or isinstance(got, tuple):
+                assert got == expected
+                event("outcome: error")
+            else:
+                # columns keep the whole frame's order when documents list fields differently
+                pd.testing.assert_frame_equal(got, expected, check_like=True)
         if not isinstance(warm, tuple):
             entry = cache._db_cache(db).entries[(name, cache._EVERYTHING, None)]
             query = compile_for(coll, text, local_vars)
@@ -66,13 +87,6 @@ def test_a_warm_frame_answers_as_a_cold_read(
                 entry.frame, entry.kinds, entry.columns, entry.targets, entry.order, query
             )
             event("answered from the frame" if used is not None else "read from the store")
-        if isinstance(cold, tuple) or isinstance(warm, tuple):
-            assert warm == cold
-            event("outcome: error")
-        else:
-            # columns keep the whole frame's order when documents list fields differently
-            pd.testing.assert_frame_equal(warm, cold, check_like=True)
-            event(f"outcome: {len(warm)} rows")
     finally:
         db.delete_collection(name)
 

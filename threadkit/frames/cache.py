@@ -151,23 +151,36 @@ _EVERYTHING = Query().to_json()
 
 
 def _from_whole(cache: _DBCache, coll: Collection, query: Query, reader: str) -> Any:
-    """``query``'s rows from the cached frame of the whole collection, when one is current.
+    """``query``'s rows from the cached frame of the whole collection.
 
-    None when there is none (nothing is built for it) or it cannot answer exactly
-    (:func:`.select.select`).
+    The frame is built (and cached) for it when there is none and the query would
+    otherwise read every document: the columnar build of the whole collection costs less
+    than decoding every document for the scan (bench/RESULTS.md), and later queries are
+    answered from it. None when the query can use an index, or the frame cannot answer
+    it exactly (:func:`.select.select`).
     """
-    from threadkit.frames.select import select
+    from threadkit.frames.select import can_answer, select
 
+    whole_key = (coll.name, _EVERYTHING, None)
     with cache.lock:
-        whole = cache.entries.get((coll.name, _EVERYTHING, None))
-    if whole is None:
+        whole = cache.entries.get(whole_key)
+    current = whole is not None and whole.feed is not None and whole.config is coll.config
+    if not current and (not can_answer(query) or not _scans(coll, query)):
         return None
+    if whole is None:
+        whole = cache.entry(whole_key)
     with whole.lock:
-        if whole.feed is None or whole.config is not coll.config:
-            return None
         _refresh(whole, coll, Query(), reader)
         picked = select(whole.frame, whole.kinds, whole.columns, whole.targets, whole.order, query)
         return None if picked is None else picked.copy(deep=not _copy_on_write())
+
+
+def _scans(coll: Collection, query: Query) -> bool:
+    """Whether the store would read every document for ``query`` (no index lookup)."""
+    from threadkit.db.planner import explain
+
+    with coll.read_txn() as txn:
+        return explain(query, txn._source()).full_scan
 
 
 def _copy_on_write() -> bool:

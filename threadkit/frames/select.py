@@ -30,7 +30,7 @@ from threadkit.db.query import Criterion, Op, Query
 from threadkit.frames import build as fb
 from threadkit.frames import cbor_columns as cc
 
-__all__ = ["select"]
+__all__ = ["can_answer", "select"]
 
 F, U, T = 0, 1, 2
 _EXACT = 2**53  # a float64 holds every integer up to this exactly
@@ -126,6 +126,31 @@ def _evaluate(
     for branch in query.ors:
         np.maximum(result, _evaluate(frame, kinds, dtypes, branch), out=result)
     return result
+
+
+def can_answer(query: Query) -> bool:
+    """Whether the shape of ``query`` lets :func:`select` answer it (the data may still not).
+
+    Examples
+    --------
+    >>> from threadkit.db.query import where
+    >>> can_answer(where("age").gt(3)), can_answer(where("_id").eq("a"))
+    (True, False)
+    """
+    if query.sort or query.seek_id or query.skip_count or query.limit_count:
+        return False
+    return _shape_ok(query)
+
+
+def _shape_ok(query: Query) -> bool:
+    for c in query.ands:
+        if c.path in ("_id", "_mod"):
+            return False
+        if c.op is Op.EXISTS:
+            continue
+        if (c.op not in _COMPARE and c.op is not Op.IN) or c.value_type not in _KINDS:
+            return False
+    return all(_shape_ok(branch) for branch in query.ors)
 
 
 def select(
