@@ -100,6 +100,10 @@ def test_the_whole_frame_is_used_and_kept_current(db: Any) -> None:
         entry.frame, entry.kinds, entry.columns, entry.targets, entry.order, _q("n > 15")
     )
     assert picked is not None and list(picked.index) == ["d16", "d17", "d18", "d19"]
+    first = coll.query("n > 15")
+    assert list(first.index) == ["d16", "d17", "d18", "d19"]
+    first.loc["d16", "n"] = -1  # a frame handed out is the caller's
+    assert coll.query("n > 15").loc["d16", "n"] == 16  # the same selection, kept
     coll.save({"_id": "d3", "n": 99, "s": ""})  # the cached frame must follow the write
     got = coll.query("n > 15")
     assert sorted(got.index) == ["d16", "d17", "d18", "d19", "d3"]

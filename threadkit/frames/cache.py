@@ -66,6 +66,9 @@ class _Entry:
     columns: fb.Plan = field(default_factory=list)
     targets: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    picks: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    """Rows selected from this (whole-collection) frame, by query JSON; valid while
+    ``frame`` is the object they were selected from (see ``_from_whole``)."""
 
     def close(self) -> None:
         if self.feed is not None:
@@ -171,8 +174,24 @@ def _from_whole(cache: _DBCache, coll: Collection, query: Query, reader: str) ->
         whole = cache.entry(whole_key)
     with whole.lock:
         _refresh(whole, coll, Query(), reader)
-        picked = select(whole.frame, whole.kinds, whole.columns, whole.targets, whole.order, query)
-        return None if picked is None else picked.copy(deep=not _copy_on_write())
+        picks = whole.picks
+        if picks and next(iter(picks.values()))[0] is not whole.frame:
+            picks.clear()  # the frame changed since they were selected
+        text = query.to_json()
+        hit = picks.get(text)
+        if hit is not None:
+            picks.move_to_end(text)
+            picked = hit[1]
+        else:
+            picked = select(
+                whole.frame, whole.kinds, whole.columns, whole.targets, whole.order, query
+            )
+            if picked is None:
+                return None
+            picks[text] = (whole.frame, picked)
+            while len(picks) > MAX_ENTRIES:
+                picks.popitem(last=False)
+        return picked.copy(deep=not _copy_on_write())
 
 
 def _scans(coll: Collection, query: Query) -> bool:
