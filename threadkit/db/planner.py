@@ -6,9 +6,11 @@ overlay, or the reference :class:`InMemorySource`):
 
 1. **plan** (:func:`explain`): choose index lookups whose union is certain to
    hold every document the query could match, or else a full scan;
-2. **match**: fetch the candidates in ``_id`` order and re-check each with
-   :func:`~threadkit.db.query.matches` (which raises on a deciding type
-   mismatch);
+2. **match**: fetch the candidates in ``_id`` order (a stored collection reads
+   them in one batch, :mod:`threadkit.db.reads`) and re-check each with a
+   matcher equal to :func:`~threadkit.db.query.matches` (which raises on a
+   deciding type mismatch), leaving out the criterion a single index lookup
+   proves;
 3. **filter**: pass each match through ``read_filter`` (None hides it; the
    returned document is what the caller sees and what the sort uses);
 4. **order**: sort (ties by ``_id`` ascending), then seek, skip, limit.
@@ -53,6 +55,7 @@ import bisect
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 from threadkit.db.indexkeys import encode_value, json_type, key_type, type_range
@@ -320,7 +323,7 @@ def _check_sort_path(query: Query, source: Source) -> None:
 
 
 def _order(query: Query, rows: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    rows.sort(key=lambda row: row[0])
+    rows.sort(key=itemgetter(0))  # already in _id order from every source: one pass
     sort = query.sort
     desc = sort is not None and sort.desc
     if sort is None or sort.path == "_id":
