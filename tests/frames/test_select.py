@@ -3,8 +3,7 @@
 Property: ``coll.query(text)`` gives exactly the frame (or the error) built from the
 documents ``coll.find`` returns for it — with the whole frame cached, and with nothing
 cached (when it may build the whole frame) — for the random documents and pandas
-expressions of the expression oracle (which checks ``find`` against pandas). Columns may come in
-another order where documents list their fields in different orders.
+expressions of the expression oracle (which checks ``find`` against pandas).
 """
 
 from __future__ import annotations
@@ -78,8 +77,7 @@ def test_frames_answer_as_the_store(
                 assert got == expected
                 event("outcome: error")
             else:
-                # columns keep the whole frame's order when documents list fields differently
-                pd.testing.assert_frame_equal(got, expected, check_like=True)
+                pd.testing.assert_frame_equal(got, expected)
         if not isinstance(warm, tuple):
             entry = cache._db_cache(db).entries[(name, cache._EVERYTHING, None)]
             query = compile_for(coll, text, local_vars)

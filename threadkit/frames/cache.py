@@ -186,12 +186,42 @@ def _from_whole(cache: _DBCache, coll: Collection, query: Query, reader: str) ->
             picked = select(
                 whole.frame, whole.kinds, whole.columns, whole.targets, whole.order, query
             )
+            if picked is not None and _order_may_differ(whole, picked):
+                picked = _in_document_order(coll, whole, picked)
             if picked is None:
                 return None
             picks[text] = (whole.frame, picked)
             while len(picks) > MAX_ENTRIES:
                 picks.popitem(last=False)
         return picked.copy(deep=not _copy_on_write())
+
+
+def _order_may_differ(whole: _Entry, picked: Any) -> bool:
+    """Whether a frame built from the picked documents could order its columns otherwise.
+
+    Columns the schema does not order come in the order the documents first list them
+    (:func:`.build.plan`), which the picked rows alone may not share with all of them.
+    """
+    ordered = set(whole.order)
+    return sum(1 for path in picked.columns if path not in ordered and path != "_mod") > 1
+
+
+def _in_document_order(coll: Collection, whole: _Entry, picked: Any) -> Any:
+    """The picked rows with their columns in the order a frame built from their documents
+    has (the order those documents list their fields in), or None when the documents are
+    not all there any more (a write landed in between: the store answers instead)."""
+    ids = picked.index.tolist()
+    values = rawdocs.raw_documents_by_id(coll, ids)
+    present = [v for v in values if v is not None]
+    if len(present) != len(ids):
+        return None
+    met = list(cbor_columns.decode(present).columns)
+    have = set(picked.columns)
+    # as build.plan orders them: the schema's order, then as met, then the rest; _mod last
+    columns = [p for p in dict.fromkeys([*whole.order, *met]) if p in have and p != "_mod"]
+    columns += [p for p in picked.columns if p not in columns and p != "_mod"]
+    columns += ["_mod"] if "_mod" in have else []
+    return picked[columns]
 
 
 def _scans(coll: Collection, query: Query) -> bool:

@@ -13,9 +13,9 @@ exactly (arrays, big integers, date-times, mixed types), ``contains``, any unkno
 outcome (the store's query raises the error, naming the document), or a different
 plan — and the caller reads the store instead.
 
-The selected frame equals what building from the matching documents gives, except
-that columns keep the whole frame's order where documents list their fields in
-different orders (as the incremental cache does).
+The selected rows hold what building from the matching documents gives; the columns
+keep the whole frame's order, which the caller corrects where the documents could
+order them otherwise (:mod:`.cache`).
 """
 
 from __future__ import annotations
