@@ -221,7 +221,7 @@ def _in_document_order(coll: Collection, whole: _Entry, picked: Any) -> Any:
     columns = [p for p in dict.fromkeys([*whole.order, *met]) if p in have and p != "_mod"]
     columns += [p for p in picked.columns if p not in columns and p != "_mod"]
     columns += ["_mod"] if "_mod" in have else []
-    return picked[columns]
+    return picked if columns == list(picked.columns) else picked[columns]
 
 
 def _scans(coll: Collection, query: Query) -> bool:
