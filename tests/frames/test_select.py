@@ -130,3 +130,11 @@ def _q(text: str) -> Any:
     from threadkit.frames.expr import compile_query
 
     return compile_query(text)
+
+
+def test_a_key_with_a_dot_is_not_a_nested_field(db: Any) -> None:
+    coll = db.new_collection("dots")
+    coll.create({"_id": "flat", "a.b": 1}, {"_id": "nested", "a": {"b": 2}})
+    _ = coll.df  # one column "a.b" holds both
+    assert coll.query(tk.where("a.b").gt(0)).index.tolist() == ["nested"]
+    assert coll.query(tk.where("a.b").eq(1)).index.tolist() == []

@@ -8,7 +8,7 @@ row, combined as :func:`~threadkit.db.query.matches` does (AND is the minimum, O
 maximum, false < unknown < true). The rows are then the frame's rows, when the
 column plan of the selected rows is the whole frame's (same columns, same dtypes);
 :func:`select` returns None in every case it cannot answer exactly — a criterion on
-``_id``, ``_mod``, a nested object or a column whose values it cannot compare
+``_id``, ``_mod``, a dotted path or an object, a column whose values it cannot compare
 exactly (arrays, big integers, date-times, mixed types), ``contains``, any unknown
 outcome (the store's query raises the error, naming the document), or a different
 plan — and the caller reads the store instead.
@@ -70,7 +70,8 @@ def _criterion(
 ) -> npt.NDArray[np.int8]:
     n = len(frame)
     path = c.path
-    if path in ("_id", "_mod") or any(p.startswith(path + ".") for p in kinds):
+    if "." in path or path in ("_id", "_mod") or any(p.startswith(path + ".") for p in kinds):
+        # a column "a.b" is a nested field or a key with a dot in it; "a" may be an object
         raise _Unanswerable
     row_kinds = kinds.get(path)
     if row_kinds is None:
@@ -144,7 +145,7 @@ def can_answer(query: Query) -> bool:
 
 def _shape_ok(query: Query) -> bool:
     for c in query.ands:
-        if c.path in ("_id", "_mod"):
+        if "." in c.path or c.path in ("_id", "_mod"):
             return False
         if c.op is Op.EXISTS:
             continue
