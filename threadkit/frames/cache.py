@@ -13,6 +13,12 @@ be recomputed exactly), and a listen feed on the collection, subscribed
    (schema, read filter, delete/re-create), the column set or a dtype changes,
    or the query sorts or pages its results.
 
+A query with criteria (no sort or page, no read filter) and no entry of its own is
+answered from the entry of the whole collection (:mod:`.select`), kept current the same
+way; when there is none and the query would read every document, that entry is built
+for it (the columnar build costs less than decoding every document). Queries an index
+serves, and those the frame cannot answer exactly, get an entry of their own as above.
+
 It can never return stale data: listeners are told synchronously inside the
 commit (local or received), before the write call returns, and a re-read
 always reads the current snapshot, so an event that arrives after the read
