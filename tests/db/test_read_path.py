@@ -43,6 +43,7 @@ def _outcome(run: Any) -> Any:
         return ("error", str(exc))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,
