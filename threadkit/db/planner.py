@@ -287,12 +287,13 @@ def _batch(plan: Plan, source: Source) -> list[dict[str, Any]] | None:
     return docs
 
 
-def _matching(
-    plan: Plan, source: Source, match: Callable[[dict[str, Any]], bool]
-) -> list[tuple[str, dict[str, Any]]]:
-    """The candidates ``match`` accepts, with their ids, in ``_id`` order."""
+def _matching(plan: Plan, source: Source, residual: Query) -> list[tuple[str, dict[str, Any]]]:
+    """The candidates ``residual`` matches, with their ids, in ``_id`` order."""
+    match = compile_matcher(residual)
     docs = _batch(plan, source)
     if docs is not None and all(type(d) is dict and type(d.get("_id")) is str for d in docs):
+        if not residual.ands and not residual.ors:
+            return [(doc["_id"], doc) for doc in docs]  # the index proved everything
         return [(doc["_id"], doc) for doc in docs if match(doc)]
     return [(i, doc) for i, doc in _candidates(plan, source) if match(doc)]
 
@@ -403,9 +404,8 @@ def execute(
     query = _as_query(query)
     _check_sort_path(query, source)
     plan = explain(query, source)
-    match = compile_matcher(_residual(query, plan))
     rows: list[tuple[str, dict[str, Any]]] = []
-    found = _matching(plan, source, match)
+    found = _matching(plan, source, _residual(query, plan))
     if filter_many is not None:
         shown_all = filter_many([doc for _, doc in found]) if found else []
         for (instance_id, _), shown in zip(found, shown_all, strict=True):
