@@ -138,3 +138,30 @@ def test_a_key_with_a_dot_is_not_a_nested_field(db: Any) -> None:
     _ = coll.df  # one column "a.b" holds both
     assert coll.query(tk.where("a.b").gt(0)).index.tolist() == ["nested"]
     assert coll.query(tk.where("a.b").eq(1)).index.tolist() == []
+
+
+def test_field_order_is_tracked_through_writes(db: Any) -> None:
+    coll = db.new_collection("order")
+    coll.create([{"_id": f"d{i}", "x": i, "y": i} for i in range(5)])
+    _ = coll.df
+    entry = cache._db_cache(db).entries[(coll.name, cache._EVERYTHING, None)]
+    assert entry.uniform  # one field order: rows are answered without reading them again
+    coll.save({"_id": "d9", "y": 9, "x": 9})  # the other order
+    got = coll.query("x > 8")
+    assert not entry.uniform
+    assert list(got.columns) == ["y", "x", "_mod"]  # as a frame of that document has them
+    expected = frame_from_documents(coll.find(tk.where("x").gt(8)), coll.config.schema)
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_batches_know_whether_documents_share_one_field_order() -> None:
+    import cbor2
+
+    from threadkit.frames.cbor_columns import decode
+
+    def uniform(*docs: dict[str, Any]) -> bool:
+        return decode([cbor2.dumps(d) for d in docs]).uniform
+
+    assert uniform({"a": 1, "b": {"c": 1, "d": 2}}, {"a": 2, "b": {"c": 3}}, {"a": 3})
+    assert not uniform({"a": 1, "b": 2}, {"b": 1, "a": 2})
+    assert not uniform({"a": 1, "b": {"c": 1, "d": 2}}, {"a": 1, "b": {"d": 1}})

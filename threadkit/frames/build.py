@@ -378,6 +378,8 @@ class Built:
         The schema targets (:func:`threadkit.frames.dtypes.schema_targets`).
     order : list[str]
         The preferred column order from the schema.
+    uniform : bool
+        Every document lists its fields in one order (:attr:`.cbor_columns.Batch.uniform`).
     """
 
     frame: Any
@@ -385,6 +387,7 @@ class Built:
     columns: Plan
     targets: dict[str, str]
     order: list[str]
+    uniform: bool = False
 
 
 def build_frame(values: Sequence[bytes], schema: Mapping[str, Any]) -> Built:
@@ -419,4 +422,4 @@ def build_frame(values: Sequence[bytes], schema: Mapping[str, Any]) -> Built:
     targets, order = schema_targets(schema)
     rows = classify(cc.decode(values), targets)
     columns = plan(counts(rows.kinds), targets, order, rows.kinds)
-    return Built(build(rows, columns), rows.kinds, columns, targets, order)
+    return Built(build(rows, columns), rows.kinds, columns, targets, order, rows.batch.uniform)

@@ -72,6 +72,8 @@ class _Entry:
     columns: fb.Plan = field(default_factory=list)
     targets: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    uniform: bool = False
+    """Every row's document lists its fields in one order (see ``_order_may_differ``)."""
     picks: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     """Rows selected from this (whole-collection) frame, by query JSON; valid while
     ``frame`` is the object they were selected from (see ``_from_whole``)."""
@@ -208,6 +210,8 @@ def _order_may_differ(whole: _Entry, picked: Any) -> bool:
     Columns the schema does not order come in the order the documents first list them
     (:func:`.build.plan`), which the picked rows alone may not share with all of them.
     """
+    if whole.uniform:
+        return False  # any rows list their fields in the frame's order
     ordered = set(whole.order)
     return sum(1 for path in picked.columns if path not in ordered and path != "_mod") > 1
 
@@ -291,6 +295,7 @@ def _rebuild(entry: _Entry, coll: Collection, query: Query, reader: str) -> None
     built = fb.build_frame(_encoded(coll, query, reader), config.schema)
     entry.frame, entry.kinds, entry.columns = built.frame, built.kinds, built.columns
     entry.targets, entry.order = built.targets, built.order
+    entry.uniform = built.uniform
 
 
 def _current(coll: Collection, query: Query, reader: str, ids: list[str]) -> list[bytes] | None:
@@ -351,6 +356,10 @@ def _merge(entry: _Entry, coll: Collection, query: Query, reader: str, ids: list
             order = np.insert(np.arange(kept), slots, np.arange(kept, kept + len(present)))
             merged = merged.take(order)
             kinds = {path: k[order] for path, k in kinds.items()}
+    old_order = list(entry.kinds)
     entry.frame = merged
     entry.kinds = kinds
+    # still one field order when the new documents list theirs as the others do
+    new_order = list(batch.columns)
+    entry.uniform = entry.uniform and batch.uniform and new_order == old_order[: len(new_order)]
     return True

@@ -120,6 +120,9 @@ class Batch:
     n: int
     raw: bytes
     columns: dict[str, Cells] = field(default_factory=dict)
+    uniform: bool = True
+    """Every document lists its keys in one order, at every level (each is a prefix of
+    the longest), so the columns of any subset of rows come in the order of ``columns``."""
 
     def text(self, path: str) -> list[str | None]:
         """The text values of a column as Python strings (None elsewhere); for tests."""
@@ -183,6 +186,7 @@ class _Walker:
             shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,)
         )
         self.out: dict[str, _Acc] = {}
+        self.uniform = True
 
     # -- CBOR item heads --------------------------------------------------------------
 
@@ -251,7 +255,10 @@ class _Walker:
             klen = karg.astype(np.int64)
             vpos = kstart + klen
             vend = np.empty_like(vpos)
-            for key, members in self.group_keys(kstart, klen):
+            groups = self.group_keys(kstart, klen)
+            if len(groups) > 1:
+                self.uniform = False
+            for key, members in groups:
                 vend[members] = self.values(
                     prefix + key, rows[active[members]], vpos[members], depth
                 )
@@ -388,6 +395,7 @@ def _walk(values: Sequence[bytes]) -> Batch:
     if not np.array_equal(finish, ends):
         raise _Irregular  # trailing bytes, or a length that overran its document
     batch.columns = {path: acc.cells() for path, acc in walker.out.items() if acc.rows}
+    batch.uniform = walker.uniform
     return batch
 
 
