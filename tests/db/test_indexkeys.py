@@ -24,6 +24,7 @@ from threadkit.db.indexkeys import (
     json_type,
     key_type,
     type_range,
+    value_end,
 )
 from threadkit.errors import InvalidInput
 
@@ -265,3 +266,10 @@ def test_key_type_and_type_range_errors() -> None:
         key_type(bytes([TAG_OTHER]))
     with pytest.raises(InvalidInput, match="unknown JSON type"):
         type_range("integer")
+
+
+@given(st.one_of(numbers, strings, st.booleans(), st.none()), strings)
+def test_value_end_is_where_decoding_ends(value: object, instance_id: str) -> None:
+    key = b"prefix" + encode_value(value) + encode_id(instance_id)
+    assert value_end(key, 6) == decode_value(key, 6)[1]
+    assert decode_id(key, value_end(key, 6))[0] == instance_id
