@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from threadkit.api.limits import APILimits
     from threadkit.net.connmgr import ConnLimits
 
 __all__ = ["main"]
@@ -27,10 +28,19 @@ class _NetSettings:
         libp2p host.
     keep_alive : float
         ``keepAliveInterval`` in seconds.
+    api_limits : APILimits
+        The API's stream budget and the proxy's connection budget (``apiMaxStreams``,
+        ``apiMaxClientStreams``, ``apiUnaryWorkers``, ``apiStreamIdleTimeout``,
+        ``proxyMaxConns``, ``proxyMaxClientConns``, ``proxyHeaderTimeout``).
+    replicator : bool or frozenset of str
+        ``replicatorAllow``: the peers whose threads the daemon replicates (empty: none,
+        ``*``: any).
     """
 
     conn_limits: ConnLimits
     keep_alive: float
+    api_limits: APILimits
+    replicator: bool | frozenset[str]
 
     @classmethod
     def from_config(cls, config: dict[str, object]) -> _NetSettings:
@@ -39,10 +49,23 @@ class _NetSettings:
         Raises
         ------
         InvalidInput
-            A watermark is not a positive whole number, the low watermark exceeds the
-            high one, or a duration is not a Go duration with a unit (``"20s"``, ``"1m"``).
+            A watermark or a limit is not a positive whole number, the low watermark exceeds
+            the high one, a per-client limit its total, a duration is not a Go duration
+            with a unit (``"20s"``, ``"1m"``), or ``replicatorAllow`` names something
+            that is not a peer id.
         """
+        from threadkit.api.limits import APILimits
+        from threadkit.core.identity import peer_id_bytes
         from threadkit.net.connmgr import ConnLimits, parse_duration
+
+        allow = str(config["replicatorAllow"]).strip()
+        replicator: bool | frozenset[str]
+        if allow == "*":
+            replicator = True
+        else:
+            replicator = frozenset(p.strip() for p in allow.split(",") if p.strip())
+            for peer_id in replicator:
+                peer_id_bytes(peer_id)  # InvalidKey (an InvalidInput) when it is not one
 
         return cls(
             conn_limits=ConnLimits.parse(
@@ -51,6 +74,8 @@ class _NetSettings:
                 str(config["connGracePeriod"]),
             ),
             keep_alive=parse_duration(str(config["keepAliveInterval"]), "keepAliveInterval"),
+            api_limits=APILimits.parse(config),
+            replicator=replicator or False,
         )
 
 
@@ -155,6 +180,16 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         "connHighWater": setting(args.connHighWater, "THRDS_CONNHIGHWATER", "400"),
         "connGracePeriod": setting(args.connGracePeriod, "THRDS_CONNGRACEPERIOD", "20s"),
         "keepAliveInterval": setting(args.keepAliveInterval, "THRDS_KEEPALIVEINTERVAL", "5s"),
+        "apiMaxStreams": setting(args.apiMaxStreams, "THRDS_APIMAXSTREAMS", "64"),
+        "apiMaxClientStreams": setting(args.apiMaxClientStreams, "THRDS_APIMAXCLIENTSTREAMS", "32"),
+        "apiUnaryWorkers": setting(args.apiUnaryWorkers, "THRDS_APIUNARYWORKERS", "16"),
+        "apiStreamIdleTimeout": setting(
+            args.apiStreamIdleTimeout, "THRDS_APISTREAMIDLETIMEOUT", "60s"
+        ),
+        "proxyMaxConns": setting(args.proxyMaxConns, "THRDS_PROXYMAXCONNS", "256"),
+        "proxyMaxClientConns": setting(args.proxyMaxClientConns, "THRDS_PROXYMAXCLIENTCONNS", "64"),
+        "proxyHeaderTimeout": setting(args.proxyHeaderTimeout, "THRDS_PROXYHEADERTIMEOUT", "10s"),
+        "replicatorAllow": setting(args.replicatorAllow, "THRDS_REPLICATORALLOW", ""),
         "enableNetPubsub": flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB"),
         "debug": flag_on(args.debug, "THRDS_DEBUG"),
     }
@@ -180,6 +215,24 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         net.conn_limits.grace_period,
         net.conn_limits.trim_interval,
     )
+    limits = net.api_limits
+    log.info(
+        "API budget: %d streams (%d per client), %d more workers for unary calls, "
+        "streams idle for %gs ended; proxy: %d connections (%d per client), headers within %gs",
+        limits.max_streams,
+        limits.max_client_streams,
+        limits.unary_workers,
+        limits.stream_idle,
+        limits.max_conns,
+        limits.max_client_conns,
+        limits.header_timeout,
+    )
+    if net.replicator is True:
+        log.info("replicator: replicates threads for any peer (replicatorAllow '*')")
+    elif net.replicator:
+        log.info("replicator: replicates threads for %s", ", ".join(sorted(net.replicator)))
+    else:
+        log.info("replicator: replicates threads for no peer (replicatorAllow is empty)")
 
     import threadkit as tk
     from threadkit.api.proxy import WebProxy
@@ -193,7 +246,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             str(config["repo"]),
             listen=[str(config["hostAddr"])],
             network=True,
-            replicator=True,
+            replicator=net.replicator,
             pubsub=bool(config["enableNetPubsub"]),
             conn_limits=net.conn_limits,
         )
@@ -204,7 +257,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         print(f"threadkit daemon: cannot start the host: {exc}", file=sys.stderr)
         return 1
     try:
-        server = APIServer(peer, f"{api_host}:{api_port}")
+        server = APIServer(peer, f"{api_host}:{api_port}", limits=net.api_limits)
         try:
             server.start()
         except NetworkError as exc:
@@ -216,6 +269,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             proxy_host.strip("[]"),
             proxy_port,
             keep_alive=net.keep_alive,
+            limits=net.api_limits,
+            forward_secret=server.proxy_secret,
         )
         try:
             proxy.start()
@@ -272,6 +327,24 @@ def main(argv: list[str] | None = None) -> int:
         ("connHighWater", "connection manager high water ($THRDS_CONNHIGHWATER)"),
         ("connGracePeriod", "connection grace period ($THRDS_CONNGRACEPERIOD)"),
         ("keepAliveInterval", "websocket ping interval of the proxy ($THRDS_KEEPALIVEINTERVAL)"),
+        ("apiMaxStreams", "open API streams at once ($THRDS_APIMAXSTREAMS, 64)"),
+        ("apiMaxClientStreams", "open API streams per client ($THRDS_APIMAXCLIENTSTREAMS, 32)"),
+        ("apiUnaryWorkers", "workers kept for unary calls ($THRDS_APIUNARYWORKERS, 16)"),
+        (
+            "apiStreamIdleTimeout",
+            "end streams whose client sends nothing this long ($THRDS_APISTREAMIDLETIMEOUT, 60s)",
+        ),
+        ("proxyMaxConns", "proxy connections at once ($THRDS_PROXYMAXCONNS, 256)"),
+        ("proxyMaxClientConns", "proxy connections per client ($THRDS_PROXYMAXCLIENTCONNS, 64)"),
+        (
+            "proxyHeaderTimeout",
+            "time to send a request's headers ($THRDS_PROXYHEADERTIMEOUT, 10s)",
+        ),
+        (
+            "replicatorAllow",
+            "peer ids (comma-separated) whose threads are replicated, '*' any "
+            "($THRDS_REPLICATORALLOW, none)",
+        ),
     ):
         daemon.add_argument(f"--{flag}", dest=flag, default=None, help=help_text)
     daemon.add_argument(

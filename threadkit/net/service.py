@@ -77,9 +77,9 @@ class ThreadService:
         Seconds between periodic pulls (0 disables them).
     timeout : float
         Seconds a single request may take.
-    accept_replication : bool
-        Whether peers may make this peer a replicator of their threads (``push_log``
-        with the service key).
+    accept_replication : bool or frozenset of str
+        Which peers may make this peer a replicator of their threads (``push_log``
+        with the service key): True any, False none, a set of peer ids only those.
     stream_idle_timeout : float, optional
         Seconds an unused stream to a peer stays open (default: from the node's
         connection limits, :func:`threadkit.net.streams.idle_timeout_for`). Inbound
@@ -94,7 +94,7 @@ class ThreadService:
         *,
         pull_interval: float = DEFAULT_PULL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
-        accept_replication: bool = True,
+        accept_replication: bool | frozenset[str] = True,
         stream_idle_timeout: float | None = None,
     ) -> None:
         self.node = node
