@@ -193,3 +193,16 @@ def test_slowloris_is_bounded_and_timed_out(daemon: Daemon, start: bytes) -> Non
         for conn in conns:
             conn.close()
     served(daemon)
+
+
+def test_grpc_port_closes_connections_that_never_finish_the_handshake(daemon: Daemon) -> None:
+    """proxyHeaderTimeout also bounds the gRPC port's HTTP/2 handshake (grpcio: 120 s)."""
+    conns = _slow_connections(daemon.target, 20, b"PRI * HTTP/2.0\r\n")
+    try:
+        with tk.Client(daemon.target, timeout=10) as client:
+            client.list_dbs()
+        deadline = time.monotonic() + 10 * HEADER_TIMEOUT
+        assert all(_read_all(conn, deadline)[1] for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()

@@ -76,7 +76,8 @@ def test_daemon_replicates_for_allowed_peers_only(tmp_path: Path) -> None:
             assert f"replicates threads for {owner.id}" in allowing.log()
             junk = shared_db(stranger, "junk", 20)
             for daemon in (closed, allowing):
-                with pytest.raises(tk.errors.NetworkError, match="does not replicate threads"):
+                refusal = f"peer refused: this peer does not replicate threads for {stranger.id}"
+                with pytest.raises(tk.errors.ProtocolError, match=refusal):
                     stranger.add_replicator(junk, host_addr(daemon))
                 assert held_counters(daemon, junk.id) is None  # nothing stored
             kept = shared_db(owner, "kept", 5)
