@@ -257,3 +257,45 @@ def test_limits_are_checked_before_the_repo_is_opened(tmp_path: Path) -> None:
     ):
         assert main(["daemon", "--repo", str(repo), *flags]) == 2, flags
     assert not repo.exists()
+
+
+def test_calls_waiting_for_other_peers_leave_unary_calls_served(tmp_path: Path) -> None:
+    """NewDBFromAddr to a peer that never answers holds a worker until it times out."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadkit.core.addr import addr_to_bytes
+
+    daemon = Daemon(tmp_path / "repo").wait_ready()
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(256)  # connections complete in the kernel; nothing ever answers
+    port = blackhole.getsockname()[1]
+    stranger = tk.Identity.generate().public.peer_id
+    try:
+        channel = grpc.insecure_channel(daemon.target)
+        api = pb_grpc.APIStub(channel)
+
+        def join() -> grpc.StatusCode:
+            addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{stranger}/thread/{tk.ThreadID.new()}"
+            request = pb.NewDBFromAddrRequest(
+                addr=addr_to_bytes(addr), key=tk.ThreadKey.new().to_bytes()
+            )
+            try:
+                api.NewDBFromAddr(request, timeout=8)
+            except grpc.RpcError as exc:
+                return exc.code()
+            return grpc.StatusCode.OK
+
+        with ThreadPoolExecutor(90) as pool:
+            joins = [pool.submit(join) for _ in range(90)]  # more than the 80 workers
+            settle(lambda: sum(j.done() for j in joins))
+            with tk.Client(daemon.target, timeout=10) as fresh:
+                assert fresh.list_dbs() == []
+            refused = [j.result() for j in joins if j.done()]
+            # half the unary reserve (8) may wait for peers; the rest are refused at once
+            assert refused.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 90 - 8, refused
+        channel.close()
+    finally:
+        blackhole.close()
+        assert daemon.stop() == 0, daemon.log()

@@ -132,6 +132,12 @@ class APILimits:
         """The gRPC server's worker threads: every stream slot plus the unary reserve."""
         return self.max_streams + self.unary_workers
 
+    @property
+    def peer_calls(self) -> int:
+        """Unary calls that wait for another peer (NewDBFromAddr, AddThread, PullThread,
+        AddReplicator) at once: half the unary reserve, so the other half stays quick."""
+        return max(1, self.unary_workers // 2)
+
     @classmethod
     def parse(cls, settings: dict[str, object]) -> APILimits:
         """Limits from the daemon's string settings (``"64"``, ``"60s"``).
@@ -347,6 +353,30 @@ class StreamGuard:
         self.slots = StreamSlots(limits)
         self.idle = IdleWatch()
         self.proxy_secret = proxy_secret
+        self._peer_calls = 0
+        self._peer_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def peer_call(self) -> Iterator[None]:
+        """Hold one of the ``limits.peer_calls`` slots of calls that wait for other peers.
+
+        Raises
+        ------
+        LimitExceeded
+            All are taken.
+        """
+        with self._peer_lock:
+            if self._peer_calls >= self.limits.peer_calls:
+                raise LimitExceeded(
+                    f"too many calls waiting for other peers (limit {self.limits.peer_calls}, "
+                    "half of apiUnaryWorkers)"
+                )
+            self._peer_calls += 1
+        try:
+            yield
+        finally:
+            with self._peer_lock:
+                self._peer_calls -= 1
 
     def enter(self, context: Any) -> Callable[[], None]:
         """Take a stream slot for the call; returns the (idempotent) release.

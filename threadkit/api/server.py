@@ -157,6 +157,18 @@ def _unary(method: Callable[[Any, Any, grpc.ServicerContext], _T]) -> Any:
     return handler
 
 
+def _peer_call(method: Callable[[Any, Any, grpc.ServicerContext], _T]) -> Any:
+    """Wrap a unary handler that waits for another peer: within ``limits.peer_calls``."""
+
+    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> _T:
+        with self.guard.peer_call():
+            return method(self, request, context)
+
+    handler.__name__ = method.__name__
+    handler.__doc__ = method.__doc__
+    return handler
+
+
 def _streaming(method: Callable[[Any, Any, grpc.ServicerContext], Iterator[_T]]) -> Any:
     """Wrap a streaming handler the same way, within the stream budget (``self.guard``).
 
@@ -353,6 +365,7 @@ class DBService(pb_grpc.APIServicer):
         return pb.NewDBReply()
 
     @_unary
+    @_peer_call
     def NewDBFromAddr(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
         """Join a database another peer serves, from its address and key."""
         from threadkit.core.addr import addr_from_bytes
@@ -704,6 +717,7 @@ class NetService(netpb_grpc.APIServicer):
         return _thread_info(self.peer, _thread_id(request.threadID))
 
     @_unary
+    @_peer_call
     def PullThread(self, request: Any, context: grpc.ServicerContext) -> netpb.PullThreadReply:
         """Pull a thread from its peers now."""
         self.tokens.identity(context)
@@ -756,6 +770,7 @@ class NetService(netpb_grpc.APIServicer):
         return _thread_info(self.peer, ThreadID.from_string(info["id"]))
 
     @_unary
+    @_peer_call
     def AddThread(self, request: Any, context: grpc.ServicerContext) -> netpb.ThreadInfoReply:
         """Keep a thread another peer serves at ``addr``; pulls its logs and records."""
         self.tokens.identity(context)
@@ -771,6 +786,7 @@ class NetService(netpb_grpc.APIServicer):
         return netpb.DeleteThreadReply()
 
     @_unary
+    @_peer_call
     def AddReplicator(
         self, request: Any, context: grpc.ServicerContext
     ) -> netpb.AddReplicatorReply:
