@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from threadkit.api.limits import APILimits
     from threadkit.net.connmgr import ConnLimits
     from threadkit.net.pull import PullSettings
 
@@ -46,6 +47,24 @@ _DAEMON_SETTINGS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("netPullingInterval", "THRDS_NETPULLINGINTERVAL", "10s", "between later pulls"),
     ("logFile", "THRDS_LOGFILE", "", "also write the log to this file"),
+    ("apiMaxStreams", "THRDS_APIMAXSTREAMS", "64", "open API streams at once"),
+    ("apiMaxClientStreams", "THRDS_APIMAXCLIENTSTREAMS", "32", "open API streams per client"),
+    ("apiUnaryWorkers", "THRDS_APIUNARYWORKERS", "16", "workers kept for unary calls"),
+    (
+        "apiStreamIdleTimeout",
+        "THRDS_APISTREAMIDLETIMEOUT",
+        "60s",
+        "end GetToken/transaction streams whose client sends nothing this long",
+    ),
+    ("proxyMaxConns", "THRDS_PROXYMAXCONNS", "256", "proxy connections at once"),
+    ("proxyMaxClientConns", "THRDS_PROXYMAXCLIENTCONNS", "64", "proxy connections per client"),
+    ("proxyHeaderTimeout", "THRDS_PROXYHEADERTIMEOUT", "10s", "time to send a request's head"),
+    (
+        "replicatorAllow",
+        "THRDS_REPLICATORALLOW",
+        "",
+        "peer ids (comma-separated) whose threads are replicated, '*' any",
+    ),
 )
 """The daemon's settings: flag, environment variable, default, what it is (as threadsd's)."""
 
@@ -92,9 +111,6 @@ def _listen_addr(addr: str, what: str) -> str:
     return addr.strip()
 
 
-_PULLING_DEFAULTS = {
-    name: default for name, _, default, _ in _DAEMON_SETTINGS if name.startswith("netPulling")
-}
 """threadsd's defaults of its ``netPulling*`` flags."""
 
 
@@ -114,12 +130,21 @@ class _NetSettings:
         ``netPullingInitialInterval`` and ``netPullingInterval``.
     announce : list of str
         ``announceAddr`` (empty when not set).
+    api_limits : APILimits
+        The API's stream budget and the proxy's connection budget (``apiMaxStreams``,
+        ``apiMaxClientStreams``, ``apiUnaryWorkers``, ``apiStreamIdleTimeout``,
+        ``proxyMaxConns``, ``proxyMaxClientConns``, ``proxyHeaderTimeout``).
+    replicator : bool or frozenset of str
+        ``replicatorAllow``: the peers whose threads the daemon replicates (empty: none,
+        ``*``: any).
     """
 
     conn_limits: ConnLimits
     keep_alive: float
     pulling: PullSettings
     announce: list[str]
+    api_limits: APILimits
+    replicator: bool | frozenset[str]
 
     @classmethod
     def from_config(cls, config: dict[str, object]) -> _NetSettings:
@@ -128,19 +153,24 @@ class _NetSettings:
         Raises
         ------
         InvalidInput
-            A watermark or ``netPullingLimit`` is not a positive whole number, the low
-            watermark exceeds the high one, a duration is not a Go duration with a unit
-            (``"20s"``, ``"1m"``), or a pulling duration is 0.
+            A watermark, a limit or ``netPullingLimit`` is not a positive whole number, the
+            low watermark exceeds the high one, a per-client limit its total, a duration is
+            not a Go duration with a unit (``"20s"``, ``"1m"``), a pulling duration is 0, or
+            ``replicatorAllow`` names something that is not a peer id.
         InvalidAddress
             ``announceAddr`` is not a dialable multiaddr (``0.0.0.0`` or port 0).
         """
+        from threadkit.api.limits import APILimits
+        from threadkit.core.identity import peer_id_bytes
         from threadkit.errors import InvalidInput
         from threadkit.net.addrs import parse_announce
         from threadkit.net.connmgr import ConnLimits, parse_duration
         from threadkit.net.pull import PullSettings
 
+        config = {**{name: default for name, _, default, _ in _DAEMON_SETTINGS}, **config}
+
         def get(name: str) -> str:
-            return str(config.get(name, _PULLING_DEFAULTS.get(name, "")))
+            return str(config.get(name, ""))
 
         limit = get("netPullingLimit").strip()
         if not limit.isdigit() or int(limit) < 1:
@@ -151,6 +181,15 @@ class _NetSettings:
             if durations[name] <= 0:
                 raise InvalidInput(f"{name}: must be greater than zero, got {get(name)!r}")
         announce = get("announceAddr")
+        allow = get("replicatorAllow").strip()
+        replicator: bool | frozenset[str]
+        if allow == "*":
+            replicator = True
+        else:
+            replicator = frozenset(p.strip() for p in allow.split(",") if p.strip())
+            for peer_id in replicator:
+                peer_id_bytes(peer_id)  # InvalidKey (an InvalidInput) when it is not one
+
         return cls(
             conn_limits=ConnLimits.parse(
                 str(config["connLowWater"]),
@@ -166,6 +205,8 @@ class _NetSettings:
                 interval=durations["netPullingInterval"],
             ),
             announce=list(parse_announce([announce], None)) if announce else [],
+            api_limits=APILimits.parse(config),
+            replicator=replicator or False,
         )
 
 
@@ -325,6 +366,24 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         net.conn_limits.grace_period,
         net.conn_limits.trim_interval,
     )
+    limits = net.api_limits
+    log.info(
+        "API budget: %d streams (%d per client), %d more workers for unary calls, "
+        "streams idle for %gs ended; proxy: %d connections (%d per client), headers within %gs",
+        limits.max_streams,
+        limits.max_client_streams,
+        limits.unary_workers,
+        limits.stream_idle,
+        limits.max_conns,
+        limits.max_client_conns,
+        limits.header_timeout,
+    )
+    if net.replicator is True:
+        log.info("replicator: replicates threads for any peer (replicatorAllow '*')")
+    elif net.replicator:
+        log.info("replicator: replicates threads for %s", ", ".join(sorted(net.replicator)))
+    else:
+        log.info("replicator: replicates threads for no peer (replicatorAllow is empty)")
 
     import threadkit as tk
     from threadkit.api.proxy import WebProxy
@@ -338,7 +397,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             str(config["repo"]),
             listen=[str(config["hostAddr"])],
             network=True,
-            replicator=True,
+            replicator=net.replicator,
             pubsub=bool(config["enableNetPubsub"]),
             conn_limits=net.conn_limits,
             announce=net.announce,
@@ -351,7 +410,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         print(f"threadkit daemon: cannot start the host: {exc}", file=sys.stderr)
         return 1
     try:
-        server = APIServer(peer, f"{api_host}:{api_port}")
+        server = APIServer(peer, f"{api_host}:{api_port}", limits=net.api_limits)
         try:
             server.start()
         except NetworkError as exc:
@@ -363,6 +422,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             proxy_host.strip("[]"),
             proxy_port,
             keep_alive=net.keep_alive,
+            limits=net.api_limits,
+            forward_secret=server.proxy_secret,
         )
         try:
             proxy.start()

@@ -59,6 +59,7 @@ already catches the built-in kinds keeps working.
     │   ├── ReadOnlyTransaction                   a write inside a read transaction
     │   └── TransactionClosed                     use after commit or discard
     ├── FeedClosed                                a listen feed read after it was closed
+    ├── LimitExceeded                             a server's budget is used up (open streams, connections)
     ├── NetworkError                              talking to another peer failed
     │   ├── PeerUnreachable                       no connection to the peer could be made
     │   ├── ConnectionLost                        a stream reset or closed under a read or a write
@@ -109,6 +110,7 @@ __all__ = [
     "InvalidThreadKey",
     "InvalidTimestamp",
     "InvalidToken",
+    "LimitExceeded",
     "LogExists",
     "LogGap",
     "LogNotFound",
@@ -358,6 +360,12 @@ class TransactionClosed(TransactionError):
 
 class FeedClosed(ThreadkitError):
     """A listen feed read after it was closed."""
+
+
+class LimitExceeded(ThreadkitError):
+    """A server's budget is used up: too many open streams or connections, in total or
+    from one client (the daemon answers RESOURCE_EXHAUSTED). Nothing was done; try again
+    once other calls have ended."""
 
 
 class NetworkError(ThreadkitError):

@@ -25,6 +25,8 @@ from threadkit.core.keys import ThreadKey as ThreadKeyType
 from threadkit.errors import InvalidInput, NetworkError, RepoClosed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database
@@ -73,9 +75,11 @@ class Peer:
     pubsub : bool
         Also fan new records out over GossipSub on each thread's topic (besides the
         direct pushes, which stay the reliable path).
-    replicator : bool
+    replicator : bool or iterable of str
         Accept threads other peers hand over with ``add_replicator`` (service key only:
-        this peer stores and relays their records but cannot read them).
+        this peer stores and relays their records but cannot read them). True accepts
+        them from any peer, False (default) from none, a collection of peer ids
+        (``12D3KooW…``) only from those peers; others are refused and nothing is stored.
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
     conn_limits : ConnLimits, optional
@@ -89,7 +93,8 @@ class Peer:
     ------
     InvalidInput
         ``conn_limits`` is neither None nor a ``ConnLimits``; ``pulling`` is neither
-        None nor a ``PullSettings``; ``path`` is a file or cannot be created.
+        None nor a ``PullSettings``; ``path`` is a file or cannot be created; ``replicator``
+        is neither a bool nor a collection of peer ids (``InvalidKey`` for a malformed one).
     InvalidAddress
         An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
     RepoInUse
@@ -113,7 +118,7 @@ class Peer:
         pull_interval: float = 10.0,
         timeout: float = 10.0,
         pubsub: bool = False,
-        replicator: bool = False,
+        replicator: bool | Iterable[str] = False,
         conn_limits: ConnLimits | None = None,
         announce: list[str] | None = None,
         pulling: PullSettings | None = None,
@@ -140,6 +145,7 @@ class Peer:
         self._pulling = pulling
         # checked now, before the repo is opened; the peer id is known only later
         self._announce = list(parse_announce(announce, None)) if announce is not None else []
+        self._replicator = _replicator_policy(replicator)
         if memory:
             repo = Repo.temporary(durable=False)
         else:
@@ -166,7 +172,6 @@ class Peer:
         self._network_allowed = network is not False
         self._timeout = timeout
         self._pubsub = pubsub
-        self._replicator = replicator
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -592,6 +597,28 @@ def _tcp_port(addrs: list[str]) -> int | None:
         if "tcp" in parts:
             return int(parts[parts.index("tcp") + 1])
     return None
+
+
+def _replicator_policy(replicator: object) -> bool | frozenset[str]:
+    """``Peer(replicator=...)`` checked: a bool, or the peer ids allowed (each checked).
+
+    Raises
+    ------
+    InvalidInput
+        Neither a bool nor an iterable of strings (``InvalidKey``: not a peer id).
+    """
+    from threadkit.core.identity import peer_id_bytes
+
+    if isinstance(replicator, bool):
+        return replicator
+    if isinstance(replicator, str | bytes) or not hasattr(replicator, "__iter__"):
+        raise InvalidInput(
+            f"replicator must be True, False or a collection of peer ids, got {replicator!r}"
+        )
+    allowed = frozenset(replicator)
+    for peer_id in allowed:
+        peer_id_bytes(peer_id)  # InvalidKey for anything but a peer id
+    return allowed
 
 
 def _load_identity(repo: Repo) -> Identity:

@@ -80,9 +80,9 @@ class ThreadService:
         :class:`threadkit.net.pull.PullSettings`).
     timeout : float
         Seconds a single request may take.
-    accept_replication : bool
-        Whether peers may make this peer a replicator of their threads (``push_log``
-        with the service key).
+    accept_replication : bool or frozenset of str
+        Which peers may make this peer a replicator of their threads (``push_log``
+        with the service key): True any, False none, a set of peer ids only those.
     stream_idle_timeout : float, optional
         Seconds an unused stream to a peer stays open (default: from the node's
         connection limits, :func:`threadkit.net.streams.idle_timeout_for`). Inbound
@@ -97,7 +97,7 @@ class ThreadService:
         *,
         pulling: PullSettings | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        accept_replication: bool = True,
+        accept_replication: bool | frozenset[str] = True,
         stream_idle_timeout: float | None = None,
     ) -> None:
         self.node = node
