@@ -66,6 +66,7 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             pull_interval=msg.get("pull_interval", 10.0),
             timeout=msg.get("timeout", 10.0),
             replicator=msg.get("replicator", False),
+            **msg.get("peer_args", {}),
         )
         if msg.get("older_protocol"):
             _speak_only_the_first_protocol(peer)

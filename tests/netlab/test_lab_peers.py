@@ -1,0 +1,74 @@
+"""threadkit peers on separate lab hosts: a LAN of three, and a home host behind NAT."""
+
+from __future__ import annotations
+
+import lab as netlab
+import pytest
+from procs import PeerProcess
+
+pytestmark = pytest.mark.slow
+
+WILDCARD = ["/ip4/0.0.0.0/tcp/0"]
+
+
+def _peer(lab: netlab.Lab, host: netlab.Host, **open_args: object) -> PeerProcess:
+    peer = PeerProcess(wrap=host.prefix(), listen=WILDCARD, pull_interval=1.0, **open_args)
+    lab.closers.append(peer.close)
+    return peer
+
+
+def _ips(addrs: list[str]) -> set[str]:
+    return {a.split("/")[2] for a in addrs}
+
+
+def test_three_lan_hosts_join_by_address_and_converge(lab: netlab.Lab) -> None:
+    a, b, c = lab.lan()
+    pa, pb, pc = (_peer(lab, host) for host in (a, b, c))
+    # each peer advertises its host's LAN address first, never the wildcard
+    for peer, host in ((pa, a), (pb, b), (pc, c)):
+        assert peer.addrs[0].startswith(f"/ip4/{host.ip}/tcp/")
+        assert "0.0.0.0" not in _ips(peer.addrs)
+    made = pa.call("new_db", name="lab")
+    db = made["id"]
+    pa.call("new_collection", db=db, name="Notes")
+    pa.call("create", db=db, coll="Notes", docs=[{"by": "a"}])
+    assert made["addrs"][0].startswith(f"/ip4/{a.ip}/")
+    pb.call("join", addr=made["addrs"][0], key=made["key"], timeout=20)
+    # c joins through b, with the address b gives
+    b_addrs = pb.call("info", db=db)["addrs"]
+    assert _ips(b_addrs) == {b.ip}  # shared beyond the host: no loopback, no wildcard
+    pc.call("join", addr=b_addrs[0], key=made["key"], timeout=20)
+    pb.call("create", db=db, coll="Notes", docs=[{"by": "b"}])
+    pc.call("create", db=db, coll="Notes", docs=[{"by": "c"}])
+    for peer in (pa, pb, pc):
+        peer.call("sync", db=db, timeout=20)
+    for peer in (pa, pb, pc):
+        assert peer.call("wait_count", db=db, coll="Notes", n=3, timeout=20)["reached"]
+        docs = peer.call("find", db=db, coll="Notes")["docs"]
+        assert sorted(d["by"] for d in docs) == ["a", "b", "c"]
+    lan_ips = {a.ip, b.ip, c.ip}
+    for peer in (pa, pb, pc):
+        assert _ips(peer.call("info", db=db)["addrs"]) <= lan_ips
+        for log in peer.call("logs", db=db)["logs"]:
+            assert "0.0.0.0" not in _ips(log["addrs"])
+
+
+def test_home_host_behind_nat_replicates_both_ways_with_a_public_host(lab: netlab.Lab) -> None:
+    world = lab.nat_world()
+    public, home1 = world["public"], world["home1"]
+    pp, ph = _peer(lab, public), _peer(lab, home1)
+    made = pp.call("new_db", name="hub")
+    db = made["id"]
+    assert _ips(made["addrs"]) == {public.ip, "127.0.0.1"}
+    pp.call("new_collection", db=db, name="Notes")
+    pp.call("create", db=db, coll="Notes", docs=[{"by": "public"}])
+    ph.call("join", addr=made["addrs"][0], key=made["key"], timeout=20)
+    ph.call("create", db=db, coll="Notes", docs=[{"by": "home1"}])
+    ph.call("sync", db=db, timeout=20)  # home dials out: pushes and pulls go through the NAT
+    assert pp.call("wait_count", db=db, coll="Notes", n=2, timeout=20)["reached"]
+    pp.call("create", db=db, coll="Notes", docs=[{"by": "public again"}])
+    assert ph.call("wait_count", db=db, coll="Notes", n=3, timeout=30)["reached"]
+    # the public host advertises only its public address once shared beyond the host
+    assert _ips(pp.call("info", db=db)["addrs"]) == {public.ip}
+    # the home host's own address is private: nothing outside can dial it
+    assert _ips(ph.call("info", db=db)["addrs"]) == {home1.ip}
