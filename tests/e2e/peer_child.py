@@ -80,6 +80,11 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
         )
         return {"id": str(db.id), "name": db.name}
+    if cmd == "join_lan":
+        db = peer.join(msg["db"], msg["key"], timeout=msg.get("timeout"))
+        return {"id": str(db.id), "name": db.name}
+    if cmd == "status":
+        return {"status": peer.status()}
     if cmd == "info":
         info = _db(msg).info()
         return {"name": info.name, "addrs": info.addrs, "key": str(info.key)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lab as netlab
 import pytest
-from procs import PeerProcess
+from procs import PeerProcess, PeerProcessError
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +72,32 @@ def test_home_host_behind_nat_replicates_both_ways_with_a_public_host(lab: netla
     assert _ips(pp.call("info", db=db)["addrs"]) == {public.ip}
     # the home host's own address is private: nothing outside can dial it
     assert _ips(ph.call("info", db=db)["addrs"]) == {home1.ip}
+
+
+def test_three_lan_hosts_find_each_other_by_mdns_and_converge(lab: netlab.Lab) -> None:
+    a, b, c = lab.lan()
+    pa, pb, pc = (_peer(lab, host, peer_args={"mdns": True}) for host in (a, b, c))
+    made = pa.call("new_db", name="found")
+    db = made["id"]
+    pa.call("new_collection", db=db, name="Notes")
+    pa.call("create", db=db, coll="Notes", docs=[{"by": "a"}])
+    # thread id and key alone: b asks the LAN peers mDNS finds
+    pb.call("join_lan", db=db, key=made["key"], timeout=30)
+    # c with new_db_from_addr's /thread/<id> form; a or b may serve it
+    pc.call("join", addr=f"/thread/{db}", key=made["key"], timeout=30)
+    pb.call("create", db=db, coll="Notes", docs=[{"by": "b"}])
+    pc.call("create", db=db, coll="Notes", docs=[{"by": "c"}])
+    for peer in (pa, pb, pc):
+        peer.call("sync", db=db, timeout=20)
+    for peer in (pa, pb, pc):
+        assert peer.call("wait_count", db=db, coll="Notes", n=3, timeout=20)["reached"]
+    lan = pc.call("status")["status"]["lan"]
+    assert set(lan) == {pa.peer_id, pb.peer_id}
+    assert {ip for addrs in lan.values() for ip in _ips(addrs)} == {a.ip, b.ip}
+    # a thread nobody on the LAN has: a Timeout naming who was asked, nothing kept
+    with pytest.raises(PeerProcessError) as err:
+        pc.call("join_lan", db="bafkqaaicamcakbqhbaequcymbuha6earcijrifiwc4mbsgq3dqor4hy",
+                key=made["key"], timeout=3)  # fmt: skip
+    assert err.value.error == "Timeout"
+    assert pa.peer_id in str(err.value) and pb.peer_id in str(err.value)
+    assert pc.call("dbs")["dbs"] == [db]
