@@ -79,6 +79,15 @@ class Peer:
         this peer stores and relays their records but cannot read them).
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
+    relays : list of str, optional
+        Circuit relays to reach this peer through, for a peer behind a NAT (addresses
+        ``…/p2p/<relay id>`` of peers opened with ``relay_service=True``, e.g.
+        ``threadkit daemon --relay`` on a host with a public address). The peer keeps a
+        reservation on each and advertises ``<relay>/p2p-circuit/p2p/<its id>`` instead
+        of its own (private) addresses (docs/networking.md).
+    relay_service : bool
+        Serve circuit relay v2: let peers behind NATs reserve a slot here and be
+        reached through this peer.
     mdns : bool or None
         LAN discovery by mDNS: announce this peer on the LAN and find the others there,
         so :meth:`join` can join a database by thread id and key alone. None (default):
@@ -98,7 +107,8 @@ class Peer:
         ``conn_limits`` is neither None nor a ``ConnLimits``; ``pulling`` is neither
         None nor a ``PullSettings``; ``path`` is a file or cannot be created.
     InvalidAddress
-        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
+        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0; a
+        ``relays`` address does not end in ``/p2p/<relay id>`` or is not dialable.
     RepoInUse
         Another process holds the repo.
 
@@ -125,6 +135,8 @@ class Peer:
         announce: list[str] | None = None,
         pulling: PullSettings | None = None,
         mdns: bool | None = None,
+        relays: list[str] | None = None,
+        relay_service: bool = False,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.net.addrs import parse_announce
@@ -179,6 +191,17 @@ class Peer:
             repo.close()
             raise InvalidInput(f"mdns must be True, False or None, got {mdns!r}")
         self._mdns = mdns
+        if not isinstance(relay_service, bool):
+            repo.close()
+            raise InvalidInput(f"relay_service must be True or False, got {relay_service!r}")
+        self._relay_service = relay_service
+        try:
+            from threadkit.net.relay import parse_relays
+
+            self._relays = list(parse_relays(relays, self.identity.public.peer_id))
+        except BaseException:
+            repo.close()
+            raise
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -357,6 +380,8 @@ class Peer:
                     enable_pubsub=self._pubsub,
                     conn_limits=self._conn_limits,
                     announce=self._announce,
+                    relays=self._relays,
+                    relay_service=self._relay_service,
                 )
                 node.start(timeout=self._timeout)
                 return node
@@ -368,6 +393,8 @@ class Peer:
             enable_pubsub=self._pubsub,
             conn_limits=self._conn_limits,
             announce=self._announce,
+            relays=self._relays,
+            relay_service=self._relay_service,
         )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lab as netlab
 import pytest
 from procs import PeerProcess, PeerProcessError
@@ -101,3 +103,69 @@ def test_three_lan_hosts_find_each_other_by_mdns_and_converge(lab: netlab.Lab) -
     assert err.value.error == "Timeout"
     assert pa.peer_id in str(err.value) and pb.peer_id in str(err.value)
     assert pc.call("dbs")["dbs"] == [db]
+
+
+def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay(lab: netlab.Lab) -> None:
+    world = lab.nat_world()
+    public, home1, home2 = world["public"], world["home1"], world["home2"]
+    relay = _peer(lab, public, peer_args={"relay_service": True})
+    relay_addr = relay.addrs[0]
+    assert relay_addr.startswith(f"/ip4/{public.ip}/")
+    h1 = _peer(lab, home1, peer_args={"relays": [relay_addr]})
+    h2 = _peer(lab, home2, peer_args={"relays": [relay_addr]})
+    # a NATed peer advertises only its relayed address: never its private one, nor 0.0.0.0
+    assert h1.addrs == [f"{relay_addr}/p2p-circuit/p2p/{h1.peer_id}"]
+    made = h1.call("new_db", name="nat")
+    db = made["id"]
+    assert made["addrs"] == [f"{h1.addrs[0]}/thread/{db}"]
+    h1.call("new_collection", db=db, name="Notes")
+    h1.call("create", db=db, coll="Notes", docs=[{"by": "home1"}])
+    # home2 dials home1 through the relay (the reservation may take a moment to be made)
+    h2.call("join", addr=made["addrs"][0], key=made["key"], timeout=30)
+    h2.call("create", db=db, coll="Notes", docs=[{"by": "home2"}])
+    h2.call("sync", db=db, timeout=20)
+    assert h1.call("wait_count", db=db, coll="Notes", n=2, timeout=20)["reached"]
+    h1.call("create", db=db, coll="Notes", docs=[{"by": "home1 again"}])
+    h1.call("sync", db=db, timeout=20)  # home1 dials home2's relayed address
+    assert h2.call("wait_count", db=db, coll="Notes", n=3, timeout=20)["reached"]
+    for peer in (h1, h2):
+        addrs = peer.call("info", db=db)["addrs"]
+        assert all("/p2p-circuit/" in a for a in addrs), addrs
+        for log in peer.call("logs", db=db)["logs"]:
+            assert not _ips(log["addrs"]) & {home1.ip, home2.ip, "0.0.0.0"}, log["addrs"]
+
+
+def test_a_hub_keeps_the_database_while_both_homes_are_offline(
+    lab: netlab.Lab, tmp_path: Path
+) -> None:
+    world = lab.nat_world()
+    public, home1, home2 = world["public"], world["home1"], world["home2"]
+    hub = _peer(lab, public, replicator=True, peer_args={"relay_service": True})
+    hub_addr = hub.addrs[0]
+    relays = {"relays": [hub_addr]}
+    h1 = _peer(lab, home1, path=tmp_path / "h1", peer_args=relays)
+    h1_id = h1.peer_id
+    made = h1.call("new_db", name="hub")
+    db = made["id"]
+    h1.call("new_collection", db=db, name="Notes")
+    h1.call("create", db=db, coll="Notes", docs=[{"by": "home1"}])
+    h1.call("add_replicator", db=db, addr=hub_addr)
+    h1.call("sync", db=db, timeout=20)
+    h1.close()  # home1 goes offline
+    # home2 joins from the hub alone (it holds the service key only, no read key)
+    h2 = _peer(lab, home2, path=tmp_path / "h2", peer_args=relays)
+    h2.call("join", addr=f"{hub_addr}/thread/{db}", key=made["key"], timeout=30)
+    assert h2.call("wait_count", db=db, coll="Notes", n=1, timeout=20)["reached"]
+    h2.call("create", db=db, coll="Notes", docs=[{"by": "home2"}])
+    with pytest.raises(PeerProcessError) as err:  # home1 is gone: only it does not answer
+        h2.call("sync", db=db, timeout=5)
+    assert err.value.error == "SyncTimeout"
+    message = err.value.reply["message"]
+    assert message.startswith(f"1 of 2 peers did not answer: {h1_id}: "), message
+    h2.close()
+    # home1 comes back while home2 is offline and gets home2's write from the hub
+    h1 = _peer(lab, home1, path=tmp_path / "h1", peer_args=relays)
+    h1.call("pull", db=db, timeout=20)
+    assert h1.call("wait_count", db=db, coll="Notes", n=2, timeout=20)["reached"]
+    docs = h1.call("find", db=db, coll="Notes")["docs"]
+    assert sorted(d["by"] for d in docs) == ["home1", "home2"]
