@@ -665,7 +665,8 @@ class Peer:
         -------
         dict
             ``online`` (bool), ``addrs`` (what others dial), ``lan`` (peers mDNS found:
-            peer id → addresses), ``connected`` (peer ids),
+            peer id → addresses), ``relays`` (relay address → ``reserved``, ``error``),
+            ``connected`` (peer ids),
             ``unreachable`` (one dict per peer whose last dial failed: ``peer_id``,
             ``failures``, ``since`` (epoch seconds), ``last_error``, ``retry_in``
             seconds), and the sync counters ``pushed``, ``received``, ``rejected``,
@@ -683,6 +684,7 @@ class Peer:
             "online": self.online,
             "addrs": list(self._node.addrs) if self._node is not None else [],
             "lan": {} if self._net.lan is None else self._net.lan.peers(),
+            "relays": self._node.relays if self._node is not None else {},
             "connected": self.peers(),
             "unreachable": [] if service is None else service.unreachable(),
             "pushed": 0 if stats is None else stats.pushed,

@@ -78,8 +78,12 @@ def test_a_peer_refuses_bad_relays_before_anything_is_opened(tmp_path: object) -
 
 
 def test_a_peer_with_relays_advertises_only_its_relayed_addresses() -> None:
-    with tk.Peer(memory=True, listen=["/ip4/0.0.0.0/tcp/0"], relays=[RELAY]) as peer:
-        assert peer.addrs == [circuit_addr(RELAY, peer.id)]
+    nobody = f"/ip4/127.0.0.1/tcp/1/p2p/{RELAY_ID}"  # refused at once, and stays on this host
+    with tk.Peer(memory=True, listen=["/ip4/0.0.0.0/tcp/0"], relays=[nobody]) as peer:
+        assert peer.addrs == [circuit_addr(nobody, peer.id)]
+        relays = peer.status()["relays"]
+        assert list(relays) == [nobody] and relays[nobody]["reserved"] is False
+        assert "could not connect" in relays[nobody]["error"]
 
 
 def test_joining_by_thread_id_needs_lan_discovery() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import lab as netlab
@@ -17,6 +21,25 @@ def _peer(lab: netlab.Lab, host: netlab.Host, **open_args: object) -> PeerProces
     peer = PeerProcess(wrap=host.prefix(), listen=WILDCARD, pull_interval=1.0, **open_args)
     lab.closers.append(peer.close)
     return peer
+
+
+def _relay_daemon(lab: netlab.Lab, host: netlab.Host, repo: Path) -> str:
+    """``threadkit daemon --relay`` on ``host`` (port 4006); returns its relay address."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THRDS_")}
+    proc = host.popen(
+        [
+            sys.executable, "-m", "threadkit.cli", "daemon", "--relay", "--repo", str(repo),
+            "--hostAddr", "/ip4/0.0.0.0/tcp/4006", "--apiAddr", "/ip4/127.0.0.1/tcp/0",
+            "--apiProxyAddr", "/ip4/127.0.0.1/tcp/0",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Welcome to Threads! peer id "):
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep it drained
+            return f"/ip4/{host.ip}/tcp/4006/p2p/{line.split()[-1]}"
+    raise AssertionError(f"the relay daemon exited with {proc.wait()}")
 
 
 def _ips(addrs: list[str]) -> set[str]:
@@ -105,12 +128,12 @@ def test_three_lan_hosts_find_each_other_by_mdns_and_converge(lab: netlab.Lab) -
     assert pc.call("dbs")["dbs"] == [db]
 
 
-def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay(lab: netlab.Lab) -> None:
+def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay_daemon(
+    lab: netlab.Lab, tmp_path: Path
+) -> None:
     world = lab.nat_world()
     public, home1, home2 = world["public"], world["home1"], world["home2"]
-    relay = _peer(lab, public, peer_args={"relay_service": True})
-    relay_addr = relay.addrs[0]
-    assert relay_addr.startswith(f"/ip4/{public.ip}/")
+    relay_addr = _relay_daemon(lab, public, tmp_path / "relay")
     h1 = _peer(lab, home1, peer_args={"relays": [relay_addr]})
     h2 = _peer(lab, home2, peer_args={"relays": [relay_addr]})
     # a NATed peer advertises only its relayed address: never its private one, nor 0.0.0.0
@@ -120,6 +143,7 @@ def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay(lab: netlab.L
     assert made["addrs"] == [f"{h1.addrs[0]}/thread/{db}"]
     h1.call("new_collection", db=db, name="Notes")
     h1.call("create", db=db, coll="Notes", docs=[{"by": "home1"}])
+    assert h1.call("status")["status"]["relays"] == {relay_addr: {"reserved": True, "error": None}}
     # home2 dials home1 through the relay (the reservation may take a moment to be made)
     h2.call("join", addr=made["addrs"][0], key=made["key"], timeout=30)
     h2.call("create", db=db, coll="Notes", docs=[{"by": "home2"}])

@@ -682,6 +682,18 @@ class Node:
         return list(self._rt.addrs) if self._rt.running() else []
 
     @property
+    def relays(self) -> dict[str, dict[str, Any]]:
+        """Each relay given: ``reserved`` (a slot is held now) and ``error`` (the last failure)."""
+        client = self._rt.relay
+        return {
+            relay: {
+                "reserved": client is not None and relay in client.reserved,
+                "error": None if client is None else client.errors.get(relay),
+            }
+            for relay in self._rt.relays
+        }
+
+    @property
     def listen_addrs(self) -> list[str]:
         """The addresses bound, with their real ports (``0.0.0.0`` kept; empty when stopped)."""
         return list(self._rt.bound) if self._rt.running() else []

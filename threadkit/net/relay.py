@@ -29,6 +29,7 @@ from threadkit.errors import InvalidAddress, PeerUnreachable
 from threadkit.net.addrs import is_wildcard
 
 __all__ = [
+    "FIRST_RESERVATION_WAIT",
     "RELAY_LIMITS",
     "RESERVATION_REFRESH",
     "RESERVATION_RETRY",
@@ -59,6 +60,9 @@ RESERVATION_REFRESH = 600.0
 
 RESERVATION_RETRY = 5.0
 """Seconds between attempts while a relay cannot be reached or refuses."""
+
+FIRST_RESERVATION_WAIT = 5.0
+"""Seconds a starting node waits for the first attempt on each relay before it is ready."""
 
 
 def is_circuit(addr: str) -> bool:
@@ -137,7 +141,9 @@ async def start_relaying(
     """Start what a node needs: the relay service if ``serve``, the client always.
 
     The client (stop side, dialing) runs on every node that serves or uses relays; a node
-    with neither gets one lazily, on its first dial of a relayed address.
+    with neither gets one lazily, on its first dial of a relayed address. Returns once
+    each relay was tried (at most :data:`FIRST_RESERVATION_WAIT` seconds), so a peer that
+    has just started is reachable through its relays when they answer.
     """
     protocol = None
     if serve:
@@ -146,6 +152,7 @@ async def start_relaying(
         nursery.start_soon(service.run)
     client = RelayClient(host, relays, peer_id, protocol)
     nursery.start_soon(client.run, connect)
+    await client.wait_first_round(FIRST_RESERVATION_WAIT)
     return client
 
 
@@ -206,12 +213,25 @@ class RelayClient:
         )
         self.reserved: dict[str, float] = {}  # relay addr -> expiry (epoch seconds)
         self.errors: dict[str, str] = {}
+        self._attempted: set[str] = set()
+        self._first_round: Any = None  # trio.Event, set once every relay was tried
 
     def addrs(self) -> list[str]:
         """The circuit addresses of the relays this node holds a reservation on."""
         return [
             circuit_addr(relay, self.peer_id) for relay in self.relays if relay in self.reserved
         ]
+
+    async def wait_first_round(self, timeout: float) -> None:
+        """Return once every relay was tried once (reserved or failed), or after ``timeout``."""
+        import trio
+
+        if self._first_round is None:
+            self._first_round = trio.Event()
+            if self._attempted >= set(self.relays):
+                self._first_round.set()
+        with trio.move_on_after(timeout):
+            await self._first_round.wait()
 
     async def run(self, connect: Any) -> None:
         """Serve the ``stop`` side and keep every reservation; runs until cancelled.
@@ -243,6 +263,9 @@ class RelayClient:
                 self.errors[relay] = f"{type(exc).__name__}: {exc}"
                 log.debug("reservation on %s failed: %s", relay, self.errors[relay])
                 wait = RESERVATION_RETRY
+            self._attempted.add(relay)
+            if self._first_round is not None and self._attempted >= set(self.relays):
+                self._first_round.set()
             await trio.sleep(wait)
 
     async def reserve(self, relay: str, connect: Any) -> None:
