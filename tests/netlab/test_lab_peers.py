@@ -126,6 +126,9 @@ def test_three_lan_hosts_find_each_other_by_mdns_and_converge(lab: netlab.Lab) -
     assert err.value.error == "Timeout"
     assert pa.peer_id in str(err.value) and pb.peer_id in str(err.value)
     assert pc.call("dbs")["dbs"] == [db]
+    # nothing printed: neither py-libp2p's mDNS nor zeroconf writes on stderr
+    for peer in (pa, pb, pc):
+        assert not "".join(peer._stderr).strip(), peer._stderr[-10:]
 
 
 def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay_daemon(

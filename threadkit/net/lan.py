@@ -107,6 +107,11 @@ class LanDiscovery:
                     self._found[peer_id] = (peer_addrs, time.monotonic())
                 log.debug("found %s on the LAN at %s", peer_id, peer_addrs)
 
+        # zeroconf logs its own warnings (a failed send, a busy port): never on a notebook's
+        # stderr through logging's last-resort handler; an application's handlers still see them
+        zeroconf_log = logging.getLogger("zeroconf")
+        if not zeroconf_log.handlers:
+            zeroconf_log.addHandler(logging.NullHandler())
         self._handler = found
         peerDiscovery.register_peer_discovered_handler(found)
         try:
