@@ -185,7 +185,7 @@ def test_a_hub_keeps_the_database_while_both_homes_are_offline(
     assert h2.call("wait_count", db=db, coll="Notes", n=1, timeout=20)["reached"]
     h2.call("create", db=db, coll="Notes", docs=[{"by": "home2"}])
     with pytest.raises(PeerProcessError) as err:  # home1 is gone: only it does not answer
-        h2.call("sync", db=db, timeout=5)
+        h2.call("sync", db=db, timeout=3)
     assert err.value.error == "SyncTimeout"
     message = err.value.reply["message"]
     assert message.startswith(f"1 of 2 peers did not answer: {h1_id}: "), message
