@@ -12,6 +12,8 @@ import lab as netlab
 import pytest
 from procs import PeerProcess, PeerProcessError
 
+import threadkit as tk
+
 pytestmark = pytest.mark.slow
 
 WILDCARD = ["/ip4/0.0.0.0/tcp/0"]
@@ -108,6 +110,13 @@ def test_three_lan_hosts_find_each_other_by_mdns_and_converge(lab: netlab.Lab) -
     pa.call("create", db=db, coll="Notes", docs=[{"by": "a"}])
     # thread id and key alone: b asks the LAN peers mDNS finds
     pb.call("join_lan", db=db, key=made["key"], timeout=30)
+    # the right service key with a wrong read key: refused at once, nothing kept
+    good = tk.ThreadKey.from_string(made["key"])
+    wrong = tk.ThreadKey.from_bytes(good.to_bytes()[:32] + bytes(32))
+    with pytest.raises(PeerProcessError) as refused:
+        pc.call("join_lan", db=db, key=str(wrong), timeout=30)
+    assert refused.value.error == "InvalidThreadKey"
+    assert pc.call("dbs")["dbs"] == []
     # c with new_db_from_addr's /thread/<id> form; a or b may serve it
     pc.call("join", addr=f"/thread/{db}", key=made["key"], timeout=30)
     pb.call("create", db=db, coll="Notes", docs=[{"by": "b"}])
