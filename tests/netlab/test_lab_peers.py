@@ -1,4 +1,4 @@
-"""threadkit peers on separate lab hosts: a LAN of three, and a home host behind NAT."""
+"""threadkit peers on separate lab hosts: a LAN of three (by address, by mDNS), NATs, relay, hub."""
 
 from __future__ import annotations
 
