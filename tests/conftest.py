@@ -14,6 +14,10 @@ import pytest
 
 MiB = 1024**2
 
+# no mDNS from the suite onto the machine's network: peers listening on 0.0.0.0 would
+# announce themselves by default (tests/netlab turns it on inside its namespaces)
+os.environ["THREADKIT_MDNS"] = "0"
+
 
 class SmallDisk:
     """A tmpfs of a few MiB mounted for one test, with a file that fills it up.

@@ -331,6 +331,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     config["repo"] = str(Path(str(config["repo"])).expanduser())
     config["disableNetPulling"] = flag_on(args.disableNetPulling, "THRDS_DISABLENETPULLING")
     config["enableNetPubsub"] = flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB")
+    config["relay"] = flag_on(args.relay, "THRDS_RELAY")
     config["debug"] = flag_on(args.debug, "THRDS_DEBUG")
     try:
         _listen_addr(str(config["hostAddr"]), "hostAddr")
@@ -399,6 +400,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             network=True,
             replicator=net.replicator,
             pubsub=bool(config["enableNetPubsub"]),
+            relay_service=bool(config["relay"]),
             conn_limits=net.conn_limits,
             announce=net.announce,
             pulling=net.pulling,
@@ -506,6 +508,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         default=None,
         help="also use GossipSub ($THRDS_ENABLENETPUBSUB; default off)",
+    )
+    daemon.add_argument(
+        "--relay",
+        dest="relay",
+        action="store_true",
+        default=None,
+        help="serve circuit relay v2 for peers behind NATs ($THRDS_RELAY; default off)",
     )
     daemon.add_argument(
         "--disableNetPulling",

@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import weakref
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
-from threadkit.errors import InvalidInput, NetworkError, RepoClosed
+from threadkit.errors import DBNotFound, InvalidInput, NetworkError, RepoClosed
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -82,6 +83,21 @@ class Peer:
         (``12D3KooW…``) only from those peers; others are refused and nothing is stored.
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
+    relays : list of str, optional
+        Circuit relays to reach this peer through, for a peer behind a NAT (addresses
+        ``…/p2p/<relay id>`` of peers opened with ``relay_service=True``, e.g.
+        ``threadkit daemon --relay`` on a host with a public address). The peer keeps a
+        reservation on each and advertises ``<relay>/p2p-circuit/p2p/<its id>`` instead
+        of its own (private) addresses (docs/networking.md).
+    relay_service : bool
+        Serve circuit relay v2: let peers behind NATs reserve a slot here and be
+        reached through this peer.
+    mdns : bool or None
+        LAN discovery by mDNS: announce this peer on the LAN and find the others there,
+        so :meth:`join` can join a database by thread id and key alone. None (default):
+        on when the peer listens beyond loopback (``/ip4/0.0.0.0/tcp/0``, a LAN
+        address), off for loopback-only peers and when the environment variable
+        ``THREADKIT_MDNS`` is ``0`` (the test suite sets it).
     conn_limits : ConnLimits, optional
         The libp2p connection manager's low and high watermarks and grace period
         (:class:`threadkit.net.connmgr.ConnLimits`). Default (None): threadsd's 100,
@@ -96,7 +112,8 @@ class Peer:
         None nor a ``PullSettings``; ``path`` is a file or cannot be created; ``replicator``
         is neither a bool nor a collection of peer ids (``InvalidKey`` for a malformed one).
     InvalidAddress
-        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
+        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0; a
+        ``relays`` address does not end in ``/p2p/<relay id>`` or is not dialable.
     RepoInUse
         Another process holds the repo.
 
@@ -122,6 +139,9 @@ class Peer:
         conn_limits: ConnLimits | None = None,
         announce: list[str] | None = None,
         pulling: PullSettings | None = None,
+        mdns: bool | None = None,
+        relays: list[str] | None = None,
+        relay_service: bool = False,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.net.addrs import parse_announce
@@ -172,6 +192,21 @@ class Peer:
         self._network_allowed = network is not False
         self._timeout = timeout
         self._pubsub = pubsub
+        if mdns is not None and not isinstance(mdns, bool):
+            repo.close()
+            raise InvalidInput(f"mdns must be True, False or None, got {mdns!r}")
+        self._mdns = mdns
+        if not isinstance(relay_service, bool):
+            repo.close()
+            raise InvalidInput(f"relay_service must be True or False, got {relay_service!r}")
+        self._relay_service = relay_service
+        try:
+            from threadkit.net.relay import parse_relays
+
+            self._relays = list(parse_relays(relays, self.identity.public.peer_id))
+        except BaseException:
+            repo.close()
+            raise
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -322,6 +357,21 @@ class Peer:
         )
         self._net.node, self._net.service = node, service
         service.start()
+        if self._mdns_wanted(node.addrs):
+            from threadkit.net.lan import LanDiscovery
+
+            self._net.lan = LanDiscovery(node)
+            self._net.lan.start()
+
+    def _mdns_wanted(self, addrs: list[str]) -> bool:
+        """``mdns`` if given; by default on when the peer listens beyond loopback."""
+        from threadkit.net.addrs import is_loopback
+
+        if self._mdns is not None:
+            return self._mdns
+        if os.environ.get("THREADKIT_MDNS", "").strip().lower() in ("0", "off", "false", "no"):
+            return False
+        return any(not is_loopback(a) for a in addrs)
 
     def _start_node(self, node_class: Any) -> Any:
         """Start the node, on last time's port when the repo is on disk and it is free."""
@@ -335,6 +385,8 @@ class Peer:
                     enable_pubsub=self._pubsub,
                     conn_limits=self._conn_limits,
                     announce=self._announce,
+                    relays=self._relays,
+                    relay_service=self._relay_service,
                 )
                 node.start(timeout=self._timeout)
                 return node
@@ -346,6 +398,8 @@ class Peer:
             enable_pubsub=self._pubsub,
             conn_limits=self._conn_limits,
             announce=self._announce,
+            relays=self._relays,
+            relay_service=self._relay_service,
         )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:
@@ -404,7 +458,9 @@ class Peer:
         Parameters
         ----------
         addr : str
-            A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``).
+            A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``),
+            or ``/thread/<thread id>`` alone: then a peer on the LAN that has it is found
+            by mDNS (:meth:`join`).
         key : ThreadKey or str
             The thread key, with its read key (``db.info().key``), or its string form
             (``str(key)``, as ``threadkit share`` prints it).
@@ -432,7 +488,62 @@ class Peer:
             )
         if not isinstance(pull, bool):
             raise InvalidInput(f"pull must be True or False, got {pull!r}")
+        if isinstance(addr, str) and addr.strip().startswith("/thread/"):
+            return self.join(
+                addr.strip().removeprefix("/thread/").strip("/"), key, name, timeout, pull
+            )
         db: Database = self._online_service().join(addr, key, name, timeout, pull)
+        return db
+
+    def join(
+        self,
+        thread_id: ThreadID | str,
+        key: ThreadKey | str,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
+    ) -> Database:
+        """Join a database by its thread id and key alone, from a peer on the LAN that has it.
+
+        The LAN peers mDNS finds (``mdns=True``, docs/networking.md) are asked one after
+        another; the first that serves the thread is joined as with
+        :meth:`new_db_from_addr`. A database already here is returned as it is.
+
+        Parameters
+        ----------
+        thread_id : ThreadID or str
+            The database's thread id (``db.id``).
+        key : ThreadKey or str
+            Its full key (``db.info().key``).
+        name, timeout, pull
+            As for :meth:`new_db_from_addr`; ``timeout`` also bounds the wait for a LAN
+            peer that has the thread (default three times the peer's ``timeout``).
+
+        Raises
+        ------
+        InvalidThreadID, InvalidThreadKey
+            Malformed input, or a read key that does not open the thread.
+        NetworkError
+            LAN discovery is off (``mdns=False``, or only loopback addresses).
+        Timeout
+            No LAN peer served the thread within ``timeout``.
+        """
+        from threadkit.errors import InvalidThreadKey
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id.strip())
+        if not isinstance(thread_id, ThreadIDType):
+            raise InvalidInput(f"thread_id must be a tk.ThreadID or its string, got {thread_id!r}")
+        if isinstance(key, str):
+            key = ThreadKeyType.from_string(key.strip())
+        if not isinstance(key, ThreadKeyType) or not key.can_read:
+            raise InvalidThreadKey("joining a database needs its full key (db.info().key)")
+        if not isinstance(pull, bool):
+            raise InvalidInput(f"pull must be True or False, got {pull!r}")
+        with contextlib.suppress(DBNotFound):
+            return self.get_db(thread_id)  # already here
+        service = self._online_service()
+        db: Database = service.join_lan(self._net.lan, thread_id, key, name, timeout, pull)
         return db
 
     def pull(self, db: Database | ThreadID, timeout: float | None = None) -> int:
@@ -558,7 +669,9 @@ class Peer:
         Returns
         -------
         dict
-            ``online`` (bool), ``addrs`` (what others dial), ``connected`` (peer ids),
+            ``online`` (bool), ``addrs`` (what others dial), ``lan`` (peers mDNS found:
+            peer id → addresses), ``relays`` (relay address → ``reserved``, ``error``),
+            ``connected`` (peer ids),
             ``unreachable`` (one dict per peer whose last dial failed: ``peer_id``,
             ``failures``, ``since`` (epoch seconds), ``last_error``, ``retry_in``
             seconds), and the sync counters ``pushed``, ``received``, ``rejected``,
@@ -575,6 +688,8 @@ class Peer:
         return {
             "online": self.online,
             "addrs": list(self._node.addrs) if self._node is not None else [],
+            "lan": {} if self._net.lan is None else self._net.lan.peers(),
+            "relays": self._node.relays if self._node is not None else {},
             "connected": self.peers(),
             "unreachable": [] if service is None else service.unreachable(),
             "pushed": 0 if stats is None else stats.pushed,
@@ -636,10 +751,13 @@ class _Net:
     def __init__(self) -> None:
         self.node: Any = None
         self.service: Any = None
+        self.lan: Any = None
 
     def stop(self) -> None:
-        service, node = self.service, self.node
-        self.service = self.node = None
+        service, node, lan = self.service, self.node, self.lan
+        self.service = self.node = self.lan = None
+        if lan is not None:
+            lan.stop()
         if service is not None:
             service.stop()
         if node is not None:

@@ -66,6 +66,7 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             pull_interval=msg.get("pull_interval", 10.0),
             timeout=msg.get("timeout", 10.0),
             replicator=msg.get("replicator", False),
+            **msg.get("peer_args", {}),
         )
         if msg.get("older_protocol"):
             _speak_only_the_first_protocol(peer)
@@ -79,6 +80,11 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
         )
         return {"id": str(db.id), "name": db.name}
+    if cmd == "join_lan":
+        db = peer.join(msg["db"], msg["key"], timeout=msg.get("timeout"))
+        return {"id": str(db.id), "name": db.name}
+    if cmd == "status":
+        return {"status": peer.status()}
     if cmd == "info":
         info = _db(msg).info()
         return {"name": info.name, "addrs": info.addrs, "key": str(info.key)}

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
     from threadkit.db.sync import SyncSummary
+    from threadkit.net.lan import LanDiscovery
     from threadkit.net.node import Node
     from threadkit.store.repo import Repo
 
@@ -204,6 +205,28 @@ class ThreadService:
         target = ThreadAddr.parse(addr)
         result: Database = self.node.call(
             self._puller.join, target, key, name, pull, timeout=timeout or self.timeout * 3
+        )
+        return result
+
+    def join_lan(
+        self,
+        lan: LanDiscovery | None,
+        thread_id: ThreadID,
+        key: ThreadKey,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
+    ) -> Database:
+        """Join a database by thread id alone, through a LAN peer mDNS found (:mod:`.lan`)."""
+        from threadkit.net.lan import join_on_lan
+
+        limit = timeout or self.timeout * 3
+
+        async def join(target: ThreadAddr) -> Database:
+            return await self._puller.join(target, key, name, pull)
+
+        result: Database = self.node.call(
+            join_on_lan, lan, thread_id, join, limit, timeout=limit + 5.0
         )
         return result
 
