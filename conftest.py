@@ -1,4 +1,5 @@
-"""Fixtures shared by the test directories: a small filesystem that a test can fill."""
+"""Fixtures shared by every test directory (at the root: with --doctest-modules a second
+conftest.py under tests/ would be collected as a module beside tests/api/conftest.py)."""
 
 from __future__ import annotations
 
