@@ -597,10 +597,14 @@ class Database:
         self._after_commit(changes, record)
         return record
 
-    def _after_commit(self, changes: list[Change], record: Record | None) -> None:
+    def _after_commit(
+        self, changes: list[Change], record: Record | None, log_id: str | None = None
+    ) -> None:
         if changes:
+            writer = self.log_id if record is not None else log_id
             self.listeners.publish(
-                ListenEvent(c.collection, c.instance_id, c.action, c.document) for c in changes
+                ListenEvent(c.collection, c.instance_id, c.action, c.document, writer)
+                for c in changes
             )
         if record is not None:
             for callback in list(self._record_callbacks):
@@ -635,7 +639,7 @@ class Database:
             for appended in result.added:
                 changes.extend(self._apply_received(txn, log_bytes, appended.record))
                 self._set_applied(txn, log_bytes, appended.counter)
-        self._after_commit(changes, None)
+        self._after_commit(changes, None, log_id)
         return result
 
     def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
