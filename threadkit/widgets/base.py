@@ -240,7 +240,9 @@ class LiveWidget:
         """Display with a display id, so the output becomes static HTML when updates stop."""
         from IPython.display import display
 
-        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
+        handle = display(  # type: ignore[no-untyped-call]
+            self._repr_mimebundle_(), raw=True, display_id=True
+        )
         if handle is not None and self.stopped is None:
             self._displays.append(handle)
 

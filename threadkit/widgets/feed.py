@@ -112,10 +112,11 @@ class ListenFeed(LiveWidget):
         title = f"<b>{escape(self.db.name)}</b>" + (
             f" / {escape(self.collection)}" if self.collection else ""
         )
-        lines = [
-            "<table><thead><tr><th>time</th><th>by</th><th>collection</th><th>action</th>"
-            "<th>id</th><th>document</th></tr></thead><tbody>"
-        ]
+        heads = "".join(
+            f"<th style='text-align:left'>{h}</th>"
+            for h in ("time", "by", "collection", "action", "id", "document")
+        )
+        lines = [f"<table><thead><tr>{heads}</tr></thead><tbody>"]
         for at, item in list(self.rows):
             if isinstance(item, Lagged):
                 lines.append(
@@ -124,11 +125,18 @@ class ListenFeed(LiveWidget):
                 )
                 continue
             mod = item.document.get("_mod") if item.document else None
+            cells = (
+                when(mod, at),
+                escape(member(item.log, self.db.log_id)),
+                escape(item.collection),
+                escape(item.action.value),
+                f"<code>{escape(item.instance_id)}</code>",
+                document_html(item.document),
+            )
+            row = "".join(f"<td style='text-align:left'>{c}</td>" for c in cells[:-1])
             lines.append(
-                f"<tr><td>{when(mod, at)}</td><td>{escape(member(item.log, self.db.log_id))}</td>"
-                f"<td>{escape(item.collection)}</td><td>{escape(item.action.value)}</td>"
-                f"<td><code>{escape(item.instance_id)}</code></td>"
-                f"<td class='tk-doc'>{document_html(item.document)}</td></tr>"
+                f"<tr>{row}<td class='tk-doc' style='text-align:left;white-space:normal'>"
+                f"{cells[-1]}</td></tr>"
             )
         lines.append("</tbody></table>")
         return panel(f"{title} — {self.count} events", "".join(lines))
