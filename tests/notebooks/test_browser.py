@@ -246,7 +246,7 @@ _READ = (
     " stderr: Array.from(c.node.querySelectorAll("
     "   '[data-mime-type=\"application/vnd.jupyter.stderr\"]')).map(n => n.innerText),"
     " widgets: c.node.querySelectorAll('.widget-html-content').length,"
-    " tables: c.node.querySelectorAll('.tk-live table').length}));"
+    " tables: c.node.querySelectorAll('.jp-OutputArea-output table').length}));"
 )
 
 

@@ -171,7 +171,8 @@ def test_listen_feed_rows_say_who_when_and_what(peer: tk.Peer) -> None:
         assert "<b>name</b>: Ada" in html and "<b>tags</b>: [&quot;x&quot;, 1]" in html
         stamp = datetime.datetime.fromtimestamp(mod / 1e9).strftime("%H:%M:%S.%f")[:-3]
         assert f">{stamp}</td>" in html
-        assert ">you</td>" in html and "tk-scroll" in html and "<th style='text-align:left'>by" in html
+        assert ">you</td>" in html and "tk-scroll" in html
+        assert "<th style='text-align:left'>by" in html
 
 
 def test_listen_feed_names_another_members_log() -> None:

@@ -393,11 +393,22 @@ class Database:
 
         return dag(self, causal)
 
-    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
-        """A matplotlib figure of the record DAG, one lane per log, coloured by author."""
+    def plot_dag(
+        self,
+        ax: Any = None,
+        max_records: int = 300,
+        causal: bool = False,
+        members: dict[str, str] | None = None,
+    ) -> Any:
+        """A matplotlib figure of the record DAG, one lane per log, coloured by author.
+
+        Conflicting records are ringed (red: a write lost, green: the write it lost to);
+        ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
+        :func:`threadkit.graph.plot_dag`.
+        """
         from threadkit.graph import plot_dag
 
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal)
+        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
 
     def logs(self) -> Any:
         """The database's logs and their heads, as a DataFrame."""
