@@ -165,11 +165,26 @@ class Lab:
         self.log.close()
 
 
+# A notebook showing what the checks must catch: stderr and a widget whose model is gone.
+_BAD = nbformat.v4.new_notebook(
+    cells=[
+        nbformat.v4.new_code_cell("import sys\nprint('something went wrong', file=sys.stderr)"),
+        nbformat.v4.new_code_cell(
+            "from IPython.display import display\n"
+            "display({'application/vnd.jupyter.widget-view+json': "
+            "{'model_id': 'gone', 'version_major': 2, 'version_minor': 0}}, raw=True)"
+        ),
+    ],
+    metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab-root")
     for path in NOTEBOOKS:
         shutil.copy(path, root / path.name)
+    nbformat.write(_BAD, root / "zz-bad.ipynb")
     server = Lab(root, tmp_path_factory.mktemp("lab-home"))
     try:
         yield server
@@ -352,4 +367,27 @@ def test_run_all_save_and_reopen(browser: Any, lab: Lab, path: Path) -> None:
     _check_page(cells, page, stem, shot)
     if expected:
         assert expected in page, f"{stem}: the reopened notebook does not show {expected!r}"
+    browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")
+
+
+def test_the_checks_see_stderr_and_broken_widgets(browser: Any, lab: Lab) -> None:
+    """The page checks are not blind: a cell writing to stderr and a widget whose model
+    is missing are both reported."""
+    _open(browser, lab, "zz-bad.ipynb")
+    _command(browser, "notebook:run-all-cells")
+    _wait(browser, _DONE, 60, "Run All of zz-bad.ipynb to finish")
+    _wait(
+        browser,
+        "return document.body.innerText.includes('Error displaying widget');",
+        20,
+        "the missing widget model to be reported",
+    )
+    shot = _screenshot(browser, "zz-bad-run-all")
+    cells = browser.execute_script(_READ)
+    page = browser.execute_script("return document.body.innerText;")
+    assert [text.strip() for text in cells[0]["stderr"]] == ["something went wrong"]
+    with pytest.raises(AssertionError, match="wrote"):
+        _check_page(cells, page.replace("Error displaying widget", ""), "zz-bad", shot)
+    with pytest.raises(AssertionError, match="did not render"):
+        _check_page(cells, page, "zz-bad", shot)
     browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")

@@ -139,4 +139,5 @@ class ListenFeed(LiveWidget):
                 f"{cells[-1]}</td></tr>"
             )
         lines.append("</tbody></table>")
-        return panel(f"{title} — {self.count} events", "".join(lines))
+        events = "1 event" if self.count == 1 else f"{self.count} events"
+        return panel(f"{title} — {events}", "".join(lines))
