@@ -21,6 +21,7 @@ import html
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,7 @@ class LiveWidget:
         self._stop_lock = threading.Lock()
         self._displays: list[Any] = []
         self._closing = False
+        self._stop_done = threading.Event()
         self.widget.observe(self._comm_changed, names="comm")
 
     def start(self) -> None:
@@ -204,11 +206,20 @@ class LiveWidget:
                 f"{self.widget.value}<div class='tk-live tk-stopped' "
                 f"style='color:#777;font-style:italic'>live updates stopped: {escape(reason)}</div>"
             )
-            for handle in self._displays:
-                try:
-                    handle.update(self._static_bundle(), raw=True)
-                except Exception:  # outside a kernel there is nothing to update
-                    log.debug("could not replace a widget output", exc_info=True)
+            self._publish_static()
+        self._stop_done.set()
+
+    def _publish_static(self) -> None:
+        """Replace each displayed output of this widget by its static HTML."""
+        for handle in self._displays:
+            try:
+                handle.update(self._static_bundle(), raw=True)
+            except Exception:  # outside a kernel there is nothing to update
+                log.debug("could not replace a widget output", exc_info=True)
+
+    def _source_gone(self) -> bool:
+        """True once the source is closed (the background threads are about to stop)."""
+        return False
 
     def close(self) -> None:
         """Stop the background threads, release sources, and close the widget.
@@ -245,9 +256,52 @@ class LiveWidget:
         )
         if handle is not None and self.stopped is None:
             self._displays.append(handle)
+            _watch(self)
 
     def __enter__(self) -> LiveWidget:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Displayed widgets whose outputs are not static yet. A kernel attributes output sent
+# from a background thread to the cell that started it, and a notebook runner that is
+# not a browser (nbclient, nbconvert, papermill) drops what comes for a finished cell:
+# after each cell, the kernel's own thread turns stopped widgets' outputs static, with
+# the executing cell as parent, so such runners record the last state too.
+_displayed: weakref.WeakSet[LiveWidget] = weakref.WeakSet()
+_hooked: list[Any] = []
+
+
+def _watch(widget: LiveWidget) -> None:
+    _displayed.add(widget)
+    if _hooked:
+        return
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return
+    if shell is not None:
+        shell.events.register("post_execute", _after_cell)
+        _hooked.append(shell)
+
+
+def _after_cell() -> None:
+    """After a cell: widgets whose source closed during it stop, and their outputs go static."""
+    for widget in list(_displayed):
+        if widget.stopped is None and widget._source_gone():
+            widget.wake()
+            for thread in (getattr(widget, "_reader", None), widget._thread):
+                if (
+                    isinstance(thread, threading.Thread)
+                    and thread is not threading.current_thread()
+                ):
+                    thread.join(timeout=2)
+        if widget.stopped is not None:
+            widget._stop_done.wait(timeout=2)  # its last state, with the line saying why
+            _displayed.discard(widget)
+            if not widget._closing and widget.widget.comm is not None:
+                widget._publish_static()

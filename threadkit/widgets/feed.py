@@ -107,6 +107,9 @@ class ListenFeed(LiveWidget):
             self.wake()
         self._source_ended("the database was closed")
 
+    def _source_gone(self) -> bool:
+        return bool(self._feed.closed)
+
     def render(self) -> str:
         """The table's HTML."""
         title = f"<b>{escape(self.db.name)}</b>" + (

@@ -30,6 +30,9 @@ class PeerStatus(LiveWidget):
         self.peer = peer
         self.start()
 
+    def _source_gone(self) -> bool:
+        return bool(self.peer.closed)
+
     def render(self) -> str:
         """The dashboard's HTML."""
         peer = self.peer

@@ -60,6 +60,9 @@ class LiveTable(LiveWidget):
             return self.collection.query(self.query)
         return self.collection.to_pandas(self.query)
 
+    def _source_gone(self) -> bool:
+        return bool(self._feed.closed)
+
     def render(self) -> str:
         """The table's HTML."""
         frame = self.frame()
