@@ -423,11 +423,22 @@ class Database:
 
         return dag(self, causal)
 
-    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
-        """A matplotlib figure of the record DAG, one lane per log, coloured by author."""
+    def plot_dag(
+        self,
+        ax: Any = None,
+        max_records: int = 300,
+        causal: bool = False,
+        members: dict[str, str] | None = None,
+    ) -> Any:
+        """A matplotlib figure of the record DAG, one lane per log, coloured by author.
+
+        Conflicting records are ringed (red: a write lost, green: the write it lost to);
+        ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
+        :func:`threadkit.graph.plot_dag`.
+        """
         from threadkit.graph import plot_dag
 
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal)
+        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
 
     def logs(self) -> Any:
         """The database's logs and their heads, as a DataFrame."""
@@ -744,10 +755,14 @@ class Database:
         self._after_commit(changes, record)
         return record
 
-    def _after_commit(self, changes: list[Change], record: Record | None) -> None:
+    def _after_commit(
+        self, changes: list[Change], record: Record | None, log_id: str | None = None
+    ) -> None:
         if changes:
+            writer = self.log_id if record is not None else log_id
             self.listeners.publish(
-                ListenEvent(c.collection, c.instance_id, c.action, c.document) for c in changes
+                ListenEvent(c.collection, c.instance_id, c.action, c.document, writer)
+                for c in changes
             )
         if record is not None:
             for callback in list(self._record_callbacks):
@@ -787,7 +802,7 @@ class Database:
             return result, changes
 
         result, changes = self._rounds(attempt)
-        self._after_commit(changes, None)
+        self._after_commit(changes, None, log_id)
         return result
 
     def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
