@@ -273,6 +273,37 @@ class Peer:
         """Every database in the repo."""
         return self.manager.list_dbs()
 
+    def import_db(
+        self,
+        path: str | os.PathLike[str],
+        key: ThreadKey | str | None = None,
+        name: str | None = None,
+    ) -> Database:
+        """Restore a database from an archive written by ``db.export`` (docs/lifecycle.md).
+
+        The archive is untrusted input: every block, signature and chain link is
+        checked, as for records received from a peer, before anything is written.
+        The restored database has the same thread id, logs and records, and a new
+        log of this peer's own; it replicates with the original's peers.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The CAR file.
+        key : ThreadKey or str, optional
+            The full thread key; needed when the archive was exported without it.
+        name : str, optional
+            Local name (default: the name in the archive).
+
+        Raises
+        ------
+        InvalidArchive, IntegrityError, SignatureError, ChainError, InvalidThreadKey,
+        ThreadExists
+        """
+        from threadkit.db.archive import import_db
+
+        return import_db(self.manager, path, key, name)
+
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""
         self.manager.delete_db(thread_id)
