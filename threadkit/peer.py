@@ -278,6 +278,7 @@ class Peer:
         path: str | os.PathLike[str],
         key: ThreadKey | str | None = None,
         name: str | None = None,
+        thread_id: ThreadID | str | None = None,
     ) -> Database:
         """Restore a database from an archive written by ``db.export`` (docs/lifecycle.md).
 
@@ -294,6 +295,8 @@ class Peer:
             The full thread key; needed when the archive was exported without it.
         name : str, optional
             Local name (default: the name in the archive).
+        thread_id : ThreadID or str, optional
+            The thread the archive must hold (``InvalidArchive`` otherwise).
 
         Raises
         ------
@@ -302,7 +305,7 @@ class Peer:
         """
         from threadkit.db.archive import import_db
 
-        return import_db(self.manager, path, key, name)
+        return import_db(self.manager, path, key, name, thread_id)
 
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""

@@ -209,11 +209,15 @@ def import_db(
     path: str | os.PathLike[str],
     key: ThreadKey | str | None = None,
     name: str | None = None,
+    thread_id: ThreadID | str | None = None,
 ) -> Database:
     """Restore an exported database into ``manager``'s repo. See :meth:`Peer.import_db`."""
     if name is not None:
         check_name(name, "database")
+    expected = ThreadID.from_string(thread_id) if isinstance(thread_id, str) else thread_id
     thread_id, stored_name, key, entries, _ = read_archive(path, key)
+    if expected is not None and expected != thread_id:
+        raise InvalidArchive(f"the archive holds thread {thread_id}, not {expected}")
     name = stored_name if name is None else name
     repo, tables = manager.repo, manager.repo.tables
     with repo.transaction() as txn:

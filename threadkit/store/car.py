@@ -107,9 +107,9 @@ def _blocks(source: BinaryIO, verify: bool) -> Iterator[tuple[bytes, bytes]]:
         size = _read_varint(source, "section length", allow_end=True)
         if size is None:
             return
-        if not CID_SIZE < size <= MAX_SECTION_SIZE:
+        if not CID_SIZE <= size <= MAX_SECTION_SIZE:
             raise InvalidArchive(
-                f"CAR section length {size} is not in {CID_SIZE + 1}..{MAX_SECTION_SIZE}"
+                f"CAR section length {size} is not in {CID_SIZE}..{MAX_SECTION_SIZE}"
             )
         section = _read_exact(source, size, "section")
         cid, block = section[:CID_SIZE], section[CID_SIZE:]
