@@ -63,7 +63,7 @@ def test_export_then_import_in_another_repo(tmp_path: Path, source: tuple[Path, 
 def test_bad_input_exits_2(
     tmp_path: Path, source: tuple[Path, str, str], case: str, message: str
 ) -> None:
-    repo, thread, key = source
+    repo, _, key = source
     out = tmp_path / "x.car"
     out.write_bytes((repo.parent / "books.car").read_bytes())
     target = str(tmp_path / "b")
