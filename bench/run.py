@@ -16,6 +16,7 @@ SUITES = {
     "db": "bench.bench_db",
     "net": "bench.bench_net",
     "frames": "bench.bench_frames",
+    "archive": "bench.bench_archive",
 }
 
 
