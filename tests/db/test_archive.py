@@ -240,6 +240,13 @@ def test_forged_log_key_fails_the_signature(exported: tuple[Path, Any], tmp_path
     _refused(_rewrite(exported[0], tmp_path / "sig.car", forge), errors.SignatureError)
 
 
+def test_a_log_listed_twice(exported: tuple[Path, Any], tmp_path: Path) -> None:
+    def twice(manifest: dict[str, Any], rest: Any) -> None:
+        manifest["logs"].append(manifest["logs"][0])
+
+    _refused(_rewrite(exported[0], tmp_path / "twice.car", twice), errors.InvalidArchive, "twice")
+
+
 def test_reordered_records_break_the_chain(exported: tuple[Path, Any], tmp_path: Path) -> None:
     def swap(manifest: dict[str, Any], rest: Any) -> None:
         records = manifest["logs"][0]["records"]

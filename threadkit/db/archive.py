@@ -189,6 +189,8 @@ def read_archive(
     first_readable: Record | None = None
     for number, raw in enumerate(manifest["logs"]):
         entry = _log_entry(raw, number, blocks, key)
+        if any(e.public == entry.public for e in entries):
+            raise InvalidArchive(f"manifest lists log {entry.public.peer_id} twice")
         entries.append(entry)
         if first_readable is None and entry.records:
             first_readable = entry.records[0]
@@ -225,14 +227,18 @@ def import_db(
             raise ThreadExists(
                 f"thread {thread_id} is already in this repo; delete it first to restore it"
             )
-    with repo.transaction(write=True) as txn:
+
+    def store(txn: Any) -> None:
         threads.add_thread(txn, tables, thread_id, key, name)
         for entry in entries:
             logs.add_log(txn, tables, thread_id, entry.public, None, entry.addrs)
             if entry.records:
                 chain.accept(txn, tables, thread_id, entry.public.peer_id, entry.records)
-    # the stored records are applied when the database opens (Database._catch_up)
-    return manager.new_db(name, thread_id, key, adopt=True)
+
+    # one write transaction holds the thread, its logs and records, and the new database;
+    # the records are folded when the database opens (Database._catch_up), which a crash
+    # in between only delays to the next open
+    return manager.new_db(name, thread_id, key, adopt=True, prepare=store)
 
 
 def _manifest(block: bytes) -> dict[str, Any]:
