@@ -273,6 +273,21 @@ class Peer:
         """Every database in the repo."""
         return self.manager.list_dbs()
 
+    def export_thread(
+        self, thread_id: ThreadID | str, path: str | os.PathLike[str], keys: str = "none"
+    ) -> Any:
+        """Write any thread this repo holds to a CAR archive, as ``db.export`` does.
+
+        Also works for threads this peer keeps as a replicator (service key only): the
+        file then holds only ciphertext, and ``keys="full"`` is refused
+        (``InvalidThreadKey``). See docs/lifecycle.md.
+        """
+        from threadkit.db.archive import export_thread
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        return export_thread(self.repo, thread_id, path, keys)
+
     def import_db(
         self,
         path: str | os.PathLike[str],

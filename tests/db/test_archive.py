@@ -286,3 +286,31 @@ def test_read_archive_writes_nothing_and_counts(exported: tuple[Path, Any]) -> N
     _, name, key, logs, summary = read_archive(exported[0])
     assert name == "good" and key == exported[1] and len(logs) == 1
     assert summary.blocks == 1 + 4 * summary.records
+
+
+def test_a_replicator_exports_ciphertext_that_restores_with_the_key(tmp_path: Path) -> None:
+    from threadkit.store import chain, logs, threads
+
+    first, second = tmp_path / "1.car", tmp_path / "2.car"
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as r, tk.Peer(memory=True) as b:
+        db = a.new_db("kept")
+        _write(db)
+        db["people"].create({"_id": "m", "word": "plaintext-marker-456"})
+        db.export(first, keys="full")
+        # r keeps the thread as a replicator does: service key, logs, records, no database
+        thread_id, _, key, entries, _ = read_archive(first)
+        with r.repo.transaction(write=True) as txn:
+            threads.add_thread(txn, r.repo.tables, thread_id, key.service_only(), None)
+            for entry in entries:
+                logs.add_log(txn, r.repo.tables, thread_id, entry.public, None, ())
+                chain.accept(txn, r.repo.tables, thread_id, entry.public.peer_id, entry.records)
+        with pytest.raises(errors.InvalidThreadKey, match="only the service key"):
+            r.export_thread(str(thread_id), second, keys="full")
+        assert not second.exists()
+        r.export_thread(thread_id, second, keys="service")
+        data = second.read_bytes()
+        assert b"plaintext-marker-456" not in data and db.key.read not in data
+        _refused(second, errors.InvalidThreadKey, "read key")
+        restored = b.import_db(second, key=db.key)
+        assert restored.name == "unnamed"
+        _assert_same(db, restored)

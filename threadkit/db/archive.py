@@ -42,6 +42,7 @@ from threadkit.errors import (
     InvalidArchive,
     InvalidInput,
     InvalidKey,
+    InvalidName,
     InvalidThreadID,
     InvalidThreadKey,
     ThreadExists,
@@ -51,8 +52,17 @@ from threadkit.store import car, chain, logs, reads, threads
 if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
+    from threadkit.store.repo import Repo
 
-__all__ = ["FORMAT", "KEY_CHOICES", "ArchiveSummary", "export_db", "import_db", "read_archive"]
+__all__ = [
+    "FORMAT",
+    "KEY_CHOICES",
+    "ArchiveSummary",
+    "export_db",
+    "export_thread",
+    "import_db",
+    "read_archive",
+]
 
 FORMAT = "threadkit/export/1"
 """The manifest's ``format`` value."""
@@ -96,20 +106,45 @@ class _LogEntry:
 def export_db(db: Database, path: str | os.PathLike[str], keys: str = "none") -> ArchiveSummary:
     """Write ``db`` (all logs, all records, as stored) to ``path`` as a CARv1 archive.
 
+    See :meth:`Database.export` and :func:`export_thread`.
+    """
+    return export_thread(db._repo, db.id, path, keys)
+
+
+def export_thread(
+    repo: Repo, thread_id: ThreadID, path: str | os.PathLike[str], keys: str = "none"
+) -> ArchiveSummary:
+    """Write a thread of ``repo`` (a database, or a thread kept as a replicator) to ``path``.
+
     The file is written beside ``path`` and renamed into place at the end, so a
-    failed export leaves no partial file. See :meth:`Database.export`.
+    failed export leaves no partial file.
+
+    Raises
+    ------
+    InvalidInput
+        ``keys`` is not one of :data:`KEY_CHOICES`, or ``path`` is a directory.
+    InvalidThreadKey
+        ``keys="full"`` on a peer that holds only the service key (a replicator).
+    ThreadNotFound
+        The repo does not hold the thread.
     """
     if keys not in KEY_CHOICES:
         raise InvalidInput(f"keys must be one of {', '.join(KEY_CHOICES)}, got {keys!r}")
     target = Path(path)
     if target.is_dir():
         raise InvalidInput(f"{target} is a directory; give a file path for the archive")
-    repo, tables = db._repo, db._repo.tables
+    tables = repo.tables
     log_entries: list[dict[str, Any]] = []
     stored_logs = []
     with repo.transaction() as txn:
-        for info in logs.list_logs(txn, tables, db.id):
-            stored = reads.read_log(txn, tables, db.id, info.id)
+        thread = threads.get_thread(txn, tables, thread_id)
+        if keys == "full" and not thread.key.can_read:
+            raise InvalidThreadKey(
+                f"this peer holds only the service key of thread {thread_id}: "
+                "export it with keys='service' or 'none'"
+            )
+        for info in logs.list_logs(txn, tables, thread_id):
+            stored = reads.read_log(txn, tables, thread_id, info.id)
             stored_logs.append(stored)
             cids = [[Link(s.cid), *(Link(cid_of(b)) for b in s.blocks[1:])] for s in stored]
             log_entries.append(
@@ -117,15 +152,15 @@ def export_db(db: Database, path: str | os.PathLike[str], keys: str = "none") ->
             )
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "thread": db.id.to_bytes(),
-        "name": db.name,
+        "thread": thread_id.to_bytes(),
+        "name": thread.name or "",
         "keys": keys,
         "logs": log_entries,
     }
     if keys == "service":
-        manifest["key"] = db.key.service_only().to_bytes()
+        manifest["key"] = thread.key.service_only().to_bytes()
     elif keys == "full":
-        manifest["key"] = db.key.to_bytes()
+        manifest["key"] = thread.key.to_bytes()
     manifest_block = dagcbor.encode(manifest)
     manifest_cid = cid_of(manifest_block)
 
@@ -147,7 +182,7 @@ def export_db(db: Database, path: str | os.PathLike[str], keys: str = "none") ->
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return ArchiveSummary(db.id, len(log_entries), (count - 1) // 4, count, size)
+    return ArchiveSummary(thread_id, len(log_entries), (count - 1) // 4, count, size)
 
 
 def read_archive(
@@ -220,7 +255,12 @@ def import_db(
     thread_id, stored_name, key, entries, _ = read_archive(path, key)
     if expected is not None and expected != thread_id:
         raise InvalidArchive(f"the archive holds thread {thread_id}, not {expected}")
-    name = stored_name if name is None else name
+    if name is None and stored_name:
+        try:
+            check_name(stored_name, "database")
+            name = stored_name
+        except InvalidName:
+            pass  # a name this peer's rule refuses: the default name, as for a nameless export
     repo, tables = manager.repo, manager.repo.tables
     with repo.transaction() as txn:
         if threads.has_thread(txn, tables, thread_id):
