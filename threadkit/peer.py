@@ -294,6 +294,7 @@ class Peer:
         key: ThreadKey | str | None = None,
         name: str | None = None,
         thread_id: ThreadID | str | None = None,
+        max_size: int | None = None,
     ) -> Database:
         """Restore a database from an archive written by ``db.export`` (docs/lifecycle.md).
 
@@ -312,15 +313,18 @@ class Peer:
             Local name (default: the name in the archive).
         thread_id : ThreadID or str, optional
             The thread the archive must hold (``InvalidArchive`` otherwise).
+        max_size : int, optional
+            Largest file read, in bytes (default ``archive.MAX_ARCHIVE_SIZE``, 2 GiB).
 
         Raises
         ------
         InvalidArchive, IntegrityError, SignatureError, ChainError, InvalidThreadKey,
         ThreadExists
         """
-        from threadkit.db.archive import import_db
+        from threadkit.db.archive import MAX_ARCHIVE_SIZE, import_db
 
-        return import_db(self.manager, path, key, name, thread_id)
+        limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
+        return import_db(self.manager, path, key, name, thread_id, limit)
 
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""

@@ -264,6 +264,13 @@ def test_not_a_threadkit_export(tmp_path: Path) -> None:
     _refused(tmp_path / "absent.car", errors.InvalidArchive, "cannot read")
 
 
+def test_an_archive_over_the_size_limit(exported: tuple[Path, Any]) -> None:
+    size = exported[0].stat().st_size
+    _refused(exported[0], errors.InvalidArchive, "limit", max_size=size - 1)
+    with tk.Peer(memory=True) as b:
+        assert b.import_db(exported[0], max_size=size).name == "good"
+
+
 def test_importing_a_thread_the_repo_holds(exported: tuple[Path, Any]) -> None:
     with tk.Peer(memory=True) as b:
         b.import_db(exported[0])

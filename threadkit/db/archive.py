@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "KEY_CHOICES",
+    "MAX_ARCHIVE_SIZE",
     "ArchiveSummary",
     "export_db",
     "export_thread",
@@ -66,6 +67,10 @@ __all__ = [
 
 FORMAT = "threadkit/export/1"
 """The manifest's ``format`` value."""
+
+MAX_ARCHIVE_SIZE = 2 * 1024**3
+"""Largest archive file an import reads by default (2 GiB): its blocks are held in memory
+while they are checked, since nothing is written before the last check."""
 
 KEY_CHOICES = ("none", "service", "full")
 """What ``export(keys=…)`` puts in the file: no key, the service key, or service and read key."""
@@ -186,7 +191,9 @@ def export_thread(
 
 
 def read_archive(
-    path: str | os.PathLike[str], key: ThreadKey | str | None = None
+    path: str | os.PathLike[str],
+    key: ThreadKey | str | None = None,
+    max_size: int = MAX_ARCHIVE_SIZE,
 ) -> tuple[ThreadID, str, ThreadKey, list[_LogEntry], ArchiveSummary]:
     """Read and check a whole archive: ``(thread id, name, key, logs, summary)``.
 
@@ -210,6 +217,11 @@ def read_archive(
         raise InvalidArchive(f"cannot read {source}: {exc.strerror}") from None
     with handle:
         size = os.fstat(handle.fileno()).st_size
+        if size > max_size:
+            raise InvalidArchive(
+                f"{source} is {size} bytes, over the {max_size}-byte limit of an import (its "
+                "blocks are held in memory while checked); pass max_size= to allow it"
+            )
         roots, stream = car.iter_blocks(handle)
         blocks = dict(stream)
     if len(roots) != 1 or roots[0] not in blocks:
@@ -247,12 +259,13 @@ def import_db(
     key: ThreadKey | str | None = None,
     name: str | None = None,
     thread_id: ThreadID | str | None = None,
+    max_size: int = MAX_ARCHIVE_SIZE,
 ) -> Database:
     """Restore an exported database into ``manager``'s repo. See :meth:`Peer.import_db`."""
     if name is not None:
         check_name(name, "database")
     expected = ThreadID.from_string(thread_id) if isinstance(thread_id, str) else thread_id
-    thread_id, stored_name, key, entries, _ = read_archive(path, key)
+    thread_id, stored_name, key, entries, _ = read_archive(path, key, max_size)
     if expected is not None and expected != thread_id:
         raise InvalidArchive(f"the archive holds thread {thread_id}, not {expected}")
     if name is None and stored_name:
