@@ -17,6 +17,7 @@ SUITES = {
     "net": "bench.bench_net",
     "frames": "bench.bench_frames",
     "relay": "bench.bench_relay",
+    "archive": "bench.bench_archive",
 }
 
 

@@ -1,4 +1,8 @@
-"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench`` and ``daemon``.
+"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench``, ``daemon``, ``export``
+and ``import``.
+
+``export``/``import`` also count a missing database and a thread the repo already holds as
+bad input (exit code 2).
 
 Bad input (a missing or unreadable CSV, a malformed address, a repo path naming a
 file) is refused with one line on stderr and exit code 2, before anything is
@@ -13,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from threadkit.api.limits import APILimits
@@ -306,6 +310,65 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=root)
 
 
+def _open_repo(repo: str, must_exist: bool) -> Any:
+    import threadkit as tk
+    from threadkit.errors import InvalidInput
+
+    path = Path(repo).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"repo {repo!r} is a file, not a directory")
+    if must_exist and not path.is_dir():
+        raise InvalidInput(f"no repo at {repo!r}")
+    return tk.Peer(path, network=False)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from threadkit.errors import NotFound
+
+    with _open_repo(args.repo, must_exist=True) as peer:
+        try:
+            db = peer.get_db(args.db)
+        except NotFound as exc:
+            print(f"threadkit export: {exc}", file=sys.stderr)
+            return 2
+        summary = db.export(args.out, keys=args.keys)
+    print(
+        json.dumps(
+            {
+                "thread": str(summary.thread_id),
+                "file": args.out,
+                "logs": summary.logs,
+                "records": summary.records,
+                "bytes": summary.size,
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import json
+
+    from threadkit.errors import InvalidArchive
+
+    if not Path(args.car).is_file():
+        raise InvalidArchive(f"no archive file at {args.car!r}")
+    from threadkit.errors import AlreadyExists
+
+    with _open_repo(args.repo, must_exist=False) as peer:
+        try:
+            db = peer.import_db(args.car, key=args.key, name=args.name, thread_id=args.thread)
+        except AlreadyExists as exc:
+            print(f"threadkit import: {exc}", file=sys.stderr)
+            return 2
+        print(
+            json.dumps({"thread": str(db.id), "name": db.name, "records": sum(db.heads().values())})
+        )
+    return 0
+
+
 def _cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -531,6 +594,27 @@ def main(argv: list[str] | None = None) -> int:
         help="debug logging ($THRDS_DEBUG; default off)",
     )
     daemon.set_defaults(func=_cmd_daemon)
+    export = sub.add_parser(
+        "export",
+        help="write a database to a CAR file (docs/lifecycle.md)",
+        formatter_class=defaults,
+    )
+    export.add_argument("db", help="the database's thread id")
+    export.add_argument("out", help="the CAR file to write")
+    export.add_argument("--repo", default="~/.threadkit", help="repo directory")
+    export.add_argument(
+        "--keys", default="none", choices=["none", "service", "full"], help="thread key in the file"
+    )
+    export.set_defaults(func=_cmd_export)
+    restore = sub.add_parser(
+        "import", help="restore a database from a CAR file", formatter_class=defaults
+    )
+    restore.add_argument("car", help="the CAR file written by threadkit export")
+    restore.add_argument("--repo", default="~/.threadkit", help="repo directory")
+    restore.add_argument("--key", default=None, help="the full thread key, if not in the file")
+    restore.add_argument("--name", default=None, help="local database name")
+    restore.add_argument("--thread", default=None, help="the thread id the file must hold")
+    restore.set_defaults(func=_cmd_import)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

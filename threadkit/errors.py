@@ -22,6 +22,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidQuery                          a malformed query, a type mismatch, a bad sort path
     │   ├── InvalidDocument                       not a JSON object, or a bad `_id`
     │   ├── InvalidScript                         a validator or filter that does not compile
+    │   ├── InvalidArchive                        a CAR file truncated, malformed, or not a threadkit export
     │   ├── WriteRejected                         a write refused; the transaction leaves no trace
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
@@ -98,6 +99,7 @@ __all__ = [
     "InstanceNotFound",
     "IntegrityError",
     "InvalidAddress",
+    "InvalidArchive",
     "InvalidDocument",
     "InvalidIndex",
     "InvalidInput",
@@ -206,6 +208,10 @@ class InvalidDocument(InvalidInput):
 
 class InvalidScript(InvalidInput):
     """A write validator or read filter that does not compile."""
+
+
+class InvalidArchive(InvalidInput):
+    """A CAR file that is truncated, malformed, or not the export of a threadkit database."""
 
 
 class WriteRejected(InvalidInput):

@@ -313,6 +313,59 @@ class Peer:
         """Every database in the repo."""
         return self.manager.list_dbs()
 
+    def export_thread(
+        self, thread_id: ThreadID | str, path: str | os.PathLike[str], keys: str = "none"
+    ) -> Any:
+        """Write any thread this repo holds to a CAR archive, as ``db.export`` does.
+
+        Also works for threads this peer keeps as a replicator (service key only): the
+        file then holds only ciphertext, and ``keys="full"`` is refused
+        (``InvalidThreadKey``). See docs/lifecycle.md.
+        """
+        from threadkit.db.archive import export_thread
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        return export_thread(self.repo, thread_id, path, keys)
+
+    def import_db(
+        self,
+        path: str | os.PathLike[str],
+        key: ThreadKey | str | None = None,
+        name: str | None = None,
+        thread_id: ThreadID | str | None = None,
+        max_size: int | None = None,
+    ) -> Database:
+        """Restore a database from an archive written by ``db.export`` (docs/lifecycle.md).
+
+        The archive is untrusted input: every block, signature and chain link is
+        checked, as for records received from a peer, before anything is written.
+        The restored database has the same thread id, logs and records, and a new
+        log of this peer's own; it replicates with the original's peers.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The CAR file.
+        key : ThreadKey or str, optional
+            The full thread key; needed when the archive was exported without it.
+        name : str, optional
+            Local name (default: the name in the archive).
+        thread_id : ThreadID or str, optional
+            The thread the archive must hold (``InvalidArchive`` otherwise).
+        max_size : int, optional
+            Largest file read, in bytes (default ``archive.MAX_ARCHIVE_SIZE``, 2 GiB).
+
+        Raises
+        ------
+        InvalidArchive, IntegrityError, SignatureError, ChainError, InvalidThreadKey,
+        ThreadExists
+        """
+        from threadkit.db.archive import MAX_ARCHIVE_SIZE, import_db
+
+        limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
+        return import_db(self.manager, path, key, name, thread_id, limit)
+
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""
         self.manager.delete_db(thread_id)

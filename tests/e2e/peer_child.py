@@ -183,6 +183,14 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"threads": [str(info.id) for info in peer.repo.list_threads()]}
     if cmd == "dbs":
         return {"dbs": [str(db.id) for db in peer.list_dbs()]}
+    if cmd == "export":
+        summary = _db(msg).export(msg["path"], keys=msg.get("keys", "none"))
+        return {"records": summary.records, "logs": summary.logs}
+    if cmd == "import_db":
+        db = peer.import_db(msg["path"], key=msg.get("key"))
+        return {"id": str(db.id), "name": db.name}
+    if cmd == "history":
+        return {"history": _db(msg).history().to_json(orient="records", default_handler=str)}
     if cmd == "repo_path":
         return {"path": str(peer.repo.path)}
     if cmd == "create_bg":

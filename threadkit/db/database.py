@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -853,6 +854,27 @@ class Database:
             return changes
 
         self._after_commit(self._rounds(attempt), None)
+
+    def export(self, path: str | os.PathLike[str], keys: str = "none") -> Any:
+        """Write this database, all its logs and records as stored, to a CARv1 archive.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file to write (replaced atomically; a failed export leaves none).
+        keys : {"none", "service", "full"}
+            The thread key in the file: none (default: the file alone reads nothing),
+            the service key (a replicator can keep and serve it), or the full key
+            (anyone with the file reads the database).
+
+        Returns
+        -------
+        ArchiveSummary
+            Logs, records, blocks and bytes written. See docs/lifecycle.md.
+        """
+        from threadkit.db.archive import export_db
+
+        return export_db(self, path, keys)
 
     def close(self) -> None:
         """Close every listen feed; the repo stays open (the peer owns it)."""
