@@ -16,6 +16,8 @@ SUITES = {
     "db": "bench.bench_db",
     "net": "bench.bench_net",
     "frames": "bench.bench_frames",
+    "relay": "bench.bench_relay",
+    "archive": "bench.bench_archive",
 }
 
 

@@ -87,9 +87,14 @@ def test_demo_from_an_installed_wheel_converges_and_writes_the_dag_picture(
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert out.splitlines()[0] == str(site / "threadkit" / "__init__.py")
-    assert "replicas identical: True" in out
-    assert "identical on B: True" in out
-    assert "lost to" in out
+    assert "Do A and B now hold exactly the same data? yes" in out
+    assert "Does B list the same lost writes as A? yes" in out
+    # the story in words, by member: the merge, the lost write and why
+    assert "Oxygen keeps A's note and B's weight" in out
+    assert "Fe's category: B's 'transition metal (B)' lost to A's 'metal (A)'." in out
+    assert "The later write in the shared order wins" in out
+    assert "12D3Koo" not in out.split("B joins", 1)[1]  # members are A and B, not peer ids
+    assert "_mod" not in out
     picture = Path(out.rsplit("was written to ", 1)[1].strip())
     assert picture.is_file() and picture.read_bytes().startswith(b"\x89PNG")
 

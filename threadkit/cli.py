@@ -1,4 +1,8 @@
-"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench`` and ``daemon``.
+"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench``, ``daemon``, ``export``
+and ``import``.
+
+``export``/``import`` also count a missing database and a thread the repo already holds as
+bad input (exit code 2).
 
 Bad input (a missing or unreadable CSV, a malformed address, a repo path naming a
 file) is refused with one line on stderr and exit code 2, before anything is
@@ -13,9 +17,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from threadkit.api.limits import APILimits
     from threadkit.net.connmgr import ConnLimits
     from threadkit.net.pull import PullSettings
 
@@ -46,6 +51,24 @@ _DAEMON_SETTINGS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("netPullingInterval", "THRDS_NETPULLINGINTERVAL", "10s", "between later pulls"),
     ("logFile", "THRDS_LOGFILE", "", "also write the log to this file"),
+    ("apiMaxStreams", "THRDS_APIMAXSTREAMS", "64", "open API streams at once"),
+    ("apiMaxClientStreams", "THRDS_APIMAXCLIENTSTREAMS", "32", "open API streams per client"),
+    ("apiUnaryWorkers", "THRDS_APIUNARYWORKERS", "16", "workers kept for unary calls"),
+    (
+        "apiStreamIdleTimeout",
+        "THRDS_APISTREAMIDLETIMEOUT",
+        "60s",
+        "end GetToken/transaction streams whose client sends nothing this long",
+    ),
+    ("proxyMaxConns", "THRDS_PROXYMAXCONNS", "256", "proxy connections at once"),
+    ("proxyMaxClientConns", "THRDS_PROXYMAXCLIENTCONNS", "64", "proxy connections per client"),
+    ("proxyHeaderTimeout", "THRDS_PROXYHEADERTIMEOUT", "10s", "time to send a request's head"),
+    (
+        "replicatorAllow",
+        "THRDS_REPLICATORALLOW",
+        "",
+        "peer ids (comma-separated) whose threads are replicated, '*' any",
+    ),
 )
 """The daemon's settings: flag, environment variable, default, what it is (as threadsd's)."""
 
@@ -92,9 +115,6 @@ def _listen_addr(addr: str, what: str) -> str:
     return addr.strip()
 
 
-_PULLING_DEFAULTS = {
-    name: default for name, _, default, _ in _DAEMON_SETTINGS if name.startswith("netPulling")
-}
 """threadsd's defaults of its ``netPulling*`` flags."""
 
 
@@ -114,12 +134,21 @@ class _NetSettings:
         ``netPullingInitialInterval`` and ``netPullingInterval``.
     announce : list of str
         ``announceAddr`` (empty when not set).
+    api_limits : APILimits
+        The API's stream budget and the proxy's connection budget (``apiMaxStreams``,
+        ``apiMaxClientStreams``, ``apiUnaryWorkers``, ``apiStreamIdleTimeout``,
+        ``proxyMaxConns``, ``proxyMaxClientConns``, ``proxyHeaderTimeout``).
+    replicator : bool or frozenset of str
+        ``replicatorAllow``: the peers whose threads the daemon replicates (empty: none,
+        ``*``: any).
     """
 
     conn_limits: ConnLimits
     keep_alive: float
     pulling: PullSettings
     announce: list[str]
+    api_limits: APILimits
+    replicator: bool | frozenset[str]
 
     @classmethod
     def from_config(cls, config: dict[str, object]) -> _NetSettings:
@@ -128,19 +157,24 @@ class _NetSettings:
         Raises
         ------
         InvalidInput
-            A watermark or ``netPullingLimit`` is not a positive whole number, the low
-            watermark exceeds the high one, a duration is not a Go duration with a unit
-            (``"20s"``, ``"1m"``), or a pulling duration is 0.
+            A watermark, a limit or ``netPullingLimit`` is not a positive whole number, the
+            low watermark exceeds the high one, a per-client limit its total, a duration is
+            not a Go duration with a unit (``"20s"``, ``"1m"``), a pulling duration is 0, or
+            ``replicatorAllow`` names something that is not a peer id.
         InvalidAddress
             ``announceAddr`` is not a dialable multiaddr (``0.0.0.0`` or port 0).
         """
+        from threadkit.api.limits import APILimits
+        from threadkit.core.identity import peer_id_bytes
         from threadkit.errors import InvalidInput
         from threadkit.net.addrs import parse_announce
         from threadkit.net.connmgr import ConnLimits, parse_duration
         from threadkit.net.pull import PullSettings
 
+        config = {**{name: default for name, _, default, _ in _DAEMON_SETTINGS}, **config}
+
         def get(name: str) -> str:
-            return str(config.get(name, _PULLING_DEFAULTS.get(name, "")))
+            return str(config.get(name, ""))
 
         limit = get("netPullingLimit").strip()
         if not limit.isdigit() or int(limit) < 1:
@@ -151,6 +185,15 @@ class _NetSettings:
             if durations[name] <= 0:
                 raise InvalidInput(f"{name}: must be greater than zero, got {get(name)!r}")
         announce = get("announceAddr")
+        allow = get("replicatorAllow").strip()
+        replicator: bool | frozenset[str]
+        if allow == "*":
+            replicator = True
+        else:
+            replicator = frozenset(p.strip() for p in allow.split(",") if p.strip())
+            for peer_id in replicator:
+                peer_id_bytes(peer_id)  # InvalidKey (an InvalidInput) when it is not one
+
         return cls(
             conn_limits=ConnLimits.parse(
                 str(config["connLowWater"]),
@@ -166,6 +209,8 @@ class _NetSettings:
                 interval=durations["netPullingInterval"],
             ),
             announce=list(parse_announce([announce], None)) if announce else [],
+            api_limits=APILimits.parse(config),
+            replicator=replicator or False,
         )
 
 
@@ -265,6 +310,65 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=root)
 
 
+def _open_repo(repo: str, must_exist: bool) -> Any:
+    import threadkit as tk
+    from threadkit.errors import InvalidInput
+
+    path = Path(repo).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"repo {repo!r} is a file, not a directory")
+    if must_exist and not path.is_dir():
+        raise InvalidInput(f"no repo at {repo!r}")
+    return tk.Peer(path, network=False)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from threadkit.errors import NotFound
+
+    with _open_repo(args.repo, must_exist=True) as peer:
+        try:
+            db = peer.get_db(args.db)
+        except NotFound as exc:
+            print(f"threadkit export: {exc}", file=sys.stderr)
+            return 2
+        summary = db.export(args.out, keys=args.keys)
+    print(
+        json.dumps(
+            {
+                "thread": str(summary.thread_id),
+                "file": args.out,
+                "logs": summary.logs,
+                "records": summary.records,
+                "bytes": summary.size,
+            }
+        )
+    )
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    import json
+
+    from threadkit.errors import InvalidArchive
+
+    if not Path(args.car).is_file():
+        raise InvalidArchive(f"no archive file at {args.car!r}")
+    from threadkit.errors import AlreadyExists
+
+    with _open_repo(args.repo, must_exist=False) as peer:
+        try:
+            db = peer.import_db(args.car, key=args.key, name=args.name, thread_id=args.thread)
+        except AlreadyExists as exc:
+            print(f"threadkit import: {exc}", file=sys.stderr)
+            return 2
+        print(
+            json.dumps({"thread": str(db.id), "name": db.name, "records": sum(db.heads().values())})
+        )
+    return 0
+
+
 def _cmd_daemon(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -290,6 +394,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     config["repo"] = str(Path(str(config["repo"])).expanduser())
     config["disableNetPulling"] = flag_on(args.disableNetPulling, "THRDS_DISABLENETPULLING")
     config["enableNetPubsub"] = flag_on(args.enableNetPubsub, "THRDS_ENABLENETPUBSUB")
+    config["relay"] = flag_on(args.relay, "THRDS_RELAY")
     config["debug"] = flag_on(args.debug, "THRDS_DEBUG")
     try:
         _listen_addr(str(config["hostAddr"]), "hostAddr")
@@ -325,6 +430,24 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         net.conn_limits.grace_period,
         net.conn_limits.trim_interval,
     )
+    limits = net.api_limits
+    log.info(
+        "API budget: %d streams (%d per client), %d more workers for unary calls, "
+        "streams idle for %gs ended; proxy: %d connections (%d per client), headers within %gs",
+        limits.max_streams,
+        limits.max_client_streams,
+        limits.unary_workers,
+        limits.stream_idle,
+        limits.max_conns,
+        limits.max_client_conns,
+        limits.header_timeout,
+    )
+    if net.replicator is True:
+        log.info("replicator: replicates threads for any peer (replicatorAllow '*')")
+    elif net.replicator:
+        log.info("replicator: replicates threads for %s", ", ".join(sorted(net.replicator)))
+    else:
+        log.info("replicator: replicates threads for no peer (replicatorAllow is empty)")
 
     import threadkit as tk
     from threadkit.api.proxy import WebProxy
@@ -338,8 +461,9 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             str(config["repo"]),
             listen=[str(config["hostAddr"])],
             network=True,
-            replicator=True,
+            replicator=net.replicator,
             pubsub=bool(config["enableNetPubsub"]),
+            relay_service=bool(config["relay"]),
             conn_limits=net.conn_limits,
             announce=net.announce,
             pulling=net.pulling,
@@ -351,7 +475,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         print(f"threadkit daemon: cannot start the host: {exc}", file=sys.stderr)
         return 1
     try:
-        server = APIServer(peer, f"{api_host}:{api_port}")
+        server = APIServer(peer, f"{api_host}:{api_port}", limits=net.api_limits)
         try:
             server.start()
         except NetworkError as exc:
@@ -363,6 +487,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
             proxy_host.strip("[]"),
             proxy_port,
             keep_alive=net.keep_alive,
+            limits=net.api_limits,
+            forward_secret=server.proxy_secret,
         )
         try:
             proxy.start()
@@ -447,6 +573,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also use GossipSub ($THRDS_ENABLENETPUBSUB; default off)",
     )
     daemon.add_argument(
+        "--relay",
+        dest="relay",
+        action="store_true",
+        default=None,
+        help="serve circuit relay v2 for peers behind NATs ($THRDS_RELAY; default off)",
+    )
+    daemon.add_argument(
         "--disableNetPulling",
         dest="disableNetPulling",
         action="store_true",
@@ -461,6 +594,27 @@ def main(argv: list[str] | None = None) -> int:
         help="debug logging ($THRDS_DEBUG; default off)",
     )
     daemon.set_defaults(func=_cmd_daemon)
+    export = sub.add_parser(
+        "export",
+        help="write a database to a CAR file (docs/lifecycle.md)",
+        formatter_class=defaults,
+    )
+    export.add_argument("db", help="the database's thread id")
+    export.add_argument("out", help="the CAR file to write")
+    export.add_argument("--repo", default="~/.threadkit", help="repo directory")
+    export.add_argument(
+        "--keys", default="none", choices=["none", "service", "full"], help="thread key in the file"
+    )
+    export.set_defaults(func=_cmd_export)
+    restore = sub.add_parser(
+        "import", help="restore a database from a CAR file", formatter_class=defaults
+    )
+    restore.add_argument("car", help="the CAR file written by threadkit export")
+    restore.add_argument("--repo", default="~/.threadkit", help="repo directory")
+    restore.add_argument("--key", default=None, help="the full thread key, if not in the file")
+    restore.add_argument("--name", default=None, help="local database name")
+    restore.add_argument("--thread", default=None, help="the thread id the file must hold")
+    restore.set_defaults(func=_cmd_import)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

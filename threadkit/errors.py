@@ -22,6 +22,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidQuery                          a malformed query, a type mismatch, a bad sort path
     │   ├── InvalidDocument                       not a JSON object, or a bad `_id`
     │   ├── InvalidScript                         a validator or filter that does not compile
+    │   ├── InvalidArchive                        a CAR file truncated, malformed, or not a threadkit export
     │   ├── WriteRejected                         a write refused; the transaction leaves no trace
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
@@ -59,6 +60,7 @@ already catches the built-in kinds keeps working.
     │   ├── ReadOnlyTransaction                   a write inside a read transaction
     │   └── TransactionClosed                     use after commit or discard
     ├── FeedClosed                                a listen feed read after it was closed
+    ├── LimitExceeded                             a server's budget is used up (open streams, connections)
     ├── NetworkError                              talking to another peer failed
     │   ├── PeerUnreachable                       no connection to the peer could be made
     │   ├── ConnectionLost                        a stream reset or closed under a read or a write
@@ -97,6 +99,7 @@ __all__ = [
     "InstanceNotFound",
     "IntegrityError",
     "InvalidAddress",
+    "InvalidArchive",
     "InvalidDocument",
     "InvalidIndex",
     "InvalidInput",
@@ -109,6 +112,7 @@ __all__ = [
     "InvalidThreadKey",
     "InvalidTimestamp",
     "InvalidToken",
+    "LimitExceeded",
     "LogExists",
     "LogGap",
     "LogNotFound",
@@ -204,6 +208,10 @@ class InvalidDocument(InvalidInput):
 
 class InvalidScript(InvalidInput):
     """A write validator or read filter that does not compile."""
+
+
+class InvalidArchive(InvalidInput):
+    """A CAR file that is truncated, malformed, or not the export of a threadkit database."""
 
 
 class WriteRejected(InvalidInput):
@@ -358,6 +366,12 @@ class TransactionClosed(TransactionError):
 
 class FeedClosed(ThreadkitError):
     """A listen feed read after it was closed."""
+
+
+class LimitExceeded(ThreadkitError):
+    """A server's budget is used up: too many open streams or connections, in total or
+    from one client (the daemon answers RESOURCE_EXHAUSTED). Nothing was done; try again
+    once other calls have ended."""
 
 
 class NetworkError(ThreadkitError):

@@ -33,13 +33,13 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import Timestamp
 from threadkit.db.events import Action, Event
-from threadkit.frames.history import cid_text
+from threadkit.frames.history import cid_text, conflicts
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -342,6 +342,7 @@ def plot_dag(
     ax: Axes | None = None,
     max_records: int = 300,
     causal: bool = False,
+    members: Mapping[str, str] | None = None,
 ) -> DagFigure | Figure:
     """Draw the record DAG: one horizontal lane per log, records in HLC order.
 
@@ -351,6 +352,10 @@ def plot_dag(
     each record back to its ``prev``. With more than ``max_records`` records,
     only the latest of each log are drawn (a fair share each) and a
     "… k earlier" marker at the start of a lane counts the rest.
+
+    Conflicts are marked: a record holding a write that lost (``db.conflicts()``)
+    gets a red ring and the lost field's name under it, the record holding the
+    write it lost to a green ring.
 
     Parameters
     ----------
@@ -362,6 +367,10 @@ def plot_dag(
         Most records drawn.
     causal : bool
         Also draw causal edges (see :func:`dag`) as dashed grey arrows.
+    members : Mapping[str, str], optional
+        Names for the members, by log id or by peer id (a peer's ``peer.id``):
+        lanes and authors in the legend are shown by these names
+        (e.g. ``{peer_a.id: "A", peer_b.id: "B"}``).
 
     Returns
     -------
@@ -370,7 +379,8 @@ def plot_dag(
         rich repr: it displays as the cell's value in any Jupyter kernel, with
         or without ``%matplotlib inline``; ``fig.save("dag.png")`` writes it
         to a file), or ``ax``'s own figure when ``ax`` is given.
-        The lanes are the y tick labels: a short log id, "(own)" for this peer's.
+        The lanes are the y tick labels: the member's name when ``members`` gives
+        one, else a short log id; "(own)" marks this peer's.
 
     Examples
     --------
@@ -417,6 +427,8 @@ def plot_dag(
     dense = len(order) > 120
     _draw_edges(ax, graph, x, y, dense)
     kinds = _draw_records(ax, graph, order, x, y, colour, dense)
+    names = _member_names(db, members)
+    marked = _draw_conflicts(ax, db, graph, x, y, dense)
     if hidden and any(hidden.values()):
         for log, k in hidden.items():
             if k and by_log[log]:
@@ -425,7 +437,7 @@ def plot_dag(
 
     labels = []
     for log in lanes:
-        label = _short(log) + (" (own)" if log == db.log_id else "")
+        label = names.get(log, _short(log)) + (" (own)" if log == db.log_id else "")
         if hidden[log]:
             label += f"\n… {hidden[log]} earlier"
         labels.append(label)
@@ -450,8 +462,84 @@ def plot_dag(
     ax.set_title(f"{db.name}: {len(lanes)} logs, {note}; arrows point to prev", fontsize=10)
     if not order:
         ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", color="#777777")
-    _legend(ax, authors, colour, kinds)
+    _legend(ax, authors, colour, kinds, names, marked)
     return fig
+
+
+def _member_names(db: Database, members: Mapping[str, str] | None) -> dict[str, str]:
+    """Names by log id and by author key, from names given by log id or peer id."""
+    if not members:
+        return {}
+    from threadkit.core.identity import PublicKey
+    from threadkit.errors import InvalidInput
+
+    names = {str(k): str(v) for k, v in members.items()}
+    for key, value in members.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput(f"members maps ids to names (text), got {key!r}: {value!r}")
+    for info in db._repo.list_logs(db.id):
+        owner = names.get(info.id)
+        if owner is None:
+            continue
+        names.setdefault(str(info.public), owner)
+    by_author: dict[str, str] = {}
+    for node in records(db):
+        if node.author is None or node.author in by_author:
+            continue
+        peer = PublicKey.from_string(node.author).peer_id
+        name = names.get(peer) or names.get(node.log)
+        if name is not None:
+            by_author[node.author] = name
+            names.setdefault(node.log, name)
+    return {**names, **by_author}
+
+
+def _draw_conflicts(
+    ax: Axes, db: Database, graph: nx.DiGraph, x: dict[str, int], y: dict[str, int], dense: bool
+) -> list[str]:
+    """Rings around records whose writes lost (red) or won (green); returns what was drawn."""
+    from threadkit.errors import ThreadkitError
+
+    try:
+        frame = conflicts(db)
+    except ThreadkitError:  # a replicator without the read key cannot tell
+        return []
+    drawn: list[str] = []
+    size = 260 if not dense else 90
+    for side, colour in (("winner", "#2ca02c"), ("loser", "#d62728")):
+        rows = [r for r in frame.itertuples() if getattr(r, f"{side}_record") in x]
+        nodes = list(dict.fromkeys(getattr(r, f"{side}_record") for r in rows))
+        if not nodes:
+            continue
+        drawn.append(side)
+        ax.scatter(
+            [x[n] for n in nodes],
+            [y[graph.nodes[n]["log"]] for n in nodes],
+            s=size,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=1.6,
+            zorder=2,
+        )
+        if side == "loser" and not dense:
+            for node in nodes:
+                lost = sorted(
+                    {
+                        f"{r.instance}.{r.path}" if r.path else str(r.instance)
+                        for r in rows
+                        if r.loser_record == node
+                    }
+                )
+                ax.annotate(
+                    "lost: " + ", ".join(lost[:3]) + (" …" if len(lost) > 3 else ""),
+                    (x[node], y[graph.nodes[node]["log"]]),
+                    xytext=(0, -14),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=colour,
+                )
+    return drawn
 
 
 def _draw_edges(
@@ -537,7 +625,12 @@ def _draw_records(
 
 
 def _legend(
-    ax: Axes, authors: list[str | None], colour: dict[str | None, Any], kinds: list[str]
+    ax: Axes,
+    authors: list[str | None],
+    colour: dict[str | None, Any],
+    kinds: list[str],
+    names: dict[str, str],
+    marked: list[str],
 ) -> None:
     from matplotlib.lines import Line2D
 
@@ -545,7 +638,16 @@ def _legend(
         Line2D([], [], ls="", marker="o", color=colour[a], markeredgecolor="black", ms=7)
         for a in authors
     ]
-    labels = [f"author {_author_label(a)}" for a in authors]
+    labels = [
+        f"written by {names[a]}" if a in names else f"author {_author_label(a)}" for a in authors
+    ]
+    rings = {"winner": ("#2ca02c", "won a conflict"), "loser": ("#d62728", "lost a write")}
+    for side in marked:
+        ring, text = rings[side]
+        handles.append(
+            Line2D([], [], ls="", marker="o", markerfacecolor="none", markeredgecolor=ring, ms=10)
+        )
+        labels.append(text)
     handles += [
         Line2D([], [], ls="", marker=_MARKERS[k], color="white", markeredgecolor="black", ms=7)
         for k in kinds

@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import weakref
 from pathlib import Path
@@ -22,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
-from threadkit.errors import InvalidInput, NetworkError, RepoClosed
+from threadkit.errors import DBNotFound, InvalidInput, NetworkError, RepoClosed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database
@@ -73,11 +76,28 @@ class Peer:
     pubsub : bool
         Also fan new records out over GossipSub on each thread's topic (besides the
         direct pushes, which stay the reliable path).
-    replicator : bool
+    replicator : bool or iterable of str
         Accept threads other peers hand over with ``add_replicator`` (service key only:
-        this peer stores and relays their records but cannot read them).
+        this peer stores and relays their records but cannot read them). True accepts
+        them from any peer, False (default) from none, a collection of peer ids
+        (``12D3KooW…``) only from those peers; others are refused and nothing is stored.
     timeout : float
         Seconds a network call may take before it raises ``tk.errors.Timeout``.
+    relays : list of str, optional
+        Circuit relays to reach this peer through, for a peer behind a NAT (addresses
+        ``…/p2p/<relay id>`` of peers opened with ``relay_service=True``, e.g.
+        ``threadkit daemon --relay`` on a host with a public address). The peer keeps a
+        reservation on each and advertises ``<relay>/p2p-circuit/p2p/<its id>`` instead
+        of its own (private) addresses (docs/networking.md).
+    relay_service : bool
+        Serve circuit relay v2: let peers behind NATs reserve a slot here and be
+        reached through this peer.
+    mdns : bool or None
+        LAN discovery by mDNS: announce this peer on the LAN and find the others there,
+        so :meth:`join` can join a database by thread id and key alone. None (default):
+        on when the peer listens beyond loopback (``/ip4/0.0.0.0/tcp/0``, a LAN
+        address), off for loopback-only peers and when the environment variable
+        ``THREADKIT_MDNS`` is ``0`` (the test suite sets it).
     conn_limits : ConnLimits, optional
         The libp2p connection manager's low and high watermarks and grace period
         (:class:`threadkit.net.connmgr.ConnLimits`). Default (None): threadsd's 100,
@@ -89,9 +109,11 @@ class Peer:
     ------
     InvalidInput
         ``conn_limits`` is neither None nor a ``ConnLimits``; ``pulling`` is neither
-        None nor a ``PullSettings``; ``path`` is a file or cannot be created.
+        None nor a ``PullSettings``; ``path`` is a file or cannot be created; ``replicator``
+        is neither a bool nor a collection of peer ids (``InvalidKey`` for a malformed one).
     InvalidAddress
-        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0.
+        An ``announce`` address is malformed, unspecified (``0.0.0.0``) or on port 0; a
+        ``relays`` address does not end in ``/p2p/<relay id>`` or is not dialable.
     RepoInUse
         Another process holds the repo.
 
@@ -113,10 +135,13 @@ class Peer:
         pull_interval: float = 10.0,
         timeout: float = 10.0,
         pubsub: bool = False,
-        replicator: bool = False,
+        replicator: bool | Iterable[str] = False,
         conn_limits: ConnLimits | None = None,
         announce: list[str] | None = None,
         pulling: PullSettings | None = None,
+        mdns: bool | None = None,
+        relays: list[str] | None = None,
+        relay_service: bool = False,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.net.addrs import parse_announce
@@ -140,6 +165,7 @@ class Peer:
         self._pulling = pulling
         # checked now, before the repo is opened; the peer id is known only later
         self._announce = list(parse_announce(announce, None)) if announce is not None else []
+        self._replicator = _replicator_policy(replicator)
         if memory:
             repo = Repo.temporary(durable=False)
         else:
@@ -166,7 +192,21 @@ class Peer:
         self._network_allowed = network is not False
         self._timeout = timeout
         self._pubsub = pubsub
-        self._replicator = replicator
+        if mdns is not None and not isinstance(mdns, bool):
+            repo.close()
+            raise InvalidInput(f"mdns must be True, False or None, got {mdns!r}")
+        self._mdns = mdns
+        if not isinstance(relay_service, bool):
+            repo.close()
+            raise InvalidInput(f"relay_service must be True or False, got {relay_service!r}")
+        self._relay_service = relay_service
+        try:
+            from threadkit.net.relay import parse_relays
+
+            self._relays = list(parse_relays(relays, self.identity.public.peer_id))
+        except BaseException:
+            repo.close()
+            raise
         self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
@@ -273,6 +313,59 @@ class Peer:
         """Every database in the repo."""
         return self.manager.list_dbs()
 
+    def export_thread(
+        self, thread_id: ThreadID | str, path: str | os.PathLike[str], keys: str = "none"
+    ) -> Any:
+        """Write any thread this repo holds to a CAR archive, as ``db.export`` does.
+
+        Also works for threads this peer keeps as a replicator (service key only): the
+        file then holds only ciphertext, and ``keys="full"`` is refused
+        (``InvalidThreadKey``). See docs/lifecycle.md.
+        """
+        from threadkit.db.archive import export_thread
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id)
+        return export_thread(self.repo, thread_id, path, keys)
+
+    def import_db(
+        self,
+        path: str | os.PathLike[str],
+        key: ThreadKey | str | None = None,
+        name: str | None = None,
+        thread_id: ThreadID | str | None = None,
+        max_size: int | None = None,
+    ) -> Database:
+        """Restore a database from an archive written by ``db.export`` (docs/lifecycle.md).
+
+        The archive is untrusted input: every block, signature and chain link is
+        checked, as for records received from a peer, before anything is written.
+        The restored database has the same thread id, logs and records, and a new
+        log of this peer's own; it replicates with the original's peers.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The CAR file.
+        key : ThreadKey or str, optional
+            The full thread key; needed when the archive was exported without it.
+        name : str, optional
+            Local name (default: the name in the archive).
+        thread_id : ThreadID or str, optional
+            The thread the archive must hold (``InvalidArchive`` otherwise).
+        max_size : int, optional
+            Largest file read, in bytes (default ``archive.MAX_ARCHIVE_SIZE``, 2 GiB).
+
+        Raises
+        ------
+        InvalidArchive, IntegrityError, SignatureError, ChainError, InvalidThreadKey,
+        ThreadExists
+        """
+        from threadkit.db.archive import MAX_ARCHIVE_SIZE, import_db
+
+        limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
+        return import_db(self.manager, path, key, name, thread_id, limit)
+
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""
         self.manager.delete_db(thread_id)
@@ -317,6 +410,21 @@ class Peer:
         )
         self._net.node, self._net.service = node, service
         service.start()
+        if self._mdns_wanted(node.addrs):
+            from threadkit.net.lan import LanDiscovery
+
+            self._net.lan = LanDiscovery(node)
+            self._net.lan.start()
+
+    def _mdns_wanted(self, addrs: list[str]) -> bool:
+        """``mdns`` if given; by default on when the peer listens beyond loopback."""
+        from threadkit.net.addrs import is_loopback
+
+        if self._mdns is not None:
+            return self._mdns
+        if os.environ.get("THREADKIT_MDNS", "").strip().lower() in ("0", "off", "false", "no"):
+            return False
+        return any(not is_loopback(a) for a in addrs)
 
     def _start_node(self, node_class: Any) -> Any:
         """Start the node, on last time's port when the repo is on disk and it is free."""
@@ -330,6 +438,8 @@ class Peer:
                     enable_pubsub=self._pubsub,
                     conn_limits=self._conn_limits,
                     announce=self._announce,
+                    relays=self._relays,
+                    relay_service=self._relay_service,
                 )
                 node.start(timeout=self._timeout)
                 return node
@@ -341,6 +451,8 @@ class Peer:
             enable_pubsub=self._pubsub,
             conn_limits=self._conn_limits,
             announce=self._announce,
+            relays=self._relays,
+            relay_service=self._relay_service,
         )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:
@@ -399,7 +511,9 @@ class Peer:
         Parameters
         ----------
         addr : str
-            A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``).
+            A thread address, ``…/p2p/<peer id>/thread/<thread id>`` (``db.info().addrs``),
+            or ``/thread/<thread id>`` alone: then a peer on the LAN that has it is found
+            by mDNS (:meth:`join`).
         key : ThreadKey or str
             The thread key, with its read key (``db.info().key``), or its string form
             (``str(key)``, as ``threadkit share`` prints it).
@@ -427,7 +541,62 @@ class Peer:
             )
         if not isinstance(pull, bool):
             raise InvalidInput(f"pull must be True or False, got {pull!r}")
+        if isinstance(addr, str) and addr.strip().startswith("/thread/"):
+            return self.join(
+                addr.strip().removeprefix("/thread/").strip("/"), key, name, timeout, pull
+            )
         db: Database = self._online_service().join(addr, key, name, timeout, pull)
+        return db
+
+    def join(
+        self,
+        thread_id: ThreadID | str,
+        key: ThreadKey | str,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
+    ) -> Database:
+        """Join a database by its thread id and key alone, from a peer on the LAN that has it.
+
+        The LAN peers mDNS finds (``mdns=True``, docs/networking.md) are asked one after
+        another; the first that serves the thread is joined as with
+        :meth:`new_db_from_addr`. A database already here is returned as it is.
+
+        Parameters
+        ----------
+        thread_id : ThreadID or str
+            The database's thread id (``db.id``).
+        key : ThreadKey or str
+            Its full key (``db.info().key``).
+        name, timeout, pull
+            As for :meth:`new_db_from_addr`; ``timeout`` also bounds the wait for a LAN
+            peer that has the thread (default three times the peer's ``timeout``).
+
+        Raises
+        ------
+        InvalidThreadID, InvalidThreadKey
+            Malformed input, or a read key that does not open the thread.
+        NetworkError
+            LAN discovery is off (``mdns=False``, or only loopback addresses).
+        Timeout
+            No LAN peer served the thread within ``timeout``.
+        """
+        from threadkit.errors import InvalidThreadKey
+
+        if isinstance(thread_id, str):
+            thread_id = ThreadIDType.from_string(thread_id.strip())
+        if not isinstance(thread_id, ThreadIDType):
+            raise InvalidInput(f"thread_id must be a tk.ThreadID or its string, got {thread_id!r}")
+        if isinstance(key, str):
+            key = ThreadKeyType.from_string(key.strip())
+        if not isinstance(key, ThreadKeyType) or not key.can_read:
+            raise InvalidThreadKey("joining a database needs its full key (db.info().key)")
+        if not isinstance(pull, bool):
+            raise InvalidInput(f"pull must be True or False, got {pull!r}")
+        with contextlib.suppress(DBNotFound):
+            return self.get_db(thread_id)  # already here
+        service = self._online_service()
+        db: Database = service.join_lan(self._net.lan, thread_id, key, name, timeout, pull)
         return db
 
     def pull(self, db: Database | ThreadID, timeout: float | None = None) -> int:
@@ -553,7 +722,9 @@ class Peer:
         Returns
         -------
         dict
-            ``online`` (bool), ``addrs`` (what others dial), ``connected`` (peer ids),
+            ``online`` (bool), ``addrs`` (what others dial), ``lan`` (peers mDNS found:
+            peer id → addresses), ``relays`` (relay address → ``reserved``, ``error``),
+            ``connected`` (peer ids),
             ``unreachable`` (one dict per peer whose last dial failed: ``peer_id``,
             ``failures``, ``since`` (epoch seconds), ``last_error``, ``retry_in``
             seconds), and the sync counters ``pushed``, ``received``, ``rejected``,
@@ -570,6 +741,8 @@ class Peer:
         return {
             "online": self.online,
             "addrs": list(self._node.addrs) if self._node is not None else [],
+            "lan": {} if self._net.lan is None else self._net.lan.peers(),
+            "relays": self._node.relays if self._node is not None else {},
             "connected": self.peers(),
             "unreachable": [] if service is None else service.unreachable(),
             "pushed": 0 if stats is None else stats.pushed,
@@ -594,6 +767,28 @@ def _tcp_port(addrs: list[str]) -> int | None:
     return None
 
 
+def _replicator_policy(replicator: object) -> bool | frozenset[str]:
+    """``Peer(replicator=...)`` checked: a bool, or the peer ids allowed (each checked).
+
+    Raises
+    ------
+    InvalidInput
+        Neither a bool nor an iterable of strings (``InvalidKey``: not a peer id).
+    """
+    from threadkit.core.identity import peer_id_bytes
+
+    if isinstance(replicator, bool):
+        return replicator
+    if isinstance(replicator, str | bytes) or not hasattr(replicator, "__iter__"):
+        raise InvalidInput(
+            f"replicator must be True, False or a collection of peer ids, got {replicator!r}"
+        )
+    allowed = frozenset(replicator)
+    for peer_id in allowed:
+        peer_id_bytes(peer_id)  # InvalidKey for anything but a peer id
+    return allowed
+
+
 def _load_identity(repo: Repo) -> Identity:
     raw = repo.get_meta(_IDENTITY_META)
     if raw is not None:
@@ -609,10 +804,13 @@ class _Net:
     def __init__(self) -> None:
         self.node: Any = None
         self.service: Any = None
+        self.lan: Any = None
 
     def stop(self) -> None:
-        service, node = self.service, self.node
-        self.service = self.node = None
+        service, node, lan = self.service, self.node, self.lan
+        self.service = self.node = self.lan = None
+        if lan is not None:
+            lan.stop()
         if service is not None:
             service.stop()
         if node is not None:

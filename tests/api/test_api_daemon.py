@@ -54,6 +54,10 @@ def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
         "THRDS_CONNHIGHWATER": "9",
         "THRDS_DEBUG": "true",
         "THRDS_KEEPALIVEINTERVAL": "200ms",
+        "THRDS_APIMAXSTREAMS": "10",
+        "THRDS_APIMAXCLIENTSTREAMS": "5",
+        "THRDS_PROXYHEADERTIMEOUT": "3s",
+        "THRDS_REPLICATORALLOW": "*",
     }
     daemon = Daemon(None, env=env).wait_ready()
     try:
@@ -66,6 +70,9 @@ def test_environment_configuration_and_sigint(tmp_path: Path) -> None:
         assert "config connLowWater: 7" in log and "config connHighWater: 9" in log
         assert "connection manager: low water 7, high water 9, grace period 20s" in log
         assert "not applied" not in log
+        assert "API budget: 10 streams (5 per client), 16 more workers" in log
+        assert "proxy: 256 connections (64 per client), headers within 3s" in log
+        assert "replicates threads for any peer (replicatorAllow '*')" in log
         assert "config debug: True" in log
         assert "config apiProxyAddr: /ip4/127.0.0.1/tcp/0" in log
         assert daemon.proxy and not daemon.proxy.endswith(":0")

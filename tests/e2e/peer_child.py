@@ -66,6 +66,7 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             pull_interval=msg.get("pull_interval", 10.0),
             timeout=msg.get("timeout", 10.0),
             replicator=msg.get("replicator", False),
+            **msg.get("peer_args", {}),
         )
         if msg.get("older_protocol"):
             _speak_only_the_first_protocol(peer)
@@ -79,6 +80,11 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
         )
         return {"id": str(db.id), "name": db.name}
+    if cmd == "join_lan":
+        db = peer.join(msg["db"], msg["key"], timeout=msg.get("timeout"))
+        return {"id": str(db.id), "name": db.name}
+    if cmd == "status":
+        return {"status": peer.status()}
     if cmd == "info":
         info = _db(msg).info()
         return {"name": info.name, "addrs": info.addrs, "key": str(info.key)}
@@ -177,6 +183,14 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"threads": [str(info.id) for info in peer.repo.list_threads()]}
     if cmd == "dbs":
         return {"dbs": [str(db.id) for db in peer.list_dbs()]}
+    if cmd == "export":
+        summary = _db(msg).export(msg["path"], keys=msg.get("keys", "none"))
+        return {"records": summary.records, "logs": summary.logs}
+    if cmd == "import_db":
+        db = peer.import_db(msg["path"], key=msg.get("key"))
+        return {"id": str(db.id), "name": db.name}
+    if cmd == "history":
+        return {"history": _db(msg).history().to_json(orient="records", default_handler=str)}
     if cmd == "repo_path":
         return {"path": str(peer.repo.path)}
     if cmd == "create_bg":

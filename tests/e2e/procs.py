@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,13 @@ class PeerProcessError(AssertionError):
 class PeerProcess:
     """A peer in a child process; ``call(cmd, **fields)`` returns the child's reply."""
 
-    def __init__(self, path: str | Path | None = None, **open_args: Any) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, wrap: Sequence[str] = (), **open_args: Any
+    ) -> None:
+        # wrap: an argv prefix, e.g. ["ip", "netns", "exec", ns] to run it on a lab host
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD)],
+            [*wrap, sys.executable, str(CHILD)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -272,3 +272,34 @@ def test_the_plot_displays_as_a_picture_in_any_kernel(stack: ExitStack, tmp_path
     assert "save(" in data["text/plain"]
     written = fig.save(tmp_path / "dag.svg")
     assert Path(written).read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_names_members_and_rings_the_conflict(stack: ExitStack) -> None:
+    """Lanes and authors by member name; the record whose write lost is ringed red with the
+    lost field under it, the record it lost to green (issue #13 item 13)."""
+    peer_a = stack.enter_context(tk.Peer(memory=True))
+    peer_b = stack.enter_context(tk.Peer(memory=True))
+    a = peer_a.new_db("conflict")
+    a.new_collection("Notes").create({"_id": "n", "text": "draft"})
+    b = replica(peer_b, a)
+    sync(a, b)
+    b["Notes"].save({"_id": "n", "text": "from B"})
+    a["Notes"].save({"_id": "n", "text": "from A"})  # concurrent, and later: A's wins
+    sync(a, b)
+    [lost] = a.conflicts().itertuples()
+    fig = a.plot_dag(members={peer_a.id: "A", b.log_id: "B"})
+    assert lane_labels(fig) == ["A (own)", "B"]
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"written by A", "written by B", "won a conflict", "lost a write"} <= set(legend)
+    texts = [t.get_text() for t in ax.texts]
+    assert "lost: n.text" in texts
+    rings = [c for c in ax.collections if len(c.get_facecolors()) == 0]
+    assert len(rings) == 2
+    graph_nodes = {cid: attrs for cid, attrs in dag(a).nodes(data=True)}
+    assert graph_nodes[lost.loser_record]["log"] == b.log_id
+    assert graph_nodes[lost.winner_record]["log"] == a.log_id
+    plain = plot_dag(a)  # without names: short log ids, the rings all the same
+    assert lane_labels(plain)[1].startswith(b.log_id[:6])
+    with pytest.raises(InvalidInput, match="members"):
+        plot_dag(a, members={peer_a.id: 1})  # type: ignore[dict-item]

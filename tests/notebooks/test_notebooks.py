@@ -60,6 +60,12 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
             assert any("image/png" in data for data in shown), (
                 f"{path.name}: the DAG cell shows no picture: {shown}"
             )
+        if "tk.widgets." in cell.source:
+            # the notebook ends with peer.close(): the widget's output is now its static
+            # HTML, which a saved or exported notebook, GitHub and nbviewer show
+            assert any("live updates stopped" in d.get("text/html", "") for d in shown), (
+                f"{path.name}: {cell.source[:60]!r} did not leave its last state as HTML: {shown}"
+            )
         for data in shown:
             view = data.get("application/vnd.jupyter.widget-view+json")
             if view is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable, Iterator
 
@@ -131,3 +132,57 @@ def test_closing_the_displayed_widget_stops_its_threads(peer: tk.Peer) -> None:
     assert table.stopped == "the widget was closed"
     table.stop("again")  # idempotent: the first reason stays
     assert table.stopped == "the widget was closed"
+
+
+def test_the_mime_bundle_carries_a_static_copy_and_is_static_once_stopped(peer: tk.Peer) -> None:
+    """Saved notebooks, GitHub and nbviewer show ``text/html``: the widget's last state."""
+    people = peer.new_db("w").new_collection("People")
+    people.create({"name": "Ada", "age": 36})
+    table = LiveTable(people, throttle=0.01)
+    bundle = table._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "Ada" in bundle["text/html"] and bundle["text/html"] == table.widget.value
+    table.stop("done here")
+    bundle = table._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in bundle
+    assert "Ada" in bundle["text/html"] and "live updates stopped: done here" in bundle["text/html"]
+    table.close()
+
+
+def test_live_table_is_the_dataframe_repr_in_a_scroll_box(peer: tk.Peer) -> None:
+    people = peer.new_db("w").new_collection("People")
+    people.create({"name": "Ada", "age": 36})
+    with LiveTable(people) as table:
+        html = table.widget.value
+        assert "tk-scroll" in html and "jp-RenderedHTMLCommon" in html and "<style>" in html
+        assert people.to_pandas()._repr_html_().split("<table")[1][:40] in html
+        assert "<thead>" in html and 'class="dataframe"' in html
+
+
+def test_listen_feed_rows_say_who_when_and_what(peer: tk.Peer) -> None:
+    db = peer.new_db("w")
+    people = db.new_collection("People")
+    with ListenFeed(db, throttle=0.01) as feed:
+        [ada] = people.create({"name": "Ada", "tags": ["x", 1]})
+        assert wait_for(lambda: "Ada" in feed.widget.value)
+        html = feed.widget.value
+        mod = people.find_by_id(ada)["_mod"]
+        assert str(mod) not in html and "'_mod'" not in html and "{'" not in html
+        assert "<b>name</b>: Ada" in html and "<b>tags</b>: [&quot;x&quot;, 1]" in html
+        stamp = datetime.datetime.fromtimestamp(mod / 1e9).strftime("%H:%M:%S.%f")[:-3]
+        assert f">{stamp}</td>" in html
+        assert ">you</td>" in html and "tk-scroll" in html
+        assert "<th style='text-align:left'>by" in html
+
+
+def test_listen_feed_names_another_members_log() -> None:
+    with tk.Peer(memory=True, network=True) as a, tk.Peer(memory=True, network=True) as b:
+        db_a = a.new_db("w")
+        db_a.new_collection("Notes")
+        info = db_a.info()
+        db_b = b.new_db_from_addr(info.addrs[0], info.key)
+        with ListenFeed(db_b, throttle=0.01) as feed:
+            db_a["Notes"].create({"text": "from a"})
+            assert wait_for(lambda: "from a" in feed.widget.value, timeout=30)
+            short = f"{db_a.log_id[:6]}…{db_a.log_id[-4:]}"
+            assert f">{short}</td>" in feed.widget.value and ">you</td>" not in feed.widget.value

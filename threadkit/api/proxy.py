@@ -21,6 +21,14 @@ docs/wire-contract.md §8:
   and ``grpc-message`` as HTTP headers); ``OPTIONS`` preflights are answered for
   any origin.
 
+Connections are bounded (:class:`threadkit.api.limits.APILimits`): at most
+``max_conns`` at once and ``max_client_conns`` from one address (more are answered
+``503`` and closed); a connection must deliver its request headers, and a websocket its
+first message, within ``header_timeout`` seconds, and an HTTP body must not stall
+longer than that between chunks. Each forwarded call names its client's address to the
+daemon (with the daemon's proxy secret), so the daemon's per-client stream budget counts
+the proxy's clients one by one.
+
 Examples
 --------
 >>> import threadkit as tk
@@ -50,8 +58,10 @@ from typing import Any
 import grpc
 import grpc.aio
 from aiohttp import WSMsgType, web
+from aiohttp.web_protocol import RequestHandler
 
 from threadkit import errors
+from threadkit.api.limits import FORWARDED_KEY, PROXY_SECRET_KEY, APILimits
 
 __all__ = ["WebProxy", "encode_frame", "known_methods", "parse_frames"]
 
@@ -180,6 +190,13 @@ class WebProxy:
     methods : frozenset of str, optional
         The ``/<service>/<Method>`` paths forwarded; others are answered UNIMPLEMENTED by
         the proxy itself. Default: :func:`known_methods`.
+    limits : APILimits, optional
+        ``max_conns``, ``max_client_conns`` and ``header_timeout`` bound the proxy's
+        connections (default: :class:`~threadkit.api.limits.APILimits`' defaults).
+    forward_secret : str, optional
+        The daemon's :attr:`~threadkit.api.server.APIServer.proxy_secret`: forwarded calls
+        carry it with their client's address, so the daemon counts each client's streams
+        apart. Without it the daemon counts every proxied call under the proxy's address.
     """
 
     def __init__(
@@ -190,8 +207,12 @@ class WebProxy:
         max_message: int = 16 << 20,
         keep_alive: float = 5.0,
         methods: frozenset[str] | None = None,
+        limits: APILimits | None = None,
+        forward_secret: str | None = None,
     ) -> None:
         self.target = target
+        self.limits = limits or APILimits()
+        self.forward_secret = forward_secret
         self.host = host
         self.port = port
         self.max_message = max_message
@@ -199,7 +220,8 @@ class WebProxy:
         self.methods = known_methods() if methods is None else methods
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
+        self._server: _GatedServer | None = None
         self._channel: grpc.aio.Channel | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -238,12 +260,17 @@ class WebProxy:
             ("grpc.max_send_message_length", self.max_message),
         ]
         self._channel = grpc.aio.insecure_channel(self.target, options=options)
-        app = web.Application(client_max_size=self.max_message + 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: a client that hangs up ends its call (Listen over HTTP)
-        self._runner = web.AppRunner(
-            app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
+        # handler_cancellation: a client that hangs up ends its call (Listen over HTTP);
+        # keepalive_timeout: aiohttp closes a connection that has no whole request within
+        # it, from its start (slow or absent headers) and between requests
+        self._server = _GatedServer(
+            self._handle,
+            self.limits,
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=self.limits.header_timeout,
         )
+        self._runner = web.ServerRunner(self._server, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -274,7 +301,12 @@ class WebProxy:
 
     # -- requests ---------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    @property
+    def connections(self) -> int:
+        """Connections the proxy holds now (admitted ones)."""
+        return self._server.admitted if self._server is not None else 0
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
@@ -284,7 +316,7 @@ class WebProxy:
             if task is not None:
                 self._handlers.discard(task)
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return self._preflight(request)
         if not _PATH.match(request.path):
@@ -302,7 +334,7 @@ class WebProxy:
             return await self._websocket(request)
         return await self._http(request)
 
-    def _cors(self, request: web.Request) -> dict[str, str]:
+    def _cors(self, request: web.BaseRequest) -> dict[str, str]:
         origin = request.headers.get("Origin")
         if not origin:
             return {}
@@ -313,7 +345,7 @@ class WebProxy:
             "Vary": "Origin",
         }
 
-    def _preflight(self, request: web.Request) -> web.StreamResponse:
+    def _preflight(self, request: web.BaseRequest) -> web.StreamResponse:
         asked = request.headers.get("Access-Control-Request-Headers", "")
         headers = {
             "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
@@ -328,12 +360,16 @@ class WebProxy:
         }
         return web.Response(status=204, headers=headers)
 
-    def _call(self, path: str, metadata: tuple[tuple[str, str], ...]) -> Any:
+    def _call(
+        self, request: web.BaseRequest, path: str, metadata: tuple[tuple[str, str], ...]
+    ) -> Any:
         assert self._channel is not None
+        if self.forward_secret and request.remote:
+            metadata += ((FORWARDED_KEY, request.remote), (PROXY_SECRET_KEY, self.forward_secret))
         method = self._channel.stream_stream(path)  # no serializers: raw bytes both ways
         return method(metadata=metadata)
 
-    def _trailers_only(self, request: web.Request, code: int, message: str) -> web.Response:
+    def _trailers_only(self, request: web.BaseRequest, code: int, message: str) -> web.Response:
         """A reply with no messages: the status as HTTP headers and as a trailer frame."""
         status_headers = {"grpc-status": str(code)}
         if message:
@@ -344,11 +380,11 @@ class WebProxy:
             headers={"Content-Type": _CONTENT_TYPE, **status_headers, **self._cors(request)},
         )
 
-    async def _read_body(self, request: web.Request) -> bytearray | tuple[int, str]:
+    async def _read_body(self, request: web.BaseRequest) -> bytearray | tuple[int, str]:
         """The request body, or a status when a frame in it is over the size limit."""
         body = bytearray()
         checked = 0  # offset of the next frame header to look at
-        async for chunk in request.content.iter_any():
+        while chunk := await self._chunk(request):
             body.extend(chunk)
             while len(body) >= checked + 5:
                 length = struct.unpack(">I", bytes(body[checked + 1 : checked + 5]))[0]
@@ -358,31 +394,41 @@ class WebProxy:
                 checked += 5 + length
         return body
 
-    async def _drain(self, request: web.Request, already: int = 0) -> None:
+    async def _drain(self, request: web.BaseRequest, already: int = 0) -> None:
         """Read and drop the rest of a refused request's body (up to a bound)."""
         seen = already
         limit = _DRAIN_LIMIT * self.max_message
         while seen <= limit:
-            chunk = await request.content.readany()
+            chunk = await self._chunk(request)
             if not chunk:
                 return
             seen += len(chunk)
 
-    async def _http(self, request: web.Request) -> web.StreamResponse:
+    async def _chunk(self, request: web.BaseRequest) -> bytes:
+        """The body's next bytes (b"" at its end); a body stalled ``header_timeout`` long
+        closes the connection (raises ``ConnectionResetError``)."""
+        try:
+            return await asyncio.wait_for(request.content.readany(), self.limits.header_timeout)
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError("request body stalled") from None
+
+    async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
         body = await self._read_body(request)
         if isinstance(body, tuple):
             return self._trailers_only(request, *body)
         frames = parse_frames(body)
         if body:
             return self._trailers_only(request, _INVALID_ARGUMENT, "truncated grpc-web frame")
-        call = self._call(request.path, _metadata(list(request.headers.items())))
+        call = self._call(request, request.path, _metadata(list(request.headers.items())))
         try:
             return await self._http_reply(request, call, frames)
         finally:
             call.cancel()  # no-op once the call has ended; ends it if the client went away
 
     async def _http_reply(
-        self, request: web.Request, call: Any, frames: list[tuple[int, bytes]]
+        self, request: web.BaseRequest, call: Any, frames: list[tuple[int, bytes]]
     ) -> web.StreamResponse:
         code, message = 0, ""
         response: web.StreamResponse | None = None
@@ -422,7 +468,7 @@ class WebProxy:
         await response.write_eof()
         return response
 
-    async def _open_websocket(self, request: web.Request) -> tuple[web.WebSocketResponse, str]:
+    async def _open_websocket(self, request: web.BaseRequest) -> tuple[web.WebSocketResponse, str]:
         """Accept the socket and read the client's header lines (its first message)."""
         ws = web.WebSocketResponse(
             protocols=("grpc-websockets",),
@@ -430,7 +476,11 @@ class WebProxy:
             heartbeat=self.keep_alive or None,
         )
         await ws.prepare(request)
-        first = await ws.receive()
+        try:
+            first = await ws.receive(self.limits.header_timeout)
+        except TimeoutError:
+            await ws.close(code=1008, message=b"no header message in time")
+            return ws, ""
         if first.type == WSMsgType.TEXT:
             return ws, str(first.data)
         if first.type == WSMsgType.BINARY:
@@ -438,7 +488,7 @@ class WebProxy:
         return ws, ""
 
     async def _websocket_status(
-        self, request: web.Request, code: int, message: str
+        self, request: web.BaseRequest, code: int, message: str
     ) -> web.StreamResponse:
         """A call refused by the proxy itself: the trailer, then the close."""
         ws, _ = await self._open_websocket(request)
@@ -446,11 +496,11 @@ class WebProxy:
             await _close_with(_Sender(ws), code, message)
         return ws
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+    async def _websocket(self, request: web.BaseRequest) -> web.StreamResponse:
         ws, header_text = await self._open_websocket(request)
         if ws.closed:
             return ws
-        call = self._call(request.path, _metadata(_header_lines(header_text)))
+        call = self._call(request, request.path, _metadata(_header_lines(header_text)))
         send = _Sender(ws)
         refused: list[tuple[int, str]] = []  # set by the pump: a request it would not forward
         pump = asyncio.create_task(self._pump_requests(ws, call, refused))
@@ -540,3 +590,56 @@ async def _close_with(send: _Sender, code: int, message: str) -> None:
 async def _quietly(action: Callable[[], Awaitable[Any]]) -> None:
     with contextlib.suppress(grpc.aio.UsageError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
         await action()
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+)
+
+
+class _GatedServer(web.Server):
+    """aiohttp's low-level server admitting at most ``max_conns`` connections, and
+    ``max_client_conns`` from one address; others get a 503 and are closed at once."""
+
+    def __init__(self, handler: Any, limits: APILimits, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.admitted = 0
+        self._by_address: dict[str, int] = {}
+        self._counted: dict[RequestHandler, str] = {}
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        held = self._by_address.get(address, 0)
+        refused = ""
+        if held >= self.limits.max_client_conns:
+            refused = (
+                f"too many connections from {address} "
+                f"(limit {self.limits.max_client_conns}, proxyMaxClientConns)"
+            )
+        elif self.admitted >= self.limits.max_conns:
+            refused = f"too many connections (limit {self.limits.max_conns}, proxyMaxConns)"
+        if refused:
+            log.info("proxy refused a connection: %s", refused)
+            body = refused.encode()
+            transport.write(_BUSY % (len(body), body))
+            transport.close()
+            return
+        self._by_address[address] = held + 1
+        self._counted[handler] = address
+        self.admitted += 1
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        address = self._counted.pop(handler, None)
+        if address is None:
+            return
+        self.admitted -= 1
+        held = self._by_address.get(address, 0) - 1
+        if held > 0:
+            self._by_address[address] = held
+        else:
+            self._by_address.pop(address, None)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import grpc
 
 from threadkit import errors
+from threadkit.api.limits import APILimits, StreamGuard
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2 as netpb
@@ -84,6 +85,7 @@ _PREFIXED: list[tuple[type[Exception], grpc.StatusCode, str]] = [
         "instance doesn't correspond to schema",
     ),
     (errors.InvalidToken, grpc.StatusCode.UNAUTHENTICATED, "invalid token"),
+    (errors.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, "resource exhausted"),
     (errors.Timeout, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout"),
     (errors.NetworkError, grpc.StatusCode.UNAVAILABLE, "network error"),
     (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT, "invalid argument"),
@@ -156,12 +158,34 @@ def _unary(method: Callable[[Any, Any, grpc.ServicerContext], _T]) -> Any:
     return handler
 
 
+def _peer_call(method: Callable[[Any, Any, grpc.ServicerContext], _T]) -> Any:
+    """Wrap a unary handler that waits for another peer: within ``limits.peer_calls``."""
+
+    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> _T:
+        with self.guard.peer_call():
+            return method(self, request, context)
+
+    handler.__name__ = method.__name__
+    handler.__doc__ = method.__doc__
+    return handler
+
+
 def _streaming(method: Callable[[Any, Any, grpc.ServicerContext], Iterator[_T]]) -> Any:
-    """Wrap a streaming handler the same way."""
+    """Wrap a streaming handler the same way, within the stream budget (``self.guard``).
+
+    The call takes a stream slot first (LimitExceeded, RESOURCE_EXHAUSTED, when none is
+    free); a client stream's messages each have an idle deadline.
+    """
 
     def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[_T]:
         try:
-            yield from method(self, request, context)
+            release = self.guard.enter(context)
+            try:
+                if hasattr(request, "__next__"):
+                    request = self.guard.watch(request, context)
+                yield from method(self, request, context)
+            finally:
+                release()
         except grpc.RpcError:
             return  # the client went away
         except Exception as exc:
@@ -326,9 +350,10 @@ class _Tokens:
 class DBService(pb_grpc.APIServicer):
     """``threads.pb.API`` over a peer."""
 
-    def __init__(self, peer: Peer, tokens: _Tokens) -> None:
+    def __init__(self, peer: Peer, tokens: _Tokens, guard: StreamGuard) -> None:
         self.peer = peer
         self.tokens = tokens
+        self.guard = guard
 
     def _db(self, raw: bytes) -> Database:
         return self.peer.get_db(_thread_id(raw))
@@ -343,14 +368,10 @@ class DBService(pb_grpc.APIServicer):
 
     # ----------------------------------------------------------------- tokens
 
+    @_streaming
     def GetToken(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """The challenge flow: key → challenge → signature → token."""
-        try:
-            yield from self.tokens.challenge_flow(request_iterator, pb.GetTokenReply)
-        except grpc.RpcError:
-            return
-        except Exception as exc:
-            _abort(context, exc)
+        yield from self.tokens.challenge_flow(request_iterator, pb.GetTokenReply)
 
     # -------------------------------------------------------------- databases
 
@@ -369,6 +390,7 @@ class DBService(pb_grpc.APIServicer):
         return pb.NewDBReply()
 
     @_unary
+    @_peer_call
     def NewDBFromAddr(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
         """Join a database another peer serves, from its address and key."""
         from threadkit.core.addr import addr_from_bytes
@@ -700,18 +722,15 @@ def _write_step(txn: Any, request: Any) -> pb.WriteTransactionReply:
 class NetService(netpb_grpc.APIServicer):
     """``threads.net.pb.API``, as far as the peer supports it."""
 
-    def __init__(self, peer: Peer, tokens: _Tokens) -> None:
+    def __init__(self, peer: Peer, tokens: _Tokens, guard: StreamGuard) -> None:
         self.peer = peer
         self.tokens = tokens
+        self.guard = guard
 
+    @_streaming
     def GetToken(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """The challenge flow: key → challenge → signature → token."""
-        try:
-            yield from self.tokens.challenge_flow(request_iterator, netpb.GetTokenReply)
-        except grpc.RpcError:
-            return
-        except Exception as exc:
-            _abort(context, exc)
+        yield from self.tokens.challenge_flow(request_iterator, netpb.GetTokenReply)
 
     @_unary
     def GetHostID(self, request: Any, context: grpc.ServicerContext) -> netpb.GetHostIDReply:
@@ -726,6 +745,7 @@ class NetService(netpb_grpc.APIServicer):
         return _thread_info(self.peer, _thread_id(request.threadID))
 
     @_unary
+    @_peer_call
     def PullThread(self, request: Any, context: grpc.ServicerContext) -> netpb.PullThreadReply:
         """Pull a thread from its peers now."""
         self.tokens.identity(context)
@@ -778,6 +798,7 @@ class NetService(netpb_grpc.APIServicer):
         return _thread_info(self.peer, ThreadID.from_string(info["id"]))
 
     @_unary
+    @_peer_call
     def AddThread(self, request: Any, context: grpc.ServicerContext) -> netpb.ThreadInfoReply:
         """Keep a thread another peer serves at ``addr``; pulls its logs and records."""
         self.tokens.identity(context)
@@ -793,6 +814,7 @@ class NetService(netpb_grpc.APIServicer):
         return netpb.DeleteThreadReply()
 
     @_unary
+    @_peer_call
     def AddReplicator(
         self, request: Any, context: grpc.ServicerContext
     ) -> netpb.AddReplicatorReply:
@@ -890,34 +912,49 @@ class APIServer:
         The peer whose databases are served.
     address : str
         ``host:port`` to listen on (port 0: any free port, see :attr:`port`).
-    max_workers : int
-        Threads serving calls (each open stream holds one).
     max_message : int
         Largest message in bytes, both ways.
+    limits : APILimits, optional
+        The stream budget (:class:`threadkit.api.limits.APILimits`; default its
+        defaults). Each open stream holds one of the ``limits.workers`` threads; at most
+        ``limits.max_streams`` do, so ``limits.unary_workers`` are always left for unary
+        calls.
+
+    Attributes
+    ----------
+    proxy_secret : str
+        A random secret for the daemon's own proxy: calls carrying it are counted under
+        the client address the proxy names.
     """
 
     def __init__(
         self,
         peer: Peer,
         address: str = "127.0.0.1:6006",
-        max_workers: int = 32,
         max_message: int = DEFAULT_MAX_MESSAGE,
+        limits: APILimits | None = None,
     ) -> None:
+        import secrets
+
         self.peer = peer
         self.address = address
+        self.limits = limits = limits or APILimits()
+        self.proxy_secret = secrets.token_hex(16)
+        self.guard = guard = StreamGuard(limits, self.proxy_secret)
         tokens = _Tokens(peer)
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tk-api"),
+            futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="tk-api"),
             options=[
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),
                 ("grpc.so_reuseport", 0),
+                ("grpc.server_handshake_timeout_ms", int(limits.header_timeout * 1000)),
             ],
         )
         add_db: Any = pb_grpc.add_APIServicer_to_server
         add_net: Any = netpb_grpc.add_APIServicer_to_server
-        add_db(DBService(peer, tokens), self._server)
-        add_net(NetService(peer, tokens), self._server)
+        add_db(DBService(peer, tokens, guard), self._server)
+        add_net(NetService(peer, tokens, guard), self._server)
         self.port = 0
 
     def start(self) -> None:
@@ -933,3 +970,4 @@ class APIServer:
     def stop(self, grace: float | None = 1.0) -> None:
         """Stop serving; open streams are cancelled after ``grace`` seconds."""
         self._server.stop(grace).wait()
+        self.guard.stop()

@@ -19,7 +19,7 @@ from threadkit.core.identity import peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.errors import InvalidAddress, InvalidKey, InvalidThreadID
 
-__all__ = ["ThreadAddr", "addr_from_bytes", "addr_to_bytes", "parse_addr"]
+__all__ = ["CircuitAddr", "ThreadAddr", "addr_from_bytes", "addr_to_bytes", "parse_addr"]
 
 
 def _p2p_encoder(text: str) -> bytes:
@@ -80,14 +80,73 @@ for _name in ("quic-v1", "webtransport"):
         _raw.register(_name, None, None, 0)
 
 
+_CIRCUIT = "/p2p-circuit"
+_CIRCUIT_CODE = b"\xa2\x02"  # varint of p2p-circuit's code, 0x0122
+
+
+class CircuitAddr:
+    """A relayed multiaddr, ``<relay addr>/p2p-circuit/p2p/<peer id>[/thread/<id>]``.
+
+    multiformats refuses a protocol that appears twice, and a relayed address names two
+    peers: it is kept as two multiaddrs, the relay's (ending ``/p2p-circuit``) and the
+    rest, whose text and binary forms are simply concatenated, as go-multiaddr's are.
+
+    Examples
+    --------
+    >>> relay_id = "12D3KooWKizFYDpdWVknp3gtswXyvPCHxU9RRP8bSFbfcRsVaCJc"
+    >>> relay = f"/ip4/198.51.100.10/tcp/4006/p2p/{relay_id}"
+    >>> peer = "12D3KooWHYX7N2TyWsB2jNUwC7w3QkrjH25x3XBukq7oJCp3ebab"
+    >>> addr = parse_addr(f"{relay}/p2p-circuit/p2p/{peer}")
+    >>> addr_from_bytes(bytes(addr)) == str(addr) == f"{relay}/p2p-circuit/p2p/{peer}"
+    True
+    """
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, head: Any, tail: Any) -> None:
+        self.head = head
+        self.tail = tail
+
+    def __iter__(self) -> Any:
+        yield from self.head
+        yield from self.tail
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.head) + bytes(self.tail)
+
+    def __str__(self) -> str:
+        return str(self.head) + str(self.tail)
+
+
 def parse_addr(text: str) -> Any:
-    """Parse a multiaddr string (any protocol multiformats knows, plus p2p and thread)."""
+    """Parse a multiaddr string (any protocol multiformats knows, plus p2p and thread).
+
+    A relayed address (``…/p2p-circuit/…``) gives a :class:`CircuitAddr`.
+    """
     if not isinstance(text, str) or not text.startswith("/"):
         raise InvalidAddress(f"multiaddr must be a string starting with '/', got {text!r}")
     try:
+        if _CIRCUIT + "/" in text:
+            head, _, tail = text.partition(_CIRCUIT + "/")
+            return CircuitAddr(multiaddr.parse(head + _CIRCUIT), multiaddr.parse("/" + tail))
         return multiaddr.parse(text)
     except (ValueError, KeyError) as exc:
         raise InvalidAddress(f"multiaddr {text[:200]!r} is not valid: {exc}") from None
+
+
+def _decode_circuit(data: bytes) -> CircuitAddr | None:
+    """The relayed address ``data`` encodes, or None (tries each p2p-circuit code's place)."""
+    start = 0
+    while (at := data.find(_CIRCUIT_CODE, start)) >= 0:
+        start = at + 1
+        cut = at + len(_CIRCUIT_CODE)
+        try:
+            head, tail = multiaddr.decode(data[:cut]), multiaddr.decode(data[cut:])
+        except (ValueError, KeyError, IndexError):
+            continue
+        if bytes(head) + bytes(tail) == data and str(head).endswith(_CIRCUIT):
+            return CircuitAddr(head, tail)
+    return None
 
 
 def addr_to_bytes(text: str) -> bytes:
@@ -114,6 +173,9 @@ def _addr_from_bytes(data: bytes) -> str:
     try:
         decoded = multiaddr.decode(bytes(data))
     except (ValueError, KeyError, IndexError) as exc:
+        circuit = _decode_circuit(bytes(data)) if _CIRCUIT_CODE in data else None
+        if circuit is not None:
+            return str(circuit)
         raise InvalidAddress(f"binary multiaddr is not valid: {exc}") from None
     # multiformats reads past a short length prefix without complaint: re-encode to be sure
     if bytes(decoded) != bytes(data):
@@ -151,8 +213,14 @@ class ThreadAddr:
     def parse(cls, text: str) -> ThreadAddr:
         """Parse ``<host>/p2p/<peer id>/thread/<thread id>``."""
         # through the binary form, so every spelling of a host gives the same value
-        parts: list[Any] = list(multiaddr.decode(bytes(parse_addr(text))))
-        protos = [part.proto.name for part in parts]
+        parsed = parse_addr(text)
+        if isinstance(parsed, CircuitAddr):
+            relay, rest = parsed.head, cls.parse(str(parsed.tail))
+            if rest.host:
+                raise InvalidAddress(f"a relayed address has one /p2p-circuit: {text[:200]!r}")
+            return cls(str(multiaddr.decode(bytes(relay))), rest.peer_id, rest.thread_id)
+        parts: list[Any] = list(multiaddr.decode(bytes(parsed)))
+        protos = [getattr(part, "proto", part).name for part in parts]  # a Proto has no value
         if len(parts) < 2 or protos[-1] != "thread" or protos[-2] != "p2p":
             raise InvalidAddress(
                 f"thread address must end in /p2p/<peer id>/thread/<thread id>: {text[:200]!r}"

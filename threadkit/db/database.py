@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -423,11 +424,22 @@ class Database:
 
         return dag(self, causal)
 
-    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
-        """A matplotlib figure of the record DAG, one lane per log, coloured by author."""
+    def plot_dag(
+        self,
+        ax: Any = None,
+        max_records: int = 300,
+        causal: bool = False,
+        members: dict[str, str] | None = None,
+    ) -> Any:
+        """A matplotlib figure of the record DAG, one lane per log, coloured by author.
+
+        Conflicting records are ringed (red: a write lost, green: the write it lost to);
+        ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
+        :func:`threadkit.graph.plot_dag`.
+        """
         from threadkit.graph import plot_dag
 
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal)
+        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
 
     def logs(self) -> Any:
         """The database's logs and their heads, as a DataFrame."""
@@ -744,10 +756,14 @@ class Database:
         self._after_commit(changes, record)
         return record
 
-    def _after_commit(self, changes: list[Change], record: Record | None) -> None:
+    def _after_commit(
+        self, changes: list[Change], record: Record | None, log_id: str | None = None
+    ) -> None:
         if changes:
+            writer = self.log_id if record is not None else log_id
             self.listeners.publish(
-                ListenEvent(c.collection, c.instance_id, c.action, c.document) for c in changes
+                ListenEvent(c.collection, c.instance_id, c.action, c.document, writer)
+                for c in changes
             )
         if record is not None:
             for callback in list(self._record_callbacks):
@@ -787,7 +803,7 @@ class Database:
             return result, changes
 
         result, changes = self._rounds(attempt)
-        self._after_commit(changes, None)
+        self._after_commit(changes, None, log_id)
         return result
 
     def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
@@ -838,6 +854,27 @@ class Database:
             return changes
 
         self._after_commit(self._rounds(attempt), None)
+
+    def export(self, path: str | os.PathLike[str], keys: str = "none") -> Any:
+        """Write this database, all its logs and records as stored, to a CARv1 archive.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file to write (replaced atomically; a failed export leaves none).
+        keys : {"none", "service", "full"}
+            The thread key in the file: none (default: the file alone reads nothing),
+            the service key (a replicator can keep and serve it), or the full key
+            (anyone with the file reads the database).
+
+        Returns
+        -------
+        ArchiveSummary
+            Logs, records, blocks and bytes written. See docs/lifecycle.md.
+        """
+        from threadkit.db.archive import export_db
+
+        return export_db(self, path, keys)
 
     def close(self) -> None:
         """Close every listen feed; the repo stays open (the peer owns it)."""

@@ -37,12 +37,17 @@ class Event:
         ``Action.CREATE``, ``Action.SAVE`` or ``Action.DELETE``.
     document : dict | None
         The instance after the change (None for a delete).
+    log : str | None
+        The log (peer id) whose record made the change: this peer's own log for a local
+        write, another member's for a record received from it; None when unknown
+        (changes replayed after a restart).
     """
 
     collection: str
     instance_id: str
     action: Action
     document: dict[str, Any] | None = None
+    log: str | None = None
 
     def _repr_html_(self) -> str:
         """One line: action, collection, id and the document (for notebooks)."""

@@ -105,12 +105,15 @@ class Manager:
         key: ThreadKey | None = None,
         *,
         adopt: bool = False,
+        prepare: Callable[[Any], None] | None = None,
     ) -> Database:
         """Create a database: a new thread (or the given id) with this peer's log in it.
 
         With ``adopt=True`` a thread the repo already holds without a database (as a
         replicator) becomes one, if ``key`` has the same service key; its stored
-        records are then applied.
+        records are then applied. ``prepare(txn)``, when given, runs first inside the
+        same write transaction (a restore stores the thread and its records there, so
+        they and the database appear together or not at all).
 
         Parameters
         ----------
@@ -136,6 +139,8 @@ class Manager:
         log_key = Identity.generate()
         with self._lock:
             with self.repo.transaction(write=True) as txn:
+                if prepare is not None:
+                    prepare(txn)
                 if threads.has_thread(txn, self.repo.tables, thread_id) and adopt:
                     # a thread this peer replicated: now it holds the read key too
                     threads.set_thread_key(txn, self.repo.tables, thread_id, key, name)

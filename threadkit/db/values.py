@@ -36,7 +36,7 @@ Traceback (most recent call last):
 ...
 threadkit.errors.InvalidDocument: document holds NaN at a.b[1], which JSON cannot carry
 >>> value_problem({"tags": {"x", "y"}})
-'a set at tags, which is not a JSON value (use a list)'
+'a Python set at tags, which is not a JSON value (use a list)'
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def value_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
     Examples
     --------
     >>> value_problem({"n": 2**64})
-    'the integer 18446744073709551616, outside the 64-bit range JSON readers hold at n'
+    'the integer 18446744073709551616 at n, outside the signed 64-bit range'
     >>> value_problem([1, 2]) is None
     True
     """

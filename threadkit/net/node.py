@@ -178,7 +178,12 @@ class _Runtime:
         enable_pubsub: bool,
         conn_limits: ConnLimits,
         announce: tuple[str, ...] = (),
+        relays: tuple[str, ...] = (),
+        relay_service: bool = False,
     ) -> None:
+        self.relays = relays
+        self.relay_service = relay_service
+        self.connect: Any = None  # a weak reference to Node.connect
         self.seed = seed
         self.peer_id = peer_id
         self.listen = listen
@@ -190,6 +195,7 @@ class _Runtime:
         self._reset()
 
     def _reset(self) -> None:
+        self.relay: Any = None  # threadkit.net.relay.RelayClient, once started
         self.thread: threading.Thread | None = None
         self.thread_ident: int | None = None
         self.ready = threading.Event()
@@ -263,7 +269,18 @@ class _Runtime:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 self.bound = [str(a) for a in host.get_transport_addrs()]
-                self.addrs = _advertised(self.bound, self.announce, self.peer_id)
+                self.addrs = _advertised(self.bound, self.announce, self.peer_id, self.relays)
+                if self.relays or self.relay_service:
+                    from threadkit.net.relay import start_relaying
+
+                    self.relay = await start_relaying(
+                        host,
+                        nursery,
+                        serve=self.relay_service,
+                        relays=self.relays,
+                        peer_id=self.peer_id,
+                        connect=self.connect(),
+                    )
                 self.ready.set()
                 if not self.stop_requested:
                     await self.stop_event.wait()
@@ -336,8 +353,17 @@ class _Runtime:
             raise NodeClosed(f"node {self.peer_id} has stopped") from None
 
 
-def _advertised(bound: list[str], announce: tuple[str, ...], peer_id: str) -> list[str]:
-    """What the node advertises: ``announce`` if given, else its binds expanded."""
+def _advertised(
+    bound: list[str], announce: tuple[str, ...], peer_id: str, relays: tuple[str, ...] = ()
+) -> list[str]:
+    """What the node advertises: ``announce`` if given, else its binds expanded.
+
+    With relays, their circuit addresses, after the ``announce`` ones, and no bind: a peer
+    that needs a relay is behind a NAT, where no bind is dialable from outside.
+    """
+    if relays:
+        circuits = [f"{relay}/p2p-circuit/p2p/{peer_id}" for relay in relays]
+        return [f"{a}/p2p/{peer_id}" for a in announce] + circuits
     from threadkit.net.addrs import expand_addrs
 
     chosen = list(announce) if announce else expand_addrs(bound)
@@ -494,6 +520,12 @@ class Node:
         Addresses to advertise instead of the listen addresses (a host behind a port
         forward); without them, wildcard binds are advertised as the host's interface
         addresses, loopback last (:mod:`threadkit.net.addrs`).
+    relays : sequence of str, optional
+        Circuit relays (``…/p2p/<relay id>``) to keep a reservation on; the node then
+        advertises ``<relay>/p2p-circuit/p2p/<its id>`` (after any ``announce``
+        addresses) instead of its binds (:mod:`threadkit.net.relay`).
+    relay_service : bool
+        Serve circuit relay v2 for other peers.
 
     Raises
     ------
@@ -536,9 +568,12 @@ class Node:
         enable_pubsub: bool = False,
         conn_limits: ConnLimits | None = None,
         announce: Sequence[str] | None = None,
+        relays: Sequence[str] | None = None,
+        relay_service: bool = False,
     ) -> None:
         from threadkit.core.identity import Identity
         from threadkit.net.addrs import parse_announce
+        from threadkit.net.relay import parse_relays
 
         if not isinstance(identity_seed, bytes | bytearray) or len(identity_seed) != 32:
             raise InvalidKey("identity_seed must be the 32-byte Ed25519 seed of an Identity")
@@ -559,7 +594,10 @@ class Node:
             enable_pubsub,
             conn_limits,
             parse_announce(announce, peer_id),
+            parse_relays(relays, peer_id),
+            bool(relay_service),
         )
+        self._rt.connect = weakref.WeakMethod(self.connect)
         self._finalizer = weakref.finalize(self, _finalize, self._rt)
 
     def __repr__(self) -> str:
@@ -642,6 +680,18 @@ class Node:
         ports, wildcard binds expanded to the host's interface addresses, loopback last.
         """
         return list(self._rt.addrs) if self._rt.running() else []
+
+    @property
+    def relays(self) -> dict[str, dict[str, Any]]:
+        """Each relay given: ``reserved`` (a slot is held now) and ``error`` (the last failure)."""
+        client = self._rt.relay
+        return {
+            relay: {
+                "reserved": client is not None and relay in client.reserved,
+                "error": None if client is None else client.errors.get(relay),
+            }
+            for relay in self._rt.relays
+        }
 
     @property
     def listen_addrs(self) -> list[str]:
@@ -893,7 +943,10 @@ class Node:
             failures = []
             for maddr in maddrs:
                 try:
-                    conn = await network.dial_addr(maddr, pid)
+                    if "/p2p-circuit" in str(maddr):
+                        conn = await _relay_client(rt).dial(_with_peer(maddr, pid))
+                    else:
+                        conn = await network.dial_addr(maddr, pid)
                 except Exception as exc:
                     failures.append(f"{maddr}: {_describe(exc)}")
                     continue
@@ -1112,6 +1165,22 @@ def _topic_peers(pubsub: Any, topic: str) -> list[str]:
 
 async def _topic_peers_async(pubsub: Any, topic: str) -> list[str]:
     return _topic_peers(pubsub, topic)
+
+
+def _relay_client(rt: _Runtime) -> Any:
+    """The node's relay client; a dial-only one on a node that neither serves nor uses relays."""
+    if rt.relay is None:
+        from threadkit.net.relay import RelayClient
+
+        rt.relay = RelayClient(rt.host, (), rt.peer_id)
+    return rt.relay
+
+
+def _with_peer(maddr: Any, pid: Any) -> Any:
+    from multiaddr import Multiaddr
+
+    text = str(maddr)
+    return maddr if text.endswith(f"/p2p/{pid}") else Multiaddr(f"{text}/p2p/{pid}")
 
 
 def _live_connections(host: Any, peer_id: Any) -> bool:

@@ -50,8 +50,9 @@ class Server:
     pull_later : callable
         ``pull_later(peer_id, thread_id)`` starts a background pull from a peer (after it
         told of a log).
-    accept_replication : bool
-        Whether a ``push_log`` carrying a service key may make this peer a replicator.
+    accept_replication : bool or frozenset of str
+        Who may make this peer a replicator (a ``push_log`` carrying a service key): True
+        any peer, False none, a set of peer ids only those peers.
     idle_timeout : float
         Seconds a ``/threadkit/1.1.0`` stream may wait for its next request before this
         peer closes it.
@@ -63,7 +64,7 @@ class Server:
         receiver: Receiver,
         pull_later: Callable[[str, ThreadID], None],
         *,
-        accept_replication: bool,
+        accept_replication: bool | frozenset[str],
         idle_timeout: float,
     ) -> None:
         self.ctx = ctx
@@ -187,8 +188,12 @@ class Server:
     ) -> bytes:
         ctx = self.ctx
         service = request.get("skey")
-        if not self.accept_replication:
-            raise ProtocolError("this peer does not replicate threads", code="refused")
+        allowed = self.accept_replication
+        if allowed is False or (allowed is not True and remote not in allowed):
+            log.info("refused to replicate thread %s for %s", thread_id, remote)
+            raise ProtocolError(
+                f"this peer does not replicate threads for {remote}", code="refused"
+            )
         if not isinstance(service, bytes) or len(service) != 32:
             raise ProtocolError("skey must be a 32-byte service key", code="malformed")
         if not ctx.repo.has_thread(thread_id):

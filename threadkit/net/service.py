@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
     from threadkit.db.sync import SyncSummary
+    from threadkit.net.lan import LanDiscovery
     from threadkit.net.node import Node
     from threadkit.store.repo import Repo
 
@@ -80,9 +81,9 @@ class ThreadService:
         :class:`threadkit.net.pull.PullSettings`).
     timeout : float
         Seconds a single request may take.
-    accept_replication : bool
-        Whether peers may make this peer a replicator of their threads (``push_log``
-        with the service key).
+    accept_replication : bool or frozenset of str
+        Which peers may make this peer a replicator of their threads (``push_log``
+        with the service key): True any, False none, a set of peer ids only those.
     stream_idle_timeout : float, optional
         Seconds an unused stream to a peer stays open (default: from the node's
         connection limits, :func:`threadkit.net.streams.idle_timeout_for`). Inbound
@@ -97,7 +98,7 @@ class ThreadService:
         *,
         pulling: PullSettings | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        accept_replication: bool = True,
+        accept_replication: bool | frozenset[str] = True,
         stream_idle_timeout: float | None = None,
     ) -> None:
         self.node = node
@@ -204,6 +205,28 @@ class ThreadService:
         target = ThreadAddr.parse(addr)
         result: Database = self.node.call(
             self._puller.join, target, key, name, pull, timeout=timeout or self.timeout * 3
+        )
+        return result
+
+    def join_lan(
+        self,
+        lan: LanDiscovery | None,
+        thread_id: ThreadID,
+        key: ThreadKey,
+        name: str | None = None,
+        timeout: float | None = None,
+        pull: bool = True,
+    ) -> Database:
+        """Join a database by thread id alone, through a LAN peer mDNS found (:mod:`.lan`)."""
+        from threadkit.net.lan import join_on_lan
+
+        limit = timeout or self.timeout * 3
+
+        async def join(target: ThreadAddr) -> Database:
+            return await self._puller.join(target, key, name, pull)
+
+        result: Database = self.node.call(
+            join_on_lan, lan, thread_id, join, limit, timeout=limit + 5.0
         )
         return result
 

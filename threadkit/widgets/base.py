@@ -7,6 +7,12 @@ or the peer is closed). Stopping never removes the widget: its views keep showin
 the last state, with a line saying that live updates stopped and why. Only
 :meth:`LiveWidget.close` removes the views, so a notebook's last cell closes the
 peer, not its widgets, and Run All ends with every widget still on screen.
+
+Every displayed widget carries a static copy of its HTML (``text/html`` beside the
+widget view in its mime bundle). When live updates stop, each of its outputs is
+replaced by that static HTML alone, as it last looked: a notebook saved after
+``peer.close()`` shows the last state when reopened, on GitHub and in nbviewer, where
+a widget view would say "model not found".
 """
 
 from __future__ import annotations
@@ -15,14 +21,68 @@ import html
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from threadkit.errors import RepoClosed
 
-__all__ = ["LiveWidget", "escape"]
+__all__ = ["LiveWidget", "escape", "frame_html", "member", "panel"]
 
 log = logging.getLogger("threadkit.widgets")
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+# Inside a widget the page's output styles do not reach the HTML, so tables get the
+# JupyterLab class that styles DataFrame outputs (and these rules where it is absent).
+_STYLE = (
+    "<style>"
+    ".tk-live{font-size:12px;line-height:1.4}"
+    ".tk-live .tk-scroll{max-height:22em;overflow:auto;border:1px solid "
+    "var(--jp-border-color2,#e0e0e0);margin-top:4px}"
+    ".tk-live table{border-collapse:collapse;border:none;width:auto}"
+    ".tk-live th,.tk-live td{padding:2px 8px;text-align:left;vertical-align:top;"
+    "white-space:nowrap}"
+    ".tk-live td.tk-num{text-align:right}"
+    ".tk-live td.tk-doc{white-space:normal;min-width:16em}"
+    ".tk-live thead th{position:sticky;top:0;background:var(--jp-layout-color0,#fff);"
+    "border-bottom:1px solid var(--jp-border-color1,#bdbdbd)}"
+    ".tk-live tbody tr:nth-child(odd){background:var(--jp-layout-color1,#f5f5f5)}"
+    ".tk-live .tk-stopped{color:#777;font-style:italic;margin-top:2px}"
+    "</style>"
+)
+
+
+def panel(title: str, body: str) -> str:
+    """A widget's HTML: a bold title line over ``body`` in a scroll box, styled."""
+    return (
+        f"{_STYLE}<div class='tk-live jp-RenderedHTMLCommon'><div>{title}</div>"
+        f"<div class='tk-scroll'>{body}</div></div>"
+    )
+
+
+def frame_html(frame: Any) -> str:
+    """A DataFrame as its notebook repr shows it (``_repr_html_``), whatever the display options.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows to show.
+    """
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", len(frame) + 1, "display.max_columns", 20):
+        shown = frame._repr_html_()
+    return str(shown if shown is not None else frame.to_html(border=0))
+
+
+def member(log_id: str | None, own: str | None) -> str:
+    """Who wrote, for people: "you" for this peer's own log, else a short log id."""
+    if log_id is None:
+        return "?"
+    if log_id == own:
+        return "you"
+    return f"{log_id[:6]}…{log_id[-4:]}" if len(log_id) > 12 else log_id
 
 
 def escape(value: object, limit: int = 120) -> str:
@@ -63,6 +123,9 @@ class LiveWidget:
         self._thread: threading.Thread | None = None
         self._cleanups: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
+        self._displays: list[Any] = []
+        self._closing = False
+        self._stop_done = threading.Event()
         self.widget.observe(self._comm_changed, names="comm")
 
     def start(self) -> None:
@@ -138,11 +201,25 @@ class LiveWidget:
         current = threading.current_thread()
         if self._thread is not None and self._thread is not current:
             self._thread.join(timeout=2)
-        if self.widget.comm is not None:
+        if self.widget.comm is not None and not self._closing:
             self.widget.value = (
-                f"{self.widget.value}<div style='color:#777;font-size:smaller'>"
-                f"<i>live updates stopped: {escape(reason)}</i></div>"
+                f"{self.widget.value}<div class='tk-live tk-stopped' "
+                f"style='color:#777;font-style:italic'>live updates stopped: {escape(reason)}</div>"
             )
+            self._publish_static()
+        self._stop_done.set()
+
+    def _publish_static(self) -> None:
+        """Replace each displayed output of this widget by its static HTML."""
+        for handle in self._displays:
+            try:
+                handle.update(self._static_bundle(), raw=True)
+            except Exception:  # outside a kernel there is nothing to update
+                log.debug("could not replace a widget output", exc_info=True)
+
+    def _source_gone(self) -> bool:
+        """True once the source is closed (the background threads are about to stop)."""
+        return False
 
     def close(self) -> None:
         """Stop the background threads, release sources, and close the widget.
@@ -150,6 +227,7 @@ class LiveWidget:
         Closing removes the widget's views from the notebook; to keep them showing
         the last state, call :meth:`stop` or just close the peer.
         """
+        self._closing = True
         self.stop("the widget was closed")
         self.widget.close()
 
@@ -158,11 +236,72 @@ class LiveWidget:
         """True while the background thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
+    def _static_bundle(self) -> dict[str, str]:
+        return {"text/html": self.widget.value, "text/plain": f"<{type(self).__name__}>"}
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget view and, beside it, the static HTML of the current state."""
+        if self.stopped is not None:
+            return self._static_bundle()
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = self.widget.value
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """Display with a display id, so the output becomes static HTML when updates stop."""
+        from IPython.display import display
+
+        handle = display(  # type: ignore[no-untyped-call]
+            self._repr_mimebundle_(), raw=True, display_id=True
+        )
+        if handle is not None and self.stopped is None:
+            self._displays.append(handle)
+            _watch(self)
 
     def __enter__(self) -> LiveWidget:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Displayed widgets whose outputs are not static yet. A kernel attributes output sent
+# from a background thread to the cell that started it, and a notebook runner that is
+# not a browser (nbclient, nbconvert, papermill) drops what comes for a finished cell:
+# after each cell, the kernel's own thread turns stopped widgets' outputs static, with
+# the executing cell as parent, so such runners record the last state too.
+_displayed: weakref.WeakSet[LiveWidget] = weakref.WeakSet()
+_hooked: list[Any] = []
+
+
+def _watch(widget: LiveWidget) -> None:
+    _displayed.add(widget)
+    if _hooked:
+        return
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return
+    if shell is not None:
+        shell.events.register("post_execute", _after_cell)
+        _hooked.append(shell)
+
+
+def _after_cell() -> None:
+    """After a cell: widgets whose source closed during it stop, and their outputs go static."""
+    for widget in list(_displayed):
+        if widget.stopped is None and widget._source_gone():
+            widget.wake()
+            for thread in (getattr(widget, "_reader", None), widget._thread):
+                if (
+                    isinstance(thread, threading.Thread)
+                    and thread is not threading.current_thread()
+                ):
+                    thread.join(timeout=2)
+        if widget.stopped is not None:
+            widget._stop_done.wait(timeout=2)  # its last state, with the line saying why
+            _displayed.discard(widget)
+            if not widget._closing and widget.widget.comm is not None:
+                widget._publish_static()

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from threadkit.errors import RepoClosed
-from threadkit.widgets.base import LiveWidget, escape
+from threadkit.widgets.base import LiveWidget, escape, panel
 
 if TYPE_CHECKING:
     from threadkit.peer import Peer
@@ -29,6 +29,9 @@ class PeerStatus(LiveWidget):
         super().__init__(throttle=0.0, poll=every)
         self.peer = peer
         self.start()
+
+    def _source_gone(self) -> bool:
+        return bool(self.peer.closed)
 
     def render(self) -> str:
         """The dashboard's HTML."""
@@ -68,4 +71,4 @@ class PeerStatus(LiveWidget):
             f"<td>{v if k == 'recent errors' else escape(v)}</td></tr>"
             for k, v in rows
         )
-        return f"<table>{cells}</table>"
+        return panel("<b>peer</b>", f"<table><tbody>{cells}</tbody></table>")

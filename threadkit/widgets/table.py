@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from threadkit.widgets.base import LiveWidget, escape
+from threadkit.widgets.base import LiveWidget, escape, frame_html, panel
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
@@ -16,6 +16,9 @@ __all__ = ["LiveTable"]
 
 class LiveTable(LiveWidget):
     """A table of a collection's documents, re-rendered (throttled) whenever they change.
+
+    The table is the DataFrame's own notebook HTML (aligned, ``_mod`` as a time), in a
+    scroll box with a sticky header.
 
     Parameters
     ----------
@@ -57,12 +60,15 @@ class LiveTable(LiveWidget):
             return self.collection.query(self.query)
         return self.collection.to_pandas(self.query)
 
+    def _source_gone(self) -> bool:
+        return bool(self._feed.closed)
+
     def render(self) -> str:
         """The table's HTML."""
         frame = self.frame()
         shown = frame.head(self.max_rows)
         more = len(frame) - len(shown)
-        caption = f"<div><b>{escape(self.collection.name)}</b> — {len(frame)} documents"
+        caption = f"<b>{escape(self.collection.name)}</b> — {len(frame)} documents"
         if more > 0:
             caption += f" (first {len(shown)} shown)"
-        return caption + "</div>" + str(shown.to_html(max_cols=20, escape=True, border=0))
+        return panel(caption, frame_html(shown))

@@ -1,4 +1,5 @@
-"""Fixtures shared by the test directories: a small filesystem that a test can fill."""
+"""Fixtures shared by every test directory (at the root: with --doctest-modules a second
+conftest.py under tests/ would be collected as a module beside tests/api/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 
 MiB = 1024**2
+
+# no mDNS from the suite onto the machine's network: peers listening on 0.0.0.0 would
+# announce themselves by default (tests/netlab turns it on inside its namespaces)
+os.environ["THREADKIT_MDNS"] = "0"
 
 
 class SmallDisk:
