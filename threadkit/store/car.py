@@ -18,7 +18,8 @@ Examples
 >>> from threadkit.core.cid import cid_of
 >>> out = io.BytesIO()
 >>> block = b"\\x41\\x00"
->>> write_car(out, [cid_of(block)], [(cid_of(block), block)])
+>>> write_car(out, [cid_of(block)], [(cid_of(block), block)])  # bytes written
+98
 >>> roots, blocks = read_car(io.BytesIO(out.getvalue()))
 >>> [bytes(b) for _, b in blocks] == [block]
 True
