@@ -30,8 +30,11 @@ from threadkit.net.client import Client
 from threadkit.net.context import ServiceContext
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from threadkit.core.ids import ThreadID
     from threadkit.core.records import Record
+    from threadkit.store.models import StoredRecord
 
 __all__ = ["MAX_QUEUED_BYTES", "MAX_QUEUED_RECORDS", "MAX_QUEUED_TOTAL", "Pusher", "batch"]
 
@@ -47,7 +50,7 @@ MAX_QUEUED_TOTAL = 128 * 1024 * 1024
 """Bytes of records queued for all peers together (a record queued for two peers counts twice)."""
 
 
-def batch(records: list[Record]) -> int:
+def batch(records: Sequence[Record | StoredRecord]) -> int:
     """How many of ``records`` (at least one) the next ``push_records`` carries.
 
     At most ``MAX_RECORDS`` records and ``MAX_PUSH_BYTES`` bytes, unless the first record
@@ -162,7 +165,11 @@ class Pusher:
                 return
 
     async def push_records(
-        self, peer_id: str, thread_id: ThreadID, log_id: str, records: list[Record]
+        self,
+        peer_id: str,
+        thread_id: ThreadID,
+        log_id: str,
+        records: Sequence[Record | StoredRecord],
     ) -> None:
         """One ``push_records`` call; an ``unknown_log`` refusal sends the log, then retries.
 

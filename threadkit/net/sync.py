@@ -14,24 +14,20 @@ could not be reached, make it raise :class:`~threadkit.errors.SyncTimeout` namin
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from threadkit.core.identity import peer_id_bytes
 from threadkit.db.sync import PeerSync, SyncSummary
-from threadkit.errors import NetworkError, ProtocolError, SyncTimeout, ThreadkitError
+from threadkit.errors import NetworkError, SyncTimeout, ThreadkitError
 from threadkit.net import protocol as p
 from threadkit.net.client import Client
 from threadkit.net.context import ServiceContext, peer_id_str
 from threadkit.net.pull import Puller
-from threadkit.net.push import Pusher
+from threadkit.net.push import Pusher, batch
 
 if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
 
 __all__ = ["Syncer"]
-
-_PUSH_BYTES = 4 * 1024 * 1024
-"""Bytes of records in one ``push_records`` of a sync (at most ``MAX_RECORDS`` records)."""
 
 
 class Syncer:
@@ -113,34 +109,12 @@ class Syncer:
 
     async def _push_log(self, peer_id: str, thread_id: ThreadID, log_id: str, after: int) -> int:
         """Push the records of one log after counter ``after``; returns how many."""
-        ctx = self.ctx
-        key = ctx.key(thread_id)
-        tid = thread_id.to_bytes()
         sent = 0
         while True:
-            stored = ctx.repo.read_log(thread_id, log_id, after=after, limit=p.MAX_RECORDS)
+            stored = self.ctx.repo.read_log(thread_id, log_id, after=after, limit=p.MAX_RECORDS)
             if not stored:
                 return sent
-            batch: list[Any] = []
-            size = 0
-            for record in stored:
-                size += record.blocks.total_size()
-                if batch and size > _PUSH_BYTES:
-                    break
-                batch.append(p.blocks_to_node(record.blocks))
-            request = {
-                "t": "push_records",
-                "thread": tid,
-                "auth": p.auth_token(key.service, tid, peer_id_bytes(peer_id)),
-                "log": peer_id_bytes(log_id),
-                "records": batch,
-            }
-            try:
-                await self.client.request(peer_id, request)
-            except ProtocolError as exc:
-                if exc.code != "unknown_log":
-                    raise
-                await self.pusher.push_log(peer_id, thread_id, log_id)
-                await self.client.request(peer_id, request)
-            sent += len(batch)
-            after += len(batch)
+            records = stored[: batch(stored)]
+            await self.pusher.push_records(peer_id, thread_id, log_id, records)
+            sent += len(records)
+            after += len(records)
