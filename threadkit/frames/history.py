@@ -396,7 +396,7 @@ def readable_history(frame: pd.DataFrame) -> pd.DataFrame:
     ...     db = peer.new_db("notes")
     ...     _ = db.new_collection("Notes").create({"_id": "n1"})
     ...     shown = readable_history(history(db))
-    >>> list(shown.columns) == list(READABLE_HISTORY_COLUMNS), shown["log"].str.len().max()
+    >>> list(shown.columns) == list(READABLE_HISTORY_COLUMNS), int(shown["log"].str.len().max())
     (True, 9)
     """
     result: pd.DataFrame = _shorten(frame, ("log", "record"), READABLE_HISTORY_COLUMNS)

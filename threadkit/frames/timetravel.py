@@ -165,11 +165,12 @@ def documents_frame(
 
     Examples
     --------
-    >>> frame = documents_frame([{"_id": "a", "n": 1}, {"_id": "b", "m": "x"}])
-    >>> frame.to_dict("index")
-    {'a': {'n': 1, 'm': <NA>}, 'b': {'n': <NA>, 'm': 'x'}}
+    >>> import pandas as pd
+    >>> frame = documents_frame([{"_id": "a", "n": 1, "_mod": 5}, {"_id": "b", "m": "x"}])
     >>> frame.dtypes.astype(str).to_dict()
-    {'n': 'Int64', 'm': 'string'}
+    {'n': 'Int64', 'm': 'string', '_mod': 'datetime64[ns, UTC]'}
+    >>> frame.loc["b", "n"] is pd.NA
+    True
     """
     from threadkit.frames.frame import frame_from_documents
 
