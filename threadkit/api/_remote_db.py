@@ -165,7 +165,9 @@ class RemoteDatabase:
         """Not available remotely: raises InvalidInput (needs the record log)."""
         raise needs_log("dag()")
 
-    def plot_dag(self, ax: Any = None, max_records: int = 300, causal: bool = False) -> Any:
+    def plot_dag(
+        self, ax: Any = None, max_records: int = 300, causal: bool = False, members: Any = None
+    ) -> Any:
         """Not available remotely: raises InvalidInput (needs the record log)."""
         raise needs_log("plot_dag()")
 
