@@ -425,16 +425,16 @@ class Daemon:
         NetworkError
             The host, the API or the proxy cannot listen (nothing is left running).
         """
-        import threadkit as tk
         from threadkit.api.proxy import WebProxy
         from threadkit.api.server import APIServer
+        from threadkit.peer import Peer
 
         config = self.config
         if self.peer is not None:
             raise InvalidInput("this daemon is already started")
         net = config.net
         try:
-            self.peer = tk.Peer(
+            self.peer = Peer(
                 str(config.repo),
                 listen=[config.host_addr],
                 network=True,
