@@ -71,6 +71,7 @@ def _collection_info(info: dict[str, Any]) -> pb.GetCollectionInfoReply:
 
 
 def db_info(db: Database) -> pb.GetDBInfoReply:
+    """GetDBInfo's reply for a database: its addresses (binary), key and name."""
     info = db.info()
     return pb.GetDBInfoReply(
         addrs=[addr_to_bytes(a) for a in info.addrs], key=info.key.to_bytes(), name=info.name

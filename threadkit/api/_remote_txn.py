@@ -45,6 +45,7 @@ class TxnStream:
         self.closed = False
 
     def ask(self, request: Any) -> Any:
+        """Send one request and wait for its reply (TransactionClosed once the stream ended)."""
         if self.closed:
             raise errors.TransactionClosed("this transaction is closed")
         self._requests.put(request)
@@ -72,6 +73,7 @@ class TxnStream:
             raise error_from_status(exc) from None
 
     def cancel(self) -> None:
+        """End the stream at once (the daemon discards a write transaction)."""
         self.closed = True
         self._call.cancel()
         self._requests.put(None)

@@ -26,16 +26,19 @@ __all__ = [
 
 
 def dump_doc(doc: Any) -> bytes:
+    """A document as compact UTF-8 JSON, as the API carries instances."""
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def doc_list(docs: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Documents given as ``*docs`` (dicts, or lists of them), checked as the embedded API does."""
     from threadkit.db.txn import normalise_docs
 
     return normalise_docs(docs)
 
 
 def id_list(ids: Iterable[Any]) -> list[str]:
+    """Instance ids given as ``*ids``, lists and tuples flattened."""
     out: list[str] = []
     for item in ids:
         if isinstance(item, list | tuple):
@@ -46,6 +49,7 @@ def id_list(ids: Iterable[Any]) -> list[str]:
 
 
 def query_json(query: Query | None) -> bytes:
+    """``queryJSON`` for a query (``{}``: every document); InvalidQuery for anything else."""
     from threadkit.db.query import Query
 
     if query is None:
@@ -62,6 +66,7 @@ def collection_config(
     write_validator: str | None,
     read_filter: str | None,
 ) -> pb.CollectionConfig:
+    """A ``CollectionConfig`` message (indexes as paths, dicts or ``tk.Index``)."""
     from threadkit.db.config import Index
 
     wire = []
@@ -82,6 +87,7 @@ def collection_config(
 
 
 def info_dict(reply: Any) -> dict[str, Any]:
+    """A GetCollectionInfo reply as ``Database.collection_info``'s dict."""
     return {
         "name": reply.name,
         "schema": json.loads(reply.schema) if reply.schema else {},
@@ -92,6 +98,7 @@ def info_dict(reply: Any) -> dict[str, Any]:
 
 
 def check(reply: Any) -> Any:
+    """``reply``, or the error its ``transactionError`` names."""
     if reply.transactionError:
         raise error_from_text(reply.transactionError)
     return reply

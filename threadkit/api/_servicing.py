@@ -47,6 +47,7 @@ _T = TypeVar("_T")
 
 
 def txn_error(exc: Exception) -> str:
+    """The ``transactionError`` text of an exception (the status message it would get)."""
     return status_for(exc)[1]
 
 
@@ -60,6 +61,7 @@ class Abort(errors.ThreadkitError):
 
 
 def abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    """End the call with the status for ``exc`` (its class in the error trailer)."""
     if isinstance(exc, Abort):
         code, message = exc.code, exc.message
     else:
@@ -126,18 +128,21 @@ def streaming(method: Callable[[Any, Any, grpc.ServicerContext], Iterator[_T]]) 
 
 
 def wire_thread_key(raw: bytes) -> ThreadKey:
+    """A request's thread key; InvalidThreadKey when empty."""
     if not raw:
         raise errors.InvalidThreadKey("threadKey is empty")
     return ThreadKey.from_bytes(bytes(raw))
 
 
 def wire_thread_id(raw: bytes) -> ThreadID:
+    """A request's ``dbID``/``threadID``; InvalidThreadID when empty."""
     if not raw:
         raise errors.InvalidThreadID("dbID is empty")
     return ThreadID.from_bytes(raw)
 
 
 def load_docs(instances: Any) -> list[dict[str, Any]]:
+    """A request's JSON instances as dicts; InvalidDocument for anything but JSON objects."""
     docs = []
     for raw in instances:
         try:
@@ -177,6 +182,7 @@ def dump_docs(docs: Any) -> list[bytes]:
 
 
 def load_query(raw: bytes) -> Any:
+    """A request's ``queryJSON`` as a Query (None when empty)."""
     from threadkit.db.query import Query
 
     if not raw or not raw.strip():
@@ -192,6 +198,7 @@ class Tokens:
         self.issuer = TokenIssuer(peer.identity)
 
     def challenge_flow(self, requests: Iterator[Any], reply: Callable[..., Any]) -> Iterator[Any]:
+        """The GetToken exchange: key, then challenge, then signature, then token."""
         first = next(requests, None)
         if first is None or first.WhichOneof("payload") != "key":
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must carry the key")
@@ -207,6 +214,7 @@ class Tokens:
         yield reply(token=token)
 
     def identity(self, context: grpc.ServicerContext) -> PublicKey:
+        """The caller: its bearer token's identity, or the host's without one."""
         auth = ""
         for key, value in context.invocation_metadata():
             if key.lower() == AUTHORIZATION_KEY:
