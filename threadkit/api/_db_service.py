@@ -12,13 +12,13 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._servicing import (
-    Abort,
     Tokens,
     dump_doc,
     dump_docs,
     load_docs,
     load_query,
     peer_call,
+    status_error,
     streaming,
     txn_error,
     unary,
@@ -296,7 +296,7 @@ class DBService(pb_grpc.APIServicer):
     def _start(self, request_iterator: Any, context: grpc.ServicerContext) -> Collection:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("option") != "startTransactionRequest":
-            raise Abort(
+            raise status_error(
                 grpc.StatusCode.INVALID_ARGUMENT, "first message must be startTransactionRequest"
             )
         start = first.startTransactionRequest
@@ -417,7 +417,7 @@ def _read_step(txn: Any, request: Any) -> pb.ReadTransactionReply:
             return pb.ReadTransactionReply(
                 findByIDReply=pb.FindByIDReply(transactionError=txn_error(exc))
             )
-    raise Abort(
+    raise status_error(
         grpc.StatusCode.INVALID_ARGUMENT, f"unexpected request in a read transaction: {kind}"
     )
 
@@ -461,6 +461,6 @@ def _write_step(txn: Any, request: Any) -> pb.WriteTransactionReply:
             "verifyRequest": lambda: R(verifyReply=pb.VerifyReply(transactionError=message)),
         }
         return replies[kind or "verifyRequest"]()
-    raise Abort(
+    raise status_error(
         grpc.StatusCode.INVALID_ARGUMENT, f"unexpected request in a write transaction: {kind}"
     )

@@ -34,6 +34,7 @@ __all__ = [
     "load_docs",
     "load_query",
     "peer_call",
+    "status_error",
     "streaming",
     "txn_error",
     "unary",
@@ -58,6 +59,11 @@ class Abort(errors.ThreadkitError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def status_error(code: grpc.StatusCode, message: str) -> errors.ThreadkitError:
+    """An error that ends the call with exactly ``code`` and ``message`` (no error trailer)."""
+    return Abort(code, message)
 
 
 def abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
