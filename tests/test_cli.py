@@ -251,10 +251,10 @@ def test_daemon_refuses_bad_connection_settings(
 
 
 def test_daemon_parses_its_network_settings() -> None:
-    from threadkit.cli import _NetSettings
+    from threadkit.api.daemon import NetSettings
     from threadkit.net.connmgr import ConnLimits
 
-    settings = _NetSettings.from_config(
+    settings = NetSettings.from_config(
         {
             "connLowWater": "7",
             "connHighWater": "9",
