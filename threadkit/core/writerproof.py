@@ -183,7 +183,11 @@ def proof_message(
         raise WriterProofError(f"thread_id must be a ThreadID, got {type(thread_id).__name__}")
     if not isinstance(log, PublicKey):
         raise WriterProofError(f"log must be a PublicKey, got {type(log).__name__}")
-    node: dict[str, Any] = {"kind": str(kind), "thread": thread_id.to_bytes(), "log": log.to_bytes()}
+    node: dict[str, Any] = {
+        "kind": str(kind),
+        "thread": thread_id.to_bytes(),
+        "log": log.to_bytes(),
+    }
     if kind is ProofKind.DELEGATION:
         if content is not None:
             raise WriterProofError("a delegation covers a whole log: it names no content")
@@ -236,7 +240,9 @@ def attest(
     if not isinstance(client, PublicKey):
         raise WriterProofError(f"client must be a PublicKey, got {type(client).__name__}")
     if client == daemon.public:
-        raise WriterProofError("a daemon writing for itself makes a direct proof, not an attested one")
+        raise WriterProofError(
+            "a daemon writing for itself makes a direct proof, not an attested one"
+        )
     message = proof_message(
         ProofKind.ATTESTED, thread_id=thread_id, log=log, content=content, client=client
     )
