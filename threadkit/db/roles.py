@@ -257,6 +257,13 @@ def fold(events: Iterable[Event]) -> FoldResult:
     return judged.result()
 
 
+def _covers(change: Event, event: Event) -> bool:
+    """True when ``event``'s position is within the heads ``change``'s author had seen."""
+    if change.log == event.log:
+        return event.counter < change.counter
+    return change.heads is not None and change.heads.get(event.log, 0) >= event.counter
+
+
 def _saw(later: Event, earlier: Event) -> bool:
     """True when ``later``'s author had seen ``earlier`` (and it is earlier in the order)."""
     if earlier.order_key >= later.order_key:
@@ -306,7 +313,8 @@ class _Pass:
             if event is None:
                 seen = True
             elif change.reduction and not reduction:
-                seen = True  # an unseen reduction earlier in the order still applies
+                # a reduction earlier in the order applies, unless it had seen this event
+                seen = not _covers(change.event, event)
             elif event.heads is None and not change.reduction:
                 seen = True  # an event without heads: every grant earlier in the order
             else:
@@ -398,7 +406,7 @@ def _cuts(judged: _Pass) -> dict[tuple[str, int], str]:
         return (
             event is not reduction
             and member in (event.author, event.via)
-            and not _saw(reduction, event)
+            and not _covers(reduction, event)
             and not restored(reduction, event, member)
         )
 
