@@ -184,9 +184,11 @@ def run(rounds: int = 7) -> list[Figure]:
             s.raw_verify,
             rounds,
         ),
+        _measure("record_create_no_proof", "records/s", sign, create_alone, s.raw_sign, rounds),
         _measure(
             "record_create_with_proof", "records/s", sign, create_with_proof, s.raw_sign, rounds
         ),
+        _measure("record_open_no_proof", "records/s", verify, open_alone, s.raw_verify, rounds),
         _measure(
             "record_open_with_proof", "records/s", verify, open_with_proof, s.raw_verify, rounds
         ),

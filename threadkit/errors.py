@@ -38,8 +38,8 @@ already catches the built-in kinds keeps working.
     │       ├── IntegrityError                    bytes do not hash to the CID that names them
     │       ├── DecryptionError                   wrong service or read key, or tampered ciphertext
     │       ├── SignatureError                    missing or forged signature
-    │       ├── ChainError                        `prev` does not link, or a counter does not follow
-    │       └── WriterProofError                  a writer proof forged, or for another thread, log or content
+    │       │   └── WriterProofError              a writer proof forged, or for another thread, log or content
+    │       └── ChainError                        `prev` does not link, or a counter does not follow
     ├── StoreError                                the repository on disk
     │   ├── RepoInUse                             another process holds the repo
     │   ├── RepoClosed                            the repo was used after close()
