@@ -21,9 +21,9 @@ The rules (each with an example in docs/access.md):
 3. An author's role for an event comes from that author's accepted role changes: those
    the event had seen (or, for an event without heads, those before it in the order),
    and every reduction (a revoke, or a grant of a lower role) before it in the order
-   even if unseen. Among those changes the causally latest count; when several are
-   concurrent (none had seen the other) the **lowest role wins** (a revoke beats a
-   concurrent grant).
+   that had not seen the event (to judge a reduction, only the reductions it had seen).
+   Among those changes the causally latest count; when several are concurrent (none had
+   seen the other) the **lowest role wins** (a revoke beats a concurrent grant).
 4. **Revocation cut.** A reduction of member M names the heads its author had seen; every
    event by M (as author or daemon) beyond those heads is rejected, wherever its stamp
    puts it in the order, unless a later change of M that had seen the reduction restores
@@ -57,7 +57,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from threadkit.errors import MalformedRecord
+from threadkit.errors import MalformedRecord, NotFound
 
 __all__ = [
     "Event",
@@ -218,7 +218,7 @@ class FoldResult:
         for v in self.verdicts:
             if v.event.position == (log, counter):
                 return v
-        raise MalformedRecord(f"no event at {log}:{counter}")
+        raise NotFound(f"no event at {log}:{counter}")
 
 
 def fold(events: Iterable[Event]) -> FoldResult:
@@ -286,7 +286,6 @@ class _Pass:
     """One fold over the order, with the ``doomed`` events (cut by revocations) rejected."""
 
     def __init__(self, order: list[Event], doomed: Mapping[tuple[str, int], str]) -> None:
-        self.order = order
         self.owner: str | None = None
         self.open = False
         self.changes: dict[str, list[_Change]] = {}
