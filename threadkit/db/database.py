@@ -52,6 +52,7 @@ from threadkit.errors import (
 from threadkit.store import chain, reads
 from threadkit.store.logs import list_logs, read_head
 from threadkit.store.models import AcceptResult
+from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
@@ -203,7 +204,7 @@ class Database:
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
 
-        def check(txn: Any) -> None:
+        def check(txn: StoreTxn) -> None:
             if name in self.engine.collection_names():
                 raise CollectionExists(f"collection {name!r} already exists in {self.name!r}")
 
@@ -226,7 +227,7 @@ class Database:
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
 
-        def check(txn: Any) -> None:
+        def check(txn: StoreTxn) -> None:
             current = self.engine.config(name)
             added = [i.path for i in config.indexes if i not in current.indexes]
             if added:
@@ -243,7 +244,7 @@ class Database:
         self._commit_collection_event(Action.UPDATE_COLLECTION, config, check=check)
         return self.get_collection(name)
 
-    def _check_indexable(self, txn: Any, name: str, paths: list[str]) -> None:
+    def _check_indexable(self, txn: StoreTxn, name: str, paths: list[str]) -> None:
         """Raise InvalidIndex when a document holds text too long for an entry of a new index."""
         from threadkit.db.engine import get_path
 
@@ -492,7 +493,7 @@ class Database:
         signer = author or self.identity.public
         built: list[_Pending] = []
 
-        def attempt(txn: Any) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreTxn) -> tuple[Record, list[Change]]:
             if self._creates_only(ops):
                 record, changes = self._commit_creates(txn, ops, signer)
             else:
@@ -545,7 +546,7 @@ class Database:
                     self.engine.scripts = None
             calls.run_missing()
 
-    def _build_events(self, txn: Any, ops: list[Op]) -> _Pending:
+    def _build_events(self, txn: StoreTxn, ops: list[Op]) -> _Pending:
         """The events of a transaction's writes, stamped now, and what they were built on."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
         pending = _Pending(head=head.cid)
@@ -580,7 +581,7 @@ class Database:
         if calls.missing:
             raise _Again
 
-    def _still_current(self, txn: Any, pending: _Pending) -> bool:
+    def _still_current(self, txn: StoreTxn, pending: _Pending) -> bool:
         """True when events built earlier can be committed now: no record was added to
         this peer's log since (their stamps still follow its head), and no instance or
         collection they were built on changed."""
@@ -596,7 +597,7 @@ class Database:
         )
 
     def _commit_ops(
-        self, txn: Any, ops: list[Op], pending: _Pending, author: PublicKey
+        self, txn: StoreTxn, ops: list[Op], pending: _Pending, author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
         record = self._sign(txn, encode_body(pending.events), author)
@@ -607,7 +608,7 @@ class Database:
         return record, changes
 
     def _commit_creates(
-        self, txn: Any, ops: list[Op], author: PublicKey
+        self, txn: StoreTxn, ops: list[Op], author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
 
@@ -650,7 +651,7 @@ class Database:
         history = self.engine.colls.get(op.collection)
         return op.checked is not None and history is not None and op.checked is history.current
 
-    def _event_for(self, txn: Any, pending: _Pending, op: Op) -> Event:
+    def _event_for(self, txn: StoreTxn, pending: _Pending, op: Op) -> Event:
         ident = (op.collection, op.instance_id)
         if ident in pending.state:
             before, base = pending.state[ident]
@@ -715,7 +716,7 @@ class Database:
             )
         return stamp
 
-    def _sign(self, txn: Any, body: bytes, author: PublicKey) -> Record:
+    def _sign(self, txn: StoreTxn, body: bytes, author: PublicKey) -> Record:
         """This peer's next record holding ``body``, linked to its log's head."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
         return create_record(body, log_key=self.log_key, key=self.key, prev=head.cid, author=author)
@@ -733,7 +734,7 @@ class Database:
         assert name is not None
         built: list[tuple[bytes | None, Event]] = []
 
-        def attempt(txn: Any) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreTxn) -> tuple[Record, list[Change]]:
             if check is not None:
                 check(txn)
             head = read_head(txn, self._repo.tables, self.id, self.log_id).cid
@@ -794,7 +795,7 @@ class Database:
         log_bytes = peer_id_bytes(log_id)
         records = list(records)
 
-        def attempt(txn: Any) -> tuple[AcceptResult, list[Change]]:
+        def attempt(txn: StoreTxn) -> tuple[AcceptResult, list[Change]]:
             changes: list[Change] = []
             result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
             for appended in result.added:
@@ -806,7 +807,7 @@ class Database:
         self._after_commit(changes, None, log_id)
         return result
 
-    def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
+    def _apply_received(self, txn: StoreTxn, log_bytes: bytes, record: Record) -> list[Change]:
         try:
             events = decode_body(record.read_body(self.key))
         except (RecordError, MalformedRecord) as exc:
@@ -828,7 +829,7 @@ class Database:
             txn, events, log_bytes, str(record.author), record.cid, strict=False
         )
 
-    def _set_applied(self, txn: Any, log_bytes: bytes, counter: int) -> None:
+    def _set_applied(self, txn: StoreTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(
             layout.applied_key(self.prefix, log_bytes),
             counter.to_bytes(8, "big"),
@@ -838,7 +839,7 @@ class Database:
     def _catch_up(self) -> None:
         """Apply records stored in the logs but not yet applied (after a crash or an import)."""
 
-        def attempt(txn: Any) -> list[Change]:
+        def attempt(txn: StoreTxn) -> list[Change]:
             changes: list[Change] = []
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)

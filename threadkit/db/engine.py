@@ -40,6 +40,7 @@ from threadkit.errors import (
     UnreadableDocument,
     WriteRejected,
 )
+from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
     from threadkit.store.repo import Repo
@@ -147,7 +148,7 @@ class Engine:
 
     # ---------------------------------------------------------------- loading
 
-    def load(self, txn: Any) -> None:
+    def load(self, txn: StoreTxn) -> None:
         """Read the collections' config histories."""
         colls: dict[str, CollHistory] = {}
         cursor = txn.cursor(self.tables.colls)
@@ -160,7 +161,7 @@ class Engine:
         self.colls = colls
 
     @contextlib.contextmanager
-    def write(self, repo: Repo) -> Iterator[Any]:
+    def write(self, repo: Repo) -> Iterator[StoreTxn]:
         """A write transaction of ``repo`` in which :meth:`apply` may take collection events.
 
         The config histories its collection events change are seen through this
@@ -201,7 +202,7 @@ class Engine:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return config
 
-    def config_in(self, txn: Any, name: str) -> CollectionConfig:
+    def config_in(self, txn: StoreTxn, name: str) -> CollectionConfig:
         """A collection's config as ``txn``'s snapshot holds it.
 
         A read transaction opened before a config change committed must plan its queries
@@ -220,7 +221,7 @@ class Engine:
         """Names of the live collections, sorted."""
         return sorted(n for n, h in self.colls.items() if h.current is not None)
 
-    def _history(self, txn: Any, name: str) -> CollHistory | None:
+    def _history(self, txn: StoreTxn, name: str) -> CollHistory | None:
         """A collection's config history as ``txn`` sees it (with its own config events)."""
         staged = self._staged
         if staged is not None and staged[0] is txn:
@@ -231,12 +232,12 @@ class Engine:
 
     # ----------------------------------------------------------------- reading
 
-    def get_doc(self, txn: Any, collection: str, instance_id: str) -> dict[str, Any] | None:
+    def get_doc(self, txn: StoreTxn, collection: str, instance_id: str) -> dict[str, Any] | None:
         """The stored document, or None."""
         data = txn.get(layout.doc_key(self._coll(collection), instance_id), db=self.tables.docs)
         return None if data is None else _loads(data)
 
-    def scan_docs(self, txn: Any, collection: str) -> Iterator[dict[str, Any]]:
+    def scan_docs(self, txn: StoreTxn, collection: str) -> Iterator[dict[str, Any]]:
         """Every live document of a collection, in ``_id`` order."""
         prefix = self._coll(collection)
         cursor = txn.cursor(self.tables.docs)
@@ -250,7 +251,7 @@ class Engine:
             except UnreadableDocument as exc:
                 log.warning("%s; left out of the scan of %r", exc, collection)
 
-    def count_docs(self, txn: Any, collection: str) -> int:
+    def count_docs(self, txn: StoreTxn, collection: str) -> int:
         """Number of live documents."""
         prefix = self._coll(collection)
         cursor = txn.cursor(self.tables.docs)
@@ -263,7 +264,7 @@ class Engine:
         return count
 
     def index_ids(
-        self, txn: Any, collection: str, path: str, lo: bytes, hi: bytes
+        self, txn: StoreTxn, collection: str, path: str, lo: bytes, hi: bytes
     ) -> Iterator[str]:
         """Ids of index entries whose ``value ‖ id`` bytes lie in ``[lo, hi)``."""
         base = layout.index_prefix(self._coll(collection), path)
@@ -277,16 +278,16 @@ class Engine:
             rest = bytes(key[len(base) :])
             yield decode_id(rest, decode_value(rest)[1])[0]
 
-    def index_has(self, txn: Any, collection: str, path: str, lo: bytes, hi: bytes) -> bool:
+    def index_has(self, txn: StoreTxn, collection: str, path: str, lo: bytes, hi: bytes) -> bool:
         """True when some index entry lies in ``[lo, hi)``."""
         return next(self.index_ids(txn, collection, path, lo, hi), None) is not None
 
-    def last_key(self, txn: Any, collection: str, instance_id: str) -> bytes | None:
+    def last_key(self, txn: StoreTxn, collection: str, instance_id: str) -> bytes | None:
         """Key of the latest event of an instance."""
         value = txn.get(layout.doc_key(self._coll(collection), instance_id), db=self.tables.inst)
         return None if value is None else bytes(value)
 
-    def events_of(self, txn: Any, collection: str, instance_id: str) -> list[StoredEvent]:
+    def events_of(self, txn: StoreTxn, collection: str, instance_id: str) -> list[StoredEvent]:
         """All events of an instance, in order."""
         prefix = layout.event_prefix(self._coll(collection), instance_id)
         history = self._history(txn, collection)
@@ -307,7 +308,7 @@ class Engine:
             )
         return events
 
-    def lost_writes(self, txn: Any, collection: str | None = None) -> list[dict[str, Any]]:
+    def lost_writes(self, txn: StoreTxn, collection: str | None = None) -> list[dict[str, Any]]:
         """Every recorded lost write (see ``Database.lost_writes``), in key order."""
         prefix = self._coll(collection) if collection else self.prefix
         cursor = txn.cursor(self.tables.lost)
@@ -340,7 +341,7 @@ class Engine:
 
     def apply(
         self,
-        txn: Any,
+        txn: StoreTxn,
         events: list[Event],
         log_id: bytes,
         author: str,
@@ -377,7 +378,7 @@ class Engine:
 
     def apply_creates(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
         encoded: Sequence[bytes],
@@ -413,7 +414,7 @@ class Engine:
 
     def _put_creates(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         config: CollectionConfig,
         creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
@@ -453,7 +454,9 @@ class Engine:
             txn.cursor(table).putmulti(items)
         return [Change(collection, i, Action.CREATE, d) for i, d in zip(ids, docs, strict=True)]
 
-    def _store_event(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
+    def _store_event(
+        self, txn: StoreTxn, event: Event, key: bytes, author: str, record: bytes
+    ) -> None:
         coll = self._coll(event.collection)
         value = cbor2.dumps([event.action.code, event.data, event.base, author, record])
         txn.put(layout.event_prefix(coll, event.instance_id) + key, value, db=self.tables.events)
@@ -461,7 +464,7 @@ class Engine:
 
     def _fast_apply(
         self,
-        txn: Any,
+        txn: StoreTxn,
         event: Event,
         key: bytes,
         author: str,
@@ -535,7 +538,9 @@ class Engine:
             self._refold_all(txn, [*steals, *woken], changes)
         return True
 
-    def _strict_check(self, txn: Any, event: Event, key: bytes, author: str, record: bytes) -> None:
+    def _strict_check(
+        self, txn: StoreTxn, event: Event, key: bytes, author: str, record: bytes
+    ) -> None:
         """Judge a local event on top of the stored state; raise when it is refused."""
         history = self._history(txn, event.collection)
         config, epoch = history.at(key) if history else (None, None)
@@ -550,7 +555,7 @@ class Engine:
 
     def _judge(
         self,
-        txn: Any,
+        txn: StoreTxn,
         event: StoredEvent,
         collection: str,
         instance_id: str,
@@ -597,7 +602,7 @@ class Engine:
 
     def _claim(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         instance_id: str,
         path: str,
@@ -622,7 +627,9 @@ class Engine:
                 )
             steals.append((collection, holder))
 
-    def _holders(self, txn: Any, coll: bytes, path: str, value: Any) -> Iterator[tuple[str, bytes]]:
+    def _holders(
+        self, txn: StoreTxn, coll: bytes, path: str, value: Any
+    ) -> Iterator[tuple[str, bytes]]:
         prefix = layout.index_prefix(coll, path) + encode_value(value)
         cursor = txn.cursor(self.tables.index)
         if not cursor.set_range(prefix):
@@ -632,13 +639,15 @@ class Engine:
                 return
             yield decode_id(bytes(key), len(prefix))[0], bytes(claim)
 
-    def _note_loser(self, txn: Any, coll: bytes, path: str, value: Any, instance_id: str) -> None:
+    def _note_loser(
+        self, txn: StoreTxn, coll: bytes, path: str, value: Any, instance_id: str
+    ) -> None:
         key = layout.index_prefix(coll, path) + encode_value(value) + encode_id(instance_id)
         _put_entry(txn, key, b"", self.tables.losers)
 
     def _write_state(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         instance_id: str,
         before: dict[str, Any] | None,
@@ -674,12 +683,12 @@ class Engine:
                 _put_entry(txn, base + encode_value(new) + id_bytes, claim, self.tables.index)
         return [item for item in woken if item[1] != instance_id]
 
-    def _losers_of(self, txn: Any, coll: bytes, path: str, value: Any) -> list[str]:
+    def _losers_of(self, txn: StoreTxn, coll: bytes, path: str, value: Any) -> list[str]:
         prefix = layout.index_prefix(coll, path) + encode_value(value)
         return _ids_under(txn, self.tables.losers, prefix)
 
     def _record_rejection(
-        self, txn: Any, coll: bytes, instance_id: str, rejection: Rejection
+        self, txn: StoreTxn, coll: bytes, instance_id: str, rejection: Rejection
     ) -> None:
         key = layout.event_prefix(coll, instance_id) + rejection.key
         value = {"kind": "rejected", "reason": rejection.reason, "winner": rejection.lost_to}
@@ -687,7 +696,9 @@ class Engine:
 
     # ---------------------------------------------------------------- re-folds
 
-    def _refold_all(self, txn: Any, pending: list[tuple[str, str]], changes: list[Change]) -> None:
+    def _refold_all(
+        self, txn: StoreTxn, pending: list[tuple[str, str]], changes: list[Change]
+    ) -> None:
         """Re-fold instances; collections where unique values are contested are resolved whole."""
         queue = list(dict.fromkeys(pending))
         contested: dict[str, None] = {}
@@ -710,7 +721,7 @@ class Engine:
             self._resolve_unique(txn, collection, changes)
 
     def _judge_without_unique(
-        self, txn: Any, collection: str, instance_id: str
+        self, txn: StoreTxn, collection: str, instance_id: str
     ) -> Callable[[StoredEvent, dict[str, Any] | None, dict[str, Any] | None], str | None]:
         history = self._history(txn, collection)
 
@@ -730,7 +741,7 @@ class Engine:
 
     def _fold_instance(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         instance_id: str,
         events: list[StoredEvent],
@@ -753,7 +764,7 @@ class Engine:
         return result, doc, rejected
 
     def _refold(
-        self, txn: Any, collection: str, instance_id: str, changes: list[Change]
+        self, txn: StoreTxn, collection: str, instance_id: str, changes: list[Change]
     ) -> list[tuple[str, str]] | None:
         """Re-fold one instance; None when its unique values are contested (resolve globally)."""
         coll = self._coll(collection)
@@ -775,7 +786,7 @@ class Engine:
 
     def _store_fold(
         self,
-        txn: Any,
+        txn: StoreTxn,
         collection: str,
         instance_id: str,
         result: FoldResult,
@@ -802,7 +813,7 @@ class Engine:
             changes.append(_change(collection, instance_id, before, doc))
         return woken
 
-    def _resolve_unique(self, txn: Any, collection: str, changes: list[Change]) -> None:
+    def _resolve_unique(self, txn: StoreTxn, collection: str, changes: list[Change]) -> None:
         """Settle a collection's unique values from its events alone (order-independent).
 
         Every instance is folded; claims (the key since which an instance has held a value)
@@ -854,7 +865,7 @@ class Engine:
                 key = layout.index_prefix(coll, path) + encoded + encode_id(i)
                 _put_entry(txn, key, b"", self.tables.losers)
 
-    def _has_loser_entries(self, txn: Any, coll: bytes, instance_id: str) -> bool:
+    def _has_loser_entries(self, txn: StoreTxn, coll: bytes, instance_id: str) -> bool:
         suffix = encode_id(instance_id)
         cursor = txn.cursor(self.tables.losers)
         if not cursor.set_range(coll):
@@ -866,17 +877,19 @@ class Engine:
                 return True
         return False
 
-    def _has_losses(self, txn: Any, coll: bytes, instance_id: str) -> bool:
+    def _has_losses(self, txn: StoreTxn, coll: bytes, instance_id: str) -> bool:
         prefix = layout.event_prefix(coll, instance_id)
         cursor = txn.cursor(self.tables.lost)
         return bool(cursor.set_range(prefix)) and bytes(cursor.key()).startswith(prefix)
 
-    def _record_conflict(self, txn: Any, coll: bytes, instance_id: str, conflict: Conflict) -> None:
+    def _record_conflict(
+        self, txn: StoreTxn, coll: bytes, instance_id: str, conflict: Conflict
+    ) -> None:
         key = layout.event_prefix(coll, instance_id) + conflict.loser + _path_part(conflict.path)
         value = {"kind": "overwritten", "path": conflict.path, "winner": conflict.winner}
         txn.put(key, cbor2.dumps(value), db=self.tables.lost)
 
-    def _clear_losses(self, txn: Any, coll: bytes, instance_id: str) -> None:
+    def _clear_losses(self, txn: StoreTxn, coll: bytes, instance_id: str) -> None:
         prefix = layout.event_prefix(coll, instance_id)
         cursor = txn.cursor(self.tables.lost)
         if cursor.set_range(prefix):
@@ -885,7 +898,7 @@ class Engine:
                     break
         self._clear_loser_entries(txn, coll, instance_id)
 
-    def _clear_loser_entries(self, txn: Any, coll: bytes, instance_id: str) -> None:
+    def _clear_loser_entries(self, txn: StoreTxn, coll: bytes, instance_id: str) -> None:
         history_id = encode_id(instance_id)
         cursor = txn.cursor(self.tables.losers)
         if not cursor.set_range(coll):
@@ -905,7 +918,7 @@ class Engine:
 
     def _apply_collection_event(
         self,
-        txn: Any,
+        txn: StoreTxn,
         event: Event,
         key: bytes,
         changes: list[Change],
@@ -950,7 +963,7 @@ class Engine:
             if reepoch or last > key:
                 refold[(name, instance_id)] = None
 
-    def _instance_heads(self, txn: Any, name: str) -> Iterator[tuple[str, bytes]]:
+    def _instance_heads(self, txn: StoreTxn, name: str) -> Iterator[tuple[str, bytes]]:
         """``(instance id, key of its latest event)`` for every instance with events."""
         prefix = self._coll(name)
         cursor = txn.cursor(self.tables.events)
@@ -970,14 +983,14 @@ class Engine:
         if current is not None:
             yield current, last
 
-    def _clear_collection(self, txn: Any, name: str) -> None:
+    def _clear_collection(self, txn: StoreTxn, name: str) -> None:
         coll = self._coll(name)
         for db in (self.tables.docs, self.tables.index, self.tables.inst, self.tables.losers):
             _delete_prefix(txn, db, coll)
 
     def _rebuild_indexes(
         self,
-        txn: Any,
+        txn: StoreTxn,
         name: str,
         before: CollectionConfig,
         config: CollectionConfig,
@@ -1006,7 +1019,7 @@ class Engine:
             instances = [(name, instance_id) for instance_id, _ in self._instance_heads(txn, name)]
             self._refold_all(txn, instances, changes)
 
-    def unique_duplicates(self, txn: Any, name: str, path: str) -> list[Any]:
+    def unique_duplicates(self, txn: StoreTxn, name: str, path: str) -> list[Any]:
         """Values that more than one live document holds at ``path``."""
         seen: dict[bytes, Any] = {}
         dupes: list[Any] = []
@@ -1077,7 +1090,7 @@ def _loads(data: Any) -> dict[str, Any]:
     return doc
 
 
-def _put_entry(txn: Any, key: bytes, value: bytes, table: Any) -> None:
+def _put_entry(txn: StoreTxn, key: bytes, value: bytes, table: Any) -> None:
     """Put an index (or losers) entry; one too long for an LMDB key is left out, with a warning.
 
     Local writes refuse such values before they get here; a value received from a peer is
@@ -1100,7 +1113,7 @@ def _path_part(path: str) -> bytes:
     return b"\xff" + hashlib.sha256(raw).digest()
 
 
-def _ids_under(txn: Any, table: Any, prefix: bytes) -> list[str]:
+def _ids_under(txn: StoreTxn, table: Any, prefix: bytes) -> list[str]:
     """The instance ids encoded right after ``prefix`` in a table's keys."""
     cursor = txn.cursor(table)
     ids: list[str] = []
@@ -1112,7 +1125,7 @@ def _ids_under(txn: Any, table: Any, prefix: bytes) -> list[str]:
     return ids
 
 
-def _delete_prefix(txn: Any, db: Any, prefix: bytes) -> None:
+def _delete_prefix(txn: StoreTxn, db: Any, prefix: bytes) -> None:
     cursor = txn.cursor(db)
     if not cursor.set_range(prefix):
         return

@@ -24,6 +24,7 @@ from threadkit.db.names import check_name
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
 from threadkit.store import logs, threads
 from threadkit.store.repo import Repo
+from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["DEFAULT_DB_NAME", "Manager"]
 
@@ -69,7 +70,7 @@ class Manager:
         if latest is not None:
             self.hlc.update(latest)
 
-    def _latest_stamp(self, txn: Any, prefixes: list[bytes]) -> Timestamp | None:
+    def _latest_stamp(self, txn: StoreTxn, prefixes: list[bytes]) -> Timestamp | None:
         latest = None
         cursor = txn.cursor(self.tables.order)
         for prefix in prefixes:
@@ -207,7 +208,7 @@ class Manager:
             db.close()
 
 
-def _delete_prefix(txn: Any, table: Any, prefix: bytes) -> None:
+def _delete_prefix(txn: StoreTxn, table: Any, prefix: bytes) -> None:
     cursor = txn.cursor(table)
     if not cursor.set_range(prefix):
         return

@@ -27,6 +27,7 @@ import cbor2
 from threadkit.db import layout
 from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
+from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan", "scan_raw"]
 
@@ -74,12 +75,12 @@ def decode_docs(
     return out
 
 
-def scan(engine: Any, txn: Any, collection: str) -> list[dict[str, Any]]:
+def scan(engine: Any, txn: StoreTxn, collection: str) -> list[dict[str, Any]]:
     """Every live document of a collection, in ``_id`` order, decoded in one pass."""
     return decode_docs(scan_raw(engine, txn, collection), collection, "scan")
 
 
-def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
+def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
     """Every live document of a collection, encoded, in ``_id`` order.
 
     Values are read in chunks without their keys (the iteration stays in C): keys
@@ -113,7 +114,7 @@ def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
 
 def index_refs(
     engine: Any,
-    txn: Any,
+    txn: StoreTxn,
     collection: str,
     path: str,
     lo: bytes,
@@ -149,7 +150,7 @@ def index_refs(
 
 
 def load_refs(
-    engine: Any, txn: Any, collection: str, refs: Sequence[bytes]
+    engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
     coll = layout.coll_key(engine.prefix, collection)

@@ -20,6 +20,7 @@ from threadkit.errors import (
     ReadOnlyTransaction,
     TransactionClosed,
 )
+from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
@@ -36,7 +37,7 @@ _AFTER = b"\xff"  # sorts after any encode_id() continuation: UTF-8 never holds 
 class CollectionSource:
     """The query executor's view of a collection inside one LMDB transaction."""
 
-    def __init__(self, coll: Collection, txn: Any) -> None:
+    def __init__(self, coll: Collection, txn: StoreTxn) -> None:
         self._engine = coll.db.engine
         self._name = coll.name
         self._txn = txn
@@ -178,7 +179,7 @@ class ReadTxn:
         self.collection = coll
         self.reader = reader
         self._cm: Any = None
-        self._txn: Any = None
+        self._txn: StoreTxn | None = None
         self.closed = False
 
     def __enter__(self) -> ReadTxn:
