@@ -115,7 +115,7 @@ class _Side:
     def apply_config(self, stamp: Timestamp, config: CollectionConfig) -> None:
         event = Event(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
         with self.engine.write(self.repo) as txn:
-            self.engine.apply(txn, [event], LOG, AUTHOR, RECORD, strict=True)
+            self.engine.apply_local(txn, [event], LOG, AUTHOR, RECORD)
 
     def dump(self) -> dict[str, list[tuple[bytes, bytes]]]:
         tables = self.engine.tables
@@ -155,8 +155,8 @@ def _both(
         )
         want, want_dump = _outcome(
             single,
-            lambda txn: single.engine.apply(
-                txn, _events(creates), LOG, AUTHOR, RECORD, strict=True, fresh=ids
+            lambda txn: single.engine.apply_local(
+                txn, _events(creates), LOG, AUTHOR, RECORD, fresh=ids
             ),
         )
         assert got == want

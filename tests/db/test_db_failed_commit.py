@@ -79,14 +79,14 @@ def test_config_events_take_effect_when_their_transaction_commits(tmp_path: Path
         engine = Engine(open_db_tables(repo), b"\x00\x00\x00\x01")
         outside = repo.transaction(write=True)
         with pytest.raises(StoreError, match="outside Engine"), outside as txn:
-            engine.apply(txn, [create], log, author, record, strict=True)
+            engine.apply_local(txn, [create], log, author, record)
         with pytest.raises(RuntimeError), engine.write(repo) as txn:
-            engine.apply(txn, [create], log, author, record, strict=True)
+            engine.apply_local(txn, [create], log, author, record)
             raise RuntimeError("abandoned")
         assert engine.collection_names() == []
         with engine.write(repo) as txn:
             # applied again, not taken as already applied; seen by its own transaction only
-            engine.apply(txn, [create, doc], log, author, record, strict=True)
+            engine.apply_local(txn, [create, doc], log, author, record)
             assert engine.collection_names() == []
             with repo.transaction() as reader:
                 assert list(engine.scan_docs(reader, "Extra")) == []

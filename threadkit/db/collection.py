@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from threadkit.core.clock import order_key
+from threadkit.db import layout
 from threadkit.db.config import CollectionConfig
+from threadkit.db.docpath import get_path
+from threadkit.db.events import Action, Event
+from threadkit.db.judging import threaddb_event
 from threadkit.db.names import new_instance_id, new_instance_ids
+from threadkit.db.patch import create_patch
 from threadkit.db.txn import CollectionSource, ReadTxn, WriteTxn, normalise_docs
 from threadkit.db.values import check_id, check_value
 from threadkit.errors import InstanceNotFound, InvalidDocument
@@ -149,11 +155,6 @@ class Collection:
 
     def verify(self, *docs: Any, identity: PublicKey | None = None) -> None:
         """Run the schema and write validator on documents as saves, without writing."""
-        from threadkit.core.clock import order_key
-        from threadkit.db.engine import threaddb_event
-        from threadkit.db.events import Action
-        from threadkit.db.patch import create_patch
-
         config = self.config
         writer = str(identity) if identity is not None else self.db_reader()
         for doc in normalise_docs(docs):
@@ -164,8 +165,6 @@ class Collection:
                 stamp = self.db.hlc.last
                 action = Action.SAVE if before is not None else Action.CREATE
                 data = create_patch(before, prepared) if before is not None else prepared
-                from threadkit.db.events import Event
-
                 event = Event(stamp, action, self.name, prepared["_id"], data)
                 key = order_key(stamp, b"")
                 config.validator(
@@ -364,9 +363,6 @@ class Collection:
         """
         if not config.index_paths:
             return
-        from threadkit.db import layout
-        from threadkit.db.engine import get_path
-
         coll = layout.coll_key(self.db.engine.prefix, self.name)
         instance_id = doc["_id"]
         for path in config.index_paths:

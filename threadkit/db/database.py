@@ -31,8 +31,11 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record
 from threadkit.db import layout
 from threadkit.db.config import CollectionConfig, Index
-from threadkit.db.engine import Change, Engine, Tables, threaddb_event
+from threadkit.db.docpath import get_path
+from threadkit.db.doctables import DocTables
+from threadkit.db.engine import Change, Engine
 from threadkit.db.events import Action, Event, decode_body, encode_body, encode_creates
+from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.patch import apply_patch, create_patch
@@ -139,7 +142,7 @@ class Database:
     def __init__(
         self,
         repo: Repo,
-        tables: Tables,
+        tables: DocTables,
         thread_id: ThreadID,
         name: str,
         key: ThreadKey,
@@ -246,8 +249,6 @@ class Database:
 
     def _check_indexable(self, txn: StoreTxn, name: str, paths: list[str]) -> None:
         """Raise InvalidIndex when a document holds text too long for an entry of a new index."""
-        from threadkit.db.engine import get_path
-
         coll = layout.coll_key(self.prefix, name)
         for doc in self.engine.scan_docs(txn, name):
             for path in paths:
@@ -602,8 +603,8 @@ class Database:
         """Any transaction: an event per write, each judged and applied where it stands."""
         record = self._sign(txn, encode_body(pending.events), author)
         fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
-        changes = self.engine.apply(
-            txn, pending.events, self._log_bytes, str(author), record.cid, strict=True, fresh=fresh
+        changes = self.engine.apply_local(
+            txn, pending.events, self._log_bytes, str(author), record.cid, fresh=fresh
         )
         return record, changes
 
@@ -746,8 +747,8 @@ class Database:
                 built[:] = [(head, Event(stamp, action, name, "", node))]
             event = built[0][1]
             record = self._sign(txn, encode_body([event]), self.identity.public)
-            changes = self.engine.apply(
-                txn, [event], self._log_bytes, str(self.identity.public), record.cid, strict=True
+            changes = self.engine.apply_local(
+                txn, [event], self._log_bytes, str(self.identity.public), record.cid
             )
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
@@ -825,9 +826,7 @@ class Database:
                 max(skipped),
                 self.hlc.max_drift // 10**9,
             )
-        return self.engine.apply(
-            txn, events, log_bytes, str(record.author), record.cid, strict=False
-        )
+        return self.engine.apply_received(txn, events, log_bytes, str(record.author), record.cid)
 
     def _set_applied(self, txn: StoreTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(

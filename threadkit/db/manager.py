@@ -19,7 +19,7 @@ from threadkit.core.ids import ThreadID, Variant
 from threadkit.core.keys import ThreadKey
 from threadkit.db import layout
 from threadkit.db.database import Database
-from threadkit.db.engine import Tables, open_db_tables
+from threadkit.db.doctables import DocTables, open_db_tables
 from threadkit.db.names import check_name
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
 from threadkit.store import logs, threads
@@ -46,7 +46,7 @@ class Manager:
     def __init__(self, repo: Repo, identity: Identity) -> None:
         self.repo = repo
         self.identity = identity
-        self.tables: Tables = open_db_tables(repo)
+        self.tables: DocTables = open_db_tables(repo)
         self.hlc = HLC()
         self._dbs: dict[ThreadID, Database] = {}
         self._lock = threading.RLock()
