@@ -40,6 +40,7 @@ from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
+from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
     CollectionExists,
     InstanceExists,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from threadkit.db.sync import SyncSummary
     from threadkit.store.repo import Repo
 
-__all__ = ["DBInfo", "Database", "Op"]
+__all__ = ["DBInfo", "Database"]
 
 log = logging.getLogger("threadkit.db")
 
@@ -85,27 +86,6 @@ class DBInfo:
     name: str
     addrs: list[str]
     key: ThreadKey
-
-
-@dataclass(slots=True)
-class Op:
-    """One pending write of a transaction.
-
-    ``doc`` is the whole new document (create, save) or None (delete).
-    """
-
-    action: Action
-    collection: str
-    instance_id: str
-    doc: dict[str, Any] | None = None
-    reader: str | None = None
-    fresh: bool = False
-    """True for an id this process just generated: it cannot exist yet, so no lookup."""
-    checked: CollectionConfig | None = None
-    """The config whose schema ``doc`` was checked against when the write was queued."""
-    merge: bool = False
-    """A partial save: ``doc`` holds only the fields to set, merged into the instance as it
-    stands when the event is built (so a field another write changed meanwhile stays)."""
 
 
 @dataclass
@@ -482,7 +462,7 @@ class Database:
 
     # -------------------------------------------------------- the local write
 
-    def commit(self, ops: list[Op], author: PublicKey | None = None) -> Record | None:
+    def commit(self, ops: list[WriteOp], author: PublicKey | None = None) -> Record | None:
         """Commit a transaction's writes as one record; all or nothing.
 
         Returns the record, or None when there was nothing to write. Write validators
@@ -547,7 +527,7 @@ class Database:
                     self.engine.scripts = None
             calls.run_missing()
 
-    def _build_events(self, txn: StoreTxn, ops: list[Op]) -> _Pending:
+    def _build_events(self, txn: StoreTxn, ops: list[WriteOp]) -> _Pending:
         """The events of a transaction's writes, stamped now, and what they were built on."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
         pending = _Pending(head=head.cid)
@@ -598,7 +578,7 @@ class Database:
         )
 
     def _commit_ops(
-        self, txn: StoreTxn, ops: list[Op], pending: _Pending, author: PublicKey
+        self, txn: StoreTxn, ops: list[WriteOp], pending: _Pending, author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
         record = self._sign(txn, encode_body(pending.events), author)
@@ -609,7 +589,7 @@ class Database:
         return record, changes
 
     def _commit_creates(
-        self, txn: StoreTxn, ops: list[Op], author: PublicKey
+        self, txn: StoreTxn, ops: list[WriteOp], author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
 
@@ -628,7 +608,7 @@ class Database:
         )
         return record, changes
 
-    def _creates_only(self, ops: list[Op]) -> bool:
+    def _creates_only(self, ops: list[WriteOp]) -> bool:
         """True when every write creates a document under an id generated for it, all in
         one collection with no write validator and no unique index, each document checked
         against the collection's current schema and holding its ``_id`` first."""
@@ -647,12 +627,12 @@ class Database:
             for op in ops
         )
 
-    def _still_checked(self, op: Op) -> bool:
+    def _still_checked(self, op: WriteOp) -> bool:
         """True when ``op``'s document was checked against its collection's current config."""
         history = self.engine.colls.get(op.collection)
         return op.checked is not None and history is not None and op.checked is history.current
 
-    def _event_for(self, txn: StoreTxn, pending: _Pending, op: Op) -> Event:
+    def _event_for(self, txn: StoreTxn, pending: _Pending, op: WriteOp) -> Event:
         ident = (op.collection, op.instance_id)
         if ident in pending.state:
             before, base = pending.state[ident]
