@@ -23,7 +23,7 @@ from threadkit.core.clock import Timestamp
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.database import Database
 from threadkit.db.engine import Change, Engine, open_db_tables
-from threadkit.db.events import Action, Event, array_header, encode_body, encode_creates
+from threadkit.db.events import Action, RecordEvent, array_header, encode_body, encode_creates
 from threadkit.errors import InvalidInput, SchemaViolation, ThreadkitError
 from threadkit.peer import Peer
 from threadkit.store.repo import Repo
@@ -66,8 +66,8 @@ def _creates(
     return out
 
 
-def _events(creates: list[tuple[Timestamp, str, dict[str, Any]]]) -> list[Event]:
-    return [Event(stamp, Action.CREATE, COLL, i, doc) for stamp, i, doc in creates]
+def _events(creates: list[tuple[Timestamp, str, dict[str, Any]]]) -> list[RecordEvent]:
+    return [RecordEvent(stamp, Action.CREATE, COLL, i, doc) for stamp, i, doc in creates]
 
 
 # ------------------------------------------------------------------------ encoding
@@ -113,7 +113,7 @@ class _Side:
         self.apply_config(COLL_STAMP, config)
 
     def apply_config(self, stamp: Timestamp, config: CollectionConfig) -> None:
-        event = Event(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
+        event = RecordEvent(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
         with self.engine.write(self.repo) as txn:
             self.engine.apply_local(txn, [event], LOG, AUTHOR, RECORD)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.config import CollectionConfig
 from threadkit.db.docpath import get_path
 from threadkit.db.names import new_instance_id, new_instance_ids
@@ -112,11 +112,11 @@ class CollectionAccess:
         """Raise InvalidDocument when an indexed text value is too long for its index entry.
 
         An index entry's key holds the collection name, the path, the value and the
-        ``_id``, and LMDB keys take at most :data:`~threadkit.db.layout.MAX_KEY` bytes.
+        ``_id``, and LMDB keys take at most :data:`~threadkit.db.dockeys.MAX_KEY` bytes.
         """
         if not config.index_paths:
             return
-        coll = layout.coll_key(self.db.engine.prefix, self.name)
+        coll = dockeys.coll_key(self.db.engine.prefix, self.name)
         instance_id = doc["_id"]
         for path in config.index_paths:
             value = get_path(doc, path)
@@ -124,13 +124,13 @@ class CollectionAccess:
             if (
                 type(value) is str
                 and len(value) > 12
-                and not layout.index_key_fits(coll, path, value, instance_id)
+                and not dockeys.index_key_fits(coll, path, value, instance_id)
             ):
                 raise InvalidDocument(
                     f"document {instance_id!r}: the text at indexed path {path!r} is too "
                     f"long to index ({len(value.encode())} bytes); an index entry holds "
                     f"the collection name, the path, the value and the _id in at most "
-                    f"{layout.MAX_KEY} bytes"
+                    f"{dockeys.MAX_KEY} bytes"
                 )
 
 

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.clock import Timestamp, order_key
-from threadkit.db import indexkeys, layout
+from threadkit.db import dockeys, indexkeys
 from threadkit.db.change import Change, Transition
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
+from threadkit.db.dockeys import encode_id
 from threadkit.db.docpath import get_path, same_value
 from threadkit.db.doctables import load_doc
-from threadkit.db.events import Action, Event, array_header
+from threadkit.db.events import Action, RecordEvent, array_header
 from threadkit.db.indexing import index_entries
 from threadkit.db.judging import REFUSALS, RefusalPolicy
-from threadkit.db.layout import encode_id
 from threadkit.db.reducer import Rejection, StoredEvent, step
 from threadkit.errors import StoreError, UniqueViolation
 from threadkit.store.txntypes import StoreWriteTxn
@@ -72,7 +72,7 @@ class RecordContext:
     fresh: frozenset[str] = frozenset()
     changes: list[Change] = field(default_factory=list)
 
-    def stored(self, event: Event, key: bytes, epoch: bytes | None) -> StoredEvent:
+    def stored(self, event: RecordEvent, key: bytes, epoch: bytes | None) -> StoredEvent:
         """``event`` as the event index holds it."""
         return StoredEvent(
             key, event.action, event.data, event.base, self.author, self.record, epoch or b""
@@ -91,7 +91,7 @@ class Applier:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def apply(self, ctx: RecordContext, events: list[Event]) -> list[Change]:
+    def apply(self, ctx: RecordContext, events: list[RecordEvent]) -> list[Change]:
         """Apply one record's events; returns the changes, in order."""
         refold: dict[tuple[str, str], None] = {}
         for event in events:
@@ -126,7 +126,9 @@ class Applier:
             or not creates
             or history.keys[-1] >= keys[0]
         ):
-            events = [Event(stamp, Action.CREATE, collection, i, doc) for stamp, i, doc in creates]
+            events = [
+                RecordEvent(stamp, Action.CREATE, collection, i, doc) for stamp, i, doc in creates
+            ]
             ctx.fresh = frozenset(i for _, i, _ in creates)
             return self.apply(ctx, events)
         return self._put_creates(ctx, collection, config, creates, encoded, keys)
@@ -164,7 +166,7 @@ class Applier:
             (tables.docs, zip(doc_keys, encoded, strict=True)),
             (tables.inst, zip(doc_keys, keys, strict=True)),
         ]
-        indexes = [(path, layout.index_prefix(coll, path)) for path in config.index_paths]
+        indexes = [(path, dockeys.index_prefix(coll, path)) for path in config.index_paths]
         if indexes:
             puts.append((tables.index, index_entries(indexes, docs, id_parts)))
         for table, items in puts:
@@ -173,22 +175,22 @@ class Applier:
         ctx.changes.extend(changes)
         return ctx.changes
 
-    def _store_event(self, ctx: RecordContext, event: Event, key: bytes) -> None:
+    def _store_event(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> None:
         engine = self.engine
         coll = engine.coll_key(event.collection)
         value = cbor2.dumps([event.action.code, event.data, event.base, ctx.author, ctx.record])
         ctx.txn.put(
-            layout.event_prefix(coll, event.instance_id) + key, value, db=engine.tables.events
+            dockeys.event_prefix(coll, event.instance_id) + key, value, db=engine.tables.events
         )
         ctx.txn.put(
             engine.prefix + key, coll + encode_id(event.instance_id), db=engine.tables.order
         )
 
-    def _fast_apply(self, ctx: RecordContext, event: Event, key: bytes) -> bool:
+    def _fast_apply(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> bool:
         """Apply on top of the stored state when that is exact; False means re-fold."""
         engine, txn, tables = self.engine, ctx.txn, self.engine.tables
         coll = engine.coll_key(event.collection)
-        doc_key = layout.doc_key(coll, event.instance_id)
+        doc_key = dockeys.doc_key(coll, event.instance_id)
         fresh = event.action is Action.CREATE and event.instance_id in ctx.fresh
         last = None if fresh else txn.get(doc_key, db=tables.inst)
         if last is not None:
@@ -237,7 +239,7 @@ class Applier:
             engine.refolds.refold_all(txn, [*steals, *woken], ctx.changes)
         return True
 
-    def _check(self, ctx: RecordContext, event: Event, key: bytes) -> None:
+    def _check(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> None:
         """Judge an event on top of the stored state; raise when it is refused."""
         engine = self.engine
         history = engine.history(ctx.txn, event.collection)
@@ -251,7 +253,11 @@ class Applier:
         engine.judge.judge(ctx.txn, stored, change, config, [])
 
     def _apply_collection_event(
-        self, ctx: RecordContext, event: Event, key: bytes, refold: dict[tuple[str, str], None]
+        self,
+        ctx: RecordContext,
+        event: RecordEvent,
+        key: bytes,
+        refold: dict[tuple[str, str], None],
     ) -> None:
         engine, txn, name = self.engine, ctx.txn, event.collection
         staged = engine.staged_for(txn)
@@ -274,7 +280,7 @@ class Applier:
         latest = history.insert(key, config)
         staged[name] = history
         history.stored = history.encode()
-        txn.put(layout.coll_key(engine.prefix, name), history.stored, db=engine.tables.colls)
+        txn.put(dockeys.coll_key(engine.prefix, name), history.stored, db=engine.tables.colls)
         if latest and config is None:
             engine.indexes.clear_collection(txn, engine.coll_key(name))
         elif (

@@ -19,10 +19,10 @@ from typing import Any
 
 import cbor2
 
-from threadkit.db import layout
+from threadkit.db import dockeys
+from threadkit.db.dockeys import encode_id
 from threadkit.db.doctables import DocTables, ids_under, put_entry
 from threadkit.db.indexkeys import decode_id, encode_value
-from threadkit.db.layout import encode_id
 from threadkit.db.reducer import Conflict, Rejection
 from threadkit.errors import UniqueViolation
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
@@ -59,7 +59,7 @@ class Claims:
         self, txn: StoreTxn, coll: bytes, path: str, value: Any
     ) -> Iterator[tuple[str, bytes]]:
         """``(instance id, claim)`` of every index entry holding ``value`` at ``path``."""
-        prefix = layout.index_prefix(coll, path) + encode_value(value)
+        prefix = dockeys.index_prefix(coll, path) + encode_value(value)
         cursor = txn.cursor(self.tables.index)
         if not cursor.set_range(prefix):
             return
@@ -83,7 +83,7 @@ class Claims:
         Raises UniqueViolation when another instance claimed it earlier; notes instances
         that claimed it later in ``steals``: they must be re-folded without their claim.
         """
-        coll = layout.coll_key(self.prefix, collection)
+        coll = dockeys.coll_key(self.prefix, collection)
         for holder, held_since in self.holders(txn, coll, path, value):
             if holder == instance_id:
                 continue
@@ -108,12 +108,12 @@ class Claims:
         self, txn: StoreWriteTxn, coll: bytes, path: str, encoded: bytes, instance_id: str
     ) -> None:
         """:meth:`note_loser` of an already encoded value."""
-        key = layout.index_prefix(coll, path) + encoded + encode_id(instance_id)
+        key = dockeys.index_prefix(coll, path) + encoded + encode_id(instance_id)
         put_entry(txn, key, b"", self.tables.losers)
 
     def losers_of(self, txn: StoreTxn, coll: bytes, path: str, value: Any) -> list[str]:
         """Instances that lost ``value`` at ``path``."""
-        prefix = layout.index_prefix(coll, path) + encode_value(value)
+        prefix = dockeys.index_prefix(coll, path) + encode_value(value)
         return ids_under(txn, self.tables.losers, prefix)
 
     def has_loser_entries(self, txn: StoreTxn, coll: bytes, instance_id: str) -> bool:
@@ -133,7 +133,7 @@ class Claims:
 
     def has_losses(self, txn: StoreTxn, coll: bytes, instance_id: str) -> bool:
         """True when some write to ``instance_id`` is recorded as lost."""
-        prefix = layout.event_prefix(coll, instance_id)
+        prefix = dockeys.event_prefix(coll, instance_id)
         cursor = txn.cursor(self.tables.lost)
         return bool(cursor.set_range(prefix)) and bytes(cursor.key()).startswith(prefix)
 
@@ -141,7 +141,7 @@ class Claims:
         self, txn: StoreWriteTxn, coll: bytes, instance_id: str, conflict: Conflict
     ) -> None:
         """Record a field an event wrote that a concurrent event overwrote."""
-        key = layout.event_prefix(coll, instance_id) + conflict.loser + _path_part(conflict.path)
+        key = dockeys.event_prefix(coll, instance_id) + conflict.loser + _path_part(conflict.path)
         value = {"kind": "overwritten", "path": conflict.path, "winner": conflict.winner}
         txn.put(key, cbor2.dumps(value), db=self.tables.lost)
 
@@ -149,13 +149,13 @@ class Claims:
         self, txn: StoreWriteTxn, coll: bytes, instance_id: str, rejection: Rejection
     ) -> None:
         """Record an event that was refused."""
-        key = layout.event_prefix(coll, instance_id) + rejection.key
+        key = dockeys.event_prefix(coll, instance_id) + rejection.key
         value = {"kind": "rejected", "reason": rejection.reason, "winner": rejection.lost_to}
         txn.put(key, cbor2.dumps(value), db=self.tables.lost)
 
     def clear_losses(self, txn: StoreWriteTxn, coll: bytes, instance_id: str) -> None:
         """Forget every loss of ``instance_id`` (before it is folded again)."""
-        prefix = layout.event_prefix(coll, instance_id)
+        prefix = dockeys.event_prefix(coll, instance_id)
         cursor = txn.cursor(self.tables.lost)
         if cursor.set_range(prefix):
             while cursor.key().startswith(prefix):

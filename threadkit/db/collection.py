@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.clock import order_key
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, RecordEvent
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
@@ -162,7 +162,7 @@ class Collection:
                 stamp = self.db.hlc.last
                 action = Action.SAVE if before is not None else Action.CREATE
                 data = create_patch(before, prepared) if before is not None else prepared
-                event = Event(stamp, action, self.name, prepared["_id"], data)
+                event = RecordEvent(stamp, action, self.name, prepared["_id"], data)
                 key = order_key(stamp, b"")
                 config.validator(
                     writer, threaddb_event(event, self.name, prepared["_id"], key), before

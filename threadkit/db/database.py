@@ -29,12 +29,12 @@ from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
 from threadkit.db.engine import Change, Engine
-from threadkit.db.events import Action, Event, decode_body, encode_body, encode_creates
+from threadkit.db.events import Action, RecordEvent, decode_body, encode_body, encode_creates
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
@@ -90,7 +90,7 @@ class DBInfo:
 
 @dataclass
 class _Pending:
-    events: list[Event] = field(default_factory=list)
+    events: list[RecordEvent] = field(default_factory=list)
     state: dict[tuple[str, str], tuple[dict[str, Any] | None, bytes | None]] = field(
         default_factory=dict
     )
@@ -229,14 +229,14 @@ class Database:
 
     def _check_indexable(self, txn: StoreTxn, name: str, paths: list[str]) -> None:
         """Raise InvalidIndex when a document holds text too long for an entry of a new index."""
-        coll = layout.coll_key(self.prefix, name)
+        coll = dockeys.coll_key(self.prefix, name)
         for doc in self.engine.scan_docs(txn, name):
             for path in paths:
                 value = get_path(doc, path)
                 if (
                     type(value) is str
                     and len(value) > 12
-                    and not layout.index_key_fits(coll, path, value, doc["_id"])
+                    and not dockeys.index_key_fits(coll, path, value, doc["_id"])
                 ):
                     raise InvalidIndex(
                         f"cannot index {path!r} of {name!r}: instance {doc['_id']!r} holds "
@@ -632,7 +632,7 @@ class Database:
         history = self.engine.colls.get(op.collection)
         return op.checked is not None and history is not None and op.checked is history.current
 
-    def _event_for(self, txn: StoreTxn, pending: _Pending, op: WriteOp) -> Event:
+    def _event_for(self, txn: StoreTxn, pending: _Pending, op: WriteOp) -> RecordEvent:
         ident = (op.collection, op.instance_id)
         if ident in pending.state:
             before, base = pending.state[ident]
@@ -651,7 +651,7 @@ class Database:
                 )
             doc = dict(op.doc or {})
             doc["_mod"] = _next_mod(stamp.wall, before)
-            event = Event(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
+            event = RecordEvent(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
             after: dict[str, Any] | None = dict(doc, _id=op.instance_id)
         elif op.action is Action.SAVE:
             view = before
@@ -667,11 +667,11 @@ class Database:
             new["_mod"] = _next_mod(stamp.wall, before)
             patch = create_patch(view or {}, new)
             patch.pop("_id", None)
-            event = Event(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
+            event = RecordEvent(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
             after = apply_patch(before, patch)
             after["_id"] = op.instance_id
         else:
-            event = Event(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
+            event = RecordEvent(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
             after = None
         pending.state[ident] = (after, key)
         return event
@@ -713,7 +713,7 @@ class Database:
         """Commit one collection event; ``check(txn)`` runs first, in the same transaction."""
         name = config.name if config else name
         assert name is not None
-        built: list[tuple[bytes | None, Event]] = []
+        built: list[tuple[bytes | None, RecordEvent]] = []
 
         def attempt(txn: StoreTxn) -> tuple[Record, list[Change]]:
             if check is not None:
@@ -724,7 +724,7 @@ class Database:
                 latest = history.keys[-1] if history is not None and history.keys else None
                 stamp = self._stamp_after(latest, f"collection {name!r}")
                 node = config.to_node() if config else None
-                built[:] = [(head, Event(stamp, action, name, "", node))]
+                built[:] = [(head, RecordEvent(stamp, action, name, "", node))]
             event = built[0][1]
             record = self._sign(txn, encode_body([event]), self.identity.public)
             changes = self.engine.apply_local(
@@ -810,7 +810,7 @@ class Database:
 
     def _set_applied(self, txn: StoreTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(
-            layout.applied_key(self.prefix, log_bytes),
+            dockeys.applied_key(self.prefix, log_bytes),
             counter.to_bytes(8, "big"),
             db=self._tables.applied,
         )
@@ -822,7 +822,7 @@ class Database:
             changes: list[Change] = []
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)
-                raw = txn.get(layout.applied_key(self.prefix, log_bytes), db=self._tables.applied)
+                raw = txn.get(dockeys.applied_key(self.prefix, log_bytes), db=self._tables.applied)
                 applied = int.from_bytes(raw, "big") if raw else 0
                 if info.counter <= applied:
                     continue

@@ -1,6 +1,6 @@
 """The document store's sub-database handles, and the table operations its parts share.
 
-The keys are drawn in :mod:`.layout`.
+The keys are drawn in :mod:`.dockeys`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import cbor2
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.indexkeys import decode_id
 from threadkit.errors import UnreadableDocument
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
@@ -26,7 +26,7 @@ log = logging.getLogger("threadkit.db")
 
 @dataclass(frozen=True, slots=True)
 class DocTables:
-    """Handles of the document store's sub-databases (see :mod:`.layout`).
+    """Handles of the document store's sub-databases (see :mod:`.dockeys`).
 
     Attributes
     ----------
@@ -48,7 +48,7 @@ class DocTables:
 
 def open_db_tables(repo: Repo) -> DocTables:
     """Open (creating when missing) the document store's tables in a repo."""
-    return DocTables(*(repo.open_table(name.decode()) for name in layout.TABLES))
+    return DocTables(*(repo.open_table(name.decode()) for name in dockeys.TABLES))
 
 
 def load_doc(data: Any) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def put_entry(txn: StoreWriteTxn, key: bytes, value: bytes, table: Any) -> None:
     Local writes refuse such values before they get here; a value received from a peer is
     kept in its document, but cannot be found through the index.
     """
-    if len(key) > layout.MAX_KEY:
+    if len(key) > dockeys.MAX_KEY:
         log.warning("a value too long for an index entry is not indexed (%d bytes)", len(key))
         return
     txn.put(key, value, db=table)

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.clock import Timestamp
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.applying import Applier, RecordContext
 from threadkit.db.change import Change
 from threadkit.db.claims import Claims
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
 from threadkit.db.doctables import DocTables, load_doc, open_db_tables
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, RecordEvent
 from threadkit.db.indexing import Indexes, duplicates
 from threadkit.db.indexkeys import decode_id
 from threadkit.db.judging import LOCAL, RECEIVED, Judge
@@ -146,7 +146,7 @@ class Engine:
         added since has no entries in it). Falls back to :meth:`config` when the snapshot
         has no live collection of that name. CollectionNotFound when neither has one.
         """
-        raw = txn.get(layout.coll_key(self.prefix, name), db=self.tables.colls)
+        raw = txn.get(dockeys.coll_key(self.prefix, name), db=self.tables.colls)
         history = self.history(txn, name)
         if raw is not None and (history is None or history.stored != raw):
             history = CollHistory.decode(name, bytes(raw))  # older or newer than memory
@@ -168,13 +168,13 @@ class Engine:
 
     def coll_key(self, name: str) -> bytes:
         """``prefix ‖ name ‖ 00``: the key prefix of a collection's entries."""
-        return layout.coll_key(self.prefix, name)
+        return dockeys.coll_key(self.prefix, name)
 
     # ----------------------------------------------------------------- reading
 
     def get_doc(self, txn: StoreTxn, collection: str, instance_id: str) -> dict[str, Any] | None:
         """The stored document, or None."""
-        key = layout.doc_key(self.coll_key(collection), instance_id)
+        key = dockeys.doc_key(self.coll_key(collection), instance_id)
         data = txn.get(key, db=self.tables.docs)
         return None if data is None else load_doc(data)
 
@@ -220,13 +220,13 @@ class Engine:
 
     def last_key(self, txn: StoreTxn, collection: str, instance_id: str) -> bytes | None:
         """Key of the latest event of an instance."""
-        key = layout.doc_key(self.coll_key(collection), instance_id)
+        key = dockeys.doc_key(self.coll_key(collection), instance_id)
         value = txn.get(key, db=self.tables.inst)
         return None if value is None else bytes(value)
 
     def events_of(self, txn: StoreTxn, collection: str, instance_id: str) -> list[StoredEvent]:
         """All events of an instance, in order."""
-        prefix = layout.event_prefix(self.coll_key(collection), instance_id)
+        prefix = dockeys.event_prefix(self.coll_key(collection), instance_id)
         history = self.history(txn, collection)
         cursor = txn.cursor(self.tables.events)
         events: list[StoredEvent] = []
@@ -275,7 +275,7 @@ class Engine:
     def apply_local(
         self,
         txn: StoreWriteTxn,
-        events: list[Event],
+        events: list[RecordEvent],
         log_id: bytes,
         author: str,
         record: bytes,
@@ -295,7 +295,12 @@ class Engine:
         return self.applier.apply(ctx, events)
 
     def apply_received(
-        self, txn: StoreWriteTxn, events: list[Event], log_id: bytes, author: str, record: bytes
+        self,
+        txn: StoreWriteTxn,
+        events: list[RecordEvent],
+        log_id: bytes,
+        author: str,
+        record: bytes,
     ) -> list[Change]:
         """Apply a received record's events; returns the changes, in order.
 

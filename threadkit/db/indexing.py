@@ -1,6 +1,6 @@
 """Index maintenance: the documents and index entries an applied event leaves, and reads of them.
 
-An index entry is ``prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id`` (:mod:`.layout`);
+An index entry is ``prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id`` (:mod:`.dockeys`);
 its value is the claim (:mod:`.claims`) in a unique index, empty in others.
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 
 import cbor2
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.change import Transition
 from threadkit.db.claims import Claims
 from threadkit.db.config import CollectionConfig
+from threadkit.db.dockeys import encode_id
 from threadkit.db.docpath import MISSING, get_path, same_value
 from threadkit.db.doctables import DocTables, delete_prefix, put_entry
 from threadkit.db.indexkeys import decode_id, decode_value, encode_value
-from threadkit.db.layout import encode_id
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["Indexes", "duplicates", "index_entries"]
@@ -53,7 +53,7 @@ class Indexes:
         each unique path (a path in it is rewritten even when its value is unchanged).
         """
         instance_id, before, after = change.instance_id, change.before, change.after
-        doc_key = layout.doc_key(coll, instance_id)
+        doc_key = dockeys.doc_key(coll, instance_id)
         if after is None:
             txn.delete(doc_key, db=self.tables.docs)
         else:
@@ -68,7 +68,7 @@ class Indexes:
             new = get_path(after, path)
             if path not in claims and same_value(old, new):
                 continue
-            base = layout.index_prefix(coll, path)
+            base = dockeys.index_prefix(coll, path)
             if old is not MISSING:
                 txn.delete(base + encode_value(old) + id_bytes, db=self.tables.index)
                 if path in unique:
@@ -81,7 +81,7 @@ class Indexes:
 
     def ids(self, txn: StoreTxn, coll: bytes, path: str, lo: bytes, hi: bytes) -> Iterator[str]:
         """Ids of index entries whose ``value ‖ id`` bytes lie in ``[lo, hi)``."""
-        base = layout.index_prefix(coll, path)
+        base = dockeys.index_prefix(coll, path)
         cursor = txn.cursor(self.tables.index)
         if not cursor.set_range(base + lo):
             return
@@ -94,7 +94,7 @@ class Indexes:
 
     def drop(self, txn: StoreWriteTxn, coll: bytes, path: str) -> None:
         """Delete every entry of one index."""
-        delete_prefix(txn, self.tables.index, layout.index_prefix(coll, path))
+        delete_prefix(txn, self.tables.index, dockeys.index_prefix(coll, path))
 
     def fill(
         self, txn: StoreWriteTxn, coll: bytes, paths: list[str], docs: Iterable[dict[str, Any]]
@@ -105,7 +105,7 @@ class Indexes:
             for path in paths:
                 value = get_path(doc, path)
                 if value is not MISSING:
-                    key = layout.index_prefix(coll, path) + encode_value(value)
+                    key = dockeys.index_prefix(coll, path) + encode_value(value)
                     put_entry(txn, key + encode_id(instance_id), b"", self.tables.index)
 
     def clear_collection(self, txn: StoreWriteTxn, coll: bytes) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from threadkit.db.change import Transition
 from threadkit.db.config import CollectionConfig
 from threadkit.db.docpath import get_path, indexable, same_value
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, RecordEvent
 from threadkit.db.reducer import StoredEvent
 from threadkit.errors import CollectionNotFound, ScriptError, ThreadkitError, WriteRejected
 from threadkit.store.txntypes import StoreWriteTxn
@@ -29,7 +29,7 @@ REFUSALS = (WriteRejected, ScriptError, CollectionNotFound)
 
 
 def threaddb_event(
-    event: Event | StoredEvent, collection: str, instance_id: str, key: bytes
+    event: RecordEvent | StoredEvent, collection: str, instance_id: str, key: bytes
 ) -> dict[str, Any]:
     """The event as ThreadDB's validators see it."""
     action = event.action

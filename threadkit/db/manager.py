@@ -17,7 +17,7 @@ from threadkit.core.clock import HLC, Timestamp
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID, Variant
 from threadkit.core.keys import ThreadKey
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.database import Database
 from threadkit.db.doctables import DocTables, open_db_tables
 from threadkit.db.names import check_name
@@ -152,7 +152,7 @@ class Manager:
                 number = int.from_bytes(raw, "big") if raw else 1
                 txn.put(_NEXT_PREFIX, (number + 1).to_bytes(4, "big"), db=self.tables.dbs)
                 entry = {
-                    "prefix": layout.db_prefix(number),
+                    "prefix": dockeys.db_prefix(number),
                     "name": name,
                     "log": log_key.public.peer_id,
                 }

@@ -24,7 +24,7 @@ from typing import Any
 
 import cbor2
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
 from threadkit.store.txntypes import StoreTxn
@@ -88,7 +88,7 @@ def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
     every value of the chunk is; the chunk that crosses the end is trimmed by
     stepping back to the collection's last key.
     """
-    prefix = layout.coll_key(engine.prefix, collection)
+    prefix = dockeys.coll_key(engine.prefix, collection)
     out: list[bytes] = []
     cursor = txn.cursor(engine.tables.docs)
     if not cursor.set_range(prefix):
@@ -127,7 +127,7 @@ def index_refs(
     ``value_size`` is the length of the encoded value when every entry in the range
     holds the same one (an equality); otherwise each key's value is measured.
     """
-    base = layout.index_prefix(layout.coll_key(engine.prefix, collection), path)
+    base = dockeys.index_prefix(dockeys.coll_key(engine.prefix, collection), path)
     cursor = txn.cursor(engine.tables.index)
     refs: list[bytes] = []
     if not cursor.set_range(base + lo):
@@ -153,7 +153,7 @@ def load_refs(
     engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
-    coll = layout.coll_key(engine.prefix, collection)
+    coll = dockeys.coll_key(engine.prefix, collection)
     get = txn.get
     docs = engine.tables.docs
     values = [v for ref in refs if (v := get(coll + ref, db=docs)) is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.change import Change, Transition
 from threadkit.db.claims import unique_violation
 from threadkit.db.docpath import get_path, indexable
@@ -183,7 +183,7 @@ class Refolds:
         change = Transition(collection, instance_id, before, doc)
         woken = engine.indexes.write_state(txn, coll, change, config, claims)
         if result.last_key is not None:
-            txn.put(layout.doc_key(coll, instance_id), result.last_key, db=engine.tables.inst)
+            txn.put(dockeys.doc_key(coll, instance_id), result.last_key, db=engine.tables.inst)
         for rejection in [*result.rejections, *(Rejection(k, r) for k, r in rejected.items())]:
             engine.claims.record_rejection(txn, coll, instance_id, rejection)
         for conflict in result.conflicts:

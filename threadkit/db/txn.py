@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.db import reads
 from threadkit.db.access import CollectionAccess, update_fields
+from threadkit.db.dockeys import encode_id
 from threadkit.db.events import Action
 from threadkit.db.indexkeys import JSON_TYPES, encode_value, json_type, type_range
-from threadkit.db.layout import encode_id
 from threadkit.db.query import Op as QueryOp
 from threadkit.db.query import Query
 from threadkit.db.schema import schema_paths
