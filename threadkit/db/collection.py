@@ -7,6 +7,7 @@ reader (by default the peer's own identity).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
+from threadkit.db.schema import schema_paths
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
 
 if TYPE_CHECKING:
@@ -55,8 +57,6 @@ class Collection:
 
     def _repr_html_(self) -> str:
         """Name, count, indexes, schema fields and the first rows (for notebooks)."""
-        import html
-
         config = self.config
         fields = ", ".join(sorted(config.schema.get("properties", {}))) or "(schema-less)"
         indexes = ", ".join(f"{i.path}{' (unique)' if i.unique else ''}" for i in config.indexes)
@@ -276,7 +276,6 @@ class Collection:
     @property
     def c(self) -> Any:
         """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
-        from threadkit.db.schema import schema_paths
         from threadkit.frames.columns import ColumnNamespace
 
         return ColumnNamespace(schema_paths(self.config.schema))

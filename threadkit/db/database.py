@@ -15,6 +15,7 @@ are chained into their log and their events applied, in one transaction.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
 import threading
@@ -28,8 +29,10 @@ from threadkit.core.clock import HLC, Timestamp, order_key
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
-from threadkit.core.records import Record, create_record
+from threadkit.core.records import Record, create_record, open_record
 from threadkit.db import dockeys
+from threadkit.db.archive import export_db
+from threadkit.db.collection import Collection
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
@@ -38,6 +41,7 @@ from threadkit.db.events import Action, RecordEvent, decode_body, encode_body, e
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
+from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
 from threadkit.db.writeop import WriteOp
@@ -47,7 +51,9 @@ from threadkit.errors import (
     InstanceNotFound,
     InvalidDocument,
     InvalidIndex,
+    InvalidInput,
     MalformedRecord,
+    NetworkError,
     RecordError,
     ScriptError,
     UniqueViolation,
@@ -59,7 +65,6 @@ from threadkit.store.models import AcceptResult
 from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
-    from threadkit.db.collection import Collection
     from threadkit.db.sync import SyncSummary
     from threadkit.store.repo import Repo
 
@@ -300,8 +305,6 @@ class Database:
         >>> event = feed.get(timeout=5)  # doctest: +SKIP
         """
         if collection is not None:
-            from threadkit.db.names import check_name
-
             check_name(collection)
         return self.listeners.subscribe(collection, instance_id, actions, maxsize)
 
@@ -337,8 +340,6 @@ class Database:
         >>> db.sync(timeout=10)  # doctest: +SKIP
         SyncSummary(1 peer: 12 records pulled, 0 pushed)
         """
-        from threadkit.errors import InvalidInput, NetworkError
-
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
@@ -447,8 +448,6 @@ class Database:
         A repr has no side effects: it shows the address only when the network
         already runs, and never starts it (as :meth:`info` does).
         """
-        import html
-
         items = "".join(
             f"<li>{html.escape(c.name)}: {c.count()} documents</li>"
             for c in self.list_collections()
@@ -852,8 +851,6 @@ class Database:
         ArchiveSummary
             Logs, records, blocks and bytes written. See docs/lifecycle.md.
         """
-        from threadkit.db.archive import export_db
-
         return export_db(self, path, keys)
 
     def close(self) -> None:
@@ -875,8 +872,6 @@ def _next_mod(wall: int, before: dict[str, Any] | None) -> int:
 
 
 def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
-    from threadkit.core.records import open_record
-
     return open_record(
         stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
     )

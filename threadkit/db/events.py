@@ -32,6 +32,9 @@ from typing import Any
 import cbor2
 
 from threadkit.core.clock import Timestamp, order_key
+from threadkit.db.config import CollectionConfig
+from threadkit.db.names import check_name
+from threadkit.db.values import check_id, value_problem
 from threadkit.errors import InvalidInput, InvalidTimestamp, MalformedRecord
 
 __all__ = [
@@ -178,10 +181,6 @@ def _check_fields(
     Whatever a peer signs is checked as if it were written here, so nothing outside the
     model reaches the store, and readers never meet it.
     """
-    from threadkit.db.config import CollectionConfig
-    from threadkit.db.names import check_name
-    from threadkit.db.values import check_id, value_problem
-
     try:
         check_name(collection, "collection")
         if action.is_collection:
