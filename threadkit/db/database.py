@@ -62,7 +62,7 @@ from threadkit.errors import (
 from threadkit.store import chain, reads
 from threadkit.store.logs import list_logs, read_head
 from threadkit.store.models import AcceptResult
-from threadkit.store.txntypes import StoreTxn
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
     from threadkit.db.sync import SyncSummary
@@ -473,7 +473,7 @@ class Database:
         signer = author or self.identity.public
         built: list[_Pending] = []
 
-        def attempt(txn: StoreTxn) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if self._creates_only(ops):
                 record, changes = self._commit_creates(txn, ops, signer)
             else:
@@ -714,7 +714,7 @@ class Database:
         assert name is not None
         built: list[tuple[bytes | None, RecordEvent]] = []
 
-        def attempt(txn: StoreTxn) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if check is not None:
                 check(txn)
             head = read_head(txn, self._repo.tables, self.id, self.log_id).cid
@@ -775,7 +775,7 @@ class Database:
         log_bytes = peer_id_bytes(log_id)
         records = list(records)
 
-        def attempt(txn: StoreTxn) -> tuple[AcceptResult, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[AcceptResult, list[Change]]:
             changes: list[Change] = []
             result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
             for appended in result.added:
@@ -787,7 +787,7 @@ class Database:
         self._after_commit(changes, None, log_id)
         return result
 
-    def _apply_received(self, txn: StoreTxn, log_bytes: bytes, record: Record) -> list[Change]:
+    def _apply_received(self, txn: StoreWriteTxn, log_bytes: bytes, record: Record) -> list[Change]:
         try:
             events = decode_body(record.read_body(self.key))
         except (RecordError, MalformedRecord) as exc:
@@ -807,7 +807,7 @@ class Database:
             )
         return self.engine.apply_received(txn, events, log_bytes, str(record.author), record.cid)
 
-    def _set_applied(self, txn: StoreTxn, log_bytes: bytes, counter: int) -> None:
+    def _set_applied(self, txn: StoreWriteTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(
             dockeys.applied_key(self.prefix, log_bytes),
             counter.to_bytes(8, "big"),
@@ -817,7 +817,7 @@ class Database:
     def _catch_up(self) -> None:
         """Apply records stored in the logs but not yet applied (after a crash or an import)."""
 
-        def attempt(txn: StoreTxn) -> list[Change]:
+        def attempt(txn: StoreWriteTxn) -> list[Change]:
             changes: list[Change] = []
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)

@@ -24,7 +24,7 @@ from threadkit.db.names import check_name
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
 from threadkit.store import logs, threads
 from threadkit.store.repo import Repo
-from threadkit.store.txntypes import StoreTxn
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["DEFAULT_DB_NAME", "Manager"]
 
@@ -208,7 +208,7 @@ class Manager:
             db.close()
 
 
-def _delete_prefix(txn: StoreTxn, table: Any, prefix: bytes) -> None:
+def _delete_prefix(txn: StoreWriteTxn, table: Any, prefix: bytes) -> None:
     cursor = txn.cursor(table)
     if not cursor.set_range(prefix):
         return

@@ -37,13 +37,13 @@ from threadkit.store.logs import read_head
 from threadkit.store.models import AcceptResult, Appended, Head
 from threadkit.store.reads import locate
 from threadkit.store.tables import Tables
-from threadkit.store.txntypes import StoreTxn
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["accept", "append"]
 
 
 def append(
-    txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
 ) -> int:
     """Append records to a log: each must link to the one before, the first to the head.
 
@@ -97,7 +97,7 @@ def append(
 
 
 def accept(
-    txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
 ) -> AcceptResult:
     """Add the received records that link to the log's head; report the rest.
 

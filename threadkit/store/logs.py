@@ -29,7 +29,7 @@ from threadkit.store import codec, layout
 from threadkit.store.models import Head, LogInfo
 from threadkit.store.tables import Tables
 from threadkit.store.threads import thread_not_found
-from threadkit.store.txntypes import StoreTxn
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = [
     "MAX_ADDRS",
@@ -51,7 +51,7 @@ MAX_ADDRS = 64
 
 
 def add_log(
-    txn: StoreTxn,
+    txn: StoreWriteTxn,
     tables: Tables,
     thread_id: ThreadID,
     public: PublicKey,
@@ -195,7 +195,7 @@ def set_addrs(
 
 
 def _rewrite_addrs(
-    txn: StoreTxn,
+    txn: StoreWriteTxn,
     tables: Tables,
     thread_id: ThreadID,
     log_id: str,
