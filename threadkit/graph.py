@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import Timestamp
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, RecordEvent
 from threadkit.frames.history import cid_text, conflicts
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class RecordNode:
         could not be opened.
     size : int
         Bytes in its four blocks.
-    events : tuple[Event, ...] | None
+    events : tuple[RecordEvent, ...] | None
         Its events; None when the body could not be read (no read key).
     """
 
@@ -85,7 +85,7 @@ class RecordNode:
     prev: bytes | None
     author: str | None
     size: int
-    events: tuple[Event, ...] | None
+    events: tuple[RecordEvent, ...] | None
 
     @property
     def stamp(self) -> Timestamp | None:
@@ -109,7 +109,7 @@ def records(db: Database) -> Iterator[RecordNode]:
     for info in repo.list_logs(db.id):
         for stored in repo.read_log(db.id, info.id):
             author: str | None = None
-            events: tuple[Event, ...] | None = None
+            events: tuple[RecordEvent, ...] | None = None
             try:
                 record = open_record(
                     stored.blocks,
@@ -261,14 +261,14 @@ def logs(db: Database) -> pd.DataFrame:
     import pandas as pd
 
     from threadkit.core.identity import peer_id_bytes
-    from threadkit.db import layout
+    from threadkit.db import dockeys
 
     infos = sorted(db._repo.list_logs(db.id), key=lambda i: (i.id != db.log_id, i.id))
     applied: list[int] = []
     with db._repo.transaction() as txn:
         for info in infos:
             raw = txn.get(
-                layout.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
+                dockeys.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
             )
             applied.append(int.from_bytes(raw, "big") if raw else 0)
     return pd.DataFrame(

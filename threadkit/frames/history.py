@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.clock import Timestamp
-from threadkit.db import layout
-from threadkit.db.events import Action, Event, decode_body
+from threadkit.db import dockeys
+from threadkit.db.events import Action, RecordEvent, decode_body
 from threadkit.db.indexkeys import decode_id
 from threadkit.errors import ThreadkitError
 from threadkit.store.layout import log_id_from_bytes
@@ -209,9 +209,11 @@ class EventRow:
         """The log id of the event's writer."""
         return log_of_key(self.key)
 
-    def to_event(self) -> Event:
+    def to_event(self) -> RecordEvent:
         """The event as a record body carries it (for re-applying it)."""
-        return Event(self.stamp, self.action, self.collection, self.instance, self.data, self.base)
+        return RecordEvent(
+            self.stamp, self.action, self.collection, self.instance, self.data, self.base
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +222,7 @@ class _Found:
     author: str
     counter: int
     keys: tuple[bytes, ...]
-    events: tuple[Event, ...]
+    events: tuple[RecordEvent, ...]
 
 
 class RecordFinder:
@@ -312,7 +314,7 @@ class RecordFinder:
 def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator[EventRow]:
     """Instance events from ``db_events`` (grouped by instance, not in total order)."""
     engine = db.engine
-    prefix = layout.coll_key(engine.prefix, collection) if collection else engine.prefix
+    prefix = dockeys.coll_key(engine.prefix, collection) if collection else engine.prefix
     cursor = txn.cursor(engine.tables.events)
     if not cursor.set_range(prefix):
         return
@@ -574,7 +576,7 @@ def conflicts(db: Database, collection: str | None = None) -> pd.DataFrame:
         def load(name: str, instance: str, key: bytes | None) -> tuple[Any, ...] | None:
             if key is None:
                 return None
-            event_key = layout.event_prefix(layout.coll_key(engine.prefix, name), instance) + key
+            event_key = dockeys.event_prefix(dockeys.coll_key(engine.prefix, name), instance) + key
             value = txn.get(event_key, db=engine.tables.events)
             return None if value is None else tuple(cbor2.loads(value))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
@@ -29,6 +29,6 @@ def raw_documents(coll: Collection) -> list[bytes]:
 def raw_documents_by_id(coll: Collection, instance_ids: Sequence[str]) -> list[bytes | None]:
     """The encoded documents with these ids (None where absent), from one snapshot."""
     engine = coll.db.engine
-    prefix = layout.coll_key(engine.prefix, coll.name)
+    prefix = dockeys.coll_key(engine.prefix, coll.name)
     with coll.db._repo.transaction() as txn:
-        return [txn.get(layout.doc_key(prefix, i), db=engine.tables.docs) for i in instance_ids]
+        return [txn.get(dockeys.doc_key(prefix, i), db=engine.tables.docs) for i in instance_ids]

@@ -304,13 +304,12 @@ def _replay(
         with engine.write(repo) as txn:
             for group in _by_record(rows):
                 first = group[0]
-                engine.apply(
+                engine.apply_received(
                     txn,
                     [row.to_event() for row in group],
                     first.key[12:],
                     first.author or "",
                     first.record or b"",
-                    strict=False,
                 )
         history = engine.colls.get(name)
         config = history.current if history else None
