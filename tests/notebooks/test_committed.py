@@ -10,6 +10,7 @@ they are allowed. After changing a notebook: ``python notebooks/execute.py``.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -59,6 +60,13 @@ def problems(notebook: nbformat.NotebookNode) -> list[str]:
         found.append(f"not executed top to bottom in one run: execution counts {counts}")
     state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     forbidden = [str(ROOT), str(Path.home()), tempfile.gettempdir(), sys.prefix]
+    # the saved widgets' state is shown too (JupyterLab, the site): the same rules hold
+    for model_id, model in state.items():
+        shown = json.dumps(model.get("state", {}))
+        for pattern, what in ((_PATH, "a path"), (_KEY, "a key"), (_MEMORY, "an id()")):
+            hit = pattern.search(shown)
+            if hit:
+                found.append(f"widget {model_id}: shows {what} of this run: {hit.group(0)!r}")
     for number, cell in enumerate(code, 1):
         where = f"cell {number} ({cell.source.strip().splitlines()[0][:50]!r})"
         if "execution" in cell.get("metadata", {}):
@@ -127,7 +135,12 @@ def test_the_check_sees_what_it_must() -> None:
                 ],
             ),
             nbformat.v4.new_code_cell("db.plot_dag()", execution_count=3),
-        ]
+        ],
+        metadata={
+            "widgets": {
+                WIDGET_STATE: {"state": {"m2": {"state": {"value": "<td>/home/someone/repo</td>"}}}}
+            }
+        },
     )
     found = "\n".join(problems(leaky))
     for expected in (
@@ -139,5 +152,6 @@ def test_the_check_sees_what_it_must() -> None:
         "shows an id()",
         "model not found",
         "the DAG cell has no picture",
+        "widget m2: shows a path",
     ):
         assert expected in found, f"{expected!r} not reported:\n{found}"
