@@ -18,6 +18,7 @@ SUITES = {
     "frames": "bench.bench_frames",
     "relay": "bench.bench_relay",
     "archive": "bench.bench_archive",
+    "access": "bench.bench_access",
 }
 
 

@@ -251,10 +251,10 @@ def test_daemon_refuses_bad_connection_settings(
 
 
 def test_daemon_parses_its_network_settings() -> None:
-    from threadkit.cli import _NetSettings
+    from threadkit.api.daemon import NetSettings
     from threadkit.net.connmgr import ConnLimits
 
-    settings = _NetSettings.from_config(
+    settings = NetSettings.from_config(
         {
             "connLowWater": "7",
             "connHighWater": "9",
@@ -264,3 +264,15 @@ def test_daemon_parses_its_network_settings() -> None:
     )
     assert settings.conn_limits == ConnLimits(7, 9, 90.0)
     assert settings.keep_alive == 0.5
+
+
+def test_python_dash_m_threadkit_is_the_same_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "threadkit", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(tk.__version__)

@@ -173,7 +173,9 @@ ALLOWED = {
     ("core/addr.py", "_text_encoder", "multiaddr.err.MultiaddrValueError"),
     ("core/addr.py", "_text_decoder", "multiaddr.err.MultiaddrValueError"),
     # the query evaluator builds its InvalidQuery in a method of the undecided outcome
-    ("db/query.py", "matches", "outcome.error"),
+    ("db/matching.py", "matches", "outcome.error"),
+    # the refusal policy of local writes re-raises the refusal it is handed (a ThreadkitError)
+    ("db/judging.py", "refused", "exc"),
     # the columnar decoder's internal signal to fall back to cbor2; caught in decode()
     ("frames/cbor_columns.py", "head", "_Irregular"),
     ("frames/cbor_columns.py", "skip", "_Irregular"),

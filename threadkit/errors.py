@@ -27,7 +27,8 @@ already catches the built-in kinds keeps working.
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
     │   │   ├── UniqueViolation                   a unique index already holds the value
-    │   │   └── InstanceExists                    create of an `_id` that exists
+    │   │   ├── InstanceExists                    create of an `_id` that exists
+    │   │   └── PermissionDenied                  the writer lacks the role the write needs
     │   ├── ScriptError                           a script threw, ran too long or used too much memory
     │   │   ├── ScriptTimeout
     │   │   └── ScriptMemoryError
@@ -37,6 +38,7 @@ already catches the built-in kinds keeps working.
     │       ├── IntegrityError                    bytes do not hash to the CID that names them
     │       ├── DecryptionError                   wrong service or read key, or tampered ciphertext
     │       ├── SignatureError                    missing or forged signature
+    │       │   └── WriterProofError              a writer proof forged, or for another thread, log or content
     │       └── ChainError                        `prev` does not link, or a counter does not follow
     ├── StoreError                                the repository on disk
     │   ├── RepoInUse                             another process holds the repo
@@ -122,6 +124,7 @@ __all__ = [
     "NotFound",
     "OversizedRecord",
     "PeerUnreachable",
+    "PermissionDenied",
     "ProtocolError",
     "ReadOnlyTransaction",
     "RecordError",
@@ -146,6 +149,7 @@ __all__ = [
     "UniqueViolation",
     "UnreadableDocument",
     "WriteRejected",
+    "WriterProofError",
     "WrongThread",
 ]
 
@@ -234,6 +238,13 @@ class InstanceExists(WriteRejected):
     """A create of an ``_id`` that already exists."""
 
 
+class PermissionDenied(WriteRejected):
+    """A write or a change of the rules whose writer lacks the role it needs.
+
+    ThreadDB's clients see ``permission denied``; see docs/access.md for the roles.
+    """
+
+
 class ScriptError(InvalidInput):
     """A validator or filter that threw an exception."""
 
@@ -272,6 +283,11 @@ class SignatureError(RecordError):
 
 class ChainError(RecordError):
     """A record whose ``prev`` does not link to the record before it."""
+
+
+class WriterProofError(SignatureError):
+    """A writer proof that does not verify: forged, malformed, or made for another
+    thread, log or content (``threadkit.core.writerproof``)."""
 
 
 class StoreError(ThreadkitError):

@@ -20,6 +20,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from threadkit.core.addr import tcp_port
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
@@ -447,7 +448,7 @@ class Peer:
         )
         node.start(timeout=self._timeout)
         if not self.repo.is_temporary:
-            port = _tcp_port(node.listen_addrs)
+            port = tcp_port(node.listen_addrs)
             if port is not None:
                 self.repo.put_meta(_PORT_META, str(port).encode())
         return node
@@ -746,14 +747,6 @@ class Peer:
     def sync_stats(self) -> Any:
         """Counters of the thread service (pushed, received, rejected, pulls, errors)."""
         return None if self._service is None else self._service.stats
-
-
-def _tcp_port(addrs: list[str]) -> int | None:
-    for addr in addrs:
-        parts = addr.split("/")
-        if "tcp" in parts:
-            return int(parts[parts.index("tcp") + 1])
-    return None
 
 
 def _replicator_policy(replicator: object) -> bool | frozenset[str]:

@@ -47,9 +47,9 @@ def test_daemon_refuses_bad_network_flags(
 
 
 def test_pulling_defaults_are_threadsds() -> None:
-    from threadkit.cli import _NetSettings
+    from threadkit.api.daemon import NetSettings
 
-    settings = _NetSettings.from_config(
+    settings = NetSettings.from_config(
         {
             "connLowWater": "100",
             "connHighWater": "400",
@@ -59,7 +59,7 @@ def test_pulling_defaults_are_threadsds() -> None:
     )
     assert settings.pulling == PullSettings(True, 10_000, 1.0, 1.0, 10.0)
     assert settings.announce == []
-    off = _NetSettings.from_config(
+    off = NetSettings.from_config(
         {
             "connLowWater": "1",
             "connHighWater": "2",

@@ -15,7 +15,7 @@ from api_procs import Daemon
 import threadkit as tk
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
-from threadkit.db import layout
+from threadkit.db import dockeys
 
 pytestmark = pytest.mark.slow
 
@@ -91,11 +91,11 @@ def test_old_documents_outside_the_model(tmp_path: Path) -> None:
     with tk.Peer(repo) as peer:
         db = peer.new_db("old")
         db.new_collection("C").create({"_id": "good", "v": 1})
-        coll = layout.coll_key(db.prefix, "C")
+        coll = dockeys.coll_key(db.prefix, "C")
         with db._repo.transaction(write=True) as txn:
             for instance_id, value in (("nan", float("nan")), ("set", {1, 2}), ("raw", b"x")):
                 doc = cbor2.dumps({"_id": instance_id, "v": value})  # as an old version stored
-                txn.put(layout.doc_key(coll, instance_id), doc, db=db.engine.tables.docs)
+                txn.put(dockeys.doc_key(coll, instance_id), doc, db=db.engine.tables.docs)
         db_id = db.id
     daemon = Daemon(repo).wait_ready()
     try:

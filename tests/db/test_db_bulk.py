@@ -23,7 +23,7 @@ from threadkit.core.clock import Timestamp
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.database import Database
 from threadkit.db.engine import Change, Engine, open_db_tables
-from threadkit.db.events import Action, Event, array_header, encode_body, encode_creates
+from threadkit.db.events import Action, RecordEvent, array_header, encode_body, encode_creates
 from threadkit.errors import InvalidInput, SchemaViolation, ThreadkitError
 from threadkit.peer import Peer
 from threadkit.store.repo import Repo
@@ -66,8 +66,8 @@ def _creates(
     return out
 
 
-def _events(creates: list[tuple[Timestamp, str, dict[str, Any]]]) -> list[Event]:
-    return [Event(stamp, Action.CREATE, COLL, i, doc) for stamp, i, doc in creates]
+def _events(creates: list[tuple[Timestamp, str, dict[str, Any]]]) -> list[RecordEvent]:
+    return [RecordEvent(stamp, Action.CREATE, COLL, i, doc) for stamp, i, doc in creates]
 
 
 # ------------------------------------------------------------------------ encoding
@@ -113,9 +113,9 @@ class _Side:
         self.apply_config(COLL_STAMP, config)
 
     def apply_config(self, stamp: Timestamp, config: CollectionConfig) -> None:
-        event = Event(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
+        event = RecordEvent(stamp, Action.NEW_COLLECTION, COLL, "", config.to_node())
         with self.engine.write(self.repo) as txn:
-            self.engine.apply(txn, [event], LOG, AUTHOR, RECORD, strict=True)
+            self.engine.apply_local(txn, [event], LOG, AUTHOR, RECORD)
 
     def dump(self) -> dict[str, list[tuple[bytes, bytes]]]:
         tables = self.engine.tables
@@ -155,8 +155,8 @@ def _both(
         )
         want, want_dump = _outcome(
             single,
-            lambda txn: single.engine.apply(
-                txn, _events(creates), LOG, AUTHOR, RECORD, strict=True, fresh=ids
+            lambda txn: single.engine.apply_local(
+                txn, _events(creates), LOG, AUTHOR, RECORD, fresh=ids
             ),
         )
         assert got == want

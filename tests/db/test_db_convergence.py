@@ -562,13 +562,13 @@ class TestDeterministic:
         push(w0, fresh)
         before = {d["_id"]: d for d in fresh[COLL].find()}
         refolded: list[tuple[str, str]] = []
-        original = fresh.engine._refold
+        original = fresh.engine.refolds.refold
 
         def spy(txn: Any, collection: str, instance_id: str, changes: Any) -> Any:
             refolded.append((collection, instance_id))
             return original(txn, collection, instance_id, changes)
 
-        monkeypatch.setattr(fresh.engine, "_refold", spy)
+        monkeypatch.setattr(fresh.engine.refolds, "refold", spy)
         feed = fresh.listen()
         push(w1, fresh)  # late: its save sorts before w0's save of x
         assert refolded == [(COLL, "x")]

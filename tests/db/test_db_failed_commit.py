@@ -19,7 +19,7 @@ from threadkit.core.identity import Identity
 from threadkit.db.config import CollectionConfig
 from threadkit.db.database import Database
 from threadkit.db.engine import Engine, open_db_tables
-from threadkit.db.events import Action, Event
+from threadkit.db.events import Action, RecordEvent
 from threadkit.db.handoff import handoff
 from threadkit.db.manager import Manager
 from threadkit.db.query import where
@@ -73,20 +73,20 @@ def small(tmp_path: Path) -> Iterator[SmallRepo]:
 def test_config_events_take_effect_when_their_transaction_commits(tmp_path: Path) -> None:
     log, author, record = b"\x00\x24" + bytes(36), "author", bytes(36)
     node = CollectionConfig.build("Extra", indexes=["n"]).to_node()
-    create = Event(Timestamp(1_000, 0), Action.NEW_COLLECTION, "Extra", "", node)
-    doc = Event(Timestamp(1_001, 0), Action.CREATE, "Extra", "a", {"n": 1})
+    create = RecordEvent(Timestamp(1_000, 0), Action.NEW_COLLECTION, "Extra", "", node)
+    doc = RecordEvent(Timestamp(1_001, 0), Action.CREATE, "Extra", "a", {"n": 1})
     with Repo(tmp_path / "repo", durable=False) as repo:
         engine = Engine(open_db_tables(repo), b"\x00\x00\x00\x01")
         outside = repo.transaction(write=True)
         with pytest.raises(StoreError, match="outside Engine"), outside as txn:
-            engine.apply(txn, [create], log, author, record, strict=True)
+            engine.apply_local(txn, [create], log, author, record)
         with pytest.raises(RuntimeError), engine.write(repo) as txn:
-            engine.apply(txn, [create], log, author, record, strict=True)
+            engine.apply_local(txn, [create], log, author, record)
             raise RuntimeError("abandoned")
         assert engine.collection_names() == []
         with engine.write(repo) as txn:
             # applied again, not taken as already applied; seen by its own transaction only
-            engine.apply(txn, [create, doc], log, author, record, strict=True)
+            engine.apply_local(txn, [create, doc], log, author, record)
             assert engine.collection_names() == []
             with repo.transaction() as reader:
                 assert list(engine.scan_docs(reader, "Extra")) == []

@@ -18,14 +18,14 @@ from tests.db.replicas import deliver, know_log, log_records, replica, snapshot,
 from threadkit.core.clock import MAX_DRIFT, MAX_LOGICAL, MAX_WALL, Timestamp
 from threadkit.core.records import Record, create_record
 from threadkit.db.database import Database
-from threadkit.db.events import Action, Event, encode_body
+from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.errors import WriteRejected
 from threadkit.peer import Peer
 
 FAR = Timestamp(MAX_WALL, MAX_LOGICAL - 1)  # merged, it leaves the clock one tick from overflow
 
 
-def _signed(member: Database, events: list[Event]) -> Record:
+def _signed(member: Database, events: list[RecordEvent]) -> Record:
     """The member's next record holding ``events``, signed with its log key as any peer's."""
     head = member._repo.get_head(member.id, member.log_id).cid
     return create_record(
@@ -52,10 +52,10 @@ def _pair(stack: ExitStack, path: Path) -> tuple[Database, Database]:
     return victim, member
 
 
-def _save_at(victim: Database, stamp: Timestamp, instance_id: str, text: str) -> Event:
+def _save_at(victim: Database, stamp: Timestamp, instance_id: str, text: str) -> RecordEvent:
     with victim._repo.transaction() as txn:
         base = victim.engine.last_key(txn, "Notes", instance_id)
-    return Event(stamp, Action.SAVE, "Notes", instance_id, {"text": text}, base)
+    return RecordEvent(stamp, Action.SAVE, "Notes", instance_id, {"text": text}, base)
 
 
 def test_far_future_record_does_not_stop_writes(stack: ExitStack, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_far_future_collection_event_refuses_only_that_collection(
 ) -> None:
     victim, member = _pair(stack, tmp_path / "victim")
     config = victim["Notes"].config.to_node()
-    event = Event(FAR, Action.UPDATE_COLLECTION, "Notes", "", config)
+    event = RecordEvent(FAR, Action.UPDATE_COLLECTION, "Notes", "", config)
     deliver(victim, member, [_signed(member, [event])])
     with pytest.raises(WriteRejected, match="collection 'Notes'"):
         victim.update_collection("Notes", indexes=[{"path": "text"}])

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import threadkit as tk
 from tests.db.test_query_oracle import INDEXED, scenarios
-from threadkit.db import layout, reads
+from threadkit.db import dockeys, reads
 from threadkit.db.planner import InMemorySource, execute, explain
 from threadkit.db.query import Query, where
 from threadkit.errors import InvalidDocument, InvalidQuery
@@ -83,7 +83,7 @@ def test_an_index_read_skips_a_document_that_does_not_decode(
     coll = db.new_collection("broken", indexes=["n"])
     coll.create({"_id": "a", "n": 1}, {"_id": "b", "n": 1}, {"_id": "c", "n": 1})
     engine = db.engine
-    key = layout.doc_key(layout.coll_key(engine.prefix, "broken"), "b")
+    key = dockeys.doc_key(dockeys.coll_key(engine.prefix, "broken"), "b")
     with db._repo.transaction(write=True) as txn:
         txn.put(key, cbor2.dumps({"_id": "b", "n": 1})[:-1], db=engine.tables.docs)
     with caplog.at_level(logging.WARNING):

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import threadkit as tk
 from threadkit.core.records import create_record
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.database import Database
 from threadkit.db.events import BODY_VERSION
 from threadkit.db.query import MAX_QUERY_DEPTH, Query, where
@@ -363,9 +363,9 @@ def test_a_conflict_on_a_long_path_is_recorded(peer: Peer) -> None:
 
 def _store_raw(db: Database, collection: str, instance_id: str, doc: Any) -> None:
     """Put a document straight into the store, as a version without the checks could."""
-    coll = layout.coll_key(db.prefix, collection)
+    coll = dockeys.coll_key(db.prefix, collection)
     with db._repo.transaction(write=True) as txn:
-        txn.put(layout.doc_key(coll, instance_id), cbor2.dumps(doc), db=db.engine.tables.docs)
+        txn.put(dockeys.doc_key(coll, instance_id), cbor2.dumps(doc), db=db.engine.tables.docs)
 
 
 def test_readers_of_old_documents_outside_the_model(

@@ -19,7 +19,7 @@ import threadkit as tk
 from threadkit.core.clock import MAX_LOGICAL, MAX_WALL, Timestamp
 from threadkit.core.identity import Identity, peer_id_bytes
 from threadkit.core.records import create_record
-from threadkit.db.events import Action, Event, encode_body
+from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.net import protocol as p
 from threadkit.net.framing import FrameReader, write_frame
 from threadkit.net.node import Node
@@ -56,7 +56,7 @@ def test_a_record_from_the_end_of_time_does_not_stop_writes() -> None:
             announce = {"t": "push_log", "thread": tid, "auth": auth, "log": entry}
             node.call(_ask, node, b.peer_id, announce, timeout=15)
             far = Timestamp(MAX_WALL, MAX_LOGICAL - 1)  # one tick from overflow
-            event = Event(far, Action.CREATE, "Items", "from-the-future", {"name": "future"})
+            event = RecordEvent(far, Action.CREATE, "Items", "from-the-future", {"name": "future"})
             record = create_record(encode_body([event]), log_key=member, key=key)
             pushed = {
                 "t": "push_records",

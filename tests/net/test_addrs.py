@@ -167,7 +167,7 @@ def test_joiner_on_another_address_can_dial_and_loopback_goes() -> None:
 
 def test_daemon_info_lists_no_wildcard(tmp_path: Path) -> None:
     """GetDBInfo goes through ``db.info()``: the daemon's default bind is 0.0.0.0."""
-    from threadkit.api.server import _db_info
+    from threadkit.api._db_service import db_info as _db_info
     from threadkit.core.addr import addr_from_bytes
 
     with tk.Peer(tmp_path / "d", listen=["/ip4/0.0.0.0/tcp/0"], network=True) as peer:

@@ -4,11 +4,15 @@ JupyterLab serves a copy of notebooks/ on 127.0.0.1; Chromium (the system packag
 by its chromedriver through selenium) opens each notebook and runs it with Run All. The
 assertions are about the page: no cell shows stderr or an error, no widget says
 "Error displaying widget", the DAG cell shows an image, the live widgets' views show
-their tables and update while the notebook runs (notebook 02's feed shows the notes
-another process writes), and after saving and reopening (a new kernel, no widget models)
-each widget's output is its static HTML, as it last looked.
+their tables and update while the notebook runs (notebook 02's feed and live table show
+the notes another process writes), and after saving and reopening (a new kernel, no
+widget models) each widget's output is its static HTML, as it last looked.
 
-Screenshots of every notebook after Run All and after reopening are saved under
+A second JupyterLab serves the committed notebooks as they are: opened without running
+them, they show their outputs and widgets (no "model not found"); a widget saved while
+live comes back from the widget state in the notebook's metadata.
+
+Screenshots of every notebook after Run All, after reopening and as committed are saved under
 ``tests/output/browser/`` for failure reports. Without chromium, chromedriver, selenium or
 jupyterlab the tests skip, saying which is missing (``.ci/run`` installs them).
 """
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import nbformat.sign
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +47,15 @@ WIDGET_TEXT = {
     "02-two-peers": "hello from the other process",
     "03-how-the-event-log-works": "first light",
 }
-# Text a widget's live view (not its static copy) must have shown while the notebook ran:
-# notebook 02's feed receives notes another process writes.
-LIVE_TEXT = {"02-two-peers": "hello from the other process"}
+# Texts that one widget's live view (not its static copy) must have shown together while
+# the notebook ran: in notebook 02 another process writes notes, which its ListenFeed
+# ("… events") and its LiveTable ("Notes — N documents") show as they arrive.
+LIVE_TEXT = {
+    "02-two-peers": [
+        ("events", "hello from the other process"),
+        ("Notes — ", "documents", "hello from the other process"),
+    ]
+}
 
 CHROME_FLAGS = [
     "--headless",
@@ -114,6 +125,8 @@ class Lab:
             "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
             "IPYTHONDIR": str(home / "ipython"),
+            # its own notebook signatures (which notebooks are trusted)
+            "JUPYTER_DATA_DIR": str(home / "data"),
         }
         self.log = (home / "lab.log").open("w")
         self.process = subprocess.Popen(
@@ -333,10 +346,9 @@ def test_run_all_save_and_reopen(browser: Any, lab: Lab, path: Path) -> None:
     seen = browser.execute_script("return window.__tkSeen;")
     if "tk.widgets." in "".join(c["source"] for c in cells):
         assert seen, f"{stem}: no widget view ever rendered ({shot})"
-    live = LIVE_TEXT.get(stem)
-    if live:
-        assert any(live in text for text in seen), (
-            f"{stem}: the live widget never showed {live!r} while the notebook ran: {seen}"
+    for texts in LIVE_TEXT.get(stem, []):
+        assert any(all(t in text for t in texts) for text in seen), (
+            f"{stem}: no live widget view showed {texts} while the notebook ran: {seen}"
         )
 
     browser.execute_script(_PANEL + "return w.context.save();")
@@ -390,4 +402,123 @@ def test_the_checks_see_stderr_and_broken_widgets(browser: Any, lab: Lab) -> Non
         _check_page(cells, page.replace("Error displaying widget", ""), "zz-bad", shot)
     with pytest.raises(AssertionError, match="did not render"):
         _check_page(cells, page, "zz-bad", shot)
+    browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")
+
+
+# A notebook saved while its widget was live (its peer still open): the output is the
+# widget's view with its static HTML beside it. JupyterLab renders a widget view only in
+# a trusted notebook (one its user ran and saved): there it needs the widget's model,
+# which a fresh JupyterLab can only have from the notebook's metadata, where
+# notebooks/execute.py (nbclient's store_widget_state) puts it. An untrusted notebook
+# (cloned, downloaded) shows the static HTML.
+_SAVED_LIVE = nbformat.v4.new_notebook(
+    cells=[
+        nbformat.v4.new_code_cell(
+            "import threadkit as tk\n"
+            "peer = tk.Peer(memory=True)\n"
+            "things = peer.new_db('saved').new_collection('Things')\n"
+            "things.create({'name': 'still shown after reopening'})\n"
+            "tk.widgets.LiveTable(things)"
+        )
+    ],
+    metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+)
+_SAVED_TEXT = "still shown after reopening"
+
+
+def _execute_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tk_execute", ROOT / "notebooks" / "execute.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fresh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A new JupyterLab serving the committed notebooks as they are (no kernel ran them)."""
+    root = tmp_path_factory.mktemp("fresh-root")
+    for path in NOTEBOOKS:
+        shutil.copy(path, root / path.name)
+    source = root / "zz-saved-live.ipynb"
+    nbformat.write(_SAVED_LIVE, source)
+    saved = _execute_module().execute(source)
+    nbformat.write(saved, source)
+    home = tmp_path_factory.mktemp("fresh-home")
+    (home / "data").mkdir()
+    notary = nbformat.sign.NotebookNotary(data_dir=str(home / "data"))
+    notary.sign(saved)
+    nbformat.write(saved, root / "zz-saved-live-trusted.ipynb")
+    saved.metadata.pop("widgets", None)
+    notary.sign(saved)
+    nbformat.write(saved, root / "zz-saved-live-trusted-no-state.ipynb")
+    server = Lab(root, home)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _open_fresh(driver: Any, lab: Lab, name: str, shot: str) -> tuple[list[dict[str, Any]], str]:
+    """Open ``name`` without running it, wait for its saved outputs, screenshot, read."""
+    driver.get(f"{lab.url}/lab?token={lab.token}")
+    _open(driver, lab, name)
+    try:
+        _wait(
+            driver,
+            _PANEL + "return w.content.widgets.every(c => c.model.type !== 'code'"
+            " || c.model.outputs.length === 0 || c.outputArea.node.innerText.length > 0"
+            " || c.node.querySelector('img'));",
+            30,
+            f"{name}'s saved outputs to show",
+        )
+        time.sleep(1)  # the widget manager reports missing models once it has restored
+    finally:
+        _screenshot(driver, shot)
+    return driver.execute_script(_READ), driver.execute_script("return document.body.innerText;")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebook_opens_with_its_outputs(
+    browser: Any, fresh_lab: Lab, path: Path
+) -> None:
+    """As someone who clones the repository and opens a notebook sees it, before running it."""
+    cells, page = _open_fresh(browser, fresh_lab, path.name, f"{path.stem}-committed")
+    _check_page(cells, page, path.stem, OUTPUT / f"{path.stem}-committed.png")
+    assert "model not found" not in page
+    assert any(c["text"].strip() or c["images"] for c in cells), (
+        f"{path.stem}: the committed notebook shows no outputs"
+    )
+    expected = WIDGET_TEXT.get(path.stem)
+    if expected:
+        assert expected in page, f"{path.stem}: the saved widgets do not show {expected!r}"
+    browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")
+
+
+def test_a_widget_saved_live_comes_back_from_the_saved_state(browser: Any, fresh_lab: Lab) -> None:
+    """A notebook saved while its widget was live shows the widget's last state: untrusted,
+    as its static HTML; trusted, as the widget itself, from the state in the metadata —
+    without that state JupyterLab would say "model not found"."""
+    cells, page = _open_fresh(browser, fresh_lab, "zz-saved-live.ipynb", "zz-saved-live")
+    assert "Error displaying widget" not in page and "model not found" not in page
+    assert cells[0]["tables"] == 1 and _SAVED_TEXT in cells[0]["text"]
+    browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")
+
+    name = "zz-saved-live-trusted.ipynb"
+    cells, page = _open_fresh(browser, fresh_lab, name, "zz-saved-live-trusted")
+    assert "Error displaying widget" not in page and "model not found" not in page
+    assert cells[0]["widgets"] == 1, "the saved widget did not render as a widget"
+    assert _SAVED_TEXT in cells[0]["text"]
+    browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")
+
+    name = "zz-saved-live-trusted-no-state.ipynb"
+    _open_fresh(browser, fresh_lab, name, "zz-saved-live-trusted-no-state")
+    _wait(
+        browser,
+        "return document.body.innerText.includes('Error displaying widget');",
+        20,
+        "the widget without saved state to be reported missing",
+    )
     browser.execute_script(_PANEL + "return w.sessionContext.shutdown().then(() => w.dispose());")

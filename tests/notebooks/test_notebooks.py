@@ -52,6 +52,11 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     ]
     assert not errors, errors
     alive = set(json.loads(_stream_text(alive_cell).strip().splitlines()[-1]))
+    committed = nbformat.read(path, as_version=4)
+    assert _shapes(notebook) == _shapes(committed), (
+        f"{path.name}: the committed outputs are not what the notebook shows now "
+        "(python notebooks/execute.py regenerates them)"
+    )
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -86,3 +91,26 @@ def _stream_text(cell: nbformat.NotebookNode) -> str:
     return "".join(
         o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"
     )
+
+
+def _shapes(notebook: nbformat.NotebookNode) -> list[list[tuple[str, ...]]]:
+    """What kind of output each code cell shows: (output type or stream name, mime types).
+
+    Values (ids, times) change with every run; the kinds do not, so a committed notebook
+    whose outputs no longer match its code (a cell now draws, prints or fails) is caught.
+    """
+    shapes = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kinds: list[tuple[str, ...]] = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                kind: tuple[str, ...] = ("stream", output.get("name", ""))
+            else:
+                data = sorted(output.get("data", {}))
+                kind = (output.get("output_type", ""), *data)
+            if not kinds or kinds[-1] != kind or kind[0] != "stream":
+                kinds.append(kind)
+        shapes.append(kinds)
+    return shapes

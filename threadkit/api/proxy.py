@@ -62,6 +62,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from threadkit import errors
 from threadkit.api.limits import FORWARDED_KEY, PROXY_SECRET_KEY, APILimits
+from threadkit.api.wire import MAX_MESSAGE, message_size_options
 
 __all__ = ["WebProxy", "encode_frame", "known_methods", "parse_frames"]
 
@@ -204,7 +205,7 @@ class WebProxy:
         target: str,
         host: str = "127.0.0.1",
         port: int = 6007,
-        max_message: int = 16 << 20,
+        max_message: int = MAX_MESSAGE,
         keep_alive: float = 5.0,
         methods: frozenset[str] | None = None,
         limits: APILimits | None = None,
@@ -255,10 +256,7 @@ class WebProxy:
         self.port = result
 
     async def _start(self) -> int:
-        options = [
-            ("grpc.max_receive_message_length", self.max_message),
-            ("grpc.max_send_message_length", self.max_message),
-        ]
+        options = message_size_options(self.max_message)
         self._channel = grpc.aio.insecure_channel(self.target, options=options)
         # handler_cancellation: a client that hangs up ends its call (Listen over HTTP);
         # keepalive_timeout: aiohttp closes a connection that has no whole request within

@@ -8,6 +8,8 @@ value codecs of ``p2p`` and ``thread`` with it.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,7 +21,17 @@ from threadkit.core.identity import peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.errors import InvalidAddress, InvalidKey, InvalidThreadID
 
-__all__ = ["CircuitAddr", "ThreadAddr", "addr_from_bytes", "addr_to_bytes", "parse_addr"]
+__all__ = [
+    "CircuitAddr",
+    "ThreadAddr",
+    "addr_from_bytes",
+    "addr_to_bytes",
+    "dial_target",
+    "host_port",
+    "listen_addr",
+    "parse_addr",
+    "tcp_port",
+]
 
 
 def _p2p_encoder(text: str) -> bytes:
@@ -246,3 +258,124 @@ class ThreadAddr:
 
     def __str__(self) -> str:
         return f"{self.peer_addr}/thread/{self.thread_id}"
+
+
+# ----------------------------------------------------- TCP endpoints of multiaddrs
+
+_HOST_PROTOCOLS = frozenset({"ip4", "ip6", "dns4", "dns6", "dns"})
+
+
+def _components(addr: str) -> list[str]:
+    """The ``/``-separated components of a multiaddr's text (no empty ends)."""
+    return addr.strip().strip("/").split("/")
+
+
+def _host_text(protocol: str, host: str) -> str:
+    """A host as a socket address spells it (an IPv6 address in brackets)."""
+    return f"[{host}]" if protocol == "ip6" else host
+
+
+def host_port(addr: str, what: str) -> tuple[str, int]:
+    """``host`` and ``port`` of ``/ip4/H/tcp/P`` (also ``/ip6`` and ``/dns*`` hosts).
+
+    Parameters
+    ----------
+    addr : str
+        Exactly a host and a TCP port, nothing after them.
+    what : str
+        The setting's name, to start the error message with.
+
+    Returns
+    -------
+    tuple of (str, int)
+        The host (an IPv6 address in brackets) and the port.
+
+    Raises
+    ------
+    InvalidAddress
+        For anything else, a malformed IP address or a port outside 0–65535.
+
+    Examples
+    --------
+    >>> host_port("/ip4/127.0.0.1/tcp/6006", "apiAddr")
+    ('127.0.0.1', 6006)
+    >>> host_port("/ip6/::1/tcp/0", "apiAddr")
+    ('[::1]', 0)
+    """
+    parts = _components(addr)
+    if len(parts) != 4 or parts[0] not in _HOST_PROTOCOLS or parts[2] != "tcp" or not parts[1]:
+        raise InvalidAddress(f"{what}: {addr!r} is not an /ip4/<host>/tcp/<port> address")
+    if parts[0] in ("ip4", "ip6"):
+        parse = ipaddress.IPv4Address if parts[0] == "ip4" else ipaddress.IPv6Address
+        try:
+            parse(parts[1])
+        except ValueError:
+            raise InvalidAddress(f"{what}: {parts[1]!r} is not an {parts[0]} address") from None
+    if not parts[3].isdigit() or not 0 <= int(parts[3]) <= 65535:
+        raise InvalidAddress(f"{what}: port {parts[3]!r} is not a number from 0 to 65535")
+    return _host_text(parts[0], parts[1]), int(parts[3])
+
+
+def listen_addr(addr: str, what: str) -> str:
+    """A libp2p listen address, checked: ``/ip4/<ip>/tcp/<port>`` or ``/ip6/<ip>/tcp/<port>``.
+
+    Returns
+    -------
+    str
+        ``addr`` without surrounding white space.
+
+    Raises
+    ------
+    InvalidAddress
+        For a DNS host, another transport, a malformed IP address or port.
+
+    Examples
+    --------
+    >>> listen_addr(" /ip4/0.0.0.0/tcp/4006 ", "hostAddr")
+    '/ip4/0.0.0.0/tcp/4006'
+    """
+    if not addr.strip().startswith(("/ip4/", "/ip6/")):
+        raise InvalidAddress(f"{what}: {addr!r} is not an /ip4/<ip>/tcp/<port> address")
+    host_port(addr, what)
+    return addr.strip()
+
+
+def dial_target(addr: str) -> str:
+    """A gRPC dial target ``host:port`` from ``host:port`` or ``/ip4/<host>/tcp/<port>/…``.
+
+    A ``host:port`` (``http://`` dropped) is passed on as it is; of a multiaddr, what follows
+    the port is ignored.
+
+    Raises
+    ------
+    InvalidAddress
+        A multiaddr without a host and a TCP port.
+
+    Examples
+    --------
+    >>> dial_target("/ip6/::1/tcp/6006")
+    '[::1]:6006'
+    >>> dial_target("http://127.0.0.1:6006")
+    '127.0.0.1:6006'
+    """
+    if addr.startswith("/"):
+        parts = _components(addr)
+        if len(parts) >= 4 and parts[2] == "tcp":
+            return f"{_host_text(parts[0], parts[1])}:{parts[3]}"
+        raise InvalidAddress(f"{addr!r} is not an /ip4/<host>/tcp/<port> address")
+    return addr.removeprefix("http://")
+
+
+def tcp_port(addrs: Iterable[str]) -> int | None:
+    """The TCP port of the first address that has one (None when none has).
+
+    Examples
+    --------
+    >>> tcp_port(["/ip4/127.0.0.1/udp/9/quic-v1", "/ip4/127.0.0.1/tcp/4006/p2p/12D3KooW"])
+    4006
+    """
+    for addr in addrs:
+        parts = _components(addr)
+        if "tcp" in parts:
+            return int(parts[parts.index("tcp") + 1])
+    return None

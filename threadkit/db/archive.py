@@ -48,6 +48,7 @@ from threadkit.errors import (
     ThreadExists,
 )
 from threadkit.store import car, chain, logs, reads, threads
+from threadkit.store.txntypes import StoreWriteTxn
 
 if TYPE_CHECKING:
     from threadkit.db.database import Database
@@ -281,7 +282,7 @@ def import_db(
                 f"thread {thread_id} is already in this repo; delete it first to restore it"
             )
 
-    def store(txn: Any) -> None:
+    def store(txn: StoreWriteTxn) -> None:
         threads.add_thread(txn, tables, thread_id, key, name)
         for entry in entries:
             logs.add_log(txn, tables, thread_id, entry.public, None, entry.addrs)

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from threadkit.db.names import check_name
-from threadkit.errors import InvalidIndex
-
-if TYPE_CHECKING:
-    from threadkit.db.schema import SchemaValidator
-    from threadkit.db.scripts import ReadFilter, WriteValidator
+from threadkit.db.schema import SchemaValidator, check_index_path, prepare_schema, schema_paths
+from threadkit.db.scripts import ReadFilter, WriteValidator
+from threadkit.errors import InvalidIndex, InvalidScript, MalformedRecord
 
 __all__ = ["MAX_INDEX_PATH_BYTES", "CollectionConfig", "Index"]
 
@@ -98,9 +96,6 @@ class CollectionConfig:
         read_filter: str | None = None,
     ) -> CollectionConfig:
         """Check and normalise user input into a config (schema prepared, indexes checked)."""
-        from threadkit.db.schema import check_index_path, prepare_schema, schema_paths
-        from threadkit.errors import InvalidScript
-
         check_name(name, "collection")
         prepared = prepare_schema(schema)
         parsed = tuple(Index.coerce(i) for i in (indexes or ()))
@@ -142,8 +137,6 @@ class CollectionConfig:
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> CollectionConfig:
         """Parse a config from a collection event (trusting nothing)."""
-        from threadkit.errors import MalformedRecord
-
         try:
             schema = json.loads(node["schema"])
             indexes = tuple(Index.coerce(i) for i in node.get("indexes", ()))
@@ -177,15 +170,11 @@ class CollectionConfig:
     @cached_property
     def validator(self) -> WriteValidator | None:
         """The compiled write validator, or None."""
-        from threadkit.db.scripts import WriteValidator
-
         return WriteValidator(self.write_validator) if self.write_validator else None
 
     @cached_property
     def filter(self) -> ReadFilter | None:
         """The compiled read filter, or None."""
-        from threadkit.db.scripts import ReadFilter
-
         return ReadFilter(self.read_filter) if self.read_filter else None
 
     def info(self) -> dict[str, Any]:

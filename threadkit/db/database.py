@@ -15,6 +15,7 @@ are chained into their log and their events applied, in one transaction.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
 import threading
@@ -28,24 +29,32 @@ from threadkit.core.clock import HLC, Timestamp, order_key
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
-from threadkit.core.records import Record, create_record
-from threadkit.db import layout
+from threadkit.core.records import Record, create_record, open_record
+from threadkit.db import dockeys
+from threadkit.db.archive import export_db
 from threadkit.db.collection import Collection
 from threadkit.db.config import CollectionConfig, Index
-from threadkit.db.engine import Change, Engine, Tables, threaddb_event
-from threadkit.db.events import Action, Event, decode_body, encode_body, encode_creates
+from threadkit.db.docpath import get_path
+from threadkit.db.doctables import DocTables
+from threadkit.db.engine import Change, Engine
+from threadkit.db.events import Action, RecordEvent, decode_body, encode_body, encode_creates
+from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
+from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
 from threadkit.db.timeline import Timeline
+from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
     CollectionExists,
     InstanceExists,
     InstanceNotFound,
     InvalidDocument,
     InvalidIndex,
+    InvalidInput,
     MalformedRecord,
+    NetworkError,
     RecordError,
     ScriptError,
     UniqueViolation,
@@ -54,13 +63,14 @@ from threadkit.errors import (
 from threadkit.store import chain, reads
 from threadkit.store.logs import list_logs, read_head
 from threadkit.store.models import AcceptResult
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
     from threadkit.db.sharing import Sharing
     from threadkit.db.sync import SyncSummary
     from threadkit.store.repo import Repo
 
-__all__ = ["DBInfo", "Database", "Op"]
+__all__ = ["DBInfo", "Database"]
 
 log = logging.getLogger("threadkit.db")
 
@@ -85,30 +95,9 @@ class DBInfo:
     key: ThreadKey
 
 
-@dataclass(slots=True)
-class Op:
-    """One pending write of a transaction.
-
-    ``doc`` is the whole new document (create, save) or None (delete).
-    """
-
-    action: Action
-    collection: str
-    instance_id: str
-    doc: dict[str, Any] | None = None
-    reader: str | None = None
-    fresh: bool = False
-    """True for an id this process just generated: it cannot exist yet, so no lookup."""
-    checked: CollectionConfig | None = None
-    """The config whose schema ``doc`` was checked against when the write was queued."""
-    merge: bool = False
-    """A partial save: ``doc`` holds only the fields to set, merged into the instance as it
-    stands when the event is built (so a field another write changed meanwhile stays)."""
-
-
 @dataclass
 class _Pending:
-    events: list[Event] = field(default_factory=list)
+    events: list[RecordEvent] = field(default_factory=list)
     state: dict[tuple[str, str], tuple[dict[str, Any] | None, bytes | None]] = field(
         default_factory=dict
     )
@@ -146,7 +135,7 @@ class Database:
     def __init__(
         self,
         repo: Repo,
-        tables: Tables,
+        tables: DocTables,
         thread_id: ThreadID,
         name: str,
         key: ThreadKey,
@@ -210,7 +199,7 @@ class Database:
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
 
-        def check(txn: Any) -> None:
+        def check(txn: StoreTxn) -> None:
             if name in self.engine.collection_names():
                 raise CollectionExists(f"collection {name!r} already exists in {self.name!r}")
 
@@ -233,7 +222,7 @@ class Database:
         """
         config = CollectionConfig.build(name, schema, indexes, write_validator, read_filter)
 
-        def check(txn: Any) -> None:
+        def check(txn: StoreTxn) -> None:
             current = self.engine.config(name)
             added = [i.path for i in config.indexes if i not in current.indexes]
             if added:
@@ -250,18 +239,16 @@ class Database:
         self._commit_collection_event(Action.UPDATE_COLLECTION, config, check=check)
         return self.get_collection(name)
 
-    def _check_indexable(self, txn: Any, name: str, paths: list[str]) -> None:
+    def _check_indexable(self, txn: StoreTxn, name: str, paths: list[str]) -> None:
         """Raise InvalidIndex when a document holds text too long for an entry of a new index."""
-        from threadkit.db.engine import get_path
-
-        coll = layout.coll_key(self.prefix, name)
+        coll = dockeys.coll_key(self.prefix, name)
         for doc in self.engine.scan_docs(txn, name):
             for path in paths:
                 value = get_path(doc, path)
                 if (
                     type(value) is str
                     and len(value) > 12
-                    and not layout.index_key_fits(coll, path, value, doc["_id"])
+                    and not dockeys.index_key_fits(coll, path, value, doc["_id"])
                 ):
                     raise InvalidIndex(
                         f"cannot index {path!r} of {name!r}: instance {doc['_id']!r} holds "
@@ -323,8 +310,6 @@ class Database:
         >>> event = feed.get(timeout=5)  # doctest: +SKIP
         """
         if collection is not None:
-            from threadkit.db.names import check_name
-
             check_name(collection)
         return self.listeners.subscribe(collection, instance_id, actions, maxsize)
 
@@ -360,8 +345,6 @@ class Database:
         >>> db.sync(timeout=10)  # doctest: +SKIP
         SyncSummary(1 peer: 12 records pulled, 0 pushed)
         """
-        from threadkit.errors import InvalidInput, NetworkError
-
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
@@ -388,7 +371,7 @@ class Database:
     # ------------------------------------------------------------- the read side
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Any]:
+    def snapshot(self) -> Iterator[StoreTxn]:
         """A read-only LMDB transaction: one consistent snapshot of the store (for readers
         in the package, such as the frame builder; the documents API needs none)."""
         with self._repo.transaction() as txn:
@@ -415,8 +398,6 @@ class Database:
         A repr has no side effects: it shows the address only when the network
         already runs, and never starts it (as :meth:`info` does).
         """
-        import html
-
         items = "".join(
             f"<li>{html.escape(c.name)}: {c.count()} documents</li>"
             for c in self.list_collections()
@@ -430,7 +411,7 @@ class Database:
 
     # -------------------------------------------------------- the local write
 
-    def commit(self, ops: list[Op], author: PublicKey | None = None) -> Record | None:
+    def commit(self, ops: list[WriteOp], author: PublicKey | None = None) -> Record | None:
         """Commit a transaction's writes as one record; all or nothing.
 
         Returns the record, or None when there was nothing to write. Write validators
@@ -442,7 +423,7 @@ class Database:
         signer = author or self.identity.public
         built: list[_Pending] = []
 
-        def attempt(txn: Any) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if self._creates_only(ops):
                 record, changes = self._commit_creates(txn, ops, signer)
             else:
@@ -495,7 +476,7 @@ class Database:
                     self.engine.scripts = None
             calls.run_missing()
 
-    def _build_events(self, txn: Any, ops: list[Op]) -> _Pending:
+    def _build_events(self, txn: StoreTxn, ops: list[WriteOp]) -> _Pending:
         """The events of a transaction's writes, stamped now, and what they were built on."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
         pending = _Pending(head=head.cid)
@@ -530,7 +511,7 @@ class Database:
         if calls.missing:
             raise _Again
 
-    def _still_current(self, txn: Any, pending: _Pending) -> bool:
+    def _still_current(self, txn: StoreTxn, pending: _Pending) -> bool:
         """True when events built earlier can be committed now: no record was added to
         this peer's log since (their stamps still follow its head), and no instance or
         collection they were built on changed."""
@@ -546,18 +527,18 @@ class Database:
         )
 
     def _commit_ops(
-        self, txn: Any, ops: list[Op], pending: _Pending, author: PublicKey
+        self, txn: StoreTxn, ops: list[WriteOp], pending: _Pending, author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
         record = self._sign(txn, encode_body(pending.events), author)
         fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
-        changes = self.engine.apply(
-            txn, pending.events, self._log_bytes, str(author), record.cid, strict=True, fresh=fresh
+        changes = self.engine.apply_local(
+            txn, pending.events, self._log_bytes, str(author), record.cid, fresh=fresh
         )
         return record, changes
 
     def _commit_creates(
-        self, txn: Any, ops: list[Op], author: PublicKey
+        self, txn: StoreTxn, ops: list[WriteOp], author: PublicKey
     ) -> tuple[Record, list[Change]]:
         """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
 
@@ -576,7 +557,7 @@ class Database:
         )
         return record, changes
 
-    def _creates_only(self, ops: list[Op]) -> bool:
+    def _creates_only(self, ops: list[WriteOp]) -> bool:
         """True when every write creates a document under an id generated for it, all in
         one collection with no write validator and no unique index, each document checked
         against the collection's current schema and holding its ``_id`` first."""
@@ -595,12 +576,12 @@ class Database:
             for op in ops
         )
 
-    def _still_checked(self, op: Op) -> bool:
+    def _still_checked(self, op: WriteOp) -> bool:
         """True when ``op``'s document was checked against its collection's current config."""
         history = self.engine.colls.get(op.collection)
         return op.checked is not None and history is not None and op.checked is history.current
 
-    def _event_for(self, txn: Any, pending: _Pending, op: Op) -> Event:
+    def _event_for(self, txn: StoreTxn, pending: _Pending, op: WriteOp) -> RecordEvent:
         ident = (op.collection, op.instance_id)
         if ident in pending.state:
             before, base = pending.state[ident]
@@ -619,7 +600,7 @@ class Database:
                 )
             doc = dict(op.doc or {})
             doc["_mod"] = _next_mod(stamp.wall, before)
-            event = Event(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
+            event = RecordEvent(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
             after: dict[str, Any] | None = dict(doc, _id=op.instance_id)
         elif op.action is Action.SAVE:
             view = before
@@ -635,11 +616,11 @@ class Database:
             new["_mod"] = _next_mod(stamp.wall, before)
             patch = create_patch(view or {}, new)
             patch.pop("_id", None)
-            event = Event(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
+            event = RecordEvent(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
             after = apply_patch(before, patch)
             after["_id"] = op.instance_id
         else:
-            event = Event(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
+            event = RecordEvent(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
             after = None
         pending.state[ident] = (after, key)
         return event
@@ -665,7 +646,7 @@ class Database:
             )
         return stamp
 
-    def _sign(self, txn: Any, body: bytes, author: PublicKey) -> Record:
+    def _sign(self, txn: StoreTxn, body: bytes, author: PublicKey) -> Record:
         """This peer's next record holding ``body``, linked to its log's head."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
         return create_record(body, log_key=self.log_key, key=self.key, prev=head.cid, author=author)
@@ -681,9 +662,9 @@ class Database:
         """Commit one collection event; ``check(txn)`` runs first, in the same transaction."""
         name = config.name if config else name
         assert name is not None
-        built: list[tuple[bytes | None, Event]] = []
+        built: list[tuple[bytes | None, RecordEvent]] = []
 
-        def attempt(txn: Any) -> tuple[Record, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if check is not None:
                 check(txn)
             head = read_head(txn, self._repo.tables, self.id, self.log_id).cid
@@ -692,11 +673,11 @@ class Database:
                 latest = history.keys[-1] if history is not None and history.keys else None
                 stamp = self._stamp_after(latest, f"collection {name!r}")
                 node = config.to_node() if config else None
-                built[:] = [(head, Event(stamp, action, name, "", node))]
+                built[:] = [(head, RecordEvent(stamp, action, name, "", node))]
             event = built[0][1]
             record = self._sign(txn, encode_body([event]), self.identity.public)
-            changes = self.engine.apply(
-                txn, [event], self._log_bytes, str(self.identity.public), record.cid, strict=True
+            changes = self.engine.apply_local(
+                txn, [event], self._log_bytes, str(self.identity.public), record.cid
             )
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
@@ -744,7 +725,7 @@ class Database:
         log_bytes = peer_id_bytes(log_id)
         records = list(records)
 
-        def attempt(txn: Any) -> tuple[AcceptResult, list[Change]]:
+        def attempt(txn: StoreWriteTxn) -> tuple[AcceptResult, list[Change]]:
             changes: list[Change] = []
             result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
             for appended in result.added:
@@ -756,7 +737,7 @@ class Database:
         self._after_commit(changes, None, log_id)
         return result
 
-    def _apply_received(self, txn: Any, log_bytes: bytes, record: Record) -> list[Change]:
+    def _apply_received(self, txn: StoreWriteTxn, log_bytes: bytes, record: Record) -> list[Change]:
         try:
             events = decode_body(record.read_body(self.key))
         except (RecordError, MalformedRecord) as exc:
@@ -774,13 +755,11 @@ class Database:
                 max(skipped),
                 self.hlc.max_drift // 10**9,
             )
-        return self.engine.apply(
-            txn, events, log_bytes, str(record.author), record.cid, strict=False
-        )
+        return self.engine.apply_received(txn, events, log_bytes, str(record.author), record.cid)
 
-    def _set_applied(self, txn: Any, log_bytes: bytes, counter: int) -> None:
+    def _set_applied(self, txn: StoreWriteTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(
-            layout.applied_key(self.prefix, log_bytes),
+            dockeys.applied_key(self.prefix, log_bytes),
             counter.to_bytes(8, "big"),
             db=self._tables.applied,
         )
@@ -788,11 +767,11 @@ class Database:
     def _catch_up(self) -> None:
         """Apply records stored in the logs but not yet applied (after a crash or an import)."""
 
-        def attempt(txn: Any) -> list[Change]:
+        def attempt(txn: StoreWriteTxn) -> list[Change]:
             changes: list[Change] = []
             for info in list_logs(txn, self._repo.tables, self.id):
                 log_bytes = peer_id_bytes(info.id)
-                raw = txn.get(layout.applied_key(self.prefix, log_bytes), db=self._tables.applied)
+                raw = txn.get(dockeys.applied_key(self.prefix, log_bytes), db=self._tables.applied)
                 applied = int.from_bytes(raw, "big") if raw else 0
                 if info.counter <= applied:
                     continue
@@ -822,8 +801,6 @@ class Database:
         ArchiveSummary
             Logs, records, blocks and bytes written. See docs/lifecycle.md.
         """
-        from threadkit.db.archive import export_db
-
         return export_db(self, path, keys)
 
     def close(self) -> None:
@@ -845,8 +822,6 @@ def _next_mod(wall: int, before: dict[str, Any] | None) -> int:
 
 
 def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
-    from threadkit.core.records import open_record
-
     return open_record(
         stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
     )

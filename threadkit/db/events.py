@@ -32,12 +32,15 @@ from typing import Any
 import cbor2
 
 from threadkit.core.clock import Timestamp, order_key
+from threadkit.db.config import CollectionConfig
+from threadkit.db.names import check_name
+from threadkit.db.values import check_id, value_problem
 from threadkit.errors import InvalidInput, InvalidTimestamp, MalformedRecord
 
 __all__ = [
     "BODY_VERSION",
     "Action",
-    "Event",
+    "RecordEvent",
     "array_header",
     "decode_body",
     "encode_body",
@@ -94,7 +97,7 @@ _BY_CODE = {code: action for action, code in _CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class RecordEvent:
     """One event as written in a record body.
 
     Attributes
@@ -140,7 +143,7 @@ class Event:
         return node
 
     @classmethod
-    def from_node(cls, node: object) -> Event:
+    def from_node(cls, node: object) -> RecordEvent:
         """Parse one event map; a wrong shape is MalformedRecord."""
         if not isinstance(node, dict):
             raise MalformedRecord("event must be a map")
@@ -178,10 +181,6 @@ def _check_fields(
     Whatever a peer signs is checked as if it were written here, so nothing outside the
     model reaches the store, and readers never meet it.
     """
-    from threadkit.db.config import CollectionConfig
-    from threadkit.db.names import check_name
-    from threadkit.db.values import check_id, value_problem
-
     try:
         check_name(collection, "collection")
         if action.is_collection:
@@ -197,7 +196,7 @@ def _check_fields(
             raise MalformedRecord(f"event data for {instance_id!r} holds {problem}")
 
 
-def encode_body(events: list[Event]) -> bytes:
+def encode_body(events: list[RecordEvent]) -> bytes:
     """The record body node of a transaction's events."""
     if not events:
         raise MalformedRecord("a record body needs at least one event")
@@ -259,7 +258,7 @@ _CREATE_HEAD = b"\xa5" + cbor2.dumps("t")  # a map of 5 entries, then the first 
 _BODY_HEAD = cbor2.dumps({"v": BODY_VERSION, "events": []})[:-1]  # ‖ array head ‖ events
 
 
-def decode_body(data: bytes) -> list[Event]:
+def decode_body(data: bytes) -> list[RecordEvent]:
     """The events of a record body; anything malformed is MalformedRecord."""
     try:
         node = cbor2.loads(data)
@@ -270,7 +269,7 @@ def decode_body(data: bytes) -> list[Event]:
     events = node.get("events")
     if not isinstance(events, list) or not events:
         raise MalformedRecord("record body holds no events")
-    parsed = [Event.from_node(e) for e in events]
+    parsed = [RecordEvent.from_node(e) for e in events]
     for before, after in itertools.pairwise(parsed):
         if after.stamp <= before.stamp:
             raise MalformedRecord("events in a record body must have increasing stamps")

@@ -9,6 +9,7 @@ The subscriber can then re-read the collection to resync.
 from __future__ import annotations
 
 import contextlib
+import html
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -51,8 +52,6 @@ class Event:
 
     def _repr_html_(self) -> str:
         """One line: action, collection, id and the document (for notebooks)."""
-        import html
-
         doc = html.escape(str(self.document)) if self.document is not None else ""
         return (
             f"<div><b>{html.escape(self.action.value)}</b> {html.escape(self.collection)}/"

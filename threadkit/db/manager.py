@@ -17,14 +17,15 @@ from threadkit.core.clock import HLC, Timestamp
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID, Variant
 from threadkit.core.keys import ThreadKey
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.database import Database
-from threadkit.db.engine import Tables, open_db_tables
+from threadkit.db.doctables import DocTables, open_db_tables
 from threadkit.db.names import check_name
 from threadkit.db.sharing import Sharing
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
 from threadkit.store import logs, threads
 from threadkit.store.repo import Repo
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["DEFAULT_DB_NAME", "Manager"]
 
@@ -60,7 +61,7 @@ class Manager:
         self.identity = identity
         self.database_class = database_class
         self.sharing = sharing
-        self.tables: Tables = open_db_tables(repo)
+        self.tables: DocTables = open_db_tables(repo)
         self.hlc = HLC()
         self._dbs: dict[ThreadID, Database] = {}
         self._lock = threading.RLock()
@@ -84,7 +85,7 @@ class Manager:
         if latest is not None:
             self.hlc.update(latest)
 
-    def _latest_stamp(self, txn: Any, prefixes: list[bytes]) -> Timestamp | None:
+    def _latest_stamp(self, txn: StoreTxn, prefixes: list[bytes]) -> Timestamp | None:
         latest = None
         cursor = txn.cursor(self.tables.order)
         for prefix in prefixes:
@@ -167,7 +168,7 @@ class Manager:
                 number = int.from_bytes(raw, "big") if raw else 1
                 txn.put(_NEXT_PREFIX, (number + 1).to_bytes(4, "big"), db=self.tables.dbs)
                 entry = {
-                    "prefix": layout.db_prefix(number),
+                    "prefix": dockeys.db_prefix(number),
                     "name": name,
                     "log": log_key.public.peer_id,
                 }
@@ -223,7 +224,7 @@ class Manager:
             db.close()
 
 
-def _delete_prefix(txn: Any, table: Any, prefix: bytes) -> None:
+def _delete_prefix(txn: StoreWriteTxn, table: Any, prefix: bytes) -> None:
     cursor = txn.cursor(table)
     if not cursor.set_range(prefix):
         return

@@ -1,4 +1,7 @@
-"""Queries: ThreadDB's query model, its JSON form, and what a query matches.
+"""Queries: ThreadDB's query model and its JSON form.
+
+What a query matches is :mod:`.matching`; the operations and value checks are
+:mod:`.queryops`. This module re-exports both for ``from threadkit.db.query import``.
 
 A :class:`Query` is ThreadDB's: ``ands`` (criteria that must all hold), ``ors``
 (sub-queries, any of which suffices), a sort, ``seek``, ``skip``, ``limit`` and an
@@ -52,13 +55,25 @@ pointers as ``null``). A value is exactly one of ``{"string": s}``,
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import IntEnum
-from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from threadkit.db.indexkeys import json_type
+from threadkit.db.matching import matches, resolve
+from threadkit.db.queryops import (
+    INDEXABLE_OPS,
+    MAX_QUERY_DEPTH,
+    METHOD_NAMES,
+    ORDERING_OPS,
+    Op,
+    Scalar,
+    Value,
+    check_count,
+    check_path,
+    check_value,
+    typed,
+)
 from threadkit.errors import InvalidQuery
 
 __all__ = [
@@ -76,144 +91,6 @@ __all__ = [
     "resolve",
     "where",
 ]
-
-MAX_QUERY_DEPTH = 32
-"""Deepest nesting of ``or_`` branches in a query (the query itself is level 1)."""
-
-Scalar: TypeAlias = str | int | float | bool
-"""A criterion value: a JSON string, number or boolean."""
-
-Value: TypeAlias = Scalar | tuple[Scalar, ...]
-"""What a :class:`Criterion` holds: a scalar, or for ``IN`` a tuple of scalars of one type."""
-
-
-class Op(IntEnum):
-    """A criterion's operation.
-
-    ``EQ`` … ``LE`` carry ThreadDB's codes (``db/query.go``); ``IN``,
-    ``CONTAINS`` and ``EXISTS`` are threadkit extensions that ThreadDB peers and
-    clients do not know.
-    """
-
-    EQ = 0
-    """Equal (ThreadDB ``Eq``)."""
-    NE = 1
-    """Not equal (ThreadDB ``Ne``); a missing field does not match."""
-    GT = 2
-    """Greater than (ThreadDB ``Gt``); strings and numbers only."""
-    LT = 3
-    """Less than (ThreadDB ``Lt``); strings and numbers only."""
-    GE = 4
-    """Greater than or equal (ThreadDB ``Ge``); strings and numbers only."""
-    LE = 5
-    """Less than or equal (ThreadDB ``Le``); strings and numbers only."""
-    IN = 6
-    """threadkit: equal to any value of a non-empty list of one JSON type."""
-    CONTAINS = 7
-    """threadkit: an array field holding the value, or a string field holding the substring."""
-    EXISTS = 8
-    """threadkit: the field is present (``True``) or missing (``False``); null is present."""
-
-
-ORDERING_OPS = frozenset({Op.GT, Op.LT, Op.GE, Op.LE})
-"""Operations that order values (undefined on booleans)."""
-
-INDEXABLE_OPS = frozenset({Op.EQ, Op.IN, Op.GT, Op.LT, Op.GE, Op.LE})
-"""Operations an index lookup can answer."""
-
-_METHOD = {
-    Op.EQ: "eq",
-    Op.NE: "ne",
-    Op.GT: "gt",
-    Op.LT: "lt",
-    Op.GE: "ge",
-    Op.LE: "le",
-    Op.IN: "in_",
-    Op.CONTAINS: "contains",
-    Op.EXISTS: "exists",
-}
-
-
-# --- validation helpers --------------------------------------------------------------
-
-
-def _check_path(path: object, what: str) -> str:
-    if not isinstance(path, str):
-        raise InvalidQuery(f"{what} must be a string, not {type(path).__name__}")
-    if not path:
-        raise InvalidQuery(f"{what} is empty")
-    if "" in path.split("."):
-        raise InvalidQuery(
-            f"{what} {path!r} has an empty segment (leading, trailing or double dot)"
-        )
-    return path
-
-
-def _check_count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidQuery(f"{what} must be a non-negative integer, not {value!r}")
-    return int(value)
-
-
-def _unwrap(value: object) -> object:
-    """Turn a NumPy-style scalar (anything with ``.item()``) into the Python value."""
-    if isinstance(value, str | int | float | list | tuple | Mapping) or value is None:
-        return value
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return item()
-        except (TypeError, ValueError):
-            return value
-    return value
-
-
-def _scalar(value: object, what: str) -> Scalar:
-    value = _unwrap(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidQuery(f"{what}: {value!r} is not a JSON number (no NaN or infinity)")
-        return float(value)
-    raise InvalidQuery(
-        f"{what}: a {json_type(value)} cannot be compared; use a string, number or boolean"
-    )
-
-
-def _check_value(op: Op, value: object, path: str) -> Value:
-    what = f"where({path!r}).{_METHOD[op]}({value!r})"
-    if op is Op.EXISTS:
-        flag = _unwrap(value)
-        if not isinstance(flag, bool):
-            raise InvalidQuery(f"{what} takes a boolean flag, not {flag!r}")
-        return flag
-    if op is Op.IN:
-        if not isinstance(value, list | tuple):
-            raise InvalidQuery(f"{what} takes a list of values, not a {json_type(value)}")
-        if not value:
-            raise InvalidQuery(f"{what} needs at least one value")
-        items = tuple(_scalar(item, what) for item in value)
-        kinds = sorted({json_type(item) for item in items})
-        if len(kinds) > 1:
-            raise InvalidQuery(f"{what} values must share one JSON type, got {' and '.join(kinds)}")
-        return items
-    scalar = _scalar(value, what)
-    if op in ORDERING_OPS and isinstance(scalar, bool):
-        raise InvalidQuery(f"{what}: booleans have no order; use eq() or ne()")
-    return scalar
-
-
-def _typed(value: Value) -> object:
-    """A comparison key that keeps JSON types apart (``True`` is not ``1``)."""
-    if isinstance(value, tuple):
-        return ("list", tuple((json_type(item), item) for item in value))
-    return (json_type(value), value)
-
 
 # --- the model -----------------------------------------------------------------------
 
@@ -248,7 +125,7 @@ class Criterion:
     value: Value
 
     def __post_init__(self) -> None:
-        path = _check_path(self.path, "a criterion's field path")
+        path = check_path(self.path, "a criterion's field path")
         if isinstance(self.op, bool) or not isinstance(self.op, int):
             raise InvalidQuery(f"operation must be an Op or its int code, not {self.op!r}")
         try:
@@ -258,19 +135,19 @@ class Criterion:
             raise InvalidQuery(f"unknown operation {self.op!r}; expected one of {codes}") from None
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "op", op)
-        object.__setattr__(self, "value", _check_value(op, self.value, path))
+        object.__setattr__(self, "value", check_value(op, self.value, path))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Criterion):
             return NotImplemented
-        return (self.path, self.op, _typed(self.value)) == (
+        return (self.path, self.op, typed(self.value)) == (
             other.path,
             other.op,
-            _typed(other.value),
+            typed(other.value),
         )
 
     def __hash__(self) -> int:
-        return hash((self.path, self.op, _typed(self.value)))
+        return hash((self.path, self.op, typed(self.value)))
 
     def __repr__(self) -> str:
         return f"Criterion({self.path!r}, Op.{self.op.name}, {self.value!r})"
@@ -292,7 +169,7 @@ class Criterion:
             return f"in_({list(value) if isinstance(value, tuple) else value!r})"
         if self.op is Op.EXISTS:
             return "exists()" if value is True else "exists(False)"
-        return f"{_METHOD[self.op]}({value!r})"
+        return f"{METHOD_NAMES[self.op]}({value!r})"
 
 
 @dataclass(frozen=True)
@@ -311,7 +188,7 @@ class Sort:
     desc: bool = False
 
     def __post_init__(self) -> None:
-        _check_path(self.path, "a sort path")
+        check_path(self.path, "a sort path")
         if not isinstance(self.desc, bool):
             raise InvalidQuery(f"sort desc must be a boolean, not {self.desc!r}")
 
@@ -432,12 +309,12 @@ class Query(_NoFieldSelected):
             raise InvalidQuery(
                 f"seek() works only in _id order, but the query sorts by {self.sort.path!r}"
             )
-        _check_count(self.skip_count, "skip")
-        _check_count(self.limit_count, "limit")
+        check_count(self.skip_count, "skip")
+        check_count(self.limit_count, "limit")
         if not isinstance(self.index_hint, str):
             raise InvalidQuery(f"index hint must be a string, not {self.index_hint!r}")
         if self.index_hint:
-            _check_path(self.index_hint, "an index hint")
+            check_path(self.index_hint, "an index hint")
 
     # -- builder ------------------------------------------------------------------
 
@@ -474,19 +351,19 @@ class Query(_NoFieldSelected):
 
     def order_by(self, path: str) -> Query:
         """Sort ascending by the value at ``path`` (the last order call wins)."""
-        return replace(self, sort=Sort(_check_path(path, "order_by() path")))
+        return replace(self, sort=Sort(check_path(path, "order_by() path")))
 
     def order_by_desc(self, path: str) -> Query:
         """Sort descending by the value at ``path`` (the last order call wins)."""
-        return replace(self, sort=Sort(_check_path(path, "order_by_desc() path"), True))
+        return replace(self, sort=Sort(check_path(path, "order_by_desc() path"), True))
 
     def skip(self, n: int) -> Query:
         """Skip the first ``n`` results (after sorting and seeking)."""
-        return replace(self, skip_count=_check_count(n, f"skip({n!r})"))
+        return replace(self, skip_count=check_count(n, f"skip({n!r})"))
 
     def limit(self, n: int) -> Query:
         """Return at most ``n`` results; ``0`` means no limit."""
-        return replace(self, limit_count=_check_count(n, f"limit({n!r})"))
+        return replace(self, limit_count=check_count(n, f"limit({n!r})"))
 
     def seek(self, instance_id: str) -> Query:
         """Start at the first ``_id`` >= ``instance_id`` (<= in ``_id`` descending order)."""
@@ -496,7 +373,7 @@ class Query(_NoFieldSelected):
 
     def use_index(self, path: str) -> Query:
         """Prefer the index on ``path`` (a hint; ignored when it cannot be used)."""
-        return replace(self, index_hint=_check_path(path, "use_index() path"))
+        return replace(self, index_hint=check_path(path, "use_index() path"))
 
     # -- semantics ----------------------------------------------------------------
 
@@ -622,7 +499,7 @@ class CriterionBuilder:
     __slots__ = ("_path", "_query")
 
     def __init__(self, path: str, query: Query | None = None) -> None:
-        self._path = _check_path(path, "a field path")
+        self._path = check_path(path, "a field path")
         self._query = query if query is not None else Query()
 
     @property
@@ -762,8 +639,8 @@ def _decode_query(obj: object, where: str, depth: int = 1) -> Query:
             sort = _rewrap(lambda: Sort(path, desc), f"{where}.sort")
     seek = _json_str(members.get("seek", ""), f"{where}.seek")
     index = _json_str(members.get("index", ""), f"{where}.index")
-    skip = _rewrap(lambda: _check_count(members.get("skip", 0), "it"), f"{where}.skip")
-    limit = _rewrap(lambda: _check_count(members.get("limit", 0), "it"), f"{where}.limit")
+    skip = _rewrap(lambda: check_count(members.get("skip", 0), "it"), f"{where}.skip")
+    limit = _rewrap(lambda: check_count(members.get("limit", 0), "it"), f"{where}.limit")
     return _rewrap(
         lambda: Query(ands, ors, sort, seek, skip, limit, index),
         where,
@@ -833,150 +710,3 @@ def _value_json(criterion: Criterion) -> dict[str, Any]:
 
 
 # --- matching ------------------------------------------------------------------------
-
-
-class _Unknown(NamedTuple):
-    """Why a criterion could not be decided on a document (a type mismatch)."""
-
-    criterion: Criterion
-    found: str
-    reason: str
-
-    def error(self, doc: Mapping[str, Any]) -> InvalidQuery:
-        c = self.criterion
-        return InvalidQuery(
-            f"cannot evaluate where({c.path!r}).{c._call()} on document {doc.get('_id')!r}: "
-            f"the field holds a {self.found}, {self.reason}"
-        )
-
-
-def resolve(doc: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    """The value at a dot path, walking nested objects.
-
-    Parameters
-    ----------
-    doc : Mapping[str, Any]
-        A JSON object.
-    path : str
-        Dot path.
-
-    Returns
-    -------
-    tuple[bool, Any]
-        ``(True, value)`` when present (the value may be ``None`` for a JSON
-        null), ``(False, None)`` when a key is missing or the path runs through
-        a value that is not an object.
-
-    Examples
-    --------
-    >>> resolve({"a": {"b": 1}}, "a.b"), resolve({"a": 5}, "a.b")
-    ((True, 1), (False, None))
-    """
-    current: Any = doc
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False, None
-        current = current[part]
-    return True, current
-
-
-def _check(c: Criterion, doc: Mapping[str, Any]) -> bool | _Unknown:
-    present, field = resolve(doc, c.path)
-    if c.op is Op.EXISTS:
-        return present is c.value
-    if not present or field is None:
-        return False
-    found = json_type(field)
-    if c.op is Op.CONTAINS:
-        if found == "array":
-            wanted = c.value_type
-            return any(json_type(item) == wanted and item == c.value for item in field)
-        if found == "string":
-            if isinstance(c.value, str):
-                return c.value in field
-            return _Unknown(c, found, f"and substring search needs a string, not a {c.value_type}")
-        return _Unknown(c, found, "but contains() needs an array or a string field")
-    wanted = c.value_type
-    if found != wanted:
-        return _Unknown(c, found, f"the criterion a {wanted}")
-    value = c.value
-    op = c.op
-    if op is Op.EQ:
-        return bool(field == value)
-    if op is Op.NE:
-        return bool(field != value)
-    if op is Op.IN:
-        assert isinstance(value, tuple)
-        return any(field == item for item in value)
-    if op is Op.GT:
-        return bool(field > value)
-    if op is Op.LT:
-        return bool(field < value)
-    if op is Op.GE:
-        return bool(field >= value)
-    return bool(field <= value)  # Op.LE
-
-
-def _evaluate(query: Query, doc: Mapping[str, Any]) -> bool | _Unknown:
-    """Kleene three-valued evaluation: False beats unknown in an AND, True in an OR."""
-    if not query.ands and not query.ors:
-        return True
-    unknown: _Unknown | None = None
-    if query.ands:
-        result: bool | _Unknown = True
-        for criterion in query.ands:
-            outcome = _check(criterion, doc)
-            if outcome is False:
-                result = False
-                break
-            if result is True and outcome is not True:
-                result = outcome
-        if result is True:
-            return True
-        if not isinstance(result, bool):
-            unknown = result
-    for branch in query.ors:
-        outcome = _evaluate(branch, doc)
-        if outcome is True:
-            return True
-        if unknown is None and not isinstance(outcome, bool):
-            unknown = outcome
-    return False if unknown is None else unknown
-
-
-def matches(query: Query, doc: Mapping[str, Any]) -> bool:
-    """Whether a document satisfies a query's criteria (sort, seek, skip, limit aside).
-
-    Parameters
-    ----------
-    query : Query
-        The query.
-    doc : Mapping[str, Any]
-        A JSON object (its ``_id`` is only used in error messages).
-
-    Returns
-    -------
-    bool
-
-    Raises
-    ------
-    InvalidQuery
-        When a type mismatch decides the outcome (see the module docstring):
-        the message names the path, the document ``_id`` and both types.
-
-    Examples
-    --------
-    >>> matches(where("meta.reads").ge(100), {"_id": "x", "meta": {"reads": 120.0}})
-    True
-    >>> matches(where("tags").contains("go"), {"_id": "x", "tags": ["go", 1]})
-    True
-    >>> matches(where("age").gt(30), {"_id": "x", "age": "31"})
-    Traceback (most recent call last):
-    ...
-    threadkit.errors.InvalidQuery: cannot evaluate where('age').gt(30) on document 'x': \
-the field holds a string, the criterion a number
-    """
-    outcome = _evaluate(query, doc)
-    if isinstance(outcome, bool):
-        return outcome
-    raise outcome.error(doc)

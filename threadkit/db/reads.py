@@ -24,9 +24,10 @@ from typing import Any
 
 import cbor2
 
-from threadkit.db import layout
+from threadkit.db import dockeys
 from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
+from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan", "scan_raw"]
 
@@ -74,12 +75,12 @@ def decode_docs(
     return out
 
 
-def scan(engine: Any, txn: Any, collection: str) -> list[dict[str, Any]]:
+def scan(engine: Any, txn: StoreTxn, collection: str) -> list[dict[str, Any]]:
     """Every live document of a collection, in ``_id`` order, decoded in one pass."""
     return decode_docs(scan_raw(engine, txn, collection), collection, "scan")
 
 
-def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
+def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
     """Every live document of a collection, encoded, in ``_id`` order.
 
     Values are read in chunks without their keys (the iteration stays in C): keys
@@ -87,7 +88,7 @@ def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
     every value of the chunk is; the chunk that crosses the end is trimmed by
     stepping back to the collection's last key.
     """
-    prefix = layout.coll_key(engine.prefix, collection)
+    prefix = dockeys.coll_key(engine.prefix, collection)
     out: list[bytes] = []
     cursor = txn.cursor(engine.tables.docs)
     if not cursor.set_range(prefix):
@@ -113,7 +114,7 @@ def scan_raw(engine: Any, txn: Any, collection: str) -> list[bytes]:
 
 def index_refs(
     engine: Any,
-    txn: Any,
+    txn: StoreTxn,
     collection: str,
     path: str,
     lo: bytes,
@@ -126,7 +127,7 @@ def index_refs(
     ``value_size`` is the length of the encoded value when every entry in the range
     holds the same one (an equality); otherwise each key's value is measured.
     """
-    base = layout.index_prefix(layout.coll_key(engine.prefix, collection), path)
+    base = dockeys.index_prefix(dockeys.coll_key(engine.prefix, collection), path)
     cursor = txn.cursor(engine.tables.index)
     refs: list[bytes] = []
     if not cursor.set_range(base + lo):
@@ -149,10 +150,10 @@ def index_refs(
 
 
 def load_refs(
-    engine: Any, txn: Any, collection: str, refs: Sequence[bytes]
+    engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
-    coll = layout.coll_key(engine.prefix, collection)
+    coll = dockeys.coll_key(engine.prefix, collection)
     get = txn.get
     docs = engine.tables.docs
     values = [v for ref in refs if (v := get(coll + ref, db=docs)) is not None]

@@ -74,7 +74,8 @@ def replay(
     Returns its documents (the read filter then in effect applied for ``reader``)
     and the collection's schema then (None when it does not exist after the rows).
     """
-    from threadkit.db.engine import Engine, open_db_tables
+    from threadkit.db.doctables import open_db_tables
+    from threadkit.db.engine import Engine
     from threadkit.store.repo import Repo
 
     if not rows:
@@ -84,13 +85,12 @@ def replay(
         with engine.write(repo) as txn:
             for group in _by_record(rows):
                 first = group[0]
-                engine.apply(
+                engine.apply_received(
                     txn,
                     [row.to_event() for row in group],
                     first.key[12:],
                     first.author or "",
                     first.record or b"",
-                    strict=False,
                 )
         history = engine.colls.get(name)
         config = history.current if history else None

@@ -1,4 +1,7 @@
-"""Collection schemas: preparing them, validating documents, and checking index paths.
+"""Collection schemas: preparing them and validating documents.
+
+Reading a prepared schema (types, index paths, the paths it names) is
+:mod:`.schemareading`; its public names are re-exported here.
 
 A collection's schema is a JSON Schema whose root describes an object with a string
 ``_id`` (ThreadDB's rule). threadkit adds ``_id`` when a schema lacks it (ThreadDB refuses
@@ -44,7 +47,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, TypeAlias
-from urllib.parse import unquote
 
 import fastjsonschema
 import jsonschema
@@ -55,7 +57,22 @@ from jsonschema.exceptions import (
     best_match,
 )
 
-from threadkit.errors import InvalidIndex, InvalidSchema, SchemaViolation
+from threadkit.db.schemareading import (
+    ID_FIELD,
+    INDEXABLE_TYPES,
+    MAX_DEPTH,
+    MAX_SCHEMA_PATHS,
+    check_index_path,
+    child_schema,
+    deref,
+    describe_type,
+    index_path_type,
+    nullable,
+    resolve_pointer,
+    schema_paths,
+    type_of,
+)
+from threadkit.errors import InvalidSchema, SchemaViolation
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -71,7 +88,6 @@ __all__ = [
 # A jsonschema validator class (jsonschema ships no type information here).
 _ValidatorClass: TypeAlias = Any
 
-ID_FIELD: Final = "_id"
 
 DEFAULT_SCHEMA: Final[Mapping[str, Any]] = {
     "type": "object",
@@ -80,14 +96,6 @@ DEFAULT_SCHEMA: Final[Mapping[str, Any]] = {
 }
 """The schema of a collection created without one: any object with a string ``_id``."""
 
-INDEXABLE_TYPES: Final = frozenset({"string", "number", "integer", "boolean"})
-"""JSON types an index path may lead to."""
-
-MAX_SCHEMA_PATHS: Final = 10_000
-"""The most dot paths :func:`schema_paths` lists before it refuses the schema."""
-
-_MAX_DEPTH: Final = 200
-_MAX_REF_HOPS: Final = 64
 
 _DRAFT7: Final = "http://json-schema.org/draft-07/schema#"
 
@@ -124,7 +132,6 @@ _ONE_SCHEMA: Final = (
 )
 _SCHEMA_LIST: Final = ("allOf", "anyOf", "oneOf", "prefixItems")
 _SCHEMA_MAP: Final = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
-_COMBINATORS: Final = ("allOf", "anyOf", "oneOf", "if", "then", "else")
 
 _MAX_MESSAGE: Final = 300
 _TOO_DEEP: Final = "document is nested too deeply to be checked against the schema"
@@ -185,42 +192,19 @@ def _subschemas(node: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield "dependencies", item
 
 
-def _pointer(root: Mapping[str, Any], ref: str) -> Any:
-    """Resolve the local JSON pointer ``ref`` (``#`` or ``#/…``) against ``root``."""
-    if ref == "#":
-        return root
-    if not ref.startswith("#/"):
-        raise InvalidSchema(
-            f"$ref {ref!r} is not a local JSON pointer ('#' or '#/…'); "
-            "remote references are never fetched"
-        )
-    node: Any = root
-    for raw in ref[2:].split("/"):
-        part = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise InvalidSchema(f"$ref {ref!r} does not resolve in the schema")
-    if not isinstance(node, Mapping | bool):
-        raise InvalidSchema(f"$ref {ref!r} does not point at a schema")
-    return node
-
-
 def _check_refs(root: Mapping[str, Any], id_key: str) -> None:
     """Refuse remote or dangling ``$ref`` and nested resource ids anywhere in ``root``."""
 
     def walk(node: Any, depth: int) -> None:
-        if depth > _MAX_DEPTH:
-            raise InvalidSchema(f"the schema is nested deeper than {_MAX_DEPTH} levels")
+        if depth > MAX_DEPTH:
+            raise InvalidSchema(f"the schema is nested deeper than {MAX_DEPTH} levels")
         if not isinstance(node, Mapping):
             return
         ref = node.get("$ref")
         if ref is not None:
             if not isinstance(ref, str):
                 raise InvalidSchema(f"$ref must be a string, not {ref!r}")
-            _pointer(root, ref)
+            resolve_pointer(root, ref)
         for key in ("$recursiveRef", "$dynamicRef"):
             value = node.get(key)
             if isinstance(value, str) and not value.startswith("#"):
@@ -250,7 +234,7 @@ _SAME_INSTANCE_MAP: Final = ("dependentSchemas", "dependencies")
 def _same_instance(root: Mapping[str, Any], node: Mapping[str, Any]) -> Iterator[Any]:
     ref = node.get("$ref")
     if isinstance(ref, str):
-        yield _pointer(root, ref)
+        yield resolve_pointer(root, ref)
     for key in _SAME_INSTANCE_ONE:
         if key in node:
             yield node[key]
@@ -276,8 +260,8 @@ def _check_loops(root: Mapping[str, Any]) -> None:
                 "the schema has a $ref loop that never reaches a nested value "
                 "(it would never finish validating)"
             )
-        if depth > _MAX_DEPTH:
-            raise InvalidSchema(f"the schema is nested deeper than {_MAX_DEPTH} levels")
+        if depth > MAX_DEPTH:
+            raise InvalidSchema(f"the schema is nested deeper than {MAX_DEPTH} levels")
         stack.add(id(node))
         for sub in _same_instance(root, node):
             visit(sub, stack, depth + 1)
@@ -285,7 +269,7 @@ def _check_loops(root: Mapping[str, Any]) -> None:
         done.add(id(node))
 
     def every(node: Any, depth: int) -> Iterator[Any]:
-        if isinstance(node, Mapping) and depth <= _MAX_DEPTH:
+        if isinstance(node, Mapping) and depth <= MAX_DEPTH:
             yield node
             for _, sub in _subschemas(node):
                 yield from every(sub, depth + 1)
@@ -306,7 +290,7 @@ def _has_data_references(root: Mapping[str, Any]) -> bool:
     """
 
     def looks(value: Any, depth: int) -> bool:
-        if depth > _MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return True
         if isinstance(value, Mapping):
             if any(isinstance(value.get(key), str) for key in _REFERENCE_KEYS):
@@ -317,108 +301,13 @@ def _has_data_references(root: Mapping[str, Any]) -> bool:
         return False
 
     def walk(node: Any, depth: int) -> bool:
-        if not isinstance(node, Mapping) or depth > _MAX_DEPTH:
+        if not isinstance(node, Mapping) or depth > MAX_DEPTH:
             return False
         if any(key in node and looks(node[key], 0) for key in _DATA_KEYWORDS):
             return True
         return any(walk(sub, depth + 1) for _, sub in _subschemas(node))
 
     return walk(root, 0)
-
-
-def _deref(root: Mapping[str, Any], node: Any) -> Any:
-    """Follow ``$ref`` from ``node`` until a schema without one (or a cycle) is reached."""
-    hops = 0
-    while isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
-        hops += 1
-        if hops > _MAX_REF_HOPS:
-            raise InvalidSchema("$ref chain does not end (a $ref cycle)")
-        node = _pointer(root, node["$ref"])
-    return node
-
-
-def _child(root: Mapping[str, Any], node: Any, name: str, depth: int = 0) -> Any:
-    """The subschema ``node`` gives property ``name`` (via ``$ref`` and ``allOf``), or None."""
-    if depth > _MAX_DEPTH or not isinstance(node, Mapping):
-        return None
-    properties = node.get("properties")
-    if isinstance(properties, Mapping) and name in properties:
-        return properties[name]
-    ref = node.get("$ref")
-    if isinstance(ref, str):
-        found = _child(root, _pointer(root, ref), name, depth + 1)
-        if found is not None:
-            return found
-    branches = node.get("allOf")
-    for branch in branches if isinstance(branches, list) else []:
-        found = _child(root, branch, name, depth + 1)
-        if found is not None:
-            return found
-    return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _type_of(root: Mapping[str, Any], node: Any) -> str:
-    """The JSON type a subschema gives, following ``$ref``; ``"any"`` when it names none."""
-    hops = 0
-    while True:
-        if node is True or node == {}:
-            return "any"
-        if not isinstance(node, Mapping):
-            return "none"
-        declared = node.get("type")
-        if isinstance(declared, str):
-            return declared
-        if isinstance(declared, list):
-            types = [t for t in declared if t != "null"]
-            if len(types) == 1 and isinstance(types[0], str):
-                return types[0]
-            return "|".join(str(t) for t in declared)
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            hops += 1
-            if hops > _MAX_REF_HOPS:
-                raise InvalidSchema("$ref chain does not end (a $ref cycle)")
-            node = _pointer(root, ref)
-            continue
-        if "const" in node:
-            return _json_type(node["const"])
-        enum = node.get("enum")
-        if isinstance(enum, list) and enum:
-            kinds = {_json_type(v) for v in enum} - {"null"}
-            if kinds == {"integer", "number"}:
-                return "number"
-            if len(kinds) == 1:
-                return kinds.pop()
-        if "properties" in node:
-            return "object"
-        if "items" in node or "prefixItems" in node:
-            return "array"
-        return "any"
-
-
-def _split_path(path: str) -> list[str]:
-    if not isinstance(path, str) or not path:
-        raise InvalidIndex(f"an index path must be a non-empty dot path, not {path!r}")
-    parts = path.split(".")
-    if any(part == "" for part in parts):
-        raise InvalidIndex(f"index path {path!r} has an empty segment")
-    return parts
 
 
 def prepare_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -471,12 +360,12 @@ def prepare_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         where = err.json_path if err.path else "the root"
         raise InvalidSchema(f"not a valid JSON Schema at {where}: {_clip(err.message)}") from None
     except RecursionError:
-        raise InvalidSchema(f"the schema is nested deeper than {_MAX_DEPTH} levels") from None
+        raise InvalidSchema(f"the schema is nested deeper than {MAX_DEPTH} levels") from None
     id_key = "id" if cls in (jsonschema.Draft3Validator, jsonschema.Draft4Validator) else "$id"
     _check_refs(prepared, id_key)
     _check_loops(prepared)
 
-    root = _deref(prepared, prepared)
+    root = deref(prepared, prepared)
     if root is False:
         raise InvalidSchema("the schema's root is false: it allows no document")
     if isinstance(root, Mapping):
@@ -489,186 +378,23 @@ def prepare_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
             raise InvalidSchema(
                 f"the schema's root must describe an object (type 'object'), not {root_type!r}"
             )
-    id_schema = _child(prepared, prepared, ID_FIELD)
+    id_schema = child_schema(prepared, prepared, ID_FIELD)
     if id_schema is None:
         if root is True:
             raise InvalidSchema("the schema's root $ref points at `true`: add an object schema")
         properties = root.setdefault("properties", {})
         properties[ID_FIELD] = {"type": "string"}
     else:
-        id_type = _type_of(prepared, id_schema)
-        if id_type == "string" and _nullable(prepared, id_schema):
+        id_type = type_of(prepared, id_schema)
+        if id_type == "string" and nullable(prepared, id_schema):
             id_type = "string or null"
         if id_type != "string":
-            raise InvalidSchema(f"{ID_FIELD} must be of type string, not {_describe_type(id_type)}")
+            raise InvalidSchema(f"{ID_FIELD} must be of type string, not {describe_type(id_type)}")
     return prepared
-
-
-def _nullable(root: Mapping[str, Any], node: Any) -> bool:
-    node = _deref(root, node)
-    declared = node.get("type") if isinstance(node, Mapping) else None
-    return isinstance(declared, list) and "null" in declared
-
-
-def _describe_type(json_type: str) -> str:
-    if json_type == "any":
-        return "any type (no `type` given)"
-    return json_type
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def index_path_type(schema: Mapping[str, Any], path: str) -> str:
-    """The JSON type the schema gives the field at a dot path.
-
-    Parameters
-    ----------
-    schema : Mapping
-        A prepared collection schema.
-    path : str
-        A dot path through ``properties``, e.g. ``"Toys.Favorite"``. ``$ref`` into
-        ``definitions``/``$defs`` (any local pointer) and ``allOf`` branches are followed.
-
-    Returns
-    -------
-    str
-        The JSON type: ``"string"``, ``"number"``, ``"integer"``, ``"boolean"``,
-        ``"object"``, ``"array"``, ``"null"``; ``"any"`` when the schema does not say;
-        ``"a|b"`` when it allows several (a nullable type like ``["string", "null"]``
-        counts as its one non-null type).
-
-    Raises
-    ------
-    InvalidIndex
-        If the path is malformed or the schema has no field at it.
-
-    Examples
-    --------
-    >>> schema = {"properties": {"Toys": {"$ref": "#/definitions/Toys"}},
-    ...           "definitions": {"Toys": {"type": "object",
-    ...                                    "properties": {"Favorite": {"type": "string"}}}}}
-    >>> index_path_type(schema, "Toys.Favorite")
-    'string'
-    >>> index_path_type(schema, "Toys")
-    'object'
-    """
-    parts = _split_path(path)
-    node: Any = schema
-    for depth, part in enumerate(parts):
-        child = _child(schema, node, part)
-        if child is None:
-            where = ".".join(parts[:depth]) or "the root"
-            raise InvalidIndex(
-                f"the schema has no field {path!r}: {where} has no property {part!r}"
-            )
-        node = child
-    return _type_of(schema, node)
-
-
-def check_index_path(schema: Mapping[str, Any], path: str) -> str:
-    """Check that ``path`` may carry an index; return the field's JSON type.
-
-    Parameters
-    ----------
-    schema : Mapping
-        A prepared collection schema.
-    path : str
-        The dot path to index.
-
-    Returns
-    -------
-    str
-        ``"string"``, ``"number"``, ``"integer"`` or ``"boolean"``.
-
-    Raises
-    ------
-    InvalidIndex
-        If the path is ``_id`` (always uniquely indexed), missing from the schema, or
-        leads to an object, an array, or a field without one scalar type.
-
-    Examples
-    --------
-    >>> schema = {"properties": {"Tags": {"type": "array"}}}
-    >>> check_index_path(schema, "Tags")
-    Traceback (most recent call last):
-    ...
-    threadkit.errors.InvalidIndex: cannot index 'Tags': it is an array; an index needs a \
-string, number, integer or boolean field
-    """
-    if path == ID_FIELD:
-        raise InvalidIndex(f"cannot index {ID_FIELD!r}: it is always uniquely indexed")
-    json_type = index_path_type(schema, path)
-    if json_type in INDEXABLE_TYPES:
-        return json_type
-    if json_type in ("object", "array"):
-        what = f"an {json_type}"
-    elif json_type == "any":
-        what = "a field with no type in the schema"
-    elif "|" in json_type:
-        what = f"a field of several types ({json_type})"
-    else:
-        what = f"of type {json_type}"
-    raise InvalidIndex(
-        f"cannot index {path!r}: it is {what}; an index needs a string, number, integer "
-        "or boolean field"
-    )
-
-
-def schema_paths(schema: Mapping[str, Any]) -> set[str]:
-    """Every dot path the schema names, for checking query and sort paths.
-
-    Parameters
-    ----------
-    schema : Mapping
-        A prepared collection schema.
-
-    Returns
-    -------
-    set of str
-        The paths of all properties, nested ones included (``"Toys"`` and
-        ``"Toys.Favorite"``), found through ``properties``, local ``$ref``, and the
-        branches of ``allOf``/``anyOf``/``oneOf``/``if``/``then``/``else``. Array items
-        are not descended into (a dot path cannot address them). A recursive ``$ref`` is
-        followed once per path.
-
-    Raises
-    ------
-    InvalidSchema
-        If the schema names more than :data:`MAX_SCHEMA_PATHS` paths.
-
-    Examples
-    --------
-    >>> sorted(schema_paths({"properties": {"_id": {"type": "string"},
-    ...                                     "Meta": {"properties": {"Reads": {}}}}}))
-    ['Meta', 'Meta.Reads', '_id']
-    """
-    found: set[str] = set()
-
-    def walk(node: Any, prefix: str, refs: frozenset[str], depth: int) -> None:
-        if not isinstance(node, Mapping) or depth > _MAX_DEPTH:
-            return
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref not in refs:
-            walk(_pointer(schema, ref), prefix, refs | {ref}, depth + 1)
-        properties = node.get("properties")
-        if isinstance(properties, Mapping):
-            for name, sub in properties.items():
-                path = f"{prefix}{name}"
-                if path not in found:
-                    found.add(path)
-                    if len(found) > MAX_SCHEMA_PATHS:
-                        raise InvalidSchema(f"the schema names more than {MAX_SCHEMA_PATHS} paths")
-                walk(sub, f"{path}.", refs, depth + 1)
-        for key in _COMBINATORS:
-            value = node.get(key)
-            branches = value if isinstance(value, list) else [value]
-            for branch in branches:
-                walk(branch, prefix, refs, depth + 1)
-
-    walk(schema, "", frozenset(), 0)
-    return found
 
 
 class SchemaValidator:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import sys
 from collections import OrderedDict
@@ -213,8 +214,6 @@ class _Loaded:
         return harness
 
     def _compile_message(self, message: str) -> str:
-        import re
-
         what = KINDS[self.kind][3]
         first = _first_line(message)
         if first.startswith("InternalError: interrupted"):

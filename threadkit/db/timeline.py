@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.clock import Timestamp
-from threadkit.db import layout
-from threadkit.db.events import Action, Event, decode_body
+from threadkit.db import dockeys
+from threadkit.db.events import Action, RecordEvent, decode_body
 from threadkit.db.indexkeys import decode_id
 from threadkit.errors import ThreadkitError
 from threadkit.store.layout import log_id_from_bytes
@@ -168,9 +168,11 @@ class EventRow:
         """The log id of the event's writer."""
         return log_of_key(self.key)
 
-    def to_event(self) -> Event:
+    def to_event(self) -> RecordEvent:
         """The event as a record body carries it (for re-applying it)."""
-        return Event(self.stamp, self.action, self.collection, self.instance, self.data, self.base)
+        return RecordEvent(
+            self.stamp, self.action, self.collection, self.instance, self.data, self.base
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,7 @@ class FoundRecord:
     author: str
     counter: int
     keys: tuple[bytes, ...]
-    events: tuple[Event, ...]
+    events: tuple[RecordEvent, ...]
 
 
 class RecordFinder:
@@ -273,7 +275,7 @@ class RecordFinder:
 def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator[EventRow]:
     """Instance events from ``db_events`` (grouped by instance, not in total order)."""
     engine = db.engine
-    prefix = layout.coll_key(engine.prefix, collection) if collection else engine.prefix
+    prefix = dockeys.coll_key(engine.prefix, collection) if collection else engine.prefix
     cursor = txn.cursor(engine.tables.events)
     if not cursor.set_range(prefix):
         return
@@ -376,7 +378,7 @@ class RecordNode:
         could not be opened.
     size : int
         Bytes in its four blocks.
-    events : tuple[Event, ...] | None
+    events : tuple[RecordEvent, ...] | None
         Its events; None when the body could not be read (no read key).
     """
 
@@ -386,7 +388,7 @@ class RecordNode:
     prev: bytes | None
     author: str | None
     size: int
-    events: tuple[Event, ...] | None
+    events: tuple[RecordEvent, ...] | None
 
     @property
     def stamp(self) -> Timestamp | None:
@@ -410,7 +412,7 @@ def records(db: Database) -> Iterator[RecordNode]:
     for info in repo.list_logs(db.id):
         for stored in repo.read_log(db.id, info.id):
             author: str | None = None
-            events: tuple[Event, ...] | None = None
+            events: tuple[RecordEvent, ...] | None = None
             try:
                 record = open_record(
                     stored.blocks,
@@ -474,7 +476,7 @@ def stored_events(
             if key is None:
                 out.append(None)
                 continue
-            event_key = layout.event_prefix(layout.coll_key(engine.prefix, name), instance) + key
+            event_key = dockeys.event_prefix(dockeys.coll_key(engine.prefix, name), instance) + key
             value = txn.get(event_key, db=engine.tables.events)
             if value is None:
                 out.append(None)
@@ -545,7 +547,7 @@ def log_states(db: Database) -> list[LogState]:
     with db.snapshot() as txn:
         for info in infos:
             raw = txn.get(
-                layout.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
+                dockeys.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
             )
             out.append(
                 LogState(

@@ -11,22 +11,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from threadkit.db import reads
+from threadkit.db.access import CollectionAccess, update_fields
+from threadkit.db.dockeys import encode_id
 from threadkit.db.events import Action
-from threadkit.db.indexkeys import encode_value, json_type, type_range
+from threadkit.db.indexkeys import JSON_TYPES, encode_value, json_type, type_range
+from threadkit.db.query import Op as QueryOp
+from threadkit.db.query import Query
+from threadkit.db.schema import schema_paths
 from threadkit.db.values import check_id
+from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
+    InstanceExists,
     InstanceNotFound,
     InvalidDocument,
     ReadOnlyTransaction,
     TransactionClosed,
 )
+from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
     from threadkit.core.records import Record
     from threadkit.db.collection import Collection
-    from threadkit.db.query import Op as QueryOp
-    from threadkit.db.query import Query
 
 __all__ = ["CollectionSource", "ReadTxn", "WriteTxn", "normalise_docs"]
 
@@ -36,7 +43,7 @@ _AFTER = b"\xff"  # sorts after any encode_id() continuation: UTF-8 never holds 
 class CollectionSource:
     """The query executor's view of a collection inside one LMDB transaction."""
 
-    def __init__(self, coll: Collection, txn: Any) -> None:
+    def __init__(self, coll: Collection, txn: StoreTxn) -> None:
         self._engine = coll.db.engine
         self._name = coll.name
         self._txn = txn
@@ -44,8 +51,6 @@ class CollectionSource:
 
     def scan(self) -> Iterator[dict[str, Any]]:
         """Every document in ``_id`` order (read and decoded in one pass)."""
-        from threadkit.db import reads
-
         return iter(reads.scan(self._engine, self._txn, self._name))
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
@@ -58,43 +63,32 @@ class CollectionSource:
 
     def index_ids(self, path: str, op: QueryOp, value: Any) -> Iterator[str]:
         """Ids whose indexed value satisfies ``op value``."""
-        from threadkit.db.query import Op
-
-        if op is Op.IN:
+        if op is QueryOp.IN:
             for item in value:
-                yield from self.index_ids(path, Op.EQ, item)
+                yield from self.index_ids(path, QueryOp.EQ, item)
             return
         lo, hi = _bounds(op, value)
         yield from self._engine.index_ids(self._txn, self._name, path, lo, hi)
 
     def index_refs(self, path: str, op: QueryOp, value: Any) -> list[bytes]:
         """As :meth:`index_ids`, the ids encoded (``encode_id``), in index key order."""
-        from threadkit.db import reads
-        from threadkit.db.query import Op
-
-        if op is Op.IN:
-            return [ref for item in value for ref in self.index_refs(path, Op.EQ, item)]
+        if op is QueryOp.IN:
+            return [ref for item in value for ref in self.index_refs(path, QueryOp.EQ, item)]
         lo, hi = _bounds(op, value)
-        size = len(lo) if op is Op.EQ else None
+        size = len(lo) if op is QueryOp.EQ else None
         return reads.index_refs(self._engine, self._txn, self._name, path, lo, hi, size)
 
     def load(self, refs: Sequence[bytes]) -> list[dict[str, Any]]:
         """The documents with these encoded ids, in that order (absent ones left out)."""
-        from threadkit.db import reads
-
         return reads.load_refs(self._engine, self._txn, self._name, refs)
 
     def schema_allows(self, path: str) -> bool:
         """Whether a sort path is known: any for a schema-less collection, else a schema path."""
-        from threadkit.db.schema import schema_paths
-
         paths = schema_paths(self._config.schema)
         return path in paths or not (paths - {"_id", "_mod"})
 
     def index_types(self, path: str) -> set[str]:
         """JSON types present in an index."""
-        from threadkit.db.indexkeys import JSON_TYPES
-
         found = set()
         for kind in JSON_TYPES:
             lo, hi = type_range(kind)
@@ -105,16 +99,14 @@ class CollectionSource:
 
 def _bounds(op: QueryOp, value: Any) -> tuple[bytes, bytes]:
     """The ``[lo, hi)`` range of ``value ‖ id`` index bytes where ``op value`` holds."""
-    from threadkit.db.query import Op
-
     encoded = encode_value(value)
     low, high = type_range(json_type(value))
     ranges = {
-        Op.EQ: (encoded, encoded + _AFTER),
-        Op.GT: (encoded + _AFTER, high),
-        Op.GE: (encoded, high),
-        Op.LT: (low, encoded),
-        Op.LE: (low, encoded + _AFTER),
+        QueryOp.EQ: (encoded, encoded + _AFTER),
+        QueryOp.GT: (encoded + _AFTER, high),
+        QueryOp.GE: (encoded, high),
+        QueryOp.LT: (low, encoded),
+        QueryOp.LE: (low, encoded + _AFTER),
     }
     return ranges[op]
 
@@ -133,8 +125,6 @@ class _OverlaySource:
                 merged.pop(instance_id, None)
             else:
                 merged[instance_id] = doc
-        from threadkit.db.layout import encode_id
-
         for instance_id in sorted(merged, key=encode_id):
             yield merged[instance_id]
 
@@ -177,8 +167,9 @@ class ReadTxn:
     def __init__(self, coll: Collection, reader: str | None = None) -> None:
         self.collection = coll
         self.reader = reader
+        self._access = CollectionAccess(coll.db, coll.name)
         self._cm: Any = None
-        self._txn: Any = None
+        self._txn: StoreTxn | None = None
         self.closed = False
 
     def __enter__(self) -> ReadTxn:
@@ -199,17 +190,17 @@ class ReadTxn:
 
     def find(self, query: Query | None = None) -> list[dict[str, Any]]:
         """Documents matching ``query`` (all when None), read filter applied."""
-        return self.collection._find(self._source(), query, self.reader)
+        return self._access.find(self._source(), query, self.reader)
 
     def find_by_id(self, instance_id: str) -> dict[str, Any]:
         """One document; InstanceNotFound when absent or hidden by the read filter."""
-        return self.collection._find_by_id(self._source(), check_id(instance_id), self.reader)
+        return self._access.find_by_id(self._source(), check_id(instance_id), self.reader)
 
     def has(self, *instance_ids: str) -> bool:
         """True when every id exists (and is visible)."""
         source = self._source()
         return all(
-            self.collection._visible(source.get(check_id(i)), self.reader) is not None
+            self._access.visible(source.get(check_id(i)), self.reader) is not None
             for i in instance_ids
         )
 
@@ -238,8 +229,9 @@ class WriteTxn:
     def __init__(self, coll: Collection, author: PublicKey | None = None) -> None:
         self.collection = coll
         self.author = author
+        self._access = CollectionAccess(coll.db, coll.name)
         self.reader = str(author) if author is not None else coll.db_reader()
-        self._ops: list[Any] = []
+        self._ops: list[WriteOp] = []
         self._pending: dict[str, dict[str, Any] | None] = {}
         self.closed = False
         self.record: Record | None = None
@@ -263,30 +255,27 @@ class WriteTxn:
     def _get(self, instance_id: str) -> dict[str, Any] | None:
         if instance_id in self._pending:
             return self._pending[instance_id]
-        return self.collection._get_committed(instance_id)
+        return self._access.get_committed(instance_id)
 
     def create(self, *docs: Any) -> list[str]:
         """Queue new documents; returns their ids (generated when ``_id`` is absent or empty)."""
-        from threadkit.db.database import Op
-        from threadkit.errors import InstanceExists
-
         self._check_open()
-        coll = self.collection
-        config = coll.config
+        access = self._access
+        config = access.config
         validate = config.schema_validator.validate
-        prepared_docs, generated = coll._prepare_creates(normalise_docs(docs))
+        prepared_docs, generated = access.prepare_creates(normalise_docs(docs))
         # a fresh ULID cannot exist yet: only ids the caller gave need looking up
         given = [d["_id"] for d, fresh in zip(prepared_docs, generated, strict=True) if not fresh]
         existing = set(self._existing(given)) if given else set()
         ids = []
-        name, reader, pending, queue = coll.name, self.reader, self._pending, self._ops.append
+        name, reader, pending, queue = access.name, self.reader, self._pending, self._ops.append
         for prepared, is_fresh in zip(prepared_docs, generated, strict=True):
             instance_id = prepared["_id"]
             if instance_id in existing or pending.get(instance_id) is not None:
                 raise InstanceExists(f"instance {instance_id!r} already exists in {name!r}")
             validate(prepared)
-            coll._check_index_keys(config, prepared)
-            queue(Op(Action.CREATE, name, instance_id, prepared, reader, is_fresh, config))
+            access.check_index_keys(config, prepared)
+            queue(WriteOp(Action.CREATE, name, instance_id, prepared, reader, is_fresh, config))
             pending[instance_id] = prepared
             ids.append(instance_id)
         return ids
@@ -303,16 +292,14 @@ class WriteTxn:
 
     def save(self, *docs: Any) -> None:
         """Queue saves (upserts) of whole documents, each with its ``_id``."""
-        from threadkit.db.database import Op
-
         self._check_open()
-        coll = self.collection
+        access = self._access
         for doc in normalise_docs(docs):
-            prepared = coll._prepare(doc, generate_id=False)
-            coll.config.schema_validator.validate(prepared)
-            coll._check_index_keys(coll.config, prepared)
+            prepared = access.prepare(doc, generate_id=False)
+            access.config.schema_validator.validate(prepared)
+            access.check_index_keys(access.config, prepared)
             instance_id = prepared["_id"]
-            self._ops.append(Op(Action.SAVE, coll.name, instance_id, prepared, self.reader))
+            self._ops.append(WriteOp(Action.SAVE, access.name, instance_id, prepared, self.reader))
             self._pending[instance_id] = prepared
 
     def update(
@@ -334,33 +321,30 @@ class WriteTxn:
         SchemaViolation
             The merged document does not satisfy the schema; nothing is queued.
         """
-        from threadkit.db.collection import update_fields
-        from threadkit.db.database import Op
-
         self._check_open()
         merged = update_fields(instance_id, changes, fields)
-        coll = self.collection
+        access = self._access
         current = self._get(instance_id)
-        if current is None or coll._visible(current, self.reader) is None:
-            raise InstanceNotFound(f"instance {instance_id!r} not found in {coll.name!r}")
+        if current is None or access.visible(current, self.reader) is None:
+            raise InstanceNotFound(f"instance {instance_id!r} not found in {access.name!r}")
         if not merged:
             return
-        prepared = coll._prepare({**current, **merged}, generate_id=False)
-        coll.config.schema_validator.validate(prepared)
-        coll._check_index_keys(coll.config, prepared)
+        prepared = access.prepare({**current, **merged}, generate_id=False)
+        access.config.schema_validator.validate(prepared)
+        access.check_index_keys(access.config, prepared)
         part = {key: prepared[key] for key in merged}
-        self._ops.append(Op(Action.SAVE, coll.name, instance_id, part, self.reader, merge=True))
+        self._ops.append(
+            WriteOp(Action.SAVE, access.name, instance_id, part, self.reader, merge=True)
+        )
         self._pending[instance_id] = prepared
 
     def delete(self, *instance_ids: str) -> None:
         """Queue deletes; deleting a missing id does nothing."""
-        from threadkit.db.database import Op
-
         self._check_open()
         for instance_id in _flatten_ids(instance_ids):
             if self._get(instance_id) is None:
                 continue
-            self._ops.append(Op(Action.DELETE, self.collection.name, instance_id, None))
+            self._ops.append(WriteOp(Action.DELETE, self.collection.name, instance_id, None))
             self._pending[instance_id] = None
 
     def verify(self, *docs: Any) -> None:
@@ -373,12 +357,12 @@ class WriteTxn:
         self._check_open()
         with self._read() as txn:
             source = _OverlaySource(CollectionSource(self.collection, txn), self._pending)
-            return self.collection._find(source, query, self.reader)
+            return self._access.find(source, query, self.reader)
 
     def find_by_id(self, instance_id: str) -> dict[str, Any]:
         """One document, seeing this transaction's pending writes."""
         self._check_open()
-        doc = self.collection._visible(self._get(check_id(instance_id)), self.reader)
+        doc = self._access.visible(self._get(check_id(instance_id)), self.reader)
         if doc is None:
             raise InstanceNotFound(
                 f"instance {instance_id!r} not found in {self.collection.name!r}"
@@ -389,7 +373,7 @@ class WriteTxn:
         """True when every id exists, seeing pending writes."""
         self._check_open()
         return all(
-            self.collection._visible(self._get(check_id(i)), self.reader) is not None
+            self._access.visible(self._get(check_id(i)), self.reader) is not None
             for i in instance_ids
         )
 

@@ -1,6 +1,6 @@
 """Outbound requests of ``/threadkit``: one request, one reply (docs/protocol.md).
 
-:class:`Client` is how every part of the thread service calls a remote peer: it makes
+:class:`Requester` is how every part of the thread service calls a remote peer: it makes
 sure there is a connection (dialling the addresses the thread's logs know), sends the
 request as one frame on a long-lived stream of its :class:`~threadkit.net.streams.StreamPool`
 (``/threadkit/1.1.0``; ``/threadkit/1.0.0``, one request per stream, with peers that know
@@ -19,10 +19,10 @@ from threadkit.net import protocol as p
 from threadkit.net.context import ServiceContext
 from threadkit.net.streams import MAX_PER_PEER, StreamPool
 
-__all__ = ["Client", "close_stream", "reset_stream"]
+__all__ = ["Requester", "close_stream", "reset_stream"]
 
 
-class Client:
+class Requester:
     """Sends requests to peers on behalf of the service.
 
     Parameters

@@ -31,7 +31,7 @@ from threadkit.errors import (
     ThreadkitError,
 )
 from threadkit.net import protocol as p
-from threadkit.net.client import Client
+from threadkit.net.client import Requester
 from threadkit.net.context import ServiceContext, peer_id_str, text_or_none
 from threadkit.net.push import Pusher
 from threadkit.net.receive import Receiver
@@ -125,7 +125,7 @@ class Puller:
     ----------
     ctx : ServiceContext
         The service's shared state.
-    client : Client
+    client : Requester
         Sends the requests.
     receiver : Receiver
         Checks and applies the records pulled.
@@ -140,7 +140,7 @@ class Puller:
     def __init__(
         self,
         ctx: ServiceContext,
-        client: Client,
+        client: Requester,
         receiver: Receiver,
         pusher: Pusher,
         attach: Callable[[Database], None],

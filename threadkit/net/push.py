@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.core.identity import peer_id_bytes
 from threadkit.errors import NetworkError, ProtocolError, ThreadkitError
 from threadkit.net import protocol as p
-from threadkit.net.client import Client
+from threadkit.net.client import Requester
 from threadkit.net.context import ServiceContext
 
 if TYPE_CHECKING:
@@ -71,11 +71,11 @@ class Pusher:
     ----------
     ctx : ServiceContext
         The service's shared state.
-    client : Client
+    client : Requester
         Sends the requests.
     """
 
-    def __init__(self, ctx: ServiceContext, client: Client) -> None:
+    def __init__(self, ctx: ServiceContext, client: Requester) -> None:
         self.ctx = ctx
         self.client = client
         self._outbox: dict[Slot, list[Record]] = defaultdict(list)

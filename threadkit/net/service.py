@@ -32,7 +32,7 @@ from threadkit.core.addr import ThreadAddr, parse_addr
 from threadkit.errors import NodeClosed
 from threadkit.net import protocol as p
 from threadkit.net.bare import BareThreads
-from threadkit.net.client import Client
+from threadkit.net.client import Requester
 from threadkit.net.context import RecordListener, ServiceContext, SyncStats, peer_id_str
 from threadkit.net.gossip import Gossip
 from threadkit.net.gossip import topic as _topic
@@ -112,7 +112,7 @@ class ThreadService:
         if stream_idle_timeout is None:
             stream_idle_timeout = idle_timeout_for(node.conn_limits)
         self.stream_idle_timeout = stream_idle_timeout
-        self._client = Client(ctx, idle_timeout=stream_idle_timeout)
+        self._client = Requester(ctx, idle_timeout=stream_idle_timeout)
         self._pusher = Pusher(ctx, self._client)
         self._receiver = Receiver(ctx, self._pusher.enqueue, self._pull_later)
         self._puller = Puller(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from threadkit.db.sync import PeerSync, SyncSummary
 from threadkit.errors import NetworkError, SyncTimeout, ThreadkitError
 from threadkit.net import protocol as p
-from threadkit.net.client import Client
+from threadkit.net.client import Requester
 from threadkit.net.context import ServiceContext, peer_id_str
 from threadkit.net.pull import Puller
 from threadkit.net.push import Pusher, batch
@@ -37,7 +37,7 @@ class Syncer:
     ----------
     ctx : ServiceContext
         The service's shared state.
-    client : Client
+    client : Requester
         Sends the requests.
     puller : Puller
         Pulls from each peer.
@@ -45,7 +45,9 @@ class Syncer:
         Sends logs a peer does not know yet.
     """
 
-    def __init__(self, ctx: ServiceContext, client: Client, puller: Puller, pusher: Pusher) -> None:
+    def __init__(
+        self, ctx: ServiceContext, client: Requester, puller: Puller, pusher: Pusher
+    ) -> None:
         self.ctx = ctx
         self.client = client
         self.puller = puller

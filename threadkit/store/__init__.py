@@ -5,7 +5,7 @@
 - :mod:`.repo`: the environment, its lifecycle and transactions (the facade);
 - :mod:`.lock`: the ``flock`` that keeps a repo to one process;
 - :mod:`.layout` and :mod:`.codec`: keys and values of the sub-databases;
-- :mod:`.tables`: the sub-database handles;
+- :mod:`.tables`: the sub-database handles; :mod:`.txntypes`: the transaction types;
 - :mod:`.threads`, :mod:`.logs`: threads and logs;
 - :mod:`.chain`: appending and accepting records; :mod:`.reads`: reading them back;
 - :mod:`.models`: the frozen values handed out.
@@ -24,6 +24,7 @@ from threadkit.store.models import (
     ThreadInfo,
 )
 from threadkit.store.repo import DEFAULT_MAP_SIZE, Repo
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = [
     "DEFAULT_MAP_SIZE",
@@ -32,6 +33,8 @@ __all__ = [
     "Head",
     "LogInfo",
     "Repo",
+    "StoreTxn",
+    "StoreWriteTxn",
     "StoredRecord",
     "ThreadInfo",
 ]

@@ -27,7 +27,6 @@ second first record), or when it, or its ``prev``, is held in another log.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from threadkit.core.cid import cid_to_string
 from threadkit.core.ids import ThreadID
@@ -38,12 +37,13 @@ from threadkit.store.logs import read_head
 from threadkit.store.models import AcceptResult, Appended, Head
 from threadkit.store.reads import locate
 from threadkit.store.tables import Tables
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["accept", "append"]
 
 
 def append(
-    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
 ) -> int:
     """Append records to a log: each must link to the one before, the first to the head.
 
@@ -97,7 +97,7 @@ def append(
 
 
 def accept(
-    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
 ) -> AcceptResult:
     """Add the received records that link to the log's head; report the rest.
 
@@ -164,7 +164,7 @@ def accept(
 
 
 def _links(
-    txn: Any, tables: Tables, prefix: bytes, head: Head, fresh: dict[bytes, Record]
+    txn: StoreTxn, tables: Tables, prefix: bytes, head: Head, fresh: dict[bytes, Record]
 ) -> dict[bytes | None, Record]:
     """Map each new record's ``prev`` to it, refusing forks and links into other logs."""
     by_prev: dict[bytes | None, Record] = {}

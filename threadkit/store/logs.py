@@ -12,7 +12,6 @@ addresses: when more come, those not mentioned for the longest time are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
 from threadkit.core.identity import Identity, PublicKey
@@ -23,12 +22,14 @@ from threadkit.errors import (
     LogExists,
     LogNotFound,
     NotFound,
+    StoreError,
     TooManyLogs,
 )
 from threadkit.store import codec, layout
 from threadkit.store.models import Head, LogInfo
 from threadkit.store.tables import Tables
 from threadkit.store.threads import thread_not_found
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = [
     "MAX_ADDRS",
@@ -50,7 +51,7 @@ MAX_ADDRS = 64
 
 
 def add_log(
-    txn: Any,
+    txn: StoreWriteTxn,
     tables: Tables,
     thread_id: ThreadID,
     public: PublicKey,
@@ -108,7 +109,7 @@ def add_log(
     return _info(log_id, public, private, addr_bytes, Head(None, 0))
 
 
-def get_log(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> LogInfo:
+def get_log(txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str) -> LogInfo:
     """The log's keys, addresses and head.
 
     Raises
@@ -124,7 +125,7 @@ def get_log(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> LogIn
     return _info(log_id, public, private, addrs, read_head(txn, tables, thread_id, log_id))
 
 
-def count_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> int:
+def count_logs(txn: StoreTxn, tables: Tables, thread_id: ThreadID) -> int:
     """How many logs a thread has (0 for a thread not in the repo)."""
     prefix = layout.thread_prefix(thread_id)
     count = 0
@@ -136,7 +137,7 @@ def count_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> int:
     return count
 
 
-def list_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> list[LogInfo]:
+def list_logs(txn: StoreTxn, tables: Tables, thread_id: ThreadID) -> list[LogInfo]:
     """Every log of a thread, in log id byte order.
 
     Raises
@@ -154,14 +155,17 @@ def list_logs(txn: Any, tables: Tables, thread_id: ThreadID) -> list[LogInfo]:
             key = bytes(cursor.key())
             log_id = layout.log_id_from_bytes(key[len(prefix) + 1 :])
             public, private, addrs = codec.decode_log(cursor.value())
-            head, counter = codec.decode_head(txn.get(key, db=tables.heads))
+            stored = txn.get(key, db=tables.heads)
+            if stored is None:  # written with its log, in the same transaction
+                raise StoreError(f"log {log_id} of thread {thread_id} has no head")
+            head, counter = codec.decode_head(stored)
             logs.append(_info(log_id, public, private, addrs, Head(head, counter)))
             found = cursor.next()
     return logs
 
 
 def add_addrs(
-    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]
+    txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]
 ) -> LogInfo:
     """Add addresses to a log (those it has are kept once, in their first place).
 
@@ -176,7 +180,7 @@ def add_addrs(
 
 
 def set_addrs(
-    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]
+    txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str, addrs: Iterable[str | bytes]
 ) -> LogInfo:
     """Replace a log's addresses (a peer's own log, when its listen addresses change).
 
@@ -191,7 +195,7 @@ def set_addrs(
 
 
 def _rewrite_addrs(
-    txn: Any,
+    txn: StoreWriteTxn,
     tables: Tables,
     thread_id: ThreadID,
     log_id: str,
@@ -208,7 +212,7 @@ def _rewrite_addrs(
     return _info(log_id, public, private, addrs, read_head(txn, tables, thread_id, log_id))
 
 
-def read_head(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> Head:
+def read_head(txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str) -> Head:
     """The log's head and counter.
 
     Raises
@@ -223,7 +227,7 @@ def read_head(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> Hea
     return Head(cid, counter)
 
 
-def log_missing(txn: Any, tables: Tables, thread_id: ThreadID, log_id: str) -> NotFound:
+def log_missing(txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str) -> NotFound:
     """The error for a log that is not there: ThreadNotFound or LogNotFound."""
     if txn.get(thread_id.to_bytes(), db=tables.threads) is None:
         return thread_not_found(thread_id)

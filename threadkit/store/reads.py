@@ -16,6 +16,7 @@ from threadkit.store import codec, layout
 from threadkit.store.logs import read_head
 from threadkit.store.models import StoredRecord
 from threadkit.store.tables import Tables
+from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["get_record", "has_record", "locate", "read_back", "read_log"]
 
@@ -23,7 +24,7 @@ _MAX_KEY = 511  # LMDB's longest key; nothing longer can be stored
 
 
 def read_log(
-    txn: Any,
+    txn: StoreTxn,
     tables: Tables,
     thread_id: ThreadID,
     log_id: str,
@@ -63,7 +64,7 @@ def read_log(
 
 
 def read_back(
-    txn: Any,
+    txn: StoreTxn,
     tables: Tables,
     thread_id: ThreadID,
     log_id: str,
@@ -113,7 +114,7 @@ def read_back(
     return _read_range(txn, tables, thread_id, log_id, bottom, top)
 
 
-def get_record(txn: Any, tables: Tables, cid: bytes) -> StoredRecord:
+def get_record(txn: StoreTxn, tables: Tables, cid: bytes) -> StoredRecord:
     """A stored record by CID, with its thread, log and counter.
 
     Raises
@@ -129,13 +130,13 @@ def get_record(txn: Any, tables: Tables, cid: bytes) -> StoredRecord:
     return StoredRecord(bytes(cid), prev, blocks, thread_id, log_id, counter)
 
 
-def has_record(txn: Any, tables: Tables, cid: bytes) -> bool:
+def has_record(txn: StoreTxn, tables: Tables, cid: bytes) -> bool:
     """True when the repo holds the record."""
     return _lookup(txn, tables, cid) is not None
 
 
 def _read_range(
-    txn: Any, tables: Tables, thread_id: ThreadID, log_id: str, after: int, stop: int
+    txn: StoreTxn, tables: Tables, thread_id: ThreadID, log_id: str, after: int, stop: int
 ) -> list[StoredRecord]:
     """Records with counters in ``(after, stop]``, walking the index with one cursor."""
     out: list[StoredRecord] = []
@@ -158,7 +159,7 @@ def _read_range(
     return out
 
 
-def locate(txn: Any, tables: Tables, cid: bytes) -> bytes | None:
+def locate(txn: StoreTxn, tables: Tables, cid: bytes) -> bytes | None:
     """The locator of a held record (its thread, log and counter), or None.
 
     Raises
@@ -170,7 +171,7 @@ def locate(txn: Any, tables: Tables, cid: bytes) -> bytes | None:
     return None if value is None else codec.record_locator(value)
 
 
-def _counter_in_log(txn: Any, tables: Tables, prefix: bytes, cid: bytes) -> int | None:
+def _counter_in_log(txn: StoreTxn, tables: Tables, prefix: bytes, cid: bytes) -> int | None:
     """The counter of a record held in the log with key ``prefix``, or None."""
     locator = locate(txn, tables, cid)
     if locator is None or not layout.in_log(locator, prefix):
@@ -178,7 +179,7 @@ def _counter_in_log(txn: Any, tables: Tables, prefix: bytes, cid: bytes) -> int 
     return layout.locator_counter(locator)
 
 
-def _lookup(txn: Any, tables: Tables, cid: bytes) -> Any:
+def _lookup(txn: StoreTxn, tables: Tables, cid: bytes) -> Any:
     """The stored value of a record (a buffer, valid until the next write), or None."""
     if not isinstance(cid, bytes | bytearray | memoryview) or not cid:
         raise InvalidInput(f"a record CID must be non-empty bytes, got {type(cid).__name__}")

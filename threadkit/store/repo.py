@@ -84,6 +84,7 @@ from threadkit.store import chain, layout, logs, reads, threads
 from threadkit.store.lock import RepoLock
 from threadkit.store.models import AcceptResult, Head, LogInfo, StoredRecord, ThreadInfo
 from threadkit.store.tables import Tables, open_tables
+from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["DEFAULT_MAP_SIZE", "FORMAT_VERSION", "LOW_DISK_SPACE", "MAX_TABLES", "Repo"]
 
@@ -234,7 +235,7 @@ class Repo:
     # -- transactions for later layers -------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = False, *, buffers: bool = False) -> Iterator[Any]:
+    def transaction(self, write: bool = False, *, buffers: bool = False) -> Iterator[StoreTxn]:
         """One LMDB transaction on the repo's environment, for layers built on the store.
 
         Committed when the block ends, aborted when it raises. Write
@@ -609,7 +610,7 @@ class Repo:
     # -- internals ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _txn(self, write: bool, buffers: bool = True) -> Iterator[Any]:
+    def _txn(self, write: bool, buffers: bool = True) -> Iterator[StoreTxn]:
         """A transaction; lmdb errors become store errors."""
         guard = self._write_lock if write else contextlib.nullcontext()
         with guard:

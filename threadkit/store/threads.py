@@ -15,12 +15,13 @@ from threadkit.errors import InvalidInput, InvalidThreadKey, ThreadExists, Threa
 from threadkit.store import codec, layout
 from threadkit.store.models import ThreadInfo
 from threadkit.store.tables import Tables
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = ["add_thread", "delete_thread", "get_thread", "has_thread", "list_threads"]
 
 
 def add_thread(
-    txn: Any, tables: Tables, thread_id: ThreadID, key: ThreadKey, name: str | None
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, key: ThreadKey, name: str | None
 ) -> ThreadInfo:
     """Add a thread with its key.
 
@@ -57,7 +58,7 @@ def add_thread(
 
 
 def set_thread_key(
-    txn: Any, tables: Tables, thread_id: ThreadID, key: ThreadKey, name: str | None = None
+    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, key: ThreadKey, name: str | None = None
 ) -> ThreadInfo:
     """Give a held thread a key with the same service key (a replicator given the read key).
 
@@ -77,7 +78,7 @@ def set_thread_key(
     return codec.decode_thread(thread_id, value)
 
 
-def get_thread(txn: Any, tables: Tables, thread_id: ThreadID) -> ThreadInfo:
+def get_thread(txn: StoreTxn, tables: Tables, thread_id: ThreadID) -> ThreadInfo:
     """The thread's info.
 
     Raises
@@ -92,13 +93,13 @@ def get_thread(txn: Any, tables: Tables, thread_id: ThreadID) -> ThreadInfo:
     return codec.decode_thread(thread_id, value)
 
 
-def has_thread(txn: Any, tables: Tables, thread_id: ThreadID) -> bool:
+def has_thread(txn: StoreTxn, tables: Tables, thread_id: ThreadID) -> bool:
     """True when the repo holds the thread."""
     layout.thread_prefix(thread_id)
     return txn.get(thread_id.to_bytes(), db=tables.threads) is not None
 
 
-def list_threads(txn: Any, tables: Tables) -> list[ThreadInfo]:
+def list_threads(txn: StoreTxn, tables: Tables) -> list[ThreadInfo]:
     """Every thread in the repo, in thread id byte order."""
     with txn.cursor(db=tables.threads) as cursor:
         return [
@@ -107,7 +108,7 @@ def list_threads(txn: Any, tables: Tables) -> list[ThreadInfo]:
         ]
 
 
-def delete_thread(txn: Any, tables: Tables, thread_id: ThreadID) -> None:
+def delete_thread(txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID) -> None:
     """Remove a thread with its logs, heads, index entries and records.
 
     Raises
@@ -129,7 +130,7 @@ def thread_not_found(thread_id: ThreadID) -> ThreadNotFound:
     return ThreadNotFound(f"no thread {thread_id} in the repo")
 
 
-def _delete_prefix(txn: Any, db: Any, prefix: bytes) -> list[bytes]:
+def _delete_prefix(txn: StoreWriteTxn, db: Any, prefix: bytes) -> list[bytes]:
     """Delete every entry whose key starts with ``prefix``; return their values."""
     values: list[bytes] = []
     with txn.cursor(db=db) as cursor:

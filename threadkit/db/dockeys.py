@@ -1,4 +1,4 @@
-"""Key layout of the document store's LMDB sub-databases (in the repo's environment).
+"""Key layout of the document store's LMDB sub-databases (beside the store's own `layout`).
 
 Every key starts with the DB's **prefix**: a 4-byte number the repo assigns to
 each database (thread) when it is created here, so keys stay short. Collection
