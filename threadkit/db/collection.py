@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
-from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db import dockeys
+from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.judging import threaddb_event
