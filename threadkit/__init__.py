@@ -63,9 +63,9 @@ _LAZY = {
     "ThreadAddr": "threadkit.core.addr",
     "Peer": "threadkit.peer",
     "Client": "threadkit.api.client",
-    "Database": "threadkit.db.database",
+    "Database": "threadkit.views",
     "DBInfo": "threadkit.db.database",
-    "Collection": "threadkit.db.collection",
+    "Collection": "threadkit.views",
     "Index": "threadkit.db.config",
     "Action": "threadkit.db.events",
     "Event": "threadkit.db.listen",
@@ -80,13 +80,13 @@ if TYPE_CHECKING:
     from threadkit.core.identity import Identity, PublicKey
     from threadkit.core.ids import ThreadID, Variant
     from threadkit.core.keys import ThreadKey
-    from threadkit.db.collection import Collection
     from threadkit.db.config import Index
-    from threadkit.db.database import Database, DBInfo
+    from threadkit.db.database import DBInfo
     from threadkit.db.events import Action
     from threadkit.db.listen import Event, Lagged
     from threadkit.db.query import Query, where
     from threadkit.peer import Peer
+    from threadkit.views import Collection, Database
 
 
 def __getattr__(name: str) -> Any:

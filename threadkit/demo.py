@@ -130,7 +130,7 @@ def run_demo(out: TextIO = sys.stdout, picture: Path | None = None) -> int:
             )
         if "Kr" not in set(frame.index):
             say("Krypton is gone on both: B deleted it and A never touched it.")
-        for row in db_a.conflicts().itertuples():
+        for row in db_a.conflicts(full=True).itertuples():
             winner = names.get(row.winner_log, "another member")
             loser = names.get(row.loser_log, "another member")
             say(
@@ -148,7 +148,7 @@ def run_demo(out: TextIO = sys.stdout, picture: Path | None = None) -> int:
         agree = db_a.lost_writes() == db_b.lost_writes()
         say(f"Does B list the same lost writes as A? {'yes' if agree else 'NO'}", "")
 
-        history = db_a.history("Elements")
+        history = db_a.history("Elements", full=True)
         shown = history[["time", "log", "action", "instance", "patch"]].tail(6).copy()
         shown["log"] = [names.get(log, log[:8]) for log in shown["log"]]
         shown = shown.rename(columns={"log": "who", "instance": "element", "patch": "change"})

@@ -34,12 +34,11 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from threadkit.core.clock import Timestamp
-from threadkit.db.events import Action, RecordEvent
-from threadkit.frames.history import cid_text, conflicts
+from threadkit.db.events import Action
+from threadkit.db.timeline import RecordNode, cid_text, records
+from threadkit.frames.history import conflicts
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -48,102 +47,24 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from threadkit.dagfigure import DagFigure
-    from threadkit.db.database import Database
+    from threadkit.frames.source import DatabaseSource
 
-__all__ = ["RecordNode", "dag", "logs", "plot_dag", "records"]
+__all__ = ["GraphViews", "RecordNode", "dag", "logs", "plot_dag", "records"]
 
 LOG_COLUMNS = ("log", "own", "counter", "head", "applied", "key", "addrs")
 """Columns of :func:`logs`, in order."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordNode:
-    """One record of a log, opened and (when readable) decoded.
-
-    Attributes
-    ----------
-    cid : bytes
-        The record's CID.
-    log : str
-        Its log id.
-    counter : int
-        Its position in the log (the first is 1).
-    prev : bytes | None
-        CID of the previous record of the log.
-    author : str | None
-        The writer's public key string (``pubKey``); None if the record node
-        could not be opened.
-    size : int
-        Bytes in its four blocks.
-    events : tuple[RecordEvent, ...] | None
-        Its events; None when the body could not be read (no read key).
-    """
-
-    cid: bytes
-    log: str
-    counter: int
-    prev: bytes | None
-    author: str | None
-    size: int
-    events: tuple[RecordEvent, ...] | None
-
-    @property
-    def stamp(self) -> Timestamp | None:
-        """The stamp of its first event (None when unreadable)."""
-        return self.events[0].stamp if self.events else None
-
-
-def records(db: Database) -> Iterator[RecordNode]:
-    """Every record of every log of a database, log by log, oldest-first.
-
-    Records are opened with the thread key without re-checking signatures
-    (they were checked on the way in); a body that cannot be read (a
-    replicator without the read key, or a malformed body) gives ``events=None``.
-    """
-    from threadkit.core.records import open_record
-    from threadkit.db.events import decode_body
-    from threadkit.errors import ThreadkitError
-
-    repo = db._repo
-    can_read = db.key.read_key is not None
-    for info in repo.list_logs(db.id):
-        for stored in repo.read_log(db.id, info.id):
-            author: str | None = None
-            events: tuple[RecordEvent, ...] | None = None
-            try:
-                record = open_record(
-                    stored.blocks,
-                    service_key=db.key,
-                    log_key=info.public,
-                    cid=stored.cid,
-                    verify_signature=False,
-                )
-                author = str(record.author)
-                if can_read:
-                    events = tuple(decode_body(record.read_body(db.key)))
-            except ThreadkitError:
-                pass
-            yield RecordNode(
-                stored.cid,
-                info.id,
-                stored.counter,
-                stored.prev,
-                author,
-                stored.blocks.total_size(),
-                events,
-            )
 
 
 def _unique(values: Iterator[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def dag(db: Database, causal: bool = False) -> nx.DiGraph:
+def dag(db: DatabaseSource, causal: bool = False) -> nx.DiGraph:
     """The record DAG of a database as a ``networkx.DiGraph``.
 
     Parameters
     ----------
-    db : Database
+    db : DatabaseSource
         The database.
     causal : bool
         Also add causal edges (module docstring): from a record to the latest
@@ -179,7 +100,7 @@ def dag(db: Database, causal: bool = False) -> nx.DiGraph:
     import networkx as nx
 
     graph = nx.DiGraph(db=db.name, thread=str(db.id), logs=[])
-    nodes = list(records(db))
+    nodes = list(db.timeline.records())
     graph.graph["logs"] = list(dict.fromkeys(n.log for n in nodes))
     for node in nodes:
         stamp = node.stamp
@@ -236,7 +157,7 @@ def _causal_edges(nodes: list[RecordNode]) -> Iterator[tuple[str, str]]:
 # -------------------------------------------------------------------------- logs
 
 
-def logs(db: Database) -> pd.DataFrame:
+def logs(db: DatabaseSource) -> pd.DataFrame:
     """The logs of a database and their heads, as a DataFrame.
 
     Returns
@@ -260,27 +181,17 @@ def logs(db: Database) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from threadkit.core.identity import peer_id_bytes
-    from threadkit.db import dockeys
-
-    infos = sorted(db._repo.list_logs(db.id), key=lambda i: (i.id != db.log_id, i.id))
-    applied: list[int] = []
-    with db._repo.transaction() as txn:
-        for info in infos:
-            raw = txn.get(
-                dockeys.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
-            )
-            applied.append(int.from_bytes(raw, "big") if raw else 0)
+    infos = db.timeline.logs()
     return pd.DataFrame(
         {
             "log": pd.Series([i.id for i in infos], dtype="string"),
-            "own": pd.Series([i.id == db.log_id for i in infos], dtype=bool),
+            "own": pd.Series([i.own for i in infos], dtype=bool),
             "counter": pd.Series([i.counter for i in infos], dtype="int64"),
             "head": pd.Series(
                 [cid_text(i.head) if i.head else None for i in infos], dtype="string"
             ),
-            "applied": pd.Series(applied, dtype="int64"),
-            "key": pd.Series([str(i.public) for i in infos], dtype="string"),
+            "applied": pd.Series([i.applied for i in infos], dtype="int64"),
+            "key": pd.Series([i.public for i in infos], dtype="string"),
             "addrs": pd.Series([list(i.addrs) for i in infos], dtype=object),
         },
         columns=list(LOG_COLUMNS),
@@ -338,7 +249,7 @@ def _budget(counts: dict[str, int], total: int) -> dict[str, int]:
 
 
 def plot_dag(
-    db: Database,
+    db: DatabaseSource,
     ax: Axes | None = None,
     max_records: int = 300,
     causal: bool = False,
@@ -359,7 +270,7 @@ def plot_dag(
 
     Parameters
     ----------
-    db : Database
+    db : DatabaseSource
         The database.
     ax : matplotlib Axes, optional
         Where to draw; by default a new figure sized to the graph.
@@ -466,7 +377,7 @@ def plot_dag(
     return fig
 
 
-def _member_names(db: Database, members: Mapping[str, str] | None) -> dict[str, str]:
+def _member_names(db: DatabaseSource, members: Mapping[str, str] | None) -> dict[str, str]:
     """Names by log id and by author key, from names given by log id or peer id."""
     if not members:
         return {}
@@ -477,13 +388,13 @@ def _member_names(db: Database, members: Mapping[str, str] | None) -> dict[str, 
     for key, value in members.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidInput(f"members maps ids to names (text), got {key!r}: {value!r}")
-    for info in db._repo.list_logs(db.id):
-        owner = names.get(info.id)
+    for log_id, public in db.timeline.log_keys().items():
+        owner = names.get(log_id)
         if owner is None:
             continue
-        names.setdefault(str(info.public), owner)
+        names.setdefault(public, owner)
     by_author: dict[str, str] = {}
-    for node in records(db):
+    for node in db.timeline.records():
         if node.author is None or node.author in by_author:
             continue
         peer = PublicKey.from_string(node.author).peer_id
@@ -495,7 +406,12 @@ def _member_names(db: Database, members: Mapping[str, str] | None) -> dict[str, 
 
 
 def _draw_conflicts(
-    ax: Axes, db: Database, graph: nx.DiGraph, x: dict[str, int], y: dict[str, int], dense: bool
+    ax: Axes,
+    db: DatabaseSource,
+    graph: nx.DiGraph,
+    x: dict[str, int],
+    y: dict[str, int],
+    dense: bool,
 ) -> list[str]:
     """Rings around records whose writes lost (red) or won (green); returns what was drawn."""
     from threadkit.errors import ThreadkitError
@@ -659,13 +575,13 @@ def _legend(
         )
 
 
-def _lanes(db: Database, graph: nx.DiGraph) -> list[str]:
+def _lanes(db: DatabaseSource, graph: nx.DiGraph) -> list[str]:
     """Log ids in lane order: by the HLC of their first record (empty logs last)."""
     first: dict[str, int] = {}
     for _, attrs in graph.nodes(data=True):
         if attrs["counter"] == 1 and attrs["wall"] is not None:
             first[attrs["log"]] = attrs["wall"]
-    ids = [info.id for info in db._repo.list_logs(db.id)]
+    ids = db.timeline.log_ids()
     return sorted(ids, key=lambda log: (log not in first, first.get(log, 0), log))
 
 
@@ -711,3 +627,35 @@ def _time_label(wall: int | None) -> str:
 
     moment = datetime.fromtimestamp(wall / 1e9, UTC)
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+# ------------------------------------------------------------------------- views
+
+
+class GraphViews:
+    """The record-DAG views of a database (``tk.Database`` has them, ``threadkit.views``)."""
+
+    __slots__ = ()
+
+    def dag(self: DatabaseSource, causal: bool = False) -> nx.DiGraph:
+        """The records of every log as a ``networkx.DiGraph`` (edges: prev links)."""
+        return dag(self, causal)
+
+    def plot_dag(
+        self: DatabaseSource,
+        ax: Axes | None = None,
+        max_records: int = 300,
+        causal: bool = False,
+        members: dict[str, str] | None = None,
+    ) -> DagFigure | Figure:
+        """A matplotlib figure of the record DAG, one lane per log, coloured by author.
+
+        Conflicting records are ringed (red: a write lost, green: the write it lost to);
+        ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
+        :func:`threadkit.graph.plot_dag`.
+        """
+        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
+
+    def logs(self: DatabaseSource) -> pd.DataFrame:
+        """The database's logs and their heads, as a DataFrame."""
+        return logs(self)

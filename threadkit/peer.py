@@ -25,14 +25,16 @@ from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
 from threadkit.errors import DBNotFound, InvalidInput, NetworkError, RepoClosed
+from threadkit.views import Database
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
-    from threadkit.db.database import Database
+    from threadkit.db.database import Database as StoreDatabase
     from threadkit.db.manager import Manager
+    from threadkit.db.sync import SyncSummary
     from threadkit.net.connmgr import ConnLimits
     from threadkit.net.pull import PullSettings
     from threadkit.store.repo import Repo
@@ -185,7 +187,11 @@ class Peer:
             self.identity = _load_identity(repo)
             if announce is not None:
                 self._announce = list(parse_announce(announce, self.identity.public.peer_id))
-            self._manager: Manager | None = Manager(repo, self.identity)
+            self._net = _Net()
+            sharing = _PeerSharing(self, self._net, allowed=network is not False)
+            self._manager: Manager | None = Manager(
+                repo, self.identity, database_class=Database, sharing=sharing
+            )
         except BaseException:
             repo.close()
             raise
@@ -208,23 +214,8 @@ class Peer:
         except BaseException:
             repo.close()
             raise
-        self._net = _Net()
         self._finalizer = weakref.finalize(self, _close_quietly, repo, self._net)
         atexit.register(self._finalizer)
-        if self._network_allowed:
-            starter = weakref.WeakMethod(self.start_network)
-
-            def share(db: Database) -> None:
-                def hook() -> None:
-                    method = starter()
-                    if method is not None:
-                        method()
-
-                db.share_hook = hook
-
-            for db in self.manager.list_dbs():
-                share(db)
-            self.manager.on_new_db(share)
         if network or (network is None and self._has_remote_peers()):
             self.start_network()
 
@@ -304,15 +295,15 @@ class Peer:
         key: ThreadKey | None = None,
     ) -> Database:
         """Create a database (a new thread). See :meth:`Manager.new_db`."""
-        return self.manager.new_db(name, thread_id, key)
+        return _composed(self.manager.new_db(name, thread_id, key))
 
     def get_db(self, thread_id: ThreadID | str) -> Database:
         """An existing database by id."""
-        return self.manager.get_db(thread_id)
+        return _composed(self.manager.get_db(thread_id))
 
     def list_dbs(self) -> list[Database]:
         """Every database in the repo."""
-        return self.manager.list_dbs()
+        return [_composed(db) for db in self.manager.list_dbs()]
 
     def export_thread(
         self, thread_id: ThreadID | str, path: str | os.PathLike[str], keys: str = "none"
@@ -365,7 +356,7 @@ class Peer:
         from threadkit.db.archive import MAX_ARCHIVE_SIZE, import_db
 
         limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
-        return import_db(self.manager, path, key, name, thread_id, limit)
+        return _composed(import_db(self.manager, path, key, name, thread_id, limit))
 
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""
@@ -546,8 +537,7 @@ class Peer:
             return self.join(
                 addr.strip().removeprefix("/thread/").strip("/"), key, name, timeout, pull
             )
-        db: Database = self._online_service().join(addr, key, name, timeout, pull)
-        return db
+        return _composed(self._online_service().join(addr, key, name, timeout, pull))
 
     def join(
         self,
@@ -597,8 +587,7 @@ class Peer:
         with contextlib.suppress(DBNotFound):
             return self.get_db(thread_id)  # already here
         service = self._online_service()
-        db: Database = service.join_lan(self._net.lan, thread_id, key, name, timeout, pull)
-        return db
+        return _composed(service.join_lan(self._net.lan, thread_id, key, name, timeout, pull))
 
     def pull(self, db: Database | ThreadID, timeout: float | None = None) -> int:
         """Pull from every peer of a database now; returns how many records came in."""
@@ -789,6 +778,45 @@ def _load_identity(repo: Repo) -> Identity:
     identity = Identity.generate()
     repo.put_meta(_IDENTITY_META, identity.to_bytes())
     return identity
+
+
+def _composed(db: StoreDatabase) -> Database:
+    """A database of the peer's manager, which opens them as ``tk.Database`` (with views)."""
+    assert isinstance(db, Database), f"{db!r} was opened without its views"
+    return db
+
+
+class _PeerSharing:
+    """What a peer gives its databases (:class:`threadkit.db.sharing.Sharing`).
+
+    ``db.info()`` and ``db.sync()`` start the network when the peer may run one;
+    a repr asks with ``start=False`` and gets ``[]`` while the peer is offline.
+    """
+
+    def __init__(self, peer: Peer, net: _Net, *, allowed: bool) -> None:
+        self._peer = weakref.ref(peer)  # the peer owns its databases, not the reverse
+        self._net = net
+        self._allowed = allowed
+
+    def _service(self, start: bool) -> Any:
+        if self._net.service is None and start and self._allowed:
+            peer = self._peer()
+            if peer is not None and not peer.closed:
+                peer.start_network()
+        return self._net.service
+
+    def addrs(self, db: StoreDatabase, *, start: bool) -> list[str]:
+        """Addresses to join ``db`` at (``[]`` while offline and not ``start``)."""
+        service = self._service(start)
+        return list(service.thread_addrs(db.id)) if service is not None else []
+
+    def sync(self, db: StoreDatabase, timeout: float | None) -> SyncSummary:
+        """Sync ``db`` with its peers, starting the network first if needed."""
+        service = self._service(True) if self._allowed else None
+        if service is None:
+            raise NetworkError(f"database {db.name!r} cannot sync: its peer runs without a network")
+        summary: SyncSummary = service.sync(db.id, timeout)
+        return summary
 
 
 class _Net:

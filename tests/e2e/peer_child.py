@@ -190,7 +190,9 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         db = peer.import_db(msg["path"], key=msg.get("key"))
         return {"id": str(db.id), "name": db.name}
     if cmd == "history":
-        return {"history": _db(msg).history().to_json(orient="records", default_handler=str)}
+        return {
+            "history": _db(msg).history(full=True).to_json(orient="records", default_handler=str)
+        }
     if cmd == "repo_path":
         return {"path": str(peer.repo.path)}
     if cmd == "create_bg":

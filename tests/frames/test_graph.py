@@ -286,7 +286,7 @@ def test_plot_names_members_and_rings_the_conflict(stack: ExitStack) -> None:
     b["Notes"].save({"_id": "n", "text": "from B"})
     a["Notes"].save({"_id": "n", "text": "from A"})  # concurrent, and later: A's wins
     sync(a, b)
-    [lost] = a.conflicts().itertuples()
+    [lost] = a.conflicts(full=True).itertuples()
     fig = a.plot_dag(members={peer_a.id: "A", b.log_id: "B"})
     assert lane_labels(fig) == ["A (own)", "B"]
     ax = fig.axes[0]

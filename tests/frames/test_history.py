@@ -11,15 +11,13 @@ import pytest
 import threadkit as tk
 from threadkit.core.cid import cid_of, cid_to_string
 from threadkit.db.database import Database
-from threadkit.db.handoff import handoff, log_records, replica
+from threadkit.db.handoff import handoff, replica
+from threadkit.db.timeline import cid_text
 from threadkit.errors import CollectionNotFound
 from threadkit.frames.history import (
     CONFLICT_COLUMNS,
     HISTORY_COLUMNS,
-    RecordFinder,
-    cid_text,
     conflicts,
-    event_rows,
     history,
     value_at,
 )
@@ -241,21 +239,3 @@ def test_value_at_and_cid_text() -> None:
     assert value_at({"x": 1}, "") == {"x": 1}
     for block in (b"", b"x", b"\x00" * 100):
         assert cid_text(cid_of(block)) == cid_to_string(cid_of(block))
-
-
-def test_record_finder_locates_collection_events(stack: ExitStack) -> None:
-    db = new_db(stack)
-    coll = db.new_collection("Things")
-    for i in range(20):
-        coll.create({"n": i})
-        if i % 7 == 0:
-            db.update_collection("Things", indexes=[tk.Index("n")] if i % 2 else [])
-    finder = RecordFinder(db)
-    records = {r.cid: r for r in log_records(db)}
-    configs = [r for r in event_rows(db, finder=finder) if r.instance == ""]
-    assert len(configs) == 4
-    for row in configs:
-        assert row.record in records
-        found = finder.locate(row.key)
-        assert found is not None and found.cid == row.record
-    assert finder.locate(b"\x00" * 12 + configs[0].key[12:]) is None

@@ -361,7 +361,7 @@ class DBService(pb_grpc.APIServicer):
                 if document is not None:
                     coll = db.get_collection(event.collection) if event.collection in db else None
                     if coll is not None:
-                        document = coll._visible(document, str(who))
+                        document = coll.visible(document, str(who))
                         if document is None:
                             continue
                 try:

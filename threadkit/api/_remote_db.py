@@ -145,11 +145,11 @@ class RemoteDatabase:
 
     # ------------------------------------------- views of the log: not over the API
 
-    def history(self, collection: str | None = None) -> Any:
+    def history(self, collection: str | None = None, *, full: bool = False) -> Any:
         """Not available remotely: raises InvalidInput (needs the record log)."""
         raise needs_log("history()")
 
-    def conflicts(self, collection: str | None = None) -> Any:
+    def conflicts(self, collection: str | None = None, *, full: bool = False) -> Any:
         """Not available remotely: raises InvalidInput (needs the record log)."""
         raise needs_log("conflicts()")
 

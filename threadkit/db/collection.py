@@ -7,17 +7,17 @@ reader (by default the peer's own identity).
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
+from threadkit.db import dockeys
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
-from threadkit.db.schema import schema_paths
+from threadkit.db.reads import scan_raw
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ __all__ = ["Collection", "update_fields"]
 
 class Collection:
     """A collection; get one with ``db.new_collection(...)``, ``db[name]`` or ``db.get_collection``.
+
+    The store's class: ``tk.Collection`` is this class with the notebook views
+    attached (``coll.df``, ``coll.query``, ``coll.at``…; ``threadkit.views``).
 
     Examples
     --------
@@ -54,27 +57,6 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, db={self.db.name!r})"
-
-    def _repr_html_(self) -> str:
-        """Name, count, indexes, schema fields and the first rows (for notebooks)."""
-        config = self.config
-        fields = ", ".join(sorted(config.schema.get("properties", {}))) or "(schema-less)"
-        indexes = ", ".join(f"{i.path}{' (unique)' if i.unique else ''}" for i in config.indexes)
-        head = f"<b>Collection {html.escape(self.name)}</b> — {self.count()} documents"
-        th = "<tr><th style='text-align:left'>"
-        rows = [
-            f"{th}indexes</th><td>{html.escape(indexes or '_id')}</td></tr>",
-            f"{th}fields</th><td>{html.escape(fields)}</td></tr>",
-        ]
-        if config.write_validator:
-            rows.append("<tr><th style='text-align:left'>write validator</th><td>yes</td></tr>")
-        if config.read_filter:
-            rows.append("<tr><th style='text-align:left'>read filter</th><td>yes</td></tr>")
-        try:
-            preview = str(self.to_pandas().head(5).to_html(border=0))
-        except Exception:  # a preview must never break the repr
-            preview = ""
-        return f"<div>{head}<table>{''.join(rows)}</table>{preview}</div>"
 
     # ---------------------------------------------------------------- writes
 
@@ -212,99 +194,43 @@ class Collection:
         """``"some-id" in coll``: True when a document has that ``_id`` (and is visible)."""
         return isinstance(instance_id, str) and bool(instance_id) and self.has(instance_id)
 
-    # --------------------------------------------------------------- frames
+    # ------------------------------------------------------------ raw reads
 
-    @property
-    def df(self) -> Any:
-        """The whole collection as a pandas DataFrame (``_id`` is the index; cached)."""
-        from threadkit.frames.frame import to_pandas
+    def raw_documents(self) -> list[bytes]:
+        """Every stored document, CBOR-encoded, in ``_id`` order (one snapshot; no read
+        filter: for readers that decode whole batches at once, such as the frame builder)."""
+        with self.db.snapshot() as txn:
+            return scan_raw(self.db.engine, txn, self.name)
 
-        return to_pandas(self)
+    def raw_documents_by_id(self, instance_ids: Sequence[str]) -> list[bytes | None]:
+        """The stored documents with these ids, CBOR-encoded (None where absent; one
+        snapshot; no read filter)."""
+        engine = self.db.engine
+        prefix = dockeys.coll_key(engine.prefix, self.name)
+        with self.db.snapshot() as txn:
+            return [
+                txn.get(dockeys.doc_key(prefix, i), db=engine.tables.docs) for i in instance_ids
+            ]
 
-    def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
-        """Documents (matching ``query``) as a DataFrame, dtypes from the schema."""
-        from threadkit.frames.frame import to_pandas
+    def stored_documents(self, instance_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored documents with these ids (None where absent; one snapshot; no read
+        filter: apply :meth:`visible` for a reader)."""
+        engine = self.db.engine
+        with self.db.snapshot() as txn:
+            return [engine.get_doc(txn, self.name, i) for i in instance_ids]
 
-        return to_pandas(self, query, identity)
+    def visible_documents(self, reader: str | None) -> Iterator[dict[str, Any]]:
+        """The documents ``reader`` sees, one at a time, in ``_id`` order (one snapshot,
+        held while the iterator is open: close it when stopping early)."""
+        with self.db.snapshot() as txn:
+            for doc in self.db.engine.scan_docs(txn, self.name):
+                shown = self._visible(doc, reader)
+                if shown is not None:
+                    yield shown
 
-    def to_arrow(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
-        """Documents (matching ``query``) as a ``pyarrow.Table``."""
-        from threadkit.frames.frame import to_arrow
-
-        return to_arrow(self, query, identity)
-
-    def to_parquet(
-        self, path: Any, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> None:
-        """Write documents (matching ``query``) to a Parquet file."""
-        from threadkit.frames.frame import to_parquet
-
-        to_parquet(self, path, query, identity)
-
-    def create_many(self, df: Any, chunk_size: int = 1000, progress: Any = None) -> list[str]:
-        """Insert a DataFrame's rows, one transaction per chunk; returns their ids."""
-        from threadkit.frames.ingest import create_many
-
-        return create_many(self, df, chunk_size=chunk_size, progress=progress)
-
-    def query(
-        self,
-        expr: Any,
-        local_vars: dict[str, Any] | None = None,
-        identity: PublicKey | str | None = None,
-    ) -> Any:
-        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
-
-        ``@name`` refers to the caller's variables, as in pandas. The expression is
-        compiled to a ``tk.Query`` (so indexes are used); anything that cannot compile is
-        an InvalidQuery naming the part.
-
-        Examples
-        --------
-        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
-        """
-        from threadkit.frames.lazy import caller_vars, query_frame
-
-        return query_frame(self, expr, caller_vars(expr, local_vars), identity)
-
-    def lazy(self, expr: Any = None) -> Any:
-        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
-        from threadkit.frames.lazy import lazy_query
-
-        return lazy_query(self, expr)
-
-    @property
-    def c(self) -> Any:
-        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
-        from threadkit.frames.columns import ColumnNamespace
-
-        return ColumnNamespace(schema_paths(self.config.schema))
-
-    def __getitem__(self, expr: Any) -> Any:
-        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
-        from threadkit.frames.lazy import query_frame
-
-        return query_frame(self, expr)
-
-    # ------------------------------------------------------------ time travel
-
-    def at(self, when: Any, identity: PublicKey | str | None = None) -> Any:
-        """The collection as it was at a point in its history, as a DataFrame.
-
-        ``when`` is a time (``datetime``, ``pandas.Timestamp``, ISO string, or seconds
-        since the epoch as an int or float, as ``time.time()`` gives), a record CID, or
-        a set of heads ``{log id: counter or CID}`` (``db.heads()``); anything else is
-        an ``InvalidInput`` saying what it takes (:mod:`threadkit.frames.timetravel`).
-        """
-        from threadkit.frames.timetravel import collection_at
-
-        return collection_at(self, when, identity=identity)
-
-    def diff(self, a: Any, b: Any = None, identity: PublicKey | str | None = None) -> Any:
-        """Instances added, removed or changed between two points (``b`` None: now)."""
-        from threadkit.frames.timetravel import diff
-
-        return diff(self, a, b, identity=identity)
+    def visible(self, doc: dict[str, Any] | None, reader: str | None) -> dict[str, Any] | None:
+        """``doc`` as ``reader`` sees it through the read filter (None: hidden or absent)."""
+        return self._visible(doc, reader)
 
     # ------------------------------------------------------------- internals
 

@@ -19,9 +19,9 @@ import html
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cbor2
 
@@ -44,6 +44,7 @@ from threadkit.db.listen import Feed, Listeners
 from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
+from threadkit.db.timeline import Timeline
 from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
     CollectionExists,
@@ -65,6 +66,7 @@ from threadkit.store.models import AcceptResult
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
+    from threadkit.db.sharing import Sharing
     from threadkit.db.sync import SyncSummary
     from threadkit.store.repo import Repo
 
@@ -114,6 +116,9 @@ class _Pending:
 class Database:
     """A database (a thread) in a peer's repo. Get one from ``peer.new_db`` / ``peer.get_db``.
 
+    The store's class: ``tk.Database`` is this class with the notebook views
+    attached (``threadkit.views``).
+
     Attributes
     ----------
     id : ThreadID
@@ -123,6 +128,9 @@ class Database:
     key : ThreadKey
         The thread key (service and read key).
     """
+
+    collection_class: ClassVar[type[Collection]] = Collection
+    """The class of its collections (the composed one, with views, in ``tk.Database``)."""
 
     def __init__(
         self,
@@ -135,6 +143,7 @@ class Database:
         log_key: Identity,
         identity: Identity,
         hlc: HLC,
+        sharing: Sharing | None = None,
     ) -> None:
         self._repo = repo
         self._tables = tables
@@ -153,9 +162,7 @@ class Database:
         self._record_callbacks: list[RecordCallback] = []
         self._collections: dict[str, Collection] = {}
         self.closed = False
-        self.addrs_provider: Callable[[], list[str]] | None = None
-        self.sync_provider: Callable[[float | None], SyncSummary] | None = None
-        self.share_hook: Callable[[], None] | None = None
+        self._sharing = sharing
         with repo.transaction() as txn:
             self.engine.load(txn)
         self._catch_up()
@@ -257,12 +264,10 @@ class Database:
 
     def get_collection(self, name: str) -> Collection:
         """The collection called ``name``; CollectionNotFound when absent."""
-        from threadkit.db.collection import Collection
-
         self.engine.config(name)
         coll = self._collections.get(name)
         if coll is None:
-            coll = self._collections[name] = Collection(self, name)
+            coll = self._collections[name] = self.collection_class(self, name)
         return coll
 
     def __getitem__(self, name: str) -> Collection:
@@ -346,13 +351,11 @@ class Database:
             or not 0 < timeout < float("inf")
         ):
             raise InvalidInput(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        if self.sync_provider is None and self.share_hook is not None:
-            self.share_hook()
-        if self.sync_provider is None:
+        if self._sharing is None:
             raise NetworkError(
                 f"database {self.name!r} cannot sync: its peer runs without a network"
             )
-        return self.sync_provider(timeout)
+        return self._sharing.sync(self, timeout)
 
     def lost_writes(self, collection: str | None = None) -> list[dict[str, Any]]:
         """Writes that lost: overwritten by a concurrent write, or rejected where they stood.
@@ -365,78 +368,25 @@ class Database:
         with self._repo.transaction() as txn:
             return self.engine.lost_writes(txn, collection)
 
-    def from_pandas(
-        self,
-        name: str,
-        df: Any,
-        indexes: Iterable[Index | str | dict[str, Any]] = (),
-        chunk_size: int = 1000,
-        progress: Any = None,
-    ) -> Collection:
-        """A new collection holding a DataFrame's rows, its schema inferred from the dtypes."""
-        from threadkit.frames.ingest import from_pandas
+    # ------------------------------------------------------------- the read side
 
-        coll: Collection = from_pandas(
-            self, name, df, indexes=indexes, chunk_size=chunk_size, progress=progress
-        )
-        return coll
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[StoreTxn]:
+        """A read-only LMDB transaction: one consistent snapshot of the store (for readers
+        in the package, such as the frame builder; the documents API needs none)."""
+        with self._repo.transaction() as txn:
+            yield txn
 
-    # ---------------------------------------------------- history and the DAG
-
-    def history(self, collection: str | None = None) -> Any:
-        """Every event in total order as a DataFrame (time, author, log, record, action, patch)."""
-        from threadkit.frames.history import history
-
-        return history(self, collection)
-
-    def conflicts(self, collection: str | None = None) -> Any:
-        """The writes that lost a conflict, beside the ones that won, as a DataFrame."""
-        from threadkit.frames.history import conflicts
-
-        return conflicts(self, collection)
-
-    def heads(self) -> dict[str, int]:
-        """Each log's counter (a point ``coll.at(...)`` accepts)."""
-        from threadkit.frames.timetravel import heads
-
-        return heads(self)
-
-    def dag(self, causal: bool = False) -> Any:
-        """The records of every log as a ``networkx.DiGraph`` (edges: prev links)."""
-        from threadkit.graph import dag
-
-        return dag(self, causal)
-
-    def plot_dag(
-        self,
-        ax: Any = None,
-        max_records: int = 300,
-        causal: bool = False,
-        members: dict[str, str] | None = None,
-    ) -> Any:
-        """A matplotlib figure of the record DAG, one lane per log, coloured by author.
-
-        Conflicting records are ringed (red: a write lost, green: the write it lost to);
-        ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
-        :func:`threadkit.graph.plot_dag`.
-        """
-        from threadkit.graph import plot_dag
-
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
-
-    def logs(self) -> Any:
-        """The database's logs and their heads, as a DataFrame."""
-        from threadkit.graph import logs
-
-        return logs(self)
+    @property
+    def timeline(self) -> Timeline:
+        """The read side of the database's history: events, records, logs, heads, replay."""
+        return Timeline(self)
 
     # ------------------------------------------------------------------ info
 
     def info(self) -> DBInfo:
         """Name, addresses and key, to share with another peer (starts the network if needed)."""
-        if self.addrs_provider is None and self.share_hook is not None:
-            self.share_hook()
-        addrs = self.addrs_provider() if self.addrs_provider else []
+        addrs = self._sharing.addrs(self, start=True) if self._sharing is not None else []
         return DBInfo(self.name, addrs, self.key)
 
     def __repr__(self) -> str:
@@ -452,7 +402,7 @@ class Database:
             f"<li>{html.escape(c.name)}: {c.count()} documents</li>"
             for c in self.list_collections()
         )
-        addrs = self.addrs_provider() if self.addrs_provider is not None else []
+        addrs = self._sharing.addrs(self, start=False) if self._sharing is not None else []
         where = html.escape(addrs[0]) if addrs else "not shared yet (the peer is offline)"
         return (
             f"<div><b>Database {html.escape(self.name)}</b><br><code>{self.id}</code>"

@@ -20,18 +20,35 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from threadkit.core.records import Record, open_record
 
 if TYPE_CHECKING:
+    from threadkit.core.ids import ThreadID
+    from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database
-    from threadkit.peer import Peer
 
-__all__ = ["handoff", "know_log", "log_records", "replica"]
+__all__ = ["DatabaseMaker", "handoff", "know_log", "log_records", "replica"]
+
+_D = TypeVar("_D", bound="Database")
+_D_co = TypeVar("_D_co", bound="Database", covariant=True)
 
 
-def replica(peer: Peer, origin: Database) -> Database:
+class DatabaseMaker(Protocol[_D_co]):
+    """Where a replica is made: a peer (``tk.Peer``) or a database manager."""
+
+    def new_db(
+        self,
+        name: str | None = None,
+        thread_id: ThreadID | None = None,
+        key: ThreadKey | None = None,
+    ) -> _D_co:
+        """Create a database."""
+        ...
+
+
+def replica(peer: DatabaseMaker[_D], origin: Database) -> _D:
     """A replica of ``origin`` in ``peer``: the same thread id and key, with its own log."""
     return peer.new_db(origin.name, thread_id=origin.id, key=origin.key)
 

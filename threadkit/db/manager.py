@@ -21,6 +21,7 @@ from threadkit.db import dockeys
 from threadkit.db.database import Database
 from threadkit.db.doctables import DocTables, open_db_tables
 from threadkit.db.names import check_name
+from threadkit.db.sharing import Sharing
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
 from threadkit.store import logs, threads
 from threadkit.store.repo import Repo
@@ -41,11 +42,25 @@ class Manager:
         The open repo.
     identity : Identity
         The peer's identity: the author of its writes and its default reader.
+    database_class : type[Database]
+        The class its databases are opened as (a peer gives ``threadkit.views.Database``,
+        the store's class with the notebook views).
+    sharing : Sharing, optional
+        What shares its databases (their addresses, sync); None: nothing does.
     """
 
-    def __init__(self, repo: Repo, identity: Identity) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        identity: Identity,
+        *,
+        database_class: type[Database] = Database,
+        sharing: Sharing | None = None,
+    ) -> None:
         self.repo = repo
         self.identity = identity
+        self.database_class = database_class
+        self.sharing = sharing
         self.tables: DocTables = open_db_tables(repo)
         self.hlc = HLC()
         self._dbs: dict[ThreadID, Database] = {}
@@ -87,7 +102,7 @@ class Manager:
         log = self.repo.get_log(thread_id, entry["log"])
         if log.private is None:
             raise InvalidThreadKey(f"database {thread_id} has lost its own log key")
-        return Database(
+        return self.database_class(
             self.repo,
             self.tables,
             thread_id,
@@ -97,6 +112,7 @@ class Manager:
             log.private,
             self.identity,
             self.hlc,
+            self.sharing,
         )
 
     def new_db(

@@ -43,12 +43,11 @@ import numpy as np
 from threadkit.db.listen import Feed, Lagged
 from threadkit.db.query import Query
 from threadkit.frames import build as fb
-from threadkit.frames import cbor_columns, rawdocs
+from threadkit.frames import cbor_columns
 
 if TYPE_CHECKING:
-    from threadkit.db.collection import Collection
     from threadkit.db.config import CollectionConfig
-    from threadkit.db.database import Database
+    from threadkit.frames.source import CollectionSource, DatabaseSource
 
 __all__ = ["FEED_SIZE", "MAX_ENTRIES", "cached_frame", "clear"]
 
@@ -58,7 +57,7 @@ MAX_ENTRIES = 16
 FEED_SIZE = 4096
 """Changes buffered per entry; more than this between two reads means a full rebuild."""
 
-_caches: weakref.WeakKeyDictionary[Database, _DBCache] = weakref.WeakKeyDictionary()
+_caches: weakref.WeakKeyDictionary[DatabaseSource, _DBCache] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
@@ -107,7 +106,7 @@ class _DBCache:
             self.entries.clear()
 
 
-def _db_cache(db: Database) -> _DBCache:
+def _db_cache(db: DatabaseSource) -> _DBCache:
     with _caches_lock:
         cache = _caches.get(db)
         if cache is None:
@@ -115,7 +114,7 @@ def _db_cache(db: Database) -> _DBCache:
         return cache
 
 
-def clear(db: Database) -> None:
+def clear(db: DatabaseSource) -> None:
     """Drop a database's cached frames and close their feeds."""
     with _caches_lock:
         cache = _caches.pop(db, None)
@@ -127,12 +126,12 @@ def _paged(query: Query) -> bool:
     return bool(query.sort or query.seek_id or query.skip_count or query.limit_count)
 
 
-def cached_frame(coll: Collection, query: Query, reader: str) -> Any:
+def cached_frame(coll: CollectionSource, query: Query, reader: str) -> Any:
     """The collection (matching ``query``, as ``reader`` sees it) as a DataFrame, cached.
 
     Parameters
     ----------
-    coll : Collection
+    coll : CollectionSource
         The collection.
     query : Query
         The query; ``Query()`` for every document.
@@ -161,7 +160,7 @@ def cached_frame(coll: Collection, query: Query, reader: str) -> Any:
 _EVERYTHING = Query().to_json()
 
 
-def _from_whole(cache: _DBCache, coll: Collection, query: Query, reader: str) -> Any:
+def _from_whole(cache: _DBCache, coll: CollectionSource, query: Query, reader: str) -> Any:
     """``query``'s rows from the cached frame of the whole collection.
 
     The frame is built (and cached) for it when there is none and the query would
@@ -216,12 +215,12 @@ def _order_may_differ(whole: _Entry, picked: Any) -> bool:
     return sum(1 for path in picked.columns if path not in ordered and path != "_mod") > 1
 
 
-def _in_document_order(coll: Collection, whole: _Entry, picked: Any) -> Any:
+def _in_document_order(coll: CollectionSource, whole: _Entry, picked: Any) -> Any:
     """The picked rows with their columns in the order a frame built from their documents
     has (the order those documents list their fields in), or None when the documents are
     not all there any more (a write landed in between: the store answers instead)."""
     ids = picked.index.tolist()
-    values = rawdocs.raw_documents_by_id(coll, ids)
+    values = coll.raw_documents_by_id(ids)
     present = [v for v in values if v is not None]
     if len(present) != len(ids):
         return None
@@ -234,7 +233,7 @@ def _in_document_order(coll: Collection, whole: _Entry, picked: Any) -> Any:
     return picked if columns == list(picked.columns) else picked[columns]
 
 
-def _scans(coll: Collection, query: Query) -> bool:
+def _scans(coll: CollectionSource, query: Query) -> bool:
     """Whether the store would read every document for ``query`` (no index lookup)."""
     from threadkit.db.planner import explain
 
@@ -266,7 +265,7 @@ def _drain(feed: Feed) -> set[str] | None:
         changed.add(item.instance_id)
 
 
-def _refresh(entry: _Entry, coll: Collection, query: Query, reader: str) -> None:
+def _refresh(entry: _Entry, coll: CollectionSource, query: Query, reader: str) -> None:
     config = coll.config
     if entry.feed is None or entry.config is not config:
         _rebuild(entry, coll, query, reader)
@@ -280,15 +279,15 @@ def _refresh(entry: _Entry, coll: Collection, query: Query, reader: str) -> None
         _rebuild(entry, coll, query, reader)
 
 
-def _encoded(coll: Collection, query: Query, reader: str) -> list[bytes]:
+def _encoded(coll: CollectionSource, query: Query, reader: str) -> list[bytes]:
     """The matching documents as the reader sees them, encoded (the normal read path)."""
     if not query.ands and not query.ors and not _paged(query) and coll.config.filter is None:
-        return rawdocs.raw_documents(coll)
+        return coll.raw_documents()
     with coll.read_txn(reader) as txn:
         return [cbor2.dumps(doc) for doc in txn.find(query)]
 
 
-def _rebuild(entry: _Entry, coll: Collection, query: Query, reader: str) -> None:
+def _rebuild(entry: _Entry, coll: CollectionSource, query: Query, reader: str) -> None:
     entry.close()
     entry.feed = coll.db.listen(collection=coll.name, maxsize=FEED_SIZE)
     entry.config = config = coll.config
@@ -298,25 +297,27 @@ def _rebuild(entry: _Entry, coll: Collection, query: Query, reader: str) -> None
     entry.uniform = built.uniform
 
 
-def _current(coll: Collection, query: Query, reader: str, ids: list[str]) -> list[bytes] | None:
+def _current(
+    coll: CollectionSource, query: Query, reader: str, ids: list[str]
+) -> list[bytes] | None:
     """The changed instances as the entry would hold them now; None when not mergeable."""
     if not query.ands and not query.ors and coll.config.filter is None:
-        return rawdocs.raw_documents_by_id(coll, ids)  # type: ignore[return-value]
-    engine = coll.db.engine
+        return coll.raw_documents_by_id(ids)  # type: ignore[return-value]
     out: list[Any] = []
-    with coll.db._repo.transaction() as txn:
-        stored = [engine.get_doc(txn, coll.name, i) for i in ids]
+    stored = coll.stored_documents(ids)
     for instance_id, doc in zip(ids, stored, strict=True):
         shown = None
         if doc is not None and query.matches(doc):
-            shown = coll._visible(doc, reader)
+            shown = coll.visible(doc, reader)
         if shown is not None and shown.get("_id") != instance_id:
             return None  # the read filter rewrote _id: rows cannot be matched up
         out.append(None if shown is None else cbor2.dumps(shown))
     return out
 
 
-def _merge(entry: _Entry, coll: Collection, query: Query, reader: str, ids: list[str]) -> bool:
+def _merge(
+    entry: _Entry, coll: CollectionSource, query: Query, reader: str, ids: list[str]
+) -> bool:
     """Apply changes to the cached frame; False when only a rebuild can do it."""
     import pandas as pd
 

@@ -45,7 +45,7 @@ from threadkit.errors import InvalidQuery
 from threadkit.frames.logic import And, Cmp, Const, Node, Not, Or
 
 if TYPE_CHECKING:
-    from threadkit.db.collection import Collection
+    from threadkit.frames.source import CollectionSource
 
 __all__ = ["check_fields"]
 
@@ -77,17 +77,12 @@ def _rename(node: Node, names: dict[str, str]) -> Node:
     return node
 
 
-def _visible_docs(coll: Collection, reader: str) -> Generator[dict[str, Any], None, None]:
+def _visible_docs(coll: CollectionSource, reader: str) -> Generator[dict[str, Any], None, None]:
     """The documents ``reader`` sees, one at a time, in ``_id`` order."""
-    db = coll.db
-    with db._repo.transaction() as txn:
-        for doc in db.engine.scan_docs(txn, coll.name):
-            shown = coll._visible(doc, reader)
-            if shown is not None:
-                yield shown
+    yield from coll.visible_documents(reader)
 
 
-def _held(coll: Collection, path: str, reader: str) -> tuple[bool, bool]:
+def _held(coll: CollectionSource, path: str, reader: str) -> tuple[bool, bool]:
     """(some visible document holds ``path``, there is any visible document)."""
     from threadkit.db.query import resolve
 
@@ -128,7 +123,7 @@ def _flat(doc: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def _known(coll: Collection, schema_fields: list[str], reader: str) -> list[str]:
+def _known(coll: CollectionSource, schema_fields: list[str], reader: str) -> list[str]:
     """Field paths to list in a message: the schema's, then those seen in documents."""
     known = dict.fromkeys(name for name in schema_fields if name not in _ALWAYS)
     with closing(_visible_docs(coll, reader)) as docs:
@@ -139,7 +134,7 @@ def _known(coll: Collection, schema_fields: list[str], reader: str) -> list[str]
     return ["_id", *known, "_mod"]
 
 
-def _schema_fields(coll: Collection) -> list[str]:
+def _schema_fields(coll: CollectionSource) -> list[str]:
     """The schema's paths, in the frame's column order when it has one, else sorted."""
     from threadkit.db.schema import schema_paths
 
@@ -149,12 +144,12 @@ def _schema_fields(coll: Collection) -> list[str]:
     return columns + sorted(paths - set(columns))
 
 
-def check_fields(coll: Collection, node: Node, reader: str | None = None) -> Node:
+def check_fields(coll: CollectionSource, node: Node, reader: str | None = None) -> Node:
     """``node`` with ``index`` read as ``_id``; InvalidQuery for a field that is not known.
 
     Parameters
     ----------
-    coll : Collection
+    coll : CollectionSource
         The collection the query runs on.
     node : Node
         The parsed condition (:mod:`threadkit.frames.logic`).

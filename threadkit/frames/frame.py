@@ -32,8 +32,8 @@ from threadkit.errors import InvalidQuery
 
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
-    from threadkit.db.collection import Collection
     from threadkit.db.query import Query
+    from threadkit.frames.source import CollectionSource
 
 __all__ = [
     "frame_from_documents",
@@ -56,13 +56,13 @@ def _as_query(query: object) -> Query:
 
 
 def to_pandas(
-    coll: Collection, query: Query | None = None, identity: PublicKey | str | None = None
+    coll: CollectionSource, query: Query | None = None, identity: PublicKey | str | None = None
 ) -> Any:
     """The collection's documents (those matching ``query``) as a DataFrame.
 
     Parameters
     ----------
-    coll : Collection
+    coll : CollectionSource
         The collection.
     query : Query, optional
         Only documents matching it, in its order (``_id`` order by default),
@@ -109,7 +109,7 @@ def _arrow_column(values: Any) -> Any:
 
 
 def to_arrow(
-    coll: Collection, query: Query | None = None, identity: PublicKey | str | None = None
+    coll: CollectionSource, query: Query | None = None, identity: PublicKey | str | None = None
 ) -> Any:
     """The collection as a ``pyarrow.Table``, ``_id`` as its first column.
 
@@ -185,7 +185,7 @@ def frame_to_arrow(frame: Any) -> Any:
 
 
 def to_parquet(
-    coll: Collection,
+    coll: CollectionSource,
     path: str | os.PathLike[str],
     query: Query | None = None,
     identity: PublicKey | str | None = None,

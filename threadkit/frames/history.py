@@ -6,12 +6,8 @@ with who wrote them, in which log and record, and what they did.
 :func:`conflicts` lists the writes that lost — overwritten by a concurrent
 write, or rejected where they stood — beside the writes they lost to.
 
-Both read the document store's tables read-only, in one snapshot: instance
-events come from ``db_events`` (each holds its action, document or merge patch,
-base, author and record CID), collection events from the collections' config
-histories (their record is found by a binary search of the writer's log, whose
-stamps increase with the counter). Nothing is decrypted except the few records
-that carry collection events.
+Both read through the database's read side, :mod:`threadkit.db.timeline`
+(``db.timeline``); this module only shapes what it reads into DataFrames.
 
 Examples
 --------
@@ -30,40 +26,18 @@ Examples
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import cbor2
-
-from threadkit.core.clock import Timestamp
-from threadkit.db import dockeys
-from threadkit.db.events import Action, RecordEvent, decode_body
-from threadkit.db.indexkeys import decode_id
-from threadkit.errors import ThreadkitError
-from threadkit.store.layout import log_id_from_bytes
+from threadkit.db.events import Action
+from threadkit.db.timeline import StoredEvent, cid_text, key_stamp, log_of_key, stamp_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from threadkit.db.database import Database
+    from threadkit.frames.source import DatabaseSource
 
-__all__ = [
-    "EventRow",
-    "RecordFinder",
-    "cid_text",
-    "conflicts",
-    "event_rows",
-    "history",
-    "key_stamp",
-    "log_of_key",
-    "stamp_text",
-    "value_at",
-]
+__all__ = ["conflicts", "history", "value_at"]
 
-_STAMP_SIZE = 12
 _SAVE_LOST_TO_DELETE = "saved an instance that a concurrent write deleted"
 
 HISTORY_COLUMNS = (
@@ -94,50 +68,7 @@ CONFLICT_COLUMNS = (
 """Columns of :func:`conflicts`, in order."""
 
 
-# ------------------------------------------------------------------- order keys
-
-
-def key_stamp(key: bytes) -> Timestamp:
-    """The HLC stamp at the front of an order key (stamp ‖ log id bytes).
-
-    Examples
-    --------
-    >>> key_stamp(Timestamp(7, 2).to_bytes() + b"log")
-    Timestamp(wall=7, logical=2)
-    """
-    return Timestamp.from_bytes(bytes(key[:_STAMP_SIZE]))
-
-
-def log_of_key(key: bytes) -> str:
-    """The log id (peer id string) at the end of an order key."""
-    return log_id_from_bytes(bytes(key[_STAMP_SIZE:]))
-
-
-@lru_cache(maxsize=65_536)
-def cid_text(cid: bytes) -> str:
-    """A binary CID as its base32 string (``bafy…``), as ``cid_to_string`` writes it.
-
-    Multibase base32 is RFC 4648 base32, lower case, unpadded, after a ``b``;
-    ``base64`` does it some thousand times faster than the general codec.
-
-    Examples
-    --------
-    >>> from threadkit.core.cid import cid_of, cid_to_string
-    >>> cid_text(cid_of(b"x")) == cid_to_string(cid_of(b"x"))
-    True
-    """
-    return "b" + base64.b32encode(bytes(cid)).decode().lower().rstrip("=")
-
-
-def stamp_text(stamp: Timestamp) -> str:
-    """A stamp as ``"wall.logical"`` (wall in ns since the epoch).
-
-    Examples
-    --------
-    >>> stamp_text(Timestamp(1700000000000000000, 3))
-    '1700000000000000000.3'
-    """
-    return f"{stamp.wall}.{stamp.logical}"
+# ------------------------------------------------------------------------ values
 
 
 def value_at(data: Any, path: str) -> Any:
@@ -163,245 +94,10 @@ def value_at(data: Any, path: str) -> Any:
     return node
 
 
-# ----------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One event of a database, instance or collection event.
-
-    Attributes
-    ----------
-    key : bytes
-        Order key: stamp (12 bytes) ‖ log id bytes.
-    collection : str
-        The collection.
-    instance : str
-        The instance ``_id``; "" for collection events.
-    action : Action
-        What the event does.
-    data : dict | None
-        Document (create), merge patch (save) or config (collection create/update).
-    base : bytes | None
-        Order key of the latest event of the instance its writer had seen.
-    author : str | None
-        The writer's public key string (None when its record could not be found).
-    record : bytes | None
-        CID of the record that carried the event (None when not found).
-    """
-
-    key: bytes
-    collection: str
-    instance: str
-    action: Action
-    data: dict[str, Any] | None
-    base: bytes | None
-    author: str | None
-    record: bytes | None
-
-    @property
-    def stamp(self) -> Timestamp:
-        """The event's HLC stamp."""
-        return key_stamp(self.key)
-
-    @property
-    def log(self) -> str:
-        """The log id of the event's writer."""
-        return log_of_key(self.key)
-
-    def to_event(self) -> RecordEvent:
-        """The event as a record body carries it (for re-applying it)."""
-        return RecordEvent(
-            self.stamp, self.action, self.collection, self.instance, self.data, self.base
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    cid: bytes
-    author: str
-    counter: int
-    keys: tuple[bytes, ...]
-    events: tuple[RecordEvent, ...]
-
-
-class RecordFinder:
-    """Finds the record holding an event, by its order key, in the event's log.
-
-    The stamps of a log's events increase with its counter (a writer stamps
-    with one monotonic clock), so a binary search over counters finds the
-    record in O(log n) decryptions; a linear scan is the fallback for a log
-    that breaks that rule. Decoded records are cached.
-
-    Parameters
-    ----------
-    db : Database
-        The database (its repo and thread key are used, read-only).
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._cache: dict[tuple[str, int], _Found | None] = {}
-        self._heads: dict[str, int] = {}
-
-    def record_at(self, log_id: str, counter: int) -> _Found | None:
-        """The record of a log at a counter, decoded; None when unreadable."""
-        cached = (log_id, counter)
-        if cached in self._cache:
-            return self._cache[cached]
-        found = None
-        stored = self._db._repo.read_log(self._db.id, log_id, after=counter - 1, limit=1)
-        if stored:
-            found = self._open(log_id, stored[0])
-        self._cache[cached] = found
-        return found
-
-    def open_stored(self, stored: Any) -> _Found | None:
-        """Decode a stored record of this database (None when its body is unreadable)."""
-        return self._open(stored.log_id, stored)
-
-    def _open(self, log_id: str, stored: Any) -> _Found | None:
-        from threadkit.core.identity import peer_id_bytes
-        from threadkit.core.records import open_record
-
-        try:
-            public = self._db._repo.get_log(self._db.id, log_id).public
-            record = open_record(
-                stored.blocks,
-                service_key=self._db.key,
-                log_key=public,
-                cid=stored.cid,
-                verify_signature=False,
-            )
-            events = decode_body(record.read_body(self._db.key))
-        except ThreadkitError:  # unreadable body (no read key) or malformed
-            return None
-        log_bytes = peer_id_bytes(log_id)
-        keys = tuple(e.key(log_bytes) for e in events)
-        found = _Found(stored.cid, str(record.author), stored.counter, keys, tuple(events))
-        self._cache[(log_id, stored.counter)] = found
-        return found
-
-    def locate(self, key: bytes) -> _Found | None:
-        """The record that holds the event with order key ``key``, or None."""
-        log_id = log_of_key(key)
-        head = self._heads.get(log_id)
-        if head is None:
-            try:
-                head = self._db._repo.get_head(self._db.id, log_id).counter
-            except ThreadkitError:
-                head = 0
-            self._heads[log_id] = head
-        lo, hi = 1, head
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            found = self.record_at(log_id, mid)
-            if found is None or not found.keys:
-                break
-            if key < found.keys[0]:
-                hi = mid - 1
-            elif key > found.keys[-1]:
-                lo = mid + 1
-            else:
-                return found if key in found.keys else None
-        for counter in range(1, head + 1):  # a log whose stamps do not increase, or unreadable
-            found = self.record_at(log_id, counter)
-            if found is not None and key in found.keys:
-                return found
-        return None
-
-
-def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator[EventRow]:
-    """Instance events from ``db_events`` (grouped by instance, not in total order)."""
-    engine = db.engine
-    prefix = dockeys.coll_key(engine.prefix, collection) if collection else engine.prefix
-    cursor = txn.cursor(engine.tables.events)
-    if not cursor.set_range(prefix):
-        return
-    start = len(engine.prefix)
-    for raw_key, value in cursor:
-        if not raw_key.startswith(prefix):
-            return
-        key = bytes(raw_key)
-        name_end = key.index(b"\x00", start)
-        name = key[start:name_end].decode()
-        instance_id, end = decode_id(key, name_end + 1)
-        code, data, base, author, record = cbor2.loads(value)
-        yield EventRow(
-            key[end:], name, instance_id, Action.from_code(code), data, base, author, record
-        )
-
-
-def _collection_events(
-    db: Database, names: Iterable[str], finder: RecordFinder
-) -> Iterator[EventRow]:
-    """Collection create/update/delete events from the config histories."""
-    for name in names:
-        history = db.engine.colls.get(name)
-        if history is None:
-            continue
-        previous = None
-        for key, config in zip(history.keys, history.configs, strict=True):
-            if config is None:
-                action, data = Action.DELETE_COLLECTION, None
-            elif previous is None:
-                action, data = Action.NEW_COLLECTION, config.to_node()
-            else:
-                action, data = Action.UPDATE_COLLECTION, config.to_node()
-            found = finder.locate(key)
-            if found is not None:  # the action as written, when the record says
-                action = found.events[found.keys.index(key)].action
-            previous = config
-            yield EventRow(
-                key,
-                name,
-                "",
-                action,
-                data,
-                None,
-                found.author if found else None,
-                found.cid if found else None,
-            )
-
-
-def event_rows(
-    db: Database,
-    collection: str | None = None,
-    *,
-    collection_events: bool = True,
-    finder: RecordFinder | None = None,
-) -> list[EventRow]:
-    """Every event of a database (or of one collection), in total order.
-
-    Parameters
-    ----------
-    db : Database
-        The database.
-    collection : str, optional
-        Only this collection's events (its own create/update/delete included).
-    collection_events : bool
-        Include collection create/update/delete events.
-    finder : RecordFinder, optional
-        A finder to reuse (it caches decoded records).
-
-    Returns
-    -------
-    list[EventRow]
-        Sorted by order key (HLC stamp, then log id).
-    """
-    with db._repo.transaction() as txn:
-        rows = list(_instance_events(txn, db, collection))
-    if collection_events:
-        names = [collection] if collection else sorted(db.engine.colls)
-        rows.extend(_collection_events(db, names, finder or RecordFinder(db)))
-    rows.sort(key=lambda r: r.key)
-    return rows
-
-
 # ---------------------------------------------------------------------- history
 
 
-def _lost_index(db: Database, collection: str | None) -> dict[tuple[str, str, bytes], str]:
+def _lost_index(db: DatabaseSource, collection: str | None) -> dict[tuple[str, str, bytes], str]:
     """Rejected events: (collection, instance, key) → reason."""
     rejected: dict[tuple[str, str, bytes], str] = {}
     for lost in db.lost_writes(collection):
@@ -420,12 +116,12 @@ def _times(walls: list[int]) -> Any:
     return pd.to_datetime(pd.Series(walls, dtype="int64"), unit="ns", utc=True)
 
 
-def history(db: Database, collection: str | None = None) -> pd.DataFrame:
+def history(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
     """Every event of a database, in the total order, as a DataFrame.
 
     Parameters
     ----------
-    db : Database
+    db : DatabaseSource
         The database.
     collection : str, optional
         Only this collection's events: its instance events and its own
@@ -476,7 +172,7 @@ def history(db: Database, collection: str | None = None) -> pd.DataFrame:
 
     if collection is not None and collection not in db.engine.colls:
         _unknown_collection(db, collection)
-    rows = event_rows(db, collection)
+    rows = db.timeline.events(collection)
     rejected = _lost_index(db, collection)
     stamps = [r.stamp for r in rows]
     reasons = [rejected.get((r.collection, r.instance, r.key)) for r in rows]
@@ -501,7 +197,7 @@ def history(db: Database, collection: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _unknown_collection(db: Database, name: str) -> None:
+def _unknown_collection(db: DatabaseSource, name: str) -> None:
     from threadkit.errors import CollectionNotFound
 
     raise CollectionNotFound(f"collection {name!r} has never existed in {db.name!r}")
@@ -510,12 +206,12 @@ def _unknown_collection(db: Database, name: str) -> None:
 # -------------------------------------------------------------------- conflicts
 
 
-def conflicts(db: Database, collection: str | None = None) -> pd.DataFrame:
+def conflicts(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
     """The writes that lost, beside the writes they lost to.
 
     Parameters
     ----------
-    db : Database
+    db : DatabaseSource
         The database.
     collection : str, optional
         Only this collection's lost writes.
@@ -569,31 +265,23 @@ def conflicts(db: Database, collection: str | None = None) -> pd.DataFrame:
 
     lost = db.lost_writes(collection)
     lost.sort(key=lambda w: (w["loser"], w["collection"], w["instance_id"], w["path"] or ""))
-    engine = db.engine
     columns: dict[str, list[Any]] = {name: [] for name in CONFLICT_COLUMNS}
-    with db._repo.transaction() as txn:
-
-        def load(name: str, instance: str, key: bytes | None) -> tuple[Any, ...] | None:
-            if key is None:
-                return None
-            event_key = dockeys.event_prefix(dockeys.coll_key(engine.prefix, name), instance) + key
-            value = txn.get(event_key, db=engine.tables.events)
-            return None if value is None else tuple(cbor2.loads(value))
-
-        for entry in lost:
-            name, instance, path = entry["collection"], entry["instance_id"], entry["path"]
-            kind, reason = entry["kind"], entry["reason"]
-            if kind == "overwritten" and path == "":
-                reason = reason or _SAVE_LOST_TO_DELETE
-            loser, winner = entry["loser"], entry["winner"]
-            columns["collection"].append(name)
-            columns["instance"].append(instance)
-            columns["kind"].append(kind)
-            columns["path"].append(path)
-            columns["reason"].append(reason)
-            for side, key in (("loser", loser), ("winner", winner)):
-                event = load(name, instance, key)
-                _side(columns, side, key, event, path if kind == "overwritten" else "")
+    wanted = [
+        (w["collection"], w["instance_id"], key) for w in lost for key in (w["loser"], w["winner"])
+    ]
+    events = iter(db.timeline.stored_events(wanted))
+    for entry in lost:
+        name, instance, path = entry["collection"], entry["instance_id"], entry["path"]
+        kind, reason = entry["kind"], entry["reason"]
+        if kind == "overwritten" and path == "":
+            reason = reason or _SAVE_LOST_TO_DELETE
+        columns["collection"].append(name)
+        columns["instance"].append(instance)
+        columns["kind"].append(kind)
+        columns["path"].append(path)
+        columns["reason"].append(reason)
+        for side, key in (("loser", entry["loser"]), ("winner", entry["winner"])):
+            _side(columns, side, key, next(events), path if kind == "overwritten" else "")
     series = {}
     for column in CONFLICT_COLUMNS:
         values = columns[column]
@@ -610,7 +298,7 @@ def _side(
     columns: dict[str, list[Any]],
     side: str,
     key: bytes | None,
-    event: tuple[Any, ...] | None,
+    event: StoredEvent | None,
     path: str,
 ) -> None:
     stamp = key_stamp(key) if key else None
@@ -622,11 +310,10 @@ def _side(
         columns[f"{side}_record"].append(None)
         columns[f"{side}_value"].append(None)
         return
-    code, data, _base, author, record = event
-    columns[f"{side}_author"].append(author)
-    columns[f"{side}_record"].append(cid_text(record) if record else None)
-    deleted = Action.from_code(code) is Action.DELETE
-    columns[f"{side}_value"].append(None if deleted else value_at(data, path))
+    columns[f"{side}_author"].append(event.author)
+    columns[f"{side}_record"].append(cid_text(event.record) if event.record else None)
+    deleted = event.action is Action.DELETE
+    columns[f"{side}_value"].append(None if deleted else value_at(event.data, path))
 
 
 def _timestamp(wall: int) -> Any:
@@ -634,3 +321,89 @@ def _timestamp(wall: int) -> Any:
     import pandas as pd
 
     return pd.Timestamp(wall, unit="ns", tz="UTC")
+
+
+# --------------------------------------------------------------------- readable
+
+READABLE_HISTORY_COLUMNS = (
+    "time",
+    "log",
+    "record",
+    "collection",
+    "instance",
+    "action",
+    "patch",
+    "rejected",
+    "reason",
+)
+"""Columns of ``db.history()`` as shown by default (``full=True``: :data:`HISTORY_COLUMNS`)."""
+
+READABLE_CONFLICT_COLUMNS = (
+    "collection",
+    "instance",
+    "kind",
+    "path",
+    "reason",
+    "loser_time",
+    "loser_log",
+    "loser_value",
+    "winner_time",
+    "winner_log",
+    "winner_value",
+)
+"""Columns of ``db.conflicts()`` as shown by default (``full=True``: :data:`CONFLICT_COLUMNS`)."""
+
+_SHORT = 8
+
+
+def short_id(text: str | None) -> str | None:
+    """A long id (log id, public key, record CID) as its last characters, after an ellipsis.
+
+    The ids of one database share their first characters (``12D3KooW…``,
+    ``bafyrei…``), so the end is what tells them apart.
+
+    Examples
+    --------
+    >>> short_id("12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"), short_id(None)
+    ('…kSCVe2Xo', None)
+    """
+    if text is None or len(text) <= _SHORT + 1:
+        return text
+    return "…" + text[-_SHORT:]
+
+
+def _shorten(frame: pd.DataFrame, columns: tuple[str, ...], keep: tuple[str, ...]) -> Any:
+    import pandas as pd
+
+    shown = frame.loc[:, list(keep)].copy()
+    for column in columns:
+        if column in shown:
+            shown[column] = pd.Series(
+                [short_id(v) if isinstance(v, str) else None for v in shown[column]],
+                index=shown.index,
+                dtype="string",
+            )
+    return shown
+
+
+def readable_history(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`history` frame as shown to people: the time, short ids, no HLC text.
+
+    Examples
+    --------
+    >>> import threadkit as tk
+    >>> with tk.Peer(memory=True) as peer:
+    ...     db = peer.new_db("notes")
+    ...     _ = db.new_collection("Notes").create({"_id": "n1"})
+    ...     shown = readable_history(history(db))
+    >>> list(shown.columns) == list(READABLE_HISTORY_COLUMNS), int(shown["log"].str.len().max())
+    (True, 9)
+    """
+    result: pd.DataFrame = _shorten(frame, ("log", "record"), READABLE_HISTORY_COLUMNS)
+    return result
+
+
+def readable_conflicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`conflicts` frame as shown to people: times, short log ids, the values."""
+    result: pd.DataFrame = _shorten(frame, ("loser_log", "winner_log"), READABLE_CONFLICT_COLUMNS)
+    return result

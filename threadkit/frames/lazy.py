@@ -30,7 +30,7 @@ from threadkit.errors import InvalidQuery
 
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
-    from threadkit.db.collection import Collection
+    from threadkit.frames.source import CollectionSource
 
 __all__ = [
     "FrameSource",
@@ -92,7 +92,7 @@ def caller_vars(
 
 
 def compile_for(
-    coll: Collection,
+    coll: CollectionSource,
     query: object,
     local_vars: Mapping[str, Any] | None = None,
     identity: PublicKey | str | None = None,
@@ -169,7 +169,7 @@ def compile_with_schema(
 
 
 def query_frame(
-    coll: Collection,
+    coll: CollectionSource,
     text_or_expr: object,
     local_vars: Mapping[str, Any] | None = None,
     identity: PublicKey | str | None = None,
@@ -178,7 +178,7 @@ def query_frame(
 
     Parameters
     ----------
-    coll : Collection
+    coll : CollectionSource
         The collection.
     text_or_expr : str, Expr, Column or Query
         ``"age > 30 and city == 'Oslo'"``, ``coll.c.age > 30``, or a Query.
@@ -202,13 +202,28 @@ def query_frame(
 
 
 def lazy_query(
-    coll: Collection,
+    coll: CollectionSource,
     text_or_expr: object = None,
     local_vars: Mapping[str, Any] | None = None,
     identity: PublicKey | str | None = None,
 ) -> LazyFrame:
     """A :class:`LazyFrame` of the documents matching the query (all when None)."""
-    return LazyFrame(coll, compile_for(coll, text_or_expr, local_vars, identity), identity)
+    query = compile_for(coll, text_or_expr, local_vars, identity)
+    return LazyFrame(_Frames(coll), query, identity)
+
+
+class _Frames:
+    """A collection of the store as a :class:`FrameSource`: its frames from the cache."""
+
+    def __init__(self, coll: CollectionSource) -> None:
+        self.name = coll.name
+        self._coll = coll
+
+    def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
+        """The documents matching ``query`` as a DataFrame (:func:`.frame.to_pandas`)."""
+        from threadkit.frames.frame import to_pandas
+
+        return to_pandas(self._coll, query, identity)
 
 
 class LazyFrame:

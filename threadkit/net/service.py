@@ -129,6 +129,8 @@ class ThreadService:
             idle_timeout=2 * stream_idle_timeout,
         )
         self._unsubscribe: list[Callable[[], None]] = []
+        self._attached: set[ThreadID] = set()
+        """Databases whose commits are pushed (each attached once)."""
 
     @property
     def streams(self) -> StreamPool:
@@ -157,20 +159,17 @@ class ThreadService:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        for db in self.manager.list_dbs():
-            db.addrs_provider = None
-            db.sync_provider = None
+        self._attached.clear()
         if self.node.running:  # close idle streams politely before the node goes
             with contextlib.suppress(NodeClosed):
                 self.node.spawn(self._client.pool.close)
 
     def attach(self, db: Database) -> None:
         """Push every future commit of ``db`` to its peers; advertise this peer's address."""
-        if self._ctx.stopped or db.addrs_provider is not None:
+        if self._ctx.stopped or db.id in self._attached:
             return
+        self._attached.add(db.id)
         self._unsubscribe.append(db.on_record(self._on_local_record))
-        db.addrs_provider = lambda: self.thread_addrs(db.id)
-        db.sync_provider = lambda timeout: self.sync(db.id, timeout)
         self._set_own_addrs(db)
         if self.node.pubsub_enabled:
             self.node.spawn(self._gossip.subscribe, db.id)

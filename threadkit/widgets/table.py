@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from threadkit.widgets.base import LiveWidget, escape, frame_html, panel
 
 if TYPE_CHECKING:
-    from threadkit.db.collection import Collection
     from threadkit.db.query import Query
+    from threadkit.frames.source import CollectionSource
 
 __all__ = ["LiveTable"]
 
@@ -22,7 +22,7 @@ class LiveTable(LiveWidget):
 
     Parameters
     ----------
-    coll : Collection
+    coll : CollectionSource
         The collection.
     query : Query or str, optional
         A ``tk.Query``/``tk.where(...)`` or a pandas-style expression (``"age > 30"``).
@@ -34,7 +34,7 @@ class LiveTable(LiveWidget):
 
     def __init__(
         self,
-        coll: Collection,
+        coll: CollectionSource,
         query: Query | str | None = None,
         max_rows: int = 50,
         throttle: float = 0.5,
@@ -56,9 +56,12 @@ class LiveTable(LiveWidget):
 
     def frame(self) -> Any:
         """The current DataFrame (the query's result, or the whole collection)."""
+        from threadkit.frames.frame import to_pandas
+        from threadkit.frames.lazy import query_frame
+
         if isinstance(self.query, str):
-            return self.collection.query(self.query)
-        return self.collection.to_pandas(self.query)
+            return query_frame(self.collection, self.query)
+        return to_pandas(self.collection, self.query)
 
     def _source_gone(self) -> bool:
         return bool(self._feed.closed)
