@@ -43,8 +43,8 @@ from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
+from threadkit.db.readside import Timeline
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
-from threadkit.db.timeline import Timeline
 from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
     CollectionExists,

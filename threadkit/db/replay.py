@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from threadkit.db.points import Point
+from threadkit.db.points import Point, resolve
 from threadkit.db.timeline import EventRow, RecordFinder, event_rows
 
 if TYPE_CHECKING:
@@ -58,8 +58,6 @@ def documents_at(
         The documents (empty when the collection did not exist at that point) and
         the collection's JSON Schema then (None when it did not exist).
     """
-    from threadkit.db.points import resolve
-
     finder = RecordFinder(db)
     selection = resolve(db, when, finder)
     rows = [r for r in event_rows(db, collection, finder=finder) if selection.includes(r)]
