@@ -132,6 +132,9 @@ def test_a_lost_connection_is_dialled_again_and_nothing_is_lost(
     notes, theirs = _shared(a, b)
     notes.create({"_id": "before"})
     arrives(theirs, "before", 10, "the first write on b")
+    # b applies the push before a has read b's reply: closing the connection while that
+    # request is under way can leave b holding a connection a has closed (py-libp2p 0.8.1)
+    wait_for(lambda: streams(a).requests_under_way(b.id) == 0, 10, "a's push to end")
     assert streams(a).open_streams(b.id) >= 1
 
     node = a._node
