@@ -12,7 +12,7 @@ import threading
 import traceback
 from typing import Any
 
-from waits import wait_for_docs, wait_for_heads
+from waits import poll_until, wait_for_docs, wait_for_heads
 
 import threadkit as tk
 from threadkit.db.database import Database
@@ -128,6 +128,17 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
 
         timeout = msg.get("timeout", 10.0)
         return {"reached": wait_for_docs(db, present, timeout, collection=msg["coll"])}
+    if cmd == "wait_idle":
+        # until the connection to a (killed) peer is gone and no received batch is being
+        # applied: nothing announces either, so this polls (tests/e2e/waits.py)
+        assert peer is not None
+        gone = msg["peer"]
+
+        def idle() -> bool:
+            assert peer is not None
+            return gone not in peer.peers() and peer.sync_stats.receiving == 0
+
+        return {"idle": poll_until(idle, msg.get("timeout", 10.0), interval=0.02)}
     if cmd == "heads":
         thread_id = tk.ThreadID.from_string(msg["db"])
         return {"heads": {info.id: info.counter for info in peer.repo.list_logs(thread_id)}}

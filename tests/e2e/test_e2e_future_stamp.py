@@ -75,8 +75,7 @@ def test_a_record_from_the_end_of_time_does_not_stop_writes() -> None:
         b.call("create", db=db["id"], coll="Items", docs=[{"name": "from b"}])
         a.call("create", db=db["id"], coll="Items", docs=[{"name": "from a"}])
 
+        names = ["from a", "from b"]
         for proc in (a, b):
-            names = ["from a", "from b"]
-            assert proc.call("wait_names", db=db["id"], coll="Items", names=names, timeout=15)[
-                "reached"
-            ]
+            reply = proc.call("wait_names", db=db["id"], coll="Items", names=names, timeout=15)
+            assert reply["reached"], proc.call("stats")
