@@ -19,6 +19,7 @@ SUITES = {
     "relay": "bench.bench_relay",
     "archive": "bench.bench_archive",
     "access": "bench.bench_access",
+    "startup": "bench.bench_startup",
 }
 
 

@@ -7,14 +7,15 @@ import filecmp
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_procs import Daemon
 
 import threadkit as tk
-from threadkit import errors
+from tests.e2e.waits import wait_for_docs
 
 pytestmark = pytest.mark.slow
 
@@ -116,17 +117,10 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
         assert filecmp.cmp(fresh, committed, shallow=False), f"{name}.py is stale: regenerate"
 
 
-def _until(check: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except errors.ThreadkitError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
+def _until(db: Any, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for ``check()`` on the daemon's database ``db``, woken by its Listen feed."""
+    if not wait_for_docs(db, check, timeout):
+        raise AssertionError("condition not met in time")
 
 
 def test_two_daemons_replicate(tmp_path: Path) -> None:
@@ -140,11 +134,11 @@ def test_two_daemons_replicate(tmp_path: Path) -> None:
         info = db.info()
         joined = b.new_db_from_addr(info.addrs[0], info.key, timeout=30)
         assert joined.id == db.id
-        _until(lambda: len(joined["Notes"].find()) == 2)
+        _until(joined, lambda: len(joined["Notes"].find()) == 2)
         coll.save({"_id": "n1", "text": "hello again"})
-        _until(lambda: joined["Notes"].find_by_id("n1")["text"] == "hello again")
+        _until(joined, lambda: joined["Notes"].find_by_id("n1")["text"] == "hello again")
         joined["Notes"].create({"_id": "n3", "text": "from b"})
-        _until(lambda: coll.has("n3"))
+        _until(db, lambda: coll.has("n3"))
         assert a.get_db(db.id).info().key == b.get_db(db.id).info().key
         a.close()
         b.close()

@@ -19,6 +19,7 @@ import pytest
 from api_procs import Daemon
 
 import threadkit as tk
+from tests.e2e.waits import poll_until, wait_for_docs
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2 as netpb
@@ -39,11 +40,15 @@ def rss(daemon: Daemon) -> int:
 
 
 def until(check: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        time.sleep(0.1)
+    """For the daemon's stream slots, which no event announces (tests/e2e/waits.py)."""
+    if not poll_until(check, timeout, interval=0.1):
+        raise AssertionError(f"{what} not met in {timeout}s")
+
+
+def arrives(db: Any, check: Any, what: str, timeout: float = 30.0) -> None:
+    """Wait for ``check()`` on the daemon's database ``db``, woken by its Listen feed."""
+    if not wait_for_docs(db, check, timeout):
+        raise AssertionError(f"{what} not met in {timeout}s")
 
 
 def settle(count: Any, quiet: float = 1.0, timeout: float = 15.0) -> None:
@@ -88,7 +93,7 @@ def test_idle_streams_leave_unary_calls_and_replication_served(tmp_path: Path) -
         notes.create({"_id": "before", "text": "written before the attack"})
         info = db.info()
         joined = cb.new_db_from_addr(info.addrs[0], info.key, timeout=30)
-        until(lambda: joined["Notes"].has("before"), what="b has the first note")
+        arrives(joined, lambda: joined["Notes"].has("before"), "b has the first note")
         rss_before = rss(a)
 
         # the stranger: no token, a handful of connections, 80 streams that send nothing
@@ -105,7 +110,7 @@ def test_idle_streams_leave_unary_calls_and_replication_served(tmp_path: Path) -
         with tk.Client(a.target, timeout=10) as fresh:
             assert [d.id for d in fresh.list_dbs()] == [db.id]
             fresh.get_db(db.id)["Notes"].create({"_id": "during", "text": "under attack"})
-        until(lambda: joined["Notes"].has("during"), what="b has the note written during")
+        arrives(joined, lambda: joined["Notes"].has("during"), "b has the note written during")
 
         # the default budget: 32 streams per client address; the rest were refused at once
         ended = [c for c in calls if c.done()]

@@ -6,7 +6,6 @@ over real libp2p on 127.0.0.1.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import grpc
@@ -14,6 +13,7 @@ import pytest
 from api_procs import Daemon
 
 import threadkit as tk
+from tests.e2e.waits import poll_until
 from threadkit.api.proto import threadsnet_pb2 as netpb
 from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
 from threadkit.core.identity import peer_id_bytes
@@ -84,13 +84,13 @@ def test_daemon_replicates_for_allowed_peers_only(tmp_path: Path) -> None:
             with pytest.raises(tk.errors.NetworkError, match="does not replicate threads"):
                 owner.add_replicator(kept, host_addr(closed))
             assert owner.add_replicator(kept, host_addr(allowing)) == allowing.peer_id
-            deadline = time.monotonic() + 30
-            while held_counters(allowing, kept.id) != {
+            want = {
                 peer_id_bytes(log["id"]): log["counter"]
                 for log in owner.get_thread(kept.id)["logs"]
-            }:
-                assert time.monotonic() < deadline, "the allowed thread did not arrive"
-                time.sleep(0.2)
+            }
+            # the daemon's counters through its Net API: another process, no event to wait on
+            arrived = poll_until(lambda: held_counters(allowing, kept.id) == want, 30, 0.2)
+            assert arrived, "the allowed thread did not arrive"
             assert held_counters(allowing, junk.id) is None
         finally:
             assert closed.stop() == 0, closed.log()

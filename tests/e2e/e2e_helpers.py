@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,16 +70,6 @@ def _stop(proc: PeerProcess) -> None:
             proc.kill()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def snapshot(proc: PeerProcess, db: str) -> dict[str, Any]:
     """Every document of every collection and the lost writes of ``db`` on ``proc``."""
     reply = proc.call("snapshot", db=db)
@@ -92,22 +81,36 @@ def doc_count(snap: dict[str, Any], coll: str) -> int:
     return len(snap["docs"].get(coll, []))
 
 
+def heads(proc: PeerProcess, db: str) -> dict[str, int]:
+    """``{log id: counter}`` of ``db``'s thread on ``proc``."""
+    return dict(proc.call("heads", db=db)["heads"])
+
+
 def assert_converged(procs: list[PeerProcess], db: str, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait until every peer holds byte-identical state; returns it (fails with a diff)."""
-    snaps: list[dict[str, Any]] = []
+    """Wait until every peer holds every record any of them holds; then their states must match.
 
-    def same() -> bool:
-        snaps[:] = [snapshot(p, db) for p in procs]
-        return all(s == snaps[0] for s in snaps[1:])
-
-    if not wait_until(same, timeout, interval=0.25):
+    Nothing is pulled or pushed here: each peer waits, woken by each record it stores,
+    for the replication under test to bring it the highest counter of every log. Then
+    every peer must hold byte-identical state; returns it (fails with a diff).
+    """
+    target: dict[str, int] = {}
+    for proc in procs:
+        for log, counter in heads(proc, db).items():
+            target[log] = max(counter, target.get(log, 0))
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        remaining = max(0.1, deadline - time.monotonic())
+        if not proc.call("wait_heads", db=db, heads=target, timeout=remaining)["reached"]:
+            raise AssertionError(
+                f"{proc.peer_id} did not get every record in {timeout} s: has {heads(proc, db)}, "
+                f"wants {target}; stats {proc.call('stats')}"
+            )
+    snaps = [snapshot(p, db) for p in procs]
+    if not all(s == snaps[0] for s in snaps[1:]):
         summary = [
             {c: len(d) for c, d in s["docs"].items()} | {"lost": len(s["lost"])} for s in snaps
         ]
-        stats = [p.call("stats") for p in procs]
-        raise AssertionError(
-            f"peers did not converge in {timeout} s: counts {summary}; stats {stats}"
-        )
+        raise AssertionError(f"peers hold the same records but differ: counts {summary}")
     return snaps[0]
 
 

@@ -9,29 +9,22 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 import traceback
 from typing import Any
+
+from waits import poll_until, wait_for_docs, wait_for_heads
 
 import threadkit as tk
 from threadkit.db.database import Database
 
 peer: tk.Peer | None = None
 background: dict[str, Any] = {"done": 0, "error": None, "running": False}
+background_changed = threading.Condition()
 
 
 def _db(msg: dict[str, Any]) -> Database:
     assert peer is not None
     return peer.get_db(msg["db"])
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def _speak_only_the_first_protocol(peer: tk.Peer) -> None:
@@ -123,7 +116,36 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         def enough() -> bool:
             return msg["coll"] in db and db[msg["coll"]].count() >= msg["n"]
 
-        return {"reached": _wait(enough, msg.get("timeout", 10.0))}
+        timeout = msg.get("timeout", 10.0)
+        return {"reached": wait_for_docs(db, enough, timeout, collection=msg["coll"])}
+    if cmd == "wait_names":
+        # until every name is in the collection, woken by each change in the database
+        db, names = _db(msg), set(msg["names"])
+
+        def present() -> bool:
+            coll = msg["coll"]
+            return coll in db and names <= {d.get("name") for d in db[coll].find()}
+
+        timeout = msg.get("timeout", 10.0)
+        return {"reached": wait_for_docs(db, present, timeout, collection=msg["coll"])}
+    if cmd == "wait_idle":
+        # until the connection to a (killed) peer is gone and no received batch is being
+        # applied: nothing announces either, so this polls (tests/e2e/waits.py)
+        assert peer is not None
+        gone = msg["peer"]
+
+        def idle() -> bool:
+            assert peer is not None
+            return gone not in peer.peers() and peer.sync_stats.receiving == 0
+
+        return {"idle": poll_until(idle, msg.get("timeout", 10.0), interval=0.02)}
+    if cmd == "heads":
+        thread_id = tk.ThreadID.from_string(msg["db"])
+        return {"heads": {info.id: info.counter for info in peer.repo.list_logs(thread_id)}}
+    if cmd == "wait_heads":
+        # until this peer holds at least these log counters, woken by each stored record
+        reached = wait_for_heads(peer, msg["db"], msg["heads"], msg.get("timeout", 10.0))
+        return {"reached": reached}
     if cmd == "sync":
         summary = _db(msg).sync(timeout=msg.get("timeout"))
         return {
@@ -205,11 +227,15 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             try:
                 for seq in range(start, start + n):
                     coll.create({"name": f"{prefix}-{seq}", "seq": seq, "pad": pad})
-                    background["done"] += 1
+                    with background_changed:
+                        background["done"] += 1
+                        background_changed.notify_all()
             except Exception as exc:  # reported through bg_status
                 background["error"] = f"{type(exc).__name__}: {exc}"
             finally:
-                background["running"] = False
+                with background_changed:
+                    background["running"] = False
+                    background_changed.notify_all()
 
         background.update(done=0, error=None, running=True)
         threading.Thread(target=run, daemon=True).start()
@@ -221,8 +247,9 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         def finished() -> bool:
             return not background["running"] or background["done"] >= msg.get("n", 1 << 60)
 
-        _wait(finished, msg.get("timeout", 30.0))
-        return dict(background)
+        with background_changed:
+            background_changed.wait_for(finished, msg.get("timeout", 30.0))
+            return dict(background)
     if cmd == "close":
         peer.close()
         return {}

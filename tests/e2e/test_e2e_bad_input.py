@@ -8,7 +8,6 @@ sync with its honest peer (a new write on A reaches B).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from e2e_helpers import Cluster, new_shared_db, seqs, snapshot, wait_until
+from e2e_helpers import Cluster, assert_converged, new_shared_db, seqs, snapshot
 from multiformats import varint
 from procs import PeerProcess, PeerProcessError
 
@@ -76,14 +75,10 @@ class Env:
         for writer, reader in ((self.a, self.b), (self.b, self.a)):
             name = f"alive-{self.writes}-{writer.peer_id[-6:]}"
             writer.call("create", db=self.dbid, coll="Items", docs=[{"name": name}])
-            query = json.dumps(
-                {"ands": [{"fieldPath": "name", "operation": 0, "value": {"string": name}}]}
-            )
-
-            def arrived(reader: PeerProcess = reader, query: str = query) -> bool:
-                return bool(reader.call("find", db=self.dbid, coll="Items", query=query)["docs"])
-
-            assert wait_until(arrived, 10), (name, reader.call("stats"))
+            arrived = reader.call(
+                "wait_names", db=self.dbid, coll="Items", names=[name], timeout=10
+            )["reached"]
+            assert arrived, (name, reader.call("stats"))
 
 
 async def _exchange(node: Node, peer_id: str, data: bytes, eof: bool) -> bytes | None:
@@ -384,10 +379,8 @@ def test_bad_input_during_a_stream_of_writes_loses_nothing(env: Env) -> None:
     assert status["done"] == 400 and status["error"] is None, status
     assert rounds >= 1
 
-    def complete() -> bool:
-        return seqs(snapshot(env.b, env.dbid), prefix="stream") == list(range(400))
-
-    assert wait_until(complete, 15), len(seqs(snapshot(env.b, env.dbid), prefix="stream"))
+    assert_converged([env.a, env.b], env.dbid, timeout=15)
+    assert seqs(snapshot(env.b, env.dbid), prefix="stream") == list(range(400))
     assert snapshot(env.a, env.dbid) == snapshot(env.b, env.dbid)
     env.still_syncs()
 

@@ -43,6 +43,8 @@ def test_pusher_killed_mid_batch_leaves_receiver_consistent_then_converges(
         # 300 of a's documents plus b's own
         assert b.call("wait_count", db=dbid, coll="Items", n=301, timeout=30)["reached"]
         a.kill()
+        # a batch b read in full before the kill is still applied: wait for that first
+        assert b.call("wait_idle", peer=a.peer_id, timeout=10)["idle"]
 
         received = snapshot(b, dbid)
         got = seqs(received)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from e2e_helpers import Cluster, assert_converged, new_shared_db, snapshot, wait_until
+from e2e_helpers import Cluster, assert_converged, new_shared_db, snapshot
 from procs import PeerProcess, PeerProcessError
+from waits import poll_until
 
 MiB = 1024**2
 DOCS = 175
@@ -48,8 +49,8 @@ def test_replica_on_a_full_disk_pulls_again_once_there_is_room(
             return any("disk is full" in e for e in proc.call("stats")["errors"])
 
         # the replica's pulls fail, and its pushed-to answer tells the writer why
-        assert wait_until(lambda: reports_disk_full(b), timeout=30), b.call("stats")
-        assert wait_until(lambda: reports_disk_full(a), timeout=30), a.call("stats")
+        assert poll_until(lambda: reports_disk_full(b), timeout=30, interval=0.1), b.call("stats")
+        assert poll_until(lambda: reports_disk_full(a), timeout=30, interval=0.1), a.call("stats")
         assert b.call("collections", db=dbid)["names"] == ["Items"]
         with pytest.raises(PeerProcessError) as caught:
             many = [{"name": f"b-{i}", "pad": "p" * 1000} for i in range(500)]

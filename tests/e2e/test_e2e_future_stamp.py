@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 import cbor2
-from e2e_helpers import Cluster, new_shared_db, wait_until
+from e2e_helpers import Cluster, new_shared_db
 
 import threadkit as tk
 from threadkit.core.clock import MAX_LOGICAL, MAX_WALL, Timestamp
@@ -75,8 +75,7 @@ def test_a_record_from_the_end_of_time_does_not_stop_writes() -> None:
         b.call("create", db=db["id"], coll="Items", docs=[{"name": "from b"}])
         a.call("create", db=db["id"], coll="Items", docs=[{"name": "from a"}])
 
-        def names(proc: Any) -> set[str]:
-            docs = proc.call("find", db=db["id"], coll="Items")["docs"]
-            return {d["name"] for d in docs}
-
-        assert wait_until(lambda: {"from a", "from b"} <= names(a) & names(b), 15)
+        names = ["from a", "from b"]
+        for proc in (a, b):
+            reply = proc.call("wait_names", db=db["id"], coll="Items", names=names, timeout=15)
+            assert reply["reached"], proc.call("stats")

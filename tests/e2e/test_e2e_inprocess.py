@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import threadkit as tk
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+from tests.e2e.waits import wait_for_docs
 
 
 def _port(addr: str) -> int:
@@ -58,11 +49,11 @@ def test_join_push_both_ways_info_and_close_frees_the_port() -> None:
 
         # push A -> B and B -> A, without any periodic pull
         people.create({"name": "Carol"})
-        assert _wait(lambda: db_b["Persons"].count() == 3)
+        assert wait_for_docs(db_b, lambda: db_b["Persons"].count() == 3, 5)
         db_b["Persons"].save({"_id": ids[1], "name": "Bobby"})
-        assert _wait(lambda: people.find_by_id(ids[1])["name"] == "Bobby")
+        assert wait_for_docs(db, lambda: people.find_by_id(ids[1])["name"] == "Bobby", 5)
         db_b["Persons"].delete(ids[0])
-        assert _wait(lambda: not people.has(ids[0]))
+        assert wait_for_docs(db, lambda: not people.has(ids[0]), 5)
         assert people.find() == db_b["Persons"].find()
         assert db.lost_writes() == db_b.lost_writes()
 
@@ -114,7 +105,7 @@ def test_pull_brings_what_was_written_while_a_peer_was_closed(tmp_path: Path) ->
             assert b.sync_stats.pulls >= 1
             # B's new port reaches A through the connection B opened
             db_b["Notes"].create({"text": "from b"})
-            assert _wait(lambda: notes.count() == 8)
+            assert wait_for_docs(db, lambda: notes.count() == 8, 5)
         finally:
             b.close()
     finally:

@@ -10,22 +10,13 @@ record of each log (a replicator only holds the service key).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 import threadkit as tk
+from tests.e2e.waits import wait_for_docs, wait_for_records
 from threadkit.core import dagcbor
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _wrong_read(key: tk.ThreadKey) -> tk.ThreadKey:
@@ -66,7 +57,7 @@ def test_join_with_a_wrong_read_key_fails_and_leaves_nothing(
     if records:
         assert joined["Notes"].find()[0]["text"] == "secret"
         joined["Notes"].create({"text": "from b"})
-        assert _wait(lambda: db["Notes"].count() == 2)
+        assert wait_for_docs(db, lambda: db["Notes"].count() == 2, 10)
 
 
 def test_join_through_a_replicator_checks_the_first_records() -> None:
@@ -79,7 +70,9 @@ def test_join_through_a_replicator_checks_the_first_records() -> None:
         db = a.new_db("replicated")
         db.new_collection("Notes").create({"text": "kept by r"})
         a.add_replicator(db, r.addrs[0])
-        assert _wait(lambda: r.get_thread(db.id)["logs"][0]["counter"] >= 1)
+        assert wait_for_records(
+            r, db.id, lambda: r.get_thread(db.id)["logs"][0]["counter"] >= 1, 10
+        )
         via_r = f"{r.addrs[0]}/thread/{db.id}"
         with pytest.raises(tk.errors.InvalidThreadKey, match="read key"):
             b.new_db_from_addr(via_r, _wrong_read(db.key))

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import Cluster, new_shared_db, wait_until
+from e2e_helpers import Cluster, new_shared_db
 from multiformats import varint
 from procs import PeerProcess
+from waits import poll_until
 
 from threadkit.net import protocol as p
 from threadkit.net.budget import MAX_BUFFERED_PER_PEER, STALL_TIMEOUT
@@ -141,7 +142,7 @@ def test_unfinished_frames_stay_within_the_budget(
         print(f"attacker sent {sent[0] / MiB:.0f} MiB; victim RSS grew {growth / MiB:.0f} MiB")
         assert growth < RSS_BOUND, f"victim grew {growth / MiB:.0f} MiB"
         # refused and stalled frames are given up: every stream the attacker holds ends
-        assert wait_until(
+        assert poll_until(
             lambda: node.call(_ended_count, held, timeout=10) == len(held), 2 * STALL_TIMEOUT
         )
         _still_syncs(a, b, db, "after")

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from e2e_helpers import Cluster, assert_converged, new_shared_db, snapshot, wait_until
+from e2e_helpers import Cluster, assert_converged, new_shared_db, snapshot
 from procs import PeerProcess
 
 import threadkit as tk
@@ -14,6 +14,12 @@ import threadkit as tk
 
 def _counters(proc: PeerProcess, dbid: str) -> dict[str, int]:
     return {log["id"]: log["counter"] for log in proc.call("logs", db=dbid)["logs"]}
+
+
+def _gets(proc: PeerProcess, dbid: str, want: dict[str, int]) -> bool:
+    """``proc`` comes to hold exactly the log counters ``want`` (woken by each record)."""
+    reached = proc.call("wait_heads", db=dbid, heads=want, timeout=10)["reached"]
+    return bool(reached) and _counters(proc, dbid) == want
 
 
 def _repo_bytes(path: Path) -> list[tuple[Path, bytes]]:
@@ -42,7 +48,7 @@ def test_replicator_stores_and_serves_records_it_can_never_read(tmp_path: Path) 
         assert r.call("dbs")["dbs"] == []
         assert a.call("add_replicator", db=dbid, addr=r.addrs[0])["peer_id"] == r.peer_id
         want = _counters(a, dbid)
-        assert wait_until(lambda: _counters(r, dbid) == want, 10), (_counters(r, dbid), want)
+        assert _gets(r, dbid, want), (_counters(r, dbid), want)
         assert r.call("threads")["threads"] == [dbid]
         assert r.call("dbs")["dbs"] == []  # still no database: it cannot read
 
@@ -54,7 +60,7 @@ def test_replicator_stores_and_serves_records_it_can_never_read(tmp_path: Path) 
             docs=[{"name": m, "note": f"secret note {m}", "owner": "a"} for m in markers[30:]],
         )
         want = _counters(a, dbid)
-        assert wait_until(lambda: _counters(r, dbid) == want, 10), (_counters(r, dbid), want)
+        assert _gets(r, dbid, want), (_counters(r, dbid), want)
         expected = snapshot(a, dbid)
 
         # A goes away; D joins from R's address alone, with the full key, and reads it all
@@ -67,7 +73,8 @@ def test_replicator_stores_and_serves_records_it_can_never_read(tmp_path: Path) 
         # D's own writes go to R, which relays what it cannot read
         d.call("create", db=dbid, coll="Items", docs=[{"name": f"{marker}-from-d"}])
         (d_log,) = set(_counters(d, dbid)) - set(want)  # D's own log, new to the thread
-        assert wait_until(lambda: _counters(r, dbid).get(d_log) == 1, 10)
+        assert r.call("wait_heads", db=dbid, heads={d_log: 1}, timeout=10)["reached"]
+        assert _counters(r, dbid)[d_log] == 1
 
         # R can never decrypt: no plaintext value and no read key anywhere in its repo
         r.close()
@@ -101,7 +108,7 @@ def test_replicator_that_later_gets_the_read_key_becomes_a_member(tmp_path: Path
         a.call("create", db=dbid, coll="Items", docs=[{"name": "x"}, {"name": "y"}])
         a.call("add_replicator", db=dbid, addr=r.addrs[0])
         want = _counters(a, dbid)
-        assert wait_until(lambda: _counters(r, dbid) == want, 10)
+        assert _gets(r, dbid, want)
 
         r.call("join", addr=db["addrs"][0], key=db["key"])
         assert r.call("wait_count", db=dbid, coll="Items", n=2, timeout=10)["reached"]

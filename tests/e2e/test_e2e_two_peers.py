@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import INDEXES, Cluster, new_shared_db, snapshot, wait_until
+from e2e_helpers import INDEXES, Cluster, assert_converged, new_shared_db, snapshot
 from procs import PeerProcessError
 
 
@@ -69,7 +69,8 @@ def test_join_sees_collections_and_documents_then_pushes_both_ways() -> None:
             counts = [len(p.call("find", db=db["id"], coll="Items")["docs"]) for p in (a, b)]
             return len(on_a) == len(on_b) == 1 and counts == [21, 21]
 
-        assert wait_until(settled, 5)
+        assert_converged([a, b], db["id"], timeout=5)
+        assert settled()
         assert snapshot(a, db["id"]) == snapshot(b, db["id"])
         assert b.call("stats")["rejected"] == 0
         assert a.call("stats")["rejected"] == 0

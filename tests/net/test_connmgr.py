@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import threadkit as tk
+from tests.e2e.waits import poll_until, wait_for_docs
 from threadkit.errors import InvalidInput
 from threadkit.net.connmgr import (
     DEFAULT_GRACE_PERIOD,
@@ -42,12 +43,8 @@ def seed(n: int) -> bytes:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    """For connection state, which no event announces (tests/e2e/waits.py)."""
+    return poll_until(predicate, timeout)
 
 
 async def _swarm_config(node: Node) -> dict[str, Any]:
@@ -256,9 +253,9 @@ def test_trims_to_the_low_watermark_after_the_grace_period_and_keeps_replicating
 
         # the database still replicates both ways (pushes dial again when needed)
         joined["Notes"].create({"_id": "n1", "text": "from the replica"})
-        assert wait_for(lambda: notes.has("n1"), 10.0)
+        assert wait_for_docs(db, lambda: notes.has("n1"), 10.0)
         notes.create({"_id": "n2", "text": "from the hub"})
-        assert wait_for(lambda: joined["Notes"].has("n2"), 10.0)
+        assert wait_for_docs(joined, lambda: joined["Notes"].has("n2"), 10.0)
         assert len(hub.peers()) <= limits.high_water
     finally:
         replica.close()

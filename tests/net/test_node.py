@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.e2e.waits import poll_until
 from threadkit.core.identity import Identity
 from threadkit.errors import (
     InvalidAddress,
@@ -66,11 +67,9 @@ def port_free(port: int) -> bool:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+    """For node and connection state, which no event announces (tests/e2e/waits.py)."""
+    if not poll_until(predicate, timeout, interval=0.01):
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def threads_besides(baseline: set[threading.Thread]) -> list[str]:

@@ -5,13 +5,13 @@ Real peers (``tk.Peer`` with the network on, in this process) over libp2p on 127
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import threadkit as tk
+from tests.e2e.waits import poll_until, wait_for_docs
 from threadkit.core.identity import Identity, peer_id_bytes
 from threadkit.core.records import MAX_BODY_SIZE
 from threadkit.net import protocol as p
@@ -19,15 +19,6 @@ from threadkit.net.push import MAX_QUEUED_BYTES, batch
 from threadkit.store.logs import MAX_LOGS
 
 MiB = 1024 * 1024
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture
@@ -88,7 +79,8 @@ def test_a_member_cannot_add_logs_beyond_the_limit(peers: tuple[tk.Peer, tk.Peer
     assert len(a.get_thread(db.id)["logs"]) == MAX_LOGS
     # its members still replicate
     db.new_collection("Items").create({"name": "still"})
-    assert _wait(lambda: "Items" in b.get_db(db.id) and b.get_db(db.id)["Items"].count() == 1)
+    theirs = b.get_db(db.id)
+    assert wait_for_docs(theirs, lambda: "Items" in theirs and theirs["Items"].count() == 1, 20)
 
 
 # ------------------------------------------------------------------ push batches
@@ -118,7 +110,8 @@ def test_batches_are_split_by_bytes(peers: tuple[tk.Peer, tk.Peer]) -> None:
     before = service.stats.pushed
     # a slow push's queue: every record of a's log, pushed again (b has them: harmless)
     service._pusher.enqueue(b.id, db.id, db.log_id, records)
-    assert _wait(lambda: service.stats.pushed >= before + len(records)), service.stats.errors
+    pushed = poll_until(lambda: service.stats.pushed >= before + len(records), 20)
+    assert pushed, service.stats.errors
     assert not [e for e in service.stats.errors if "exceeds" in e or "too large" in e]
 
 
@@ -152,5 +145,6 @@ def test_a_slow_peers_queue_is_bounded_and_nothing_is_lost(
     assert max(seen, default=0) <= MAX_QUEUED_BYTES
     assert pusher.overflows >= 1
     # b is sent the log once the push in flight is done, and pulls the rest
-    assert _wait(lambda: b.get_db(db.id)["Notes"].count() == count, 60)
-    assert _wait(lambda: pusher.queued_bytes() == 0)
+    theirs = b.get_db(db.id)
+    assert wait_for_docs(theirs, lambda: theirs["Notes"].count() == count, 60)
+    assert poll_until(lambda: pusher.queued_bytes() == 0, 20)

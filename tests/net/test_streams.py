@@ -10,13 +10,13 @@ Nothing here asserts on durations: waits poll a condition with a generous deadli
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from tests.e2e.waits import poll_until
 from threadkit.errors import ConnectionLost, InvalidInput, ProtocolError
 from threadkit.net.connmgr import ConnLimits
 from threadkit.net.framing import FrameReader, write_frame
@@ -29,11 +29,9 @@ MAX = 1 << 20
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+    """For node and connection state, which no event announces (tests/e2e/waits.py)."""
+    if not poll_until(predicate, timeout, interval=0.01):
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass

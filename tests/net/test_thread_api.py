@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 import threadkit as tk
+from tests.e2e.waits import wait_for_records
 from threadkit.core import dagcbor
 from threadkit.core.records import create_record
 from threadkit.errors import InvalidInput, ThreadNotFound
@@ -20,15 +20,14 @@ def peers() -> Iterator[tuple[tk.Peer, tk.Peer]]:
 
 
 def wait_counter(peer: tk.Peer, thread: str, log_id: str, n: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    counter = 0
-    while time.monotonic() < deadline:
+    """``log_id``'s counter on ``peer`` once it reaches ``n`` (woken by each stored record)."""
+
+    def counter() -> int:
         logs = {log["id"]: log for log in peer.get_thread(thread)["logs"]}
-        counter = logs.get(log_id, {}).get("counter", 0)
-        if counter >= n:
-            break
-        time.sleep(0.05)
-    return counter
+        return int(logs.get(log_id, {}).get("counter", 0))
+
+    wait_for_records(peer, thread, lambda: counter() >= n, timeout)
+    return counter()
 
 
 def test_create_thread_records_and_add_thread(peers: tuple[tk.Peer, tk.Peer]) -> None:

@@ -58,6 +58,8 @@ class SyncStats:
     received: int = 0
     rejected: int = 0
     pulls: int = 0
+    receiving: int = 0
+    """Batches of received records being checked and applied right now."""
     errors: list[str] = field(default_factory=list)
     last_sync: float | None = None
 

@@ -66,6 +66,15 @@ class Receiver:
         ProtocolError
             A record fails a check (``code="invalid_record"``); nothing of the batch is kept.
         """
+        self.ctx.stats.receiving += 1
+        try:
+            return await self._receive(sender, thread_id, log_id, blocks)
+        finally:
+            self.ctx.stats.receiving -= 1
+
+    async def _receive(
+        self, sender: str, thread_id: ThreadID, log_id: str, blocks: list[Any]
+    ) -> int:
         import trio
 
         ctx = self.ctx
