@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from threadkit.db.config import CollectionConfig, Index
     from threadkit.db.listen import Feed
     from threadkit.db.query import Query
-    from threadkit.db.timeline import Timeline
+    from threadkit.db.readside import Timeline
     from threadkit.db.txn import ReadTxn, WriteTxn
 
 __all__ = ["CollectionSource", "DatabaseSource"]
