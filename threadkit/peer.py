@@ -293,9 +293,15 @@ class Peer:
         name: str | None = None,
         thread_id: ThreadID | None = None,
         key: ThreadKey | None = None,
+        *,
+        open: bool = True,
     ) -> Database:
-        """Create a database (a new thread). See :meth:`Manager.new_db`."""
-        return _composed(self.manager.new_db(name, thread_id, key))
+        """Create a database (a new thread). See :meth:`Manager.new_db`.
+
+        ``open=False`` gives it members: this peer's identity owns it, and only the
+        identities it grants a role may write (docs/access.md).
+        """
+        return _composed(self.manager.new_db(name, thread_id, key, open=open))
 
     def get_db(self, thread_id: ThreadID | str) -> Database:
         """An existing database by id."""

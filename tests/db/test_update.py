@@ -86,11 +86,11 @@ def test_update_is_checked_like_save_and_writes_nothing_when_refused(db: tk.Data
 
 
 def test_update_runs_the_validator_for_the_writer(db: tk.Database) -> None:
-    owner, other = tk.Identity.generate().public, tk.Identity.generate().public
+    owner, other = tk.Identity.generate(), tk.Identity.generate()
     diaries = db.new_collection(
         "Diaries", write_validator="return !instance || instance.owner === writer;"
     )
-    diaries.create({"_id": "d", "owner": str(owner), "text": "mine"}, identity=owner)
+    diaries.create({"_id": "d", "owner": str(owner.public), "text": "mine"}, identity=owner)
     with pytest.raises(ScriptRejected):
         diaries.update("d", text="defaced", identity=other)
     diaries.update("d", text="edited", identity=owner)

@@ -31,6 +31,7 @@ from threadkit.api.wire import LISTENING_KEY
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
 from threadkit.core.keys import ThreadKey
 from threadkit.db.events import Action
+from threadkit.db.gate import Attested
 from threadkit.db.listen import Event as ListenEvent
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ class DBService(pb_grpc.APIServicer):
         """Create instances in one transaction."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        ids = coll.create(load_docs(request.instances), identity=who)
+        ids = coll.create(load_docs(request.instances), identity=Attested(who))
         return pb.CreateReply(instanceIDs=ids)
 
     @unary
@@ -248,7 +249,7 @@ class DBService(pb_grpc.APIServicer):
         """Save (upsert) instances in one transaction."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        coll.save(load_docs(request.instances), identity=who)
+        coll.save(load_docs(request.instances), identity=Attested(who))
         return pb.SaveReply()
 
     @unary
@@ -256,7 +257,7 @@ class DBService(pb_grpc.APIServicer):
         """Delete instances in one transaction."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        coll.delete(*request.instanceIDs, identity=who)
+        coll.delete(*request.instanceIDs, identity=Attested(who))
         return pb.DeleteReply()
 
     @unary
@@ -323,7 +324,7 @@ class DBService(pb_grpc.APIServicer):
         """
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
-        txn = coll.write_txn(who)
+        txn = coll.write_txn(Attested(who))
         try:
             for request in request_iterator:
                 yield _write_step(txn, request)

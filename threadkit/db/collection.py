@@ -11,10 +11,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
+from threadkit.core.identity import Identity
 from threadkit.db import dockeys
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
+from threadkit.db.gate import Attested
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
 from threadkit.db.reads import scan_raw
@@ -23,6 +25,7 @@ from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
     from threadkit.db.database import Database
+    from threadkit.db.gate import WriteAs
     from threadkit.db.query import Query
 
 __all__ = ["Collection", "update_fields"]
@@ -60,7 +63,7 @@ class Collection:
 
     # ---------------------------------------------------------------- writes
 
-    def write_txn(self, identity: PublicKey | None = None) -> WriteTxn:
+    def write_txn(self, identity: WriteAs = None) -> WriteTxn:
         """A write transaction (commit on exit, discard on exception)."""
         return WriteTxn(self, identity)
 
@@ -68,7 +71,7 @@ class Collection:
         """A read transaction over one consistent snapshot."""
         return ReadTxn(self, self._reader(identity))
 
-    def create(self, *docs: Any, identity: PublicKey | None = None) -> list[str]:
+    def create(self, *docs: Any, identity: WriteAs = None) -> list[str]:
         """Create documents in one transaction; returns their ``_id`` s.
 
         A document without ``_id`` (or with an empty one) gets a lower-case ULID.
@@ -77,7 +80,7 @@ class Collection:
         with self.write_txn(identity) as txn:
             return txn.create(*docs)
 
-    def save(self, *docs: Any, identity: PublicKey | None = None) -> None:
+    def save(self, *docs: Any, identity: WriteAs = None) -> None:
         """Save whole documents (upsert), each with its ``_id``, in one transaction."""
         with self.write_txn(identity) as txn:
             txn.save(*docs)
@@ -88,7 +91,7 @@ class Collection:
         changes: Mapping[str, Any] | None = None,
         /,
         *,
-        identity: PublicKey | None = None,
+        identity: WriteAs = None,
         **fields: Any,
     ) -> None:
         """Change some fields of one document: a partial :meth:`save`.
@@ -105,8 +108,10 @@ class Collection:
             The document's ``_id``; it must exist.
         changes : Mapping, optional
             Fields to set, for names that are not Python identifiers (or ``identity``).
-        identity : PublicKey, optional
-            The writer (validators see it; the read filter decides visibility for it).
+        identity : Identity, optional
+            The writer: a ``tk.Identity`` whose private key this peer holds (its own by
+            default); a bare public key of another identity raises PermissionDenied.
+            Validators see it; the read filter decides visibility for it.
         **fields
             Fields to set (they win over ``changes``).
 
@@ -127,15 +132,15 @@ class Collection:
         with self.write_txn(identity) as txn:
             txn.update(instance_id, merged)
 
-    def delete(self, *instance_ids: str, identity: PublicKey | None = None) -> None:
+    def delete(self, *instance_ids: str, identity: WriteAs = None) -> None:
         """Delete documents by id in one transaction; a missing id is not an error."""
         with self.write_txn(identity) as txn:
             txn.delete(*instance_ids)
 
-    def verify(self, *docs: Any, identity: PublicKey | None = None) -> None:
+    def verify(self, *docs: Any, identity: WriteAs = None) -> None:
         """Run the schema and write validator on documents as saves, without writing."""
         config = self.config
-        writer = str(identity) if identity is not None else self.db_reader()
+        writer = self._reader(identity)
         for doc in normalise_docs(docs):
             prepared = self._access.prepare(doc, generate_id=True)
             config.schema_validator.validate(prepared)
@@ -234,7 +239,11 @@ class Collection:
 
     # ------------------------------------------------------------- internals
 
-    def _reader(self, identity: PublicKey | str | None) -> str:
+    def _reader(self, identity: object) -> str:
+        if isinstance(identity, Identity):
+            return str(identity.public)  # never the private key's string
+        if isinstance(identity, Attested):
+            return str(identity.client)
         return str(identity) if identity is not None else self.db_reader()
 
     def _visible(self, doc: dict[str, Any] | None, reader: str | None) -> dict[str, Any] | None:

@@ -37,10 +37,13 @@ from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
 from threadkit.db.engine import Change, Engine
-from threadkit.db.events import Action, RecordEvent, decode_body, encode_body, encode_creates
+from threadkit.db.events import Action, RecordEvent, encode_body, encode_creates
+from threadkit.db.gate import Gate, Writer, author_of, resolve_writer
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
+from threadkit.db.members import stamp_int
+from threadkit.db.membership import Membership
 from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.readside import Timeline
@@ -53,9 +56,7 @@ from threadkit.errors import (
     InvalidDocument,
     InvalidIndex,
     InvalidInput,
-    MalformedRecord,
     NetworkError,
-    RecordError,
     ScriptError,
     UniqueViolation,
     WriteRejected,
@@ -113,7 +114,7 @@ class _Pending:
     """True once the events' validator calls were noted (see ``Database._prejudge``)."""
 
 
-class Database:
+class Database(Membership):
     """A database (a thread) in a peer's repo. Get one from ``peer.new_db`` / ``peer.get_db``.
 
     The store's class: ``tk.Database`` is this class with the notebook views
@@ -163,6 +164,7 @@ class Database:
         self._collections: dict[str, Collection] = {}
         self.closed = False
         self._sharing = sharing
+        self.gate = Gate(self)
         with repo.transaction() as txn:
             self.engine.load(txn)
         self._catch_up()
@@ -411,26 +413,31 @@ class Database:
 
     # -------------------------------------------------------- the local write
 
-    def commit(self, ops: list[WriteOp], author: PublicKey | None = None) -> Record | None:
+    def commit(self, ops: list[WriteOp], author: object = None) -> Record | None:
         """Commit a transaction's writes as one record; all or nothing.
 
-        Returns the record, or None when there was nothing to write. Write validators
-        and read filters run outside the write lock (see :meth:`_rounds`); the events
-        are built once and kept across rounds while nothing they were built on changed.
+        ``author`` is the writer (:func:`.gate.resolve_writer`): None for this peer's
+        identity, a ``tk.Identity`` whose private key is held here, or an
+        :class:`.gate.Attested` client; a bare public key of another identity raises
+        PermissionDenied. Returns the record, or None when there was nothing to write.
+        Write validators and read filters run outside the write lock (see :meth:`_rounds`);
+        the events are built once and kept across rounds while nothing they were built on
+        changed.
         """
+        writer = resolve_writer(author, self.identity)
         if not ops:
             return None
-        signer = author or self.identity.public
+        signer = author_of(writer)
         built: list[_Pending] = []
 
         def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if self._creates_only(ops):
-                record, changes = self._commit_creates(txn, ops, signer)
+                record, changes = self._commit_creates(txn, ops, writer)
             else:
                 if not built or not self._still_current(txn, built[0]):
                     built[:] = [self._build_events(txn, ops)]
                 self._prejudge(built[0], str(signer))
-                record, changes = self._commit_ops(txn, ops, built[0], signer)
+                record, changes = self._commit_ops(txn, ops, built[0], writer)
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)
             return record, changes
@@ -527,10 +534,11 @@ class Database:
         )
 
     def _commit_ops(
-        self, txn: StoreTxn, ops: list[WriteOp], pending: _Pending, author: PublicKey
+        self, txn: StoreWriteTxn, ops: list[WriteOp], pending: _Pending, writer: Writer
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
-        record = self._sign(txn, encode_body(pending.events), author)
+        author = author_of(writer)
+        record = self._sign(txn, pending.events, writer)
         fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
         changes = self.engine.apply_local(
             txn, pending.events, self._log_bytes, str(author), record.cid, fresh=fresh
@@ -538,7 +546,7 @@ class Database:
         return record, changes
 
     def _commit_creates(
-        self, txn: StoreTxn, ops: list[WriteOp], author: PublicKey
+        self, txn: StoreWriteTxn, ops: list[WriteOp], writer: Writer
     ) -> tuple[Record, list[Change]]:
         """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
 
@@ -550,8 +558,13 @@ class Database:
             (stamp, op.instance_id, {**(op.doc or {}), "_mod": _next_mod(stamp.wall, None)})
             for op, stamp in zip(ops, self.hlc.now_many(len(ops)), strict=True)
         ]
-        body, encoded = encode_creates(name, creates)
-        record = self._sign(txn, body, author)
+        events = [RecordEvent(t, Action.CREATE, name, i, d) for t, i, d in creates]
+        self._admit(txn, "write", writer, creates[0][0])
+        body, encoded = encode_creates(name, creates, self.gate.proof(writer, events))
+        author = author_of(writer)
+        record = create_record(
+            body, log_key=self.log_key, key=self.key, prev=self._head(txn), author=author
+        )
         changes = self.engine.apply_creates(
             txn, name, creates, encoded, self._log_bytes, str(author), record.cid
         )
@@ -646,10 +659,26 @@ class Database:
             )
         return stamp
 
-    def _sign(self, txn: StoreTxn, body: bytes, author: PublicKey) -> Record:
-        """This peer's next record holding ``body``, linked to its log's head."""
-        head = read_head(txn, self._repo.tables, self.id, self.log_id)
-        return create_record(body, log_key=self.log_key, key=self.key, prev=head.cid, author=author)
+    def _sign(self, txn: StoreWriteTxn, events: list[RecordEvent], writer: Writer) -> Record:
+        """This peer's next record holding ``events`` with ``writer``'s proof, linked to its
+        log's head; PermissionDenied first when the members' rules refuse it."""
+        kind = "config" if any(e.action.is_collection for e in events) else "write"
+        self._admit(txn, kind, writer, events[0].stamp)
+        body = encode_body(events, self.gate.proof(writer, events))
+        return create_record(
+            body, log_key=self.log_key, key=self.key, prev=self._head(txn), author=author_of(writer)
+        )
+
+    def _head(self, txn: StoreTxn) -> bytes | None:
+        return read_head(txn, self._repo.tables, self.id, self.log_id).cid
+
+    def _admit(
+        self, txn: StoreWriteTxn, kind: str, writer: Writer, stamp: Timestamp, **fields: Any
+    ) -> None:
+        """Judge this peer's next record by the members' rules and keep its entry."""
+        counter = read_head(txn, self._repo.tables, self.id, self.log_id).counter + 1
+        entry = self.gate.check_local(txn, counter, kind, writer, stamp_int(stamp), fields)
+        self.gate.keep(txn, entry)
 
     def _commit_collection_event(
         self,
@@ -675,7 +704,7 @@ class Database:
                 node = config.to_node() if config else None
                 built[:] = [(head, RecordEvent(stamp, action, name, "", node))]
             event = built[0][1]
-            record = self._sign(txn, encode_body([event]), self.identity.public)
+            record = self._sign(txn, [event], self.identity)
             changes = self.engine.apply_local(
                 txn, [event], self._log_bytes, str(self.identity.public), record.cid
             )
@@ -729,21 +758,20 @@ class Database:
             changes: list[Change] = []
             result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
             for appended in result.added:
-                changes.extend(self._apply_received(txn, log_bytes, appended.record))
+                self.gate.note(txn, log_id, appended.counter, appended.record)
                 self._set_applied(txn, log_bytes, appended.counter)
+            if result.added:
+                changes.extend(self.gate.settle(txn))
             return result, changes
 
         result, changes = self._rounds(attempt)
         self._after_commit(changes, None, log_id)
         return result
 
-    def _apply_received(self, txn: StoreWriteTxn, log_bytes: bytes, record: Record) -> list[Change]:
-        try:
-            events = decode_body(record.read_body(self.key))
-        except (RecordError, MalformedRecord) as exc:
-            # signed by the log's owner, so it stays in the log; every peer skips it alike
-            log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
-            return []
+    def _apply_events(
+        self, txn: StoreWriteTxn, log_bytes: bytes, record: Record, events: list[RecordEvent]
+    ) -> list[Change]:
+        """Apply the events of an accepted record (the gate decides which, :mod:`.gate`)."""
         skipped = [e.stamp for e in events if self.hlc.update(e.stamp) < e.stamp]
         if skipped:
             log.warning(
@@ -778,8 +806,9 @@ class Database:
                 stored_records = reads.read_log(txn, self._repo.tables, self.id, info.id, applied)
                 for stored in stored_records:
                     record = _reopen(stored, self.key, info.public)
-                    changes.extend(self._apply_received(txn, log_bytes, record))
+                    self.gate.note(txn, info.id, stored.counter, record)
                     self._set_applied(txn, log_bytes, stored.counter)
+            changes.extend(self.gate.settle(txn))
             return changes
 
         self._after_commit(self._rounds(attempt), None)

@@ -19,6 +19,7 @@ db_lost       prefix ‖ coll ‖ 00 ‖ id ‖ order key ‖ path              
 db_losers     prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id            b"" (lost a unique value)
 db_applied    prefix ‖ log id bytes                                  u64be counter applied
 db_order      prefix ‖ order key                                     coll ‖ 00 ‖ id (history)
+db_access     prefix ‖ log id bytes ‖ u64be counter                  CBOR entry (:mod:`.members`)
 ============= ====================================================== ===============================
 
 An order key is ``stamp (12 bytes) ‖ log id bytes`` (:func:`threadkit.core.clock.order_key`);
@@ -59,8 +60,9 @@ LOST = b"db_lost"
 LOSERS = b"db_losers"
 APPLIED = b"db_applied"
 ORDER = b"db_order"
+ACCESS = b"db_access"
 
-TABLES = (DBS, COLLS, DOCS, INST, EVENTS, INDEX, LOST, LOSERS, APPLIED, ORDER)
+TABLES = (DBS, COLLS, DOCS, INST, EVENTS, INDEX, LOST, LOSERS, APPLIED, ORDER, ACCESS)
 
 _PREFIX = struct.Struct(">I")
 

@@ -30,7 +30,7 @@ class DocTables:
 
     Attributes
     ----------
-    dbs, colls, docs, inst, events, index, lost, losers, applied, order : Any
+    dbs, colls, docs, inst, events, index, lost, losers, applied, order, access : Any
         LMDB database handles for the ``db_*`` tables of the same names.
     """
 
@@ -44,6 +44,7 @@ class DocTables:
     losers: Any
     applied: Any
     order: Any
+    access: Any
 
 
 def open_db_tables(repo: Repo) -> DocTables:

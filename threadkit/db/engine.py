@@ -30,7 +30,7 @@ from threadkit.db.change import Change
 from threadkit.db.claims import Claims
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
-from threadkit.db.doctables import DocTables, load_doc, open_db_tables
+from threadkit.db.doctables import DocTables, delete_prefix, load_doc, open_db_tables
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.indexing import Indexes, duplicates
 from threadkit.db.indexkeys import decode_id
@@ -38,7 +38,7 @@ from threadkit.db.judging import LOCAL, RECEIVED, Judge
 from threadkit.db.reducer import StoredEvent
 from threadkit.db.refold import Refolds
 from threadkit.db.scriptcalls import ScriptCalls
-from threadkit.errors import CollectionNotFound, UnreadableDocument
+from threadkit.errors import CollectionNotFound, StoreError, UnreadableDocument
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
@@ -114,6 +114,18 @@ class Engine:
                 self._staged = None
         if staged:
             self.colls = {**self.colls, **staged}
+
+    def reset(self, txn: StoreWriteTxn) -> None:
+        """Drop every document, event, index entry and config of the database (inside
+        :meth:`write`), to apply its records again (:mod:`.gate`)."""
+        staged = self.staged_for(txn)
+        if staged is None:
+            raise StoreError("Engine.reset outside Engine.write (a bug)")
+        t = self.tables
+        for table in (t.colls, t.docs, t.inst, t.events, t.index, t.lost, t.losers, t.order):
+            delete_prefix(txn, table, self.prefix)
+        for name in {*self.colls, *staged}:
+            staged[name] = CollHistory(name)
 
     def staged_for(self, txn: StoreTxn) -> dict[str, CollHistory] | None:
         """The config histories ``txn`` changed so far; None outside :meth:`write`."""

@@ -1,6 +1,8 @@
 """The event codec: one record body per committed transaction, holding its events.
 
-A body node is ``{"v": 1, "events": [event, ...]}``; each event is a map
+A body node is ``{"v": 1, "events": [event, ...], "w"?: proof, "m"?: membership}``:
+``w`` is the writer proof (:mod:`threadkit.core.writerproof`, docs/access.md), ``m`` a
+membership event (``events`` is then empty; see :mod:`.members`). Each event is a map
 
 ======  ==========================================================================
 ``t``   the event's hybrid-logical-clock stamp ``[wall ns, logical]``
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import io
 import itertools
 from collections.abc import Sequence
@@ -40,11 +43,14 @@ from threadkit.errors import InvalidInput, InvalidTimestamp, MalformedRecord
 __all__ = [
     "BODY_VERSION",
     "Action",
+    "Body",
     "RecordEvent",
     "array_header",
     "decode_body",
+    "decode_record_body",
     "encode_body",
     "encode_creates",
+    "events_digest",
 ]
 
 BODY_VERSION = 1
@@ -196,15 +202,39 @@ def _check_fields(
             raise MalformedRecord(f"event data for {instance_id!r} holds {problem}")
 
 
-def encode_body(events: list[RecordEvent]) -> bytes:
-    """The record body node of a transaction's events."""
-    if not events:
+def encode_body(
+    events: list[RecordEvent],
+    proof: dict[str, Any] | None = None,
+    member: dict[str, Any] | None = None,
+) -> bytes:
+    """The record body node of a transaction's events, with its writer proof node.
+
+    A body without ``proof`` is the one written before writer proofs (byte for byte).
+    A membership event (``member``) goes alone, with no events.
+    """
+    if not events and member is None:
         raise MalformedRecord("a record body needs at least one event")
-    return cbor2.dumps({"v": BODY_VERSION, "events": [e.to_node() for e in events]})
+    node: dict[str, Any] = {"v": BODY_VERSION, "events": [e.to_node() for e in events]}
+    if proof is not None:
+        node["w"] = proof
+    if member is not None:
+        node["m"] = member
+    return cbor2.dumps(node)
+
+
+def events_digest(events: Sequence[RecordEvent]) -> bytes:
+    """SHA-256 of the CBOR of a body's ``events`` list (re-encoded from the parsed events).
+
+    What an attested writer proof names as its content: every peer computes it alike
+    from the events it parsed.
+    """
+    return hashlib.sha256(cbor2.dumps([e.to_node() for e in events])).digest()
 
 
 def encode_creates(
-    collection: str, creates: Sequence[tuple[Timestamp, str, dict[str, Any]]]
+    collection: str,
+    creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
+    proof: dict[str, Any] | None = None,
 ) -> tuple[bytes, list[bytes]]:
     """The body of a record of creates, and each created document's CBOR.
 
@@ -217,7 +247,7 @@ def encode_creates(
         raise MalformedRecord("a record body needs at least one event")
     out = io.BytesIO()
     encode, write, tell = cbor2.CBOREncoder(out).encode, out.write, out.tell
-    write(_BODY_HEAD + array_header(len(creates)))
+    write((_BODY_HEAD if proof is None else _BODY_HEAD_W) + array_header(len(creates)))
     # each event map: t, a, c, i, d (to_node's order); a, c and the keys are the same for all
     middle = _create_middle(collection)
     starts, ends = [], []
@@ -230,6 +260,9 @@ def encode_creates(
         starts.append(tell())
         encode(doc)
         ends.append(tell())
+    if proof is not None:
+        write(_KEY_W)
+        encode(proof)
     body = out.getvalue()
     return body, [body[a:b] for a, b in zip(starts, ends, strict=True)]
 
@@ -253,24 +286,55 @@ def array_header(count: int) -> bytes:
 
 
 _MAJOR_ARRAY = 0x80
-_KEY_A, _KEY_C, _KEY_D, _KEY_I = (cbor2.dumps(k) for k in "acdi")
+_KEY_A, _KEY_C, _KEY_D, _KEY_I, _KEY_W = (cbor2.dumps(k) for k in "acdiw")
 _CREATE_HEAD = b"\xa5" + cbor2.dumps("t")  # a map of 5 entries, then the first key
 _BODY_HEAD = cbor2.dumps({"v": BODY_VERSION, "events": []})[:-1]  # ‖ array head ‖ events
+_BODY_HEAD_W = b"\xa3" + _BODY_HEAD[1:]  # a map of 3: v, events, then w after the events
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A parsed record body.
+
+    Attributes
+    ----------
+    events : list of RecordEvent
+        The transaction's events (empty for a membership event).
+    proof : object or None
+        The writer proof node (parsed by :class:`threadkit.core.writerproof.WriterProof`),
+        None in a body written before writer proofs.
+    member : dict or None
+        The membership event node, if the record is one.
+    """
+
+    events: list[RecordEvent]
+    proof: object | None = None
+    member: dict[str, Any] | None = None
 
 
 def decode_body(data: bytes) -> list[RecordEvent]:
     """The events of a record body; anything malformed is MalformedRecord."""
+    return decode_record_body(data).events
+
+
+def decode_record_body(data: bytes) -> Body:
+    """A record body: its events, writer proof and membership event; MalformedRecord if bad."""
     try:
         node = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise MalformedRecord(f"record body is not CBOR: {exc}") from None
     if not isinstance(node, dict) or node.get("v") != BODY_VERSION:
         raise MalformedRecord(f"record body is not a version {BODY_VERSION} event list")
+    if not node.keys() <= {"v", "events", "w", "m"}:
+        raise MalformedRecord(f"record body has unknown fields {sorted(node)}")
     events = node.get("events")
-    if not isinstance(events, list) or not events:
+    member = node.get("m")
+    if member is not None and (not isinstance(member, dict) or events != []):
+        raise MalformedRecord("a membership record holds one membership map and no events")
+    if not isinstance(events, list) or (not events and member is None):
         raise MalformedRecord("record body holds no events")
     parsed = [RecordEvent.from_node(e) for e in events]
     for before, after in itertools.pairwise(parsed):
         if after.stamp <= before.stamp:
             raise MalformedRecord("events in a record body must have increasing stamps")
-    return parsed
+    return Body(parsed, node.get("w"), member)

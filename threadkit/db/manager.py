@@ -20,6 +20,7 @@ from threadkit.core.keys import ThreadKey
 from threadkit.db import dockeys
 from threadkit.db.database import Database
 from threadkit.db.doctables import DocTables, open_db_tables
+from threadkit.db.membership import start_members
 from threadkit.db.names import check_name
 from threadkit.db.sharing import Sharing
 from threadkit.errors import DBNotFound, InvalidThreadID, InvalidThreadKey
@@ -123,6 +124,7 @@ class Manager:
         *,
         adopt: bool = False,
         prepare: Callable[[Any], None] | None = None,
+        open: bool = True,
     ) -> Database:
         """Create a database: a new thread (or the given id) with this peer's log in it.
 
@@ -140,6 +142,9 @@ class Manager:
             A new Raw id by default.
         key : ThreadKey, optional
             Must include a read key; a fresh key by default.
+        open : bool
+            True (the default): anyone holding the key writes, as in ThreadDB. False: the
+            database has members; this peer's identity is its owner (docs/access.md).
 
         Raises
         ------
@@ -174,6 +179,8 @@ class Manager:
                 }
                 txn.put(thread_id.to_bytes(), cbor2.dumps(entry), db=self.tables.dbs)
             db = self._dbs[thread_id] = self._open(thread_id, entry)
+            if not open:
+                start_members(db)
         for callback in list(self._new_db_callbacks):
             callback(db)
         return db
@@ -210,6 +217,7 @@ class Manager:
                     self.tables.losers,
                     self.tables.applied,
                     self.tables.order,
+                    self.tables.access,
                 ):
                     _delete_prefix(txn, table, db.prefix)
                 txn.delete(db.id.to_bytes(), db=self.tables.dbs)

@@ -15,6 +15,7 @@ from threadkit.db import reads
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.dockeys import encode_id
 from threadkit.db.events import Action
+from threadkit.db.gate import author_of, resolve_writer
 from threadkit.db.indexkeys import JSON_TYPES, encode_value, json_type, type_range
 from threadkit.db.query import Op as QueryOp
 from threadkit.db.query import Query
@@ -31,9 +32,9 @@ from threadkit.errors import (
 from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
-    from threadkit.core.identity import PublicKey
     from threadkit.core.records import Record
     from threadkit.db.collection import Collection
+    from threadkit.db.gate import WriteAs, Writer
 
 __all__ = ["CollectionSource", "ReadTxn", "WriteTxn", "normalise_docs"]
 
@@ -226,11 +227,11 @@ class WriteTxn:
     ...     txn.save({"_id": ids[0], "name": "Bobby"})
     """
 
-    def __init__(self, coll: Collection, author: PublicKey | None = None) -> None:
+    def __init__(self, coll: Collection, author: WriteAs = None) -> None:
         self.collection = coll
-        self.author = author
+        self.author: Writer = resolve_writer(author, coll.db.identity)
         self._access = CollectionAccess(coll.db, coll.name)
-        self.reader = str(author) if author is not None else coll.db_reader()
+        self.reader = str(author_of(self.author))
         self._ops: list[WriteOp] = []
         self._pending: dict[str, dict[str, Any] | None] = {}
         self.closed = False

@@ -1,0 +1,270 @@
+"""The access gate of one database: writer proofs on its records, and the verdicts of its members.
+
+Every record this peer writes carries a writer proof (:mod:`.members`); every record
+it holds has an entry in ``db_access``. After each delivery the gate folds the entries
+(:func:`.members.verdicts`): records newly accepted are applied, and when a record
+already applied is now rejected (a revoke that arrived late cut it), the database's
+state is rebuilt from its accepted records. The engine is order-independent, so the
+state is that of applying exactly the accepted records, on every peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.identity import Identity, PublicKey, peer_id_bytes, public_key_from_peer_id
+from threadkit.core.records import Record, open_record
+from threadkit.core.writerproof import attest, delegate
+from threadkit.db import dockeys, members
+from threadkit.db.change import Change
+from threadkit.db.events import Body, RecordEvent, decode_record_body, events_digest
+from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
+from threadkit.store import reads
+from threadkit.store.logs import list_logs
+from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
+
+if TYPE_CHECKING:
+    from threadkit.db.database import Database
+
+__all__ = ["Attested", "Gate", "WriteAs", "Writer", "author_of", "resolve_writer"]
+
+log = logging.getLogger("threadkit.db")
+
+
+@dataclass(frozen=True)
+class Attested:
+    """A write this peer's identity attests for a client (a daemon's API caller).
+
+    The client proved its key to the daemon (a token); the record's proof is the
+    daemon's attestation, so other peers see the write as the client's **via** this
+    peer (docs/access.md), never as the client's own.
+
+    Attributes
+    ----------
+    client : PublicKey
+        The client the write is for.
+    """
+
+    client: PublicKey
+
+
+Writer = Identity | Attested
+"""Who a local write is by: an identity whose private key this peer holds, or an attestation."""
+
+WriteAs = Identity | Attested | PublicKey | str | None
+"""What ``identity=`` of a write accepts (see :func:`resolve_writer`)."""
+
+
+def resolve_writer(identity: object, own: Identity) -> Writer:
+    """The writer of a local write given as ``identity=``; refuses impersonation.
+
+    None, the peer's own public key (or its string) and ``own`` write as ``own``; an
+    :class:`Identity` (its private key held here) writes as itself; :class:`Attested`
+    as the attested client. A bare public key of anyone else raises
+    :class:`~threadkit.errors.PermissionDenied`: the peer cannot prove that identity wrote.
+    """
+    if identity is None:
+        return own
+    if isinstance(identity, Identity):
+        return identity
+    if isinstance(identity, Attested):
+        return own if identity.client == own.public else identity
+    if isinstance(identity, PublicKey | str):
+        if str(identity) == str(own.public):
+            return own
+        raise PermissionDenied(
+            f"cannot write as {str(identity)[:24]}…: a public key is not a proof; pass the "
+            "tk.Identity whose private key this peer holds (writes are signed for it)"
+        )
+    raise InvalidInput(f"identity must be a tk.Identity, got {type(identity).__name__}")
+
+
+def author_of(writer: Writer) -> PublicKey:
+    """The key a record by ``writer`` names as its writer (``pubKey``)."""
+    return writer.client if isinstance(writer, Attested) else writer.public
+
+
+class Gate:
+    """Writer proofs and member verdicts of one database.
+
+    Parameters
+    ----------
+    db : Database
+        The database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._delegations: dict[PublicKey, dict[str, Any]] = {}
+        self._held: dict[tuple[str, int], tuple[Record, Body | None, members.Entry]] = {}
+        self._members: bool | None = None
+        """Whether the database has a genesis (None: not looked up yet)."""
+
+    def has_members(self, txn: StoreTxn) -> bool:
+        """True once the database has a genesis: the members' rules then judge every record."""
+        if self._members is None:
+            self._members = any(
+                e.kind == "genesis"
+                for e in members.iter_entries(txn, self.db._tables.access, self.db.prefix)
+            )
+        return self._members
+
+    # ---------------------------------------------------------------- writing
+
+    def proof(self, writer: Writer, events: list[RecordEvent]) -> dict[str, Any]:
+        """The writer proof node of a record holding ``events`` by ``writer``."""
+        db = self.db
+        if isinstance(writer, Attested):
+            return attest(
+                db.identity,
+                client=writer.client,
+                thread_id=db.id,
+                log=db.log_key.public,
+                content=events_digest(events),
+            ).to_node()
+        node = self._delegations.get(writer.public)
+        if node is None:
+            node = delegate(writer, thread_id=db.id, log=db.log_key.public).to_node()
+            self._delegations[writer.public] = node
+        return node
+
+    def heads(self, txn: StoreTxn) -> dict[str, int]:
+        """Per log, the highest record counter applied here: what a membership event saw."""
+        out: dict[str, int] = {}
+        for info in list_logs(txn, self.db._repo.tables, self.db.id):
+            key = dockeys.applied_key(self.db.prefix, peer_id_bytes(info.id))
+            raw = txn.get(key, db=self.db._tables.applied)
+            if raw:
+                out[info.id] = int.from_bytes(raw, "big")
+        return out
+
+    def check_local(
+        self,
+        txn: StoreTxn,
+        counter: int,
+        kind: str,
+        writer: Writer,
+        stamp: int,
+        fields: Mapping[str, Any],
+    ) -> members.Entry:
+        """The entry of a local record at ``counter`` of this peer's log; PermissionDenied
+        when the members' rules reject it (nothing is written then)."""
+        author = author_of(writer)
+        more = dict(fields)
+        if isinstance(writer, Attested):
+            more["via"] = str(self.db.identity.public)
+        entry = members.Entry(self.db.log_id, counter, kind, stamp, str(author), more, ok=True)
+        if kind == "genesis":
+            self._members = True
+        elif kind in ("write", "config") and not self.has_members(txn):
+            return entry  # an open database without members: no fold to run
+        entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
+        reason = members.verdicts([*entries, entry]).get((entry.log, counter), "")
+        if reason:
+            raise PermissionDenied(reason)
+        return entry
+
+    def keep(self, txn: StoreWriteTxn, entry: members.Entry) -> None:
+        """Store the entry of a committed local record."""
+        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+
+    # -------------------------------------------------------------- receiving
+
+    def note(self, txn: StoreWriteTxn, log_id: str, counter: int, record: Record) -> None:
+        """Make the entry of a received record (its events are applied by :meth:`settle`)."""
+        body: Body | None
+        try:
+            body = decode_record_body(record.read_body(self.db.key))
+        except (RecordError, MalformedRecord) as exc:
+            # signed by the log's owner, so it stays in the log; every peer skips it alike
+            log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
+            body = None
+        log_key = public_key_from_peer_id(log_id)
+        entry = members.entry_for(
+            body, thread_id=self.db.id, log=log_key, counter=counter, author=record.author
+        )
+        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        self._held[(log_id, counter)] = (record, body, entry)
+        if entry.kind == "genesis":
+            self._members = True
+
+    def settle(self, txn: StoreWriteTxn) -> list[Change]:
+        """Fold every entry; apply what is newly accepted, rebuild when an applied one is not."""
+        try:
+            table, prefix = self.db._tables.access, self.db.prefix
+            if not self.has_members(txn):
+                return self._settle_open(txn)
+            entries = list(members.iter_entries(txn, table, prefix))
+            verdicts = members.verdicts(entries)
+            off = [e for e in entries if e.ok and verdicts.get((e.log, e.counter))]
+            on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
+            for e in [*off, *on]:
+                members.put_entry(txn, table, prefix, _with_ok(e, not e.ok))
+            if off:
+                return self._rebuild(
+                    txn, [e for e in entries if not verdicts.get((e.log, e.counter))]
+                )
+            changes: list[Change] = []
+            for e in on:
+                changes.extend(self._apply(txn, e))
+            return changes
+        finally:
+            self._held.clear()
+
+    def _settle_open(self, txn: StoreWriteTxn) -> list[Change]:
+        """Without a genesis each record's verdict is its own: no fold over the others."""
+        changes: list[Change] = []
+        table, prefix = self.db._tables.access, self.db.prefix
+        for position, (_, _, entry) in sorted(self._held.items()):
+            if not members.verdicts([entry]).get(position):
+                members.put_entry(txn, table, prefix, _with_ok(entry, True))
+                changes.extend(self._apply(txn, entry))
+        return changes
+
+    def _apply(self, txn: StoreWriteTxn, entry: members.Entry) -> list[Change]:
+        held = self._held.get((entry.log, entry.counter))
+        if held is None:
+            stored = reads.read_log(
+                txn, self.db._repo.tables, self.db.id, entry.log, entry.counter - 1, 1
+            )
+            record = open_record(
+                stored[0].blocks,
+                service_key=self.db.key,
+                log_key=public_key_from_peer_id(entry.log),
+                cid=stored[0].cid,
+                verify_signature=False,
+            )
+            try:
+                body: Body | None = decode_record_body(record.read_body(self.db.key))
+            except (RecordError, MalformedRecord):
+                body = None
+        else:
+            record, body, _ = held
+        if body is None or not body.events:
+            return []
+        return self.db._apply_events(txn, peer_id_bytes(entry.log), record, body.events)
+
+    def _rebuild(self, txn: StoreWriteTxn, accepted: list[members.Entry]) -> list[Change]:
+        """Drop the document state and apply the accepted records again."""
+        log.info("%s: a record already applied is now rejected; rebuilding", self.db.name)
+        self.db.engine.reset(txn)
+        changes: list[Change] = []
+        for entry in sorted(accepted, key=lambda e: (e.log, e.counter)):
+            changes.extend(self._apply(txn, entry))
+        return changes
+
+    # ---------------------------------------------------------------- reading
+
+    def fold(self, txn: StoreTxn) -> tuple[list[members.Entry], dict[tuple[str, int], str]]:
+        """Every entry and its verdict ("" when accepted)."""
+        entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
+        return entries, members.verdicts(entries)
+
+
+def _with_ok(entry: members.Entry, ok: bool) -> members.Entry:
+    return members.Entry(
+        entry.log, entry.counter, entry.kind, entry.stamp, entry.author, entry.fields, ok
+    )

@@ -1,0 +1,171 @@
+"""A database's members as the user sees them: grant, revoke, members, rejected records.
+
+Membership changes are records like any other (their body holds a membership event
+``m`` and no document events, :mod:`.members`), replicated in the writer's log and
+judged on every peer by the members fold (:mod:`.roles`, docs/access.md). A database
+created with ``open=False`` starts with a **genesis** record that makes its creator the
+owner; a database without one is open, as before members existed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from threadkit.core.identity import Identity, PublicKey
+from threadkit.core.records import Record, create_record
+from threadkit.db import members
+from threadkit.db.change import Change
+from threadkit.db.events import encode_body
+from threadkit.db.roles import Role
+from threadkit.errors import InvalidInput, PermissionDenied
+from threadkit.store import chain
+from threadkit.store.txntypes import StoreWriteTxn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from threadkit.db.database import Database
+
+__all__ = ["Membership"]
+
+
+class Membership:
+    """The membership methods of :class:`~threadkit.db.database.Database`."""
+
+    @property
+    def access(self) -> str:
+        """``"members"`` when the database has an owner and roles, ``"open"`` otherwise."""
+        with _db(self)._repo.transaction() as txn:
+            return "members" if _db(self).gate.has_members(txn) else "open"
+
+    def grant(self, public_key: PublicKey | str, role: str) -> Record:
+        """Give ``public_key`` a role: ``"reader"``, ``"writer"`` or ``"admin"``.
+
+        A grant is a record every peer judges: it counts when its writer (this peer's
+        identity) is an admin. Raises PermissionDenied otherwise (nothing is written),
+        InvalidInput for an unknown role or key, and PermissionDenied in an open database
+        (create it with ``open=False`` to have members).
+        """
+        if role not in members.ROLE_NAMES:
+            raise InvalidInput(f"role must be one of {sorted(members.ROLE_NAMES)}, got {role!r}")
+        return _commit_member(_db(self), "grant", target=_key(public_key), role=role)
+
+    def revoke(self, public_key: PublicKey | str) -> Record:
+        """Take every role from ``public_key``: its records beyond what this peer had seen are
+        rejected on every peer (docs/access.md, the revocation cut)."""
+        return _commit_member(_db(self), "revoke", target=_key(public_key))
+
+    def members(self) -> pd.DataFrame:
+        """Who holds which role: columns ``identity``, ``role``, ``granted_by``, ``when`` (UTC).
+
+        Empty for an open database (no owner, no roles).
+        """
+        import pandas as pd
+
+        with _db(self)._repo.transaction() as txn:
+            entries = list(members.iter_entries(txn, _db(self)._tables.access, _db(self).prefix))
+        result = members.fold_entries(entries)
+        rows: list[dict[str, Any]] = []
+        if result is not None:
+            granted: dict[str, tuple[str, int]] = {}
+            for verdict in result.verdicts:
+                event = verdict.event
+                if not verdict.accepted:
+                    continue
+                if event.kind == "genesis":
+                    granted[event.author] = (event.author, event.stamp)
+                elif event.kind == "grant" and event.target is not None:
+                    granted[event.target] = (event.author, event.stamp)
+            for who, role in result.members.roles.items():
+                by, stamp = granted.get(who, ("", 0))
+                rows.append(
+                    {"identity": who, "role": role.name.lower(), "granted_by": by,
+                     "when": _when(stamp)}
+                )  # fmt: skip
+        return pd.DataFrame(rows, columns=["identity", "role", "granted_by", "when"])
+
+    def rejected(self) -> pd.DataFrame:
+        """Records every peer rejects (never applied): ``log``, ``counter``, ``writer``,
+        ``kind``, ``when`` and ``reason``, in log order."""
+        import pandas as pd
+
+        with _db(self)._repo.transaction() as txn:
+            entries, verdicts = _db(self).gate.fold(txn)
+        rows = [
+            {"log": e.log, "counter": e.counter, "writer": e.author, "kind": e.kind,
+             "when": _when(e.stamp), "reason": verdicts[(e.log, e.counter)]}
+            for e in entries
+            if verdicts.get((e.log, e.counter))
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["log", "counter", "writer", "kind", "when", "reason"])
+
+    def role_of(self, public_key: PublicKey | str) -> str:
+        """The role ``public_key`` holds now (``"none"`` without one, and in an open database)."""
+        with _db(self)._repo.transaction() as txn:
+            entries = list(members.iter_entries(txn, _db(self)._tables.access, _db(self).prefix))
+        result = members.fold_entries(entries)
+        if result is None:
+            return Role.NONE.name.lower()
+        return result.members.role(str(_key(public_key))).name.lower()
+
+
+def start_members(db: Database) -> Record:
+    """Write the genesis record: this peer's identity owns ``db``, which has members."""
+    return _commit_member(db, "genesis", open=False)
+
+
+def _commit_member(
+    db: Database,
+    kind: str,
+    *,
+    target: PublicKey | None = None,
+    role: str | None = None,
+    open: bool | None = None,
+) -> Record:
+    def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
+        if kind != "genesis" and not db.gate.has_members(txn):
+            raise PermissionDenied(
+                f"{db.name!r} is open (anyone with its key writes): it has no members to "
+                "change; create the database with open=False"
+            )
+        stamp = db.hlc.now()
+        heads = db.gate.heads(txn)
+        fields: dict[str, Any] = {"heads": heads}
+        if target is not None:
+            fields["target"] = str(target)
+        if role is not None:
+            fields["role"] = int(members.ROLE_NAMES[role])
+        if open is not None:
+            fields["open"] = open
+        db._admit(txn, kind, db.identity, stamp, **fields)
+        node = members.member_node(kind, stamp, heads, target=target, role=role, open=open)
+        body = encode_body([], db.gate.proof(db.identity, []), member=node)
+        record = create_record(
+            body, log_key=db.log_key, key=db.key, prev=db._head(txn), author=db.identity.public
+        )
+        counter = chain.append(txn, db._repo.tables, db.id, db.log_id, [record])
+        db._set_applied(txn, db._log_bytes, counter)
+        return record, db.gate.settle(txn)
+
+    record, changes = db._rounds(attempt)
+    db._after_commit(changes, record)
+    return record
+
+
+def _db(mixin: Membership) -> Database:
+    return cast("Database", mixin)
+
+
+def _key(public_key: PublicKey | Identity | str) -> PublicKey:
+    if isinstance(public_key, Identity):
+        return public_key.public
+    if isinstance(public_key, PublicKey):
+        return public_key
+    if isinstance(public_key, str):
+        return PublicKey.from_string(public_key)
+    raise InvalidInput(f"expected a public key, got {type(public_key).__name__}")
+
+
+def _when(stamp: int) -> datetime:
+    return datetime.fromtimestamp((stamp >> 32) / 1e9, tz=UTC)
