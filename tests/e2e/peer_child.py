@@ -12,6 +12,7 @@ import threading
 import traceback
 from typing import Any
 
+from forger import forge
 from waits import poll_until, wait_for_docs, wait_for_heads
 
 import threadkit as tk
@@ -66,8 +67,21 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"peer_id": peer.id, "addrs": peer.addrs if network is not False else []}
     assert peer is not None
     if cmd == "new_db":
-        db = peer.new_db(msg.get("name"))
+        db = peer.new_db(msg.get("name"), open=msg.get("open", True))
         return {"id": str(db.id), "key": str(db.key), "addrs": db.info().addrs}
+    if cmd == "identity":
+        return {"identity": str(peer.identity.public)}
+    if cmd == "grant":
+        _db(msg).grant(msg["identity"], msg["role"])
+        return {}
+    if cmd == "access":
+        db = _db(msg)
+        rejected = db.rejected().drop(columns=["when"]).to_dict("records")
+        members = db.members().drop(columns=["when"]).to_dict("records")
+        return {"rejected": rejected, "members": members}
+    if cmd == "forge":
+        forge(_db(msg), msg["what"], msg)
+        return {}
     if cmd == "join":
         db = peer.new_db_from_addr(
             msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
@@ -83,7 +97,10 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"name": info.name, "addrs": info.addrs, "key": str(info.key)}
     if cmd == "new_collection":
         _db(msg).new_collection(
-            msg["name"], schema=msg.get("schema"), indexes=msg.get("indexes", ())
+            msg["name"],
+            schema=msg.get("schema"),
+            indexes=msg.get("indexes", ()),
+            write_validator=msg.get("write_validator"),
         )
         return {}
     if cmd == "collections":
@@ -174,6 +191,7 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
             out[coll.name] = {
                 "schema": config.schema,
                 "indexes": [{"path": i.path, "unique": i.unique} for i in config.indexes],
+                "write_validator": config.write_validator,
             }
         return {"collections": out}
     if cmd == "try_create":
