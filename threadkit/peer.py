@@ -101,6 +101,10 @@ class Peer:
         on when the peer listens beyond loopback (``/ip4/0.0.0.0/tcp/0``, a LAN
         address), off for loopback-only peers and when the environment variable
         ``THREADKIT_MDNS`` is ``0`` (the test suite sets it).
+    identity : Identity, optional
+        The identity this peer writes as (its writer proofs are signed by it, and it owns
+        the databases it creates), to use one identity across devices. Default: the
+        repo's own key, which is also the peer's network key.
     conn_limits : ConnLimits, optional
         The libp2p connection manager's low and high watermarks and grace period
         (:class:`threadkit.net.connmgr.ConnLimits`). Default (None): threadsd's 100,
@@ -145,6 +149,7 @@ class Peer:
         mdns: bool | None = None,
         relays: list[str] | None = None,
         relay_service: bool = False,
+        identity: Identity | None = None,
     ) -> None:
         from threadkit.db.manager import Manager
         from threadkit.net.addrs import parse_announce
@@ -189,8 +194,10 @@ class Peer:
                 self._announce = list(parse_announce(announce, self.identity.public.peer_id))
             self._net = _Net()
             sharing = _PeerSharing(self, self._net, allowed=network is not False)
+            if identity is not None and not isinstance(identity, Identity):
+                raise InvalidInput(f"identity must be a tk.Identity, got {type(identity).__name__}")
             self._manager: Manager | None = Manager(
-                repo, self.identity, database_class=Database, sharing=sharing
+                repo, identity or self.identity, database_class=Database, sharing=sharing
             )
         except BaseException:
             repo.close()

@@ -340,3 +340,19 @@ def test_any_delivery_order_gives_the_same_state_and_rejections(
         for db in dbs:  # every actor, once it has everything, agrees too
             handoff_all(db, *[d for d in dbs if d is not db])
             assert state(db)[:3] == states[0][:3]
+
+
+def test_a_peer_writes_as_the_identity_it_is_given(stack: ExitStack) -> None:
+    alice = tk.Identity.generate()
+    laptop = stack.enter_context(tk.Peer(memory=True, identity=alice))
+    (phone,) = peers(stack, 1)
+    db = laptop.new_db("mine", open=False)
+    assert db.role_of(alice.public) == "owner"
+    notes = db.new_collection("Notes", write_validator=ONLY_OWNER)
+    notes.create({"_id": "n", "owner": str(alice.public)})
+    other = replica(phone, db)
+    handoff_all(other, db)
+    assert other["Notes"].find_by_id("n")["owner"] == str(alice.public)
+    assert other.members()["identity"].tolist() == [str(alice.public)]
+    with pytest.raises(tk.errors.InvalidInput, match=r"tk\.Identity"):
+        tk.Peer(memory=True, identity=alice.public)  # type: ignore[arg-type]

@@ -42,7 +42,6 @@ from threadkit.db.gate import Gate, Writer, author_of, resolve_writer
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
-from threadkit.db.members import stamp_int
 from threadkit.db.membership import Membership
 from threadkit.db.names import check_name
 from threadkit.db.patch import apply_patch, create_patch
@@ -559,7 +558,7 @@ class Database(Membership):
             for op, stamp in zip(ops, self.hlc.now_many(len(ops)), strict=True)
         ]
         events = [RecordEvent(t, Action.CREATE, name, i, d) for t, i, d in creates]
-        self._admit(txn, "write", writer, creates[0][0])
+        self.gate.admit(txn, "write", writer, creates[0][0])
         body, encoded = encode_creates(name, creates, self.gate.proof(writer, events))
         author = author_of(writer)
         record = create_record(
@@ -663,7 +662,7 @@ class Database(Membership):
         """This peer's next record holding ``events`` with ``writer``'s proof, linked to its
         log's head; PermissionDenied first when the members' rules refuse it."""
         kind = "config" if any(e.action.is_collection for e in events) else "write"
-        self._admit(txn, kind, writer, events[0].stamp)
+        self.gate.admit(txn, kind, writer, events[0].stamp)
         body = encode_body(events, self.gate.proof(writer, events))
         return create_record(
             body, log_key=self.log_key, key=self.key, prev=self._head(txn), author=author_of(writer)
@@ -671,14 +670,6 @@ class Database(Membership):
 
     def _head(self, txn: StoreTxn) -> bytes | None:
         return read_head(txn, self._repo.tables, self.id, self.log_id).cid
-
-    def _admit(
-        self, txn: StoreWriteTxn, kind: str, writer: Writer, stamp: Timestamp, **fields: Any
-    ) -> None:
-        """Judge this peer's next record by the members' rules and keep its entry."""
-        counter = read_head(txn, self._repo.tables, self.id, self.log_id).counter + 1
-        entry = self.gate.check_local(txn, counter, kind, writer, stamp_int(stamp), fields)
-        self.gate.keep(txn, entry)
 
     def _commit_collection_event(
         self,

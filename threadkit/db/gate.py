@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from threadkit.core.clock import Timestamp
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes, public_key_from_peer_id
 from threadkit.core.records import Record, open_record
 from threadkit.core.writerproof import attest, delegate
@@ -23,7 +24,7 @@ from threadkit.db.change import Change
 from threadkit.db.events import Body, RecordEvent, decode_record_body, events_digest
 from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
 from threadkit.store import reads
-from threadkit.store.logs import list_logs
+from threadkit.store.logs import list_logs, read_head
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
@@ -167,9 +168,15 @@ class Gate:
             raise PermissionDenied(reason)
         return entry
 
-    def keep(self, txn: StoreWriteTxn, entry: members.Entry) -> None:
-        """Store the entry of a committed local record."""
-        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+    def admit(
+        self, txn: StoreWriteTxn, kind: str, writer: Writer, stamp: Timestamp, **fields: Any
+    ) -> None:
+        """Judge this peer's next record by the members' rules and keep its entry (in
+        ``txn``: gone with it if the commit fails); PermissionDenied when refused."""
+        db = self.db
+        counter = read_head(txn, db._repo.tables, db.id, db.log_id).counter + 1
+        entry = self.check_local(txn, counter, kind, writer, members.stamp_int(stamp), fields)
+        members.put_entry(txn, db._tables.access, db.prefix, entry)
 
     # -------------------------------------------------------------- receiving
 

@@ -138,7 +138,7 @@ def _commit_member(
             fields["role"] = int(members.ROLE_NAMES[role])
         if open is not None:
             fields["open"] = open
-        db._admit(txn, kind, db.identity, stamp, **fields)
+        db.gate.admit(txn, kind, db.identity, stamp, **fields)
         node = members.member_node(kind, stamp, heads, target=target, role=role, open=open)
         body = encode_body([], db.gate.proof(db.identity, []), member=node)
         record = create_record(
