@@ -122,10 +122,15 @@ def test_attested_writes_name_the_daemon(stack: ExitStack) -> None:
     notes = db.new_collection("Notes", write_validator=ONLY_OWNER)
     client = tk.Identity.generate().public
     notes.create({"_id": "c", "owner": str(client)}, identity=Attested(client))
+    plain = db.new_collection("Plain")
+    plain.create({"n": 1}, {"n": 2}, identity=Attested(client))  # the bulk path
     other = replica(b, db)
     handoff_all(other, db)
     assert other["Notes"].find_by_id("c")["owner"] == str(client)
+    assert other["Plain"].count() == 2
     assert other.rejected().empty
+    body = decode_record_body(log_records(db)[-1].read_body(db.key))
+    assert isinstance(body.proof, dict) and body.proof["kind"] == "attested"
 
 
 def test_a_record_without_proof_counts_only_in_an_open_database(stack: ExitStack) -> None:

@@ -38,7 +38,7 @@ from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
 from threadkit.db.engine import Change, Engine
 from threadkit.db.events import Action, RecordEvent, encode_body, encode_creates
-from threadkit.db.gate import Gate, Writer, author_of, resolve_writer
+from threadkit.db.gate import Attested, Gate, Writer, author_of, resolve_writer
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
@@ -557,7 +557,9 @@ class Database(Membership):
             (stamp, op.instance_id, {**(op.doc or {}), "_mod": _next_mod(stamp.wall, None)})
             for op, stamp in zip(ops, self.hlc.now_many(len(ops)), strict=True)
         ]
-        events = [RecordEvent(t, Action.CREATE, name, i, d) for t, i, d in creates]
+        # an attestation names the events' digest; a delegation (the usual case) does not
+        attested = isinstance(writer, Attested)
+        events = [RecordEvent(t, Action.CREATE, name, i, d) for t, i, d in creates if attested]
         self.gate.admit(txn, "write", writer, creates[0][0])
         body, encoded = encode_creates(name, creates, self.gate.proof(writer, events))
         author = author_of(writer)
