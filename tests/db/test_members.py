@@ -199,6 +199,9 @@ def test_local_writes_without_the_role_raise_before_writing(stack: ExitStack) ->
     b["Notes"].create({"owner": str(b.identity.public)})
     with pytest.raises(PermissionDenied, match="may not change collections"):
         b.update_collection("Notes")
+    with pytest.raises(PermissionDenied, match="may not change collections"):
+        b.delete_collection("Notes")
+    assert b["Notes"].config.write_validator == ONLY_OWNER
 
 
 def test_a_non_admins_collection_change_is_rejected_by_receivers(stack: ExitStack) -> None:
