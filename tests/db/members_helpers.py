@@ -15,9 +15,18 @@ from threadkit.db.members import member_node
 from threadkit.store import chain
 from threadkit.store.logs import read_head
 
-__all__ = ["forge", "forged_create", "forged_grant", "forged_strip", "handoff_all", "state"]
+__all__ = [
+    "NO_PROOF",
+    "forge",
+    "forged_create",
+    "forged_grant",
+    "forged_strip",
+    "handoff_all",
+    "state",
+]
 
-_NO_PROOF = object()
+NO_PROOF = object()
+"""Pass as ``proof=`` to :func:`forge` for a body without a writer proof."""
 
 
 def forge(
@@ -32,21 +41,18 @@ def forge(
     """Append a record built by hand to ``db``'s own log, skipping every local check.
 
     ``signer`` makes the delegation (the peer's identity by default), ``author`` is the
-    ``pubKey`` the record names (the signer's by default); ``proof=_NO_PROOF`` leaves the
+    ``pubKey`` the record names (the signer's by default); ``proof=NO_PROOF`` leaves the
     proof out, any other ``proof`` replaces it.
     """
     signer = signer or db.identity
     author = author or signer.public
     if proof is None:
         proof = delegate(signer, thread_id=db.id, log=db.log_key.public).to_node()
-    body = encode_body(events, None if proof is _NO_PROOF else proof, member=member)
+    body = encode_body(events, None if proof is NO_PROOF else proof, member=member)
     with db._repo.transaction(write=True) as txn:
         head = read_head(txn, db._repo.tables, db.id, db.log_id)
         record = create_record(body, log_key=db.log_key, key=db.key, prev=head.cid, author=author)
         chain.append(txn, db._repo.tables, db.id, db.log_id, [record])
-
-
-forge.NO_PROOF = _NO_PROOF  # type: ignore[attr-defined]
 
 
 def forged_create(db: Database, collection: str, instance_id: str, **kw: Any) -> None:

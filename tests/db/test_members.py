@@ -15,7 +15,14 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from members_helpers import forge, forged_create, forged_grant, forged_strip, handoff_all, state
+from members_helpers import (
+    NO_PROOF,
+    forged_create,
+    forged_grant,
+    forged_strip,
+    handoff_all,
+    state,
+)
 from replicas import know_log, log_records, replica
 
 import threadkit as tk
@@ -139,14 +146,14 @@ def test_a_record_without_proof_counts_only_in_an_open_database(stack: ExitStack
     opened.new_collection("Notes")
     writer = replica(b, opened)
     handoff_all(writer, opened)
-    forged_create(writer, "Notes", "legacy", proof=forge.NO_PROOF)  # type: ignore[attr-defined]
+    forged_create(writer, "Notes", "legacy", proof=NO_PROOF)
     handoff_all(opened, writer)
     assert opened["Notes"].count() == 1
 
     owner, member = members_db(stack, 2)
     owner.grant(member.identity.public, "writer")
     handoff_all(member, owner)
-    forged_create(member, "Notes", "legacy", proof=forge.NO_PROOF)  # type: ignore[attr-defined]
+    forged_create(member, "Notes", "legacy", proof=NO_PROOF)
     handoff_all(owner, member)
     assert owner["Notes"].count() == 0
     assert rejected_reasons(owner) == [

@@ -31,7 +31,7 @@ from threadkit.core.ids import ThreadID
 from threadkit.core.writerproof import ProofKind, WriterProof, verify_proof
 from threadkit.db import roles
 from threadkit.db.events import Body, events_digest
-from threadkit.errors import InvalidKey, MalformedRecord, WriterProofError
+from threadkit.errors import InvalidKey, InvalidTimestamp, MalformedRecord, WriterProofError
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = [
@@ -197,8 +197,8 @@ def _stamp_of(body: Body) -> int:
     try:
         wall, logical = member["t"]
         return stamp_int(Timestamp.checked(wall, logical))
-    except Exception:  # a malformed stamp: the membership check refuses the entry
-        return 0
+    except (KeyError, TypeError, ValueError, InvalidTimestamp):
+        return 0  # a malformed stamp: the membership check refuses the entry
 
 
 def _member_fields(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
