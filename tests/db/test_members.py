@@ -253,7 +253,11 @@ def test_a_revoke_cuts_writes_the_revoker_had_not_seen(stack: ExitStack) -> None
     # c gets b's late write first (applies it), then the revoke: it rebuilds without it
     handoff_all(c, b)
     assert c["Notes"].has("late")
+    feed = c.listen("Notes")
     handoff_all(c, owner)
+    event = feed.get_nowait()  # the rebuild tells listeners what changed, nothing more
+    assert event is not None and (event.instance_id, event.action) == ("late", "delete")
+    assert feed.get_nowait() is None
     handoff_all(owner, b)
     for peer in (owner, c):
         assert [d["_id"] for d in peer["Notes"].find()] == ["seen"]

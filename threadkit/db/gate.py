@@ -20,7 +20,7 @@ from threadkit.core.identity import Identity, PublicKey, peer_id_bytes, public_k
 from threadkit.core.records import Record, open_record
 from threadkit.core.writerproof import attest, delegate
 from threadkit.db import dockeys, members
-from threadkit.db.change import Change
+from threadkit.db.change import Change, change_between
 from threadkit.db.events import Body, RecordEvent, decode_record_body, events_digest
 from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
 from threadkit.store import reads
@@ -29,6 +29,7 @@ from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
     from threadkit.db.database import Database
+    from threadkit.db.engine import Engine
 
 __all__ = ["Attested", "Gate", "WriteAs", "Writer", "author_of", "resolve_writer"]
 
@@ -257,11 +258,18 @@ class Gate:
     def _rebuild(self, txn: StoreWriteTxn, accepted: list[members.Entry]) -> list[Change]:
         """Drop the document state and apply the accepted records again."""
         log.info("%s: a record already applied is now rejected; rebuilding", self.db.name)
-        self.db.engine.reset(txn)
-        changes: list[Change] = []
+        engine = self.db.engine
+        before = _documents(engine, txn)
+        engine.reset(txn)
         for entry in sorted(accepted, key=lambda e: (e.log, e.counter)):
-            changes.extend(self._apply(txn, entry))
-        return changes
+            self._apply(txn, entry)
+        after = _documents(engine, txn)
+        # what listeners see: the difference, not the replay
+        return [
+            change_between(coll, instance_id, before.get((coll, instance_id)), doc)
+            for (coll, instance_id), doc in {**dict.fromkeys(before), **after}.items()
+            if before.get((coll, instance_id)) != doc
+        ]
 
     # ---------------------------------------------------------------- reading
 
@@ -269,6 +277,15 @@ class Gate:
         """Every entry and its verdict ("" when accepted)."""
         entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
         return entries, members.verdicts(entries)
+
+
+def _documents(engine: Engine, txn: StoreTxn) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every live document of the database, by collection and id."""
+    staged = engine.staged_for(txn) or {}
+    names = {n for n, h in {**engine.colls, **staged}.items() if h.current is not None}
+    return {
+        (name, doc["_id"]): doc for name in sorted(names) for doc in engine.scan_docs(txn, name)
+    }
 
 
 def _with_ok(entry: members.Entry, ok: bool) -> members.Entry:
