@@ -17,6 +17,7 @@ import pytest
 from tests.db.replicas import deliver, know_log, log_records, replica, snapshot, sync
 from threadkit.core.clock import MAX_DRIFT, MAX_LOGICAL, MAX_WALL, Timestamp
 from threadkit.core.records import Record, create_record
+from threadkit.core.writerproof import delegate
 from threadkit.db.database import Database
 from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.errors import WriteRejected
@@ -29,7 +30,10 @@ def _signed(member: Database, events: list[RecordEvent]) -> Record:
     """The member's next record holding ``events``, signed with its log key as any peer's."""
     head = member._repo.get_head(member.id, member.log_id).cid
     return create_record(
-        encode_body(events),
+        encode_body(
+            events,
+            delegate(member.identity, thread_id=member.id, log=member.log_key.public).to_node(),
+        ),
         log_key=member.log_key,
         key=member.key,
         prev=head,

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import threadkit as tk
 from threadkit.core.records import create_record
+from threadkit.core.writerproof import delegate
 from threadkit.db import dockeys
 from threadkit.db.database import Database
 from threadkit.db.events import BODY_VERSION
@@ -293,7 +294,8 @@ def test_from_pandas_checks_every_row_before_writing(column: Any, message: str |
 
 def _hostile(member: Database, events: list[Any], prev: bytes | None) -> Any:
     """A record signed with the member's valid log key, its body written by hand."""
-    body = cbor2.dumps({"v": BODY_VERSION, "events": events})
+    proof = delegate(member.log_key, thread_id=member.id, log=member.log_key.public).to_node()
+    body = cbor2.dumps({"v": BODY_VERSION, "events": events, "w": proof})
     return create_record(body, log_key=member.log_key, key=member.key, prev=prev)
 
 

@@ -19,6 +19,7 @@ import threadkit as tk
 from threadkit.core.clock import MAX_LOGICAL, MAX_WALL, Timestamp
 from threadkit.core.identity import Identity, peer_id_bytes
 from threadkit.core.records import create_record
+from threadkit.core.writerproof import delegate
 from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.net import protocol as p
 from threadkit.net.framing import FrameReader, write_frame
@@ -57,7 +58,9 @@ def test_a_record_from_the_end_of_time_does_not_stop_writes() -> None:
             node.call(_ask, node, b.peer_id, announce, timeout=15)
             far = Timestamp(MAX_WALL, MAX_LOGICAL - 1)  # one tick from overflow
             event = RecordEvent(far, Action.CREATE, "Items", "from-the-future", {"name": "future"})
-            record = create_record(encode_body([event]), log_key=member, key=key)
+            thread = tk.ThreadID.from_string(db["id"])
+            proof = delegate(member, thread_id=thread, log=member.public).to_node()
+            record = create_record(encode_body([event], proof), log_key=member, key=key)
             pushed = {
                 "t": "push_records",
                 "thread": tid,

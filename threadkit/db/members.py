@@ -8,11 +8,12 @@ authenticated writer, what the record does (``write``, ``config``, ``genesis``,
 ``grant``, ``revoke``), or why it cannot count (``invalid``: a proof that does not
 verify, or one that names another writer; ``unproven``: a body written without a proof).
 
-The verdicts are a pure function of the set of entries (:func:`verdicts`): a database
-without a genesis is **open** as before members existed (writes and configs count,
-membership events do not, forged proofs never); a database with one is judged by the
-members fold of :mod:`.roles`. Each entry keeps the verdict its record was applied with
-(``ok``), so a delivery that changes an earlier verdict is seen and the state rebuilt.
+The verdicts are a pure function of the set of entries (:func:`verdicts`): a record
+without a valid proof never counts; a database without a genesis is **open** as before
+members existed (writes and configs count, membership events do not); a database with
+one is judged by the members fold of :mod:`.roles`. Each entry keeps the verdict its
+record was applied with (``ok``), so a delivery that changes an earlier verdict is seen
+and the state rebuilt.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ _MEMBER_KINDS = {
     "revoke": roles.Kind.REVOKE,
 }
 _MEMBER_FIELDS = frozenset({"k", "t", "heads", "target", "role", "open"})
-UNPROVEN = "no writer proof: this database has members, every record must show its writer"
+UNPROVEN = "no writer proof: every record must show its writer"
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def verdicts(entries: list[Entry]) -> dict[tuple[str, int], str]:
         if e.kind == "invalid":
             out[(e.log, e.counter)] = f"writer proof: {e.fields.get('why', '')}"
         elif e.kind == "unproven":
-            out[(e.log, e.counter)] = UNPROVEN if result is not None else ""
+            out[(e.log, e.counter)] = UNPROVEN
         elif result is None:
             member = e.kind in _MEMBER_KINDS
             out[(e.log, e.counter)] = "this database is open: it has no members" if member else ""
