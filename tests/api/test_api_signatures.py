@@ -24,7 +24,7 @@ NOT_REMOTE = {
     Collection: {"config", "db_reader"},
     Database: {"apply_records", "close", "commit", "export", "on_record", "sync"}
     # members through the daemon's API are not built yet (docs/access.md, status)
-    | {"access", "grant", "members", "rejected", "revoke", "role_of"},
+    | {"access", "grant", "members", "rejected", "revoke", "role_of", "set_open"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save

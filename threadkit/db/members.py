@@ -5,7 +5,7 @@ Every record carries a writer proof (``w`` in its body, :mod:`.events`): a
 **attestation** (docs/access.md). On receipt (and on a local commit) a record becomes
 an **entry** in ``db_access``, under ``prefix ‖ log id bytes ‖ counter``: the
 authenticated writer, what the record does (``write``, ``config``, ``genesis``,
-``grant``, ``revoke``), or why it cannot count (``invalid``: a proof that does not
+``grant``, ``revoke``, ``mode``), or why it cannot count (``invalid``: a proof that does not
 verify, or one that names another writer; ``unproven``: a body written without a proof).
 
 The verdicts are a pure function of the set of entries (:func:`verdicts`): a record
@@ -55,6 +55,7 @@ _MEMBER_KINDS = {
     "genesis": roles.Kind.GENESIS,
     "grant": roles.Kind.GRANT,
     "revoke": roles.Kind.REVOKE,
+    "mode": roles.Kind.MODE,
 }
 _MEMBER_FIELDS = frozenset({"k", "t", "heads", "target", "role", "open"})
 UNPROVEN = "no writer proof: every record must show its writer"
@@ -71,7 +72,8 @@ class Entry:
     counter : int
         Its place in the log (1 for the first).
     kind : str
-        ``write``, ``config``, ``genesis``, ``grant``, ``revoke``, ``invalid`` or ``unproven``.
+        ``write``, ``config``, ``genesis``, ``grant``, ``revoke``, ``mode``, ``invalid`` or
+        ``unproven``.
     stamp : int
         Its first event's stamp as an integer (``wall << 32 | logical``).
     author : str

@@ -56,6 +56,17 @@ class Membership:
         rejected on every peer (docs/access.md, the revocation cut)."""
         return _commit_member(_db(self), "revoke", target=_key(public_key))
 
+    def set_open(self, open: bool) -> Record:
+        """Open the database (anyone with the key writes documents and changes collections,
+        as in an open database) or close it again (only roles count); admin only.
+
+        Membership keeps its rules while open: only admins grant and revoke, and a revoked
+        identity stays banned.
+        """
+        if not isinstance(open, bool):
+            raise InvalidInput(f"open must be True or False, got {open!r}")
+        return _commit_member(_db(self), "mode", open=open)
+
     def members(self) -> pd.DataFrame:
         """Who holds which role: columns ``identity``, ``role``, ``granted_by``, ``when`` (UTC).
 
