@@ -120,6 +120,13 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
         False,
         errors.SchemaViolation,
     ),
+    ErrorRow(
+        errors.PermissionDenied,
+        _S.PERMISSION_DENIED,
+        "permission denied",
+        False,
+        errors.PermissionDenied,
+    ),
     ErrorRow(errors.InvalidToken, _S.UNAUTHENTICATED, "invalid token"),
     ErrorRow(errors.LimitExceeded, _S.RESOURCE_EXHAUSTED, "resource exhausted"),
     ErrorRow(errors.Timeout, _S.DEADLINE_EXCEEDED, "timeout"),
@@ -135,6 +142,7 @@ Client side: the first row with a ``client_kind`` whose text starts the message.
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.ThreadkitError]] = {
     _S.UNAUTHENTICATED: errors.InvalidToken,
+    _S.PERMISSION_DENIED: errors.PermissionDenied,
     _S.INVALID_ARGUMENT: errors.InvalidInput,
     _S.DEADLINE_EXCEEDED: errors.Timeout,
     _S.UNAVAILABLE: errors.NetworkError,
