@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from threadkit.dagfigure import DagFigure
-    from threadkit.frames.source import DatabaseSource
+    from threadkit.frames.source import DatabaseLog, DatabaseSource
 
 __all__ = ["GraphViews", "RecordNode", "dag", "logs", "plot_dag", "records"]
 
@@ -637,12 +637,12 @@ class GraphViews:
 
     __slots__ = ()
 
-    def dag(self: DatabaseSource, causal: bool = False) -> nx.DiGraph:
+    def dag(self: DatabaseLog, causal: bool = False) -> nx.DiGraph:
         """The records of every log as a ``networkx.DiGraph`` (edges: prev links)."""
-        return dag(self, causal)
+        return dag(self._log_source("dag()"), causal)
 
     def plot_dag(
-        self: DatabaseSource,
+        self: DatabaseLog,
         ax: Axes | None = None,
         max_records: int = 300,
         causal: bool = False,
@@ -654,8 +654,17 @@ class GraphViews:
         ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
         :func:`threadkit.graph.plot_dag`.
         """
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
+        return plot_dag(
+            self._log_source("plot_dag()"),
+            ax=ax,
+            max_records=max_records,
+            causal=causal,
+            members=members,
+        )
 
-    def logs(self: DatabaseSource) -> pd.DataFrame:
+    def logs(self: DatabaseLog) -> pd.DataFrame:
         """The database's logs and their heads, as a DataFrame."""
-        return logs(self)
+        return logs(self._log_source("logs()"))
+
+    def _log_source(self: DatabaseSource, what: str) -> DatabaseSource:
+        return self

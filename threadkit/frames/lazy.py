@@ -49,7 +49,10 @@ class FrameSource(Protocol):
     ``threadkit.Collection`` and ``tk.Client``'s ``RemoteCollection`` both are.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        ...
 
     def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
         """The documents matching ``query`` (as ``identity`` sees them) as a DataFrame."""
