@@ -15,16 +15,17 @@ from threadkit.api._remote_collection import RemoteCollection
 from threadkit.api._requests import collection_config, info_dict, needs_log
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.wire import error_from_status
+from threadkit.core.addr import addr_from_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
+from threadkit.db.database import DBInfo
 from threadkit.db.events import Action
-from threadkit.db.listen import Event, Lagged
+from threadkit.db.listen import Event, Lagged, _parse_actions
 from threadkit.frames.views import DatabaseViews
 from threadkit.graph import GraphViews
 
 if TYPE_CHECKING:
     from threadkit.api.client import Client
-    from threadkit.db.database import DBInfo
     from threadkit.frames.source import DatabaseSource
 
 __all__ = ["RemoteDatabase", "RemoteFeed"]
@@ -57,8 +58,6 @@ class RemoteDatabase(DatabaseViews, GraphViews):
 
     def info(self) -> DBInfo:
         """Name, addresses and key, to share with another peer."""
-        from threadkit.core.addr import addr_from_bytes
-        from threadkit.db.database import DBInfo
 
         reply = self.client.call("GetDBInfo", pb.GetDBInfoRequest(dbID=self._raw))
         return DBInfo(
@@ -146,7 +145,6 @@ class RemoteDatabase(DatabaseViews, GraphViews):
         maxsize: int = 10_000,
     ) -> RemoteFeed:
         """A feed of changes (see ``Database.listen``); registered when this returns."""
-        from threadkit.db.listen import _parse_actions
 
         wanted = _parse_actions(actions)
         codes = {Action.CREATE: 1, Action.SAVE: 2, Action.DELETE: 3}

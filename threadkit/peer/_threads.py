@@ -17,6 +17,7 @@ from threadkit.core.keys import ThreadKey as ThreadKeyType
 from threadkit.core.records import open_record
 from threadkit.core.tokens import TokenIssuer, new_challenge
 from threadkit.errors import DBNotFound, InvalidInput
+from threadkit.net.subscription import RecordFeed
 
 if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
@@ -135,7 +136,6 @@ class ThreadsAPI:
 
         Close it with ``.close()``; a slow reader gets a ``Lagged`` marker, never a silent drop.
         """
-        from threadkit.net.subscription import RecordFeed
 
         service = self._online_service()
         return RecordFeed(service, set(thread_ids) if thread_ids else None, maxsize)
