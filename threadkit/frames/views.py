@@ -1,13 +1,15 @@
 """The notebook views of a collection and a database, written against the source protocols.
 
-:class:`CollectionViews` and :class:`DatabaseViews` hold the methods people call
-(``coll.df``, ``coll.query(...)``, ``coll.at(...)``, ``db.history()``…); each
-is a thin call of a function of this package on ``self`` as a
-:class:`~threadkit.frames.source.CollectionSource` or
-:class:`~threadkit.frames.source.DatabaseSource`. The document store does not
-import them: ``threadkit.views`` composes ``tk.Collection`` and ``tk.Database``
-from the store's classes and these views (as pandas' accessors keep plotting out
-of its core).
+:class:`FrameViews` (``df``, ``to_pandas``, ``to_arrow``, ``to_parquet``, ``query``,
+``lazy``, ``c``, ``[]``, ``create_many``), :class:`TimeViews` (``at``, ``diff``) and
+:class:`DatabaseViews` (``from_pandas``, ``history``, ``conflicts``, ``heads``) hold
+the methods people call; each is a thin call of a function of this package through
+the protocols of :mod:`threadkit.frames.source`. :class:`CollectionViews` gives them
+the store's hooks. The document store does not import them: ``threadkit.views``
+composes ``tk.Collection`` and ``tk.Database`` from the store's classes and these
+views (as pandas' accessors keep plotting out of its core), and ``tk.Client``'s
+``RemoteCollection`` and ``RemoteDatabase`` inherit the same views, given the
+daemon's API, so the embedded and remote interfaces cannot drift apart.
 """
 
 from __future__ import annotations
