@@ -29,15 +29,15 @@ from threadkit.core.clock import HLC, Timestamp, order_key
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
-from threadkit.core.records import Record, create_record, open_record
-from threadkit.db import dockeys
+from threadkit.core.records import Record, create_record
+from threadkit.db import dockeys, received
 from threadkit.db.archive import export_db
 from threadkit.db.collection import Collection
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
 from threadkit.db.engine import Change, Engine
-from threadkit.db.events import Action, RecordEvent, decode_body, encode_body, encode_creates
+from threadkit.db.events import Action, RecordEvent, encode_body, encode_creates
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
@@ -53,15 +53,13 @@ from threadkit.errors import (
     InvalidDocument,
     InvalidIndex,
     InvalidInput,
-    MalformedRecord,
     NetworkError,
-    RecordError,
     ScriptError,
     UniqueViolation,
     WriteRejected,
 )
-from threadkit.store import chain, reads
-from threadkit.store.logs import list_logs, read_head
+from threadkit.store import chain
+from threadkit.store.logs import read_head
 from threadkit.store.models import AcceptResult
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
@@ -165,7 +163,7 @@ class Database:
         self._sharing = sharing
         with repo.transaction() as txn:
             self.engine.load(txn)
-        self._catch_up()
+        received.catch_up(self)
 
     # ------------------------------------------------------------ collections
 
@@ -720,42 +718,10 @@ class Database:
 
         The records must have been checked with ``open_record`` against the
         log's key. Records already held are skipped; a gap is reported in the
-        result, never applied past. Listeners are told after the commit.
+        result, never applied past. Listeners are told after the commit
+        (:mod:`threadkit.db.received`).
         """
-        log_bytes = peer_id_bytes(log_id)
-        records = list(records)
-
-        def attempt(txn: StoreWriteTxn) -> tuple[AcceptResult, list[Change]]:
-            changes: list[Change] = []
-            result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
-            for appended in result.added:
-                changes.extend(self._apply_received(txn, log_bytes, appended.record))
-                self._set_applied(txn, log_bytes, appended.counter)
-            return result, changes
-
-        result, changes = self._rounds(attempt)
-        self._after_commit(changes, None, log_id)
-        return result
-
-    def _apply_received(self, txn: StoreWriteTxn, log_bytes: bytes, record: Record) -> list[Change]:
-        try:
-            events = decode_body(record.read_body(self.key))
-        except (RecordError, MalformedRecord) as exc:
-            # signed by the log's owner, so it stays in the log; every peer skips it alike
-            log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
-            return []
-        skipped = [e.stamp for e in events if self.hlc.update(e.stamp) < e.stamp]
-        if skipped:
-            log.warning(
-                "record %s of %s: %d event stamp(s) up to %s are more than %d s ahead of this "
-                "peer's clock and were not merged into it",
-                record.cid.hex(),
-                self.name,
-                len(skipped),
-                max(skipped),
-                self.hlc.max_drift // 10**9,
-            )
-        return self.engine.apply_received(txn, events, log_bytes, str(record.author), record.cid)
+        return received.apply_records(self, log_id, records)
 
     def _set_applied(self, txn: StoreWriteTxn, log_bytes: bytes, counter: int) -> None:
         txn.put(
@@ -763,26 +729,6 @@ class Database:
             counter.to_bytes(8, "big"),
             db=self._tables.applied,
         )
-
-    def _catch_up(self) -> None:
-        """Apply records stored in the logs but not yet applied (after a crash or an import)."""
-
-        def attempt(txn: StoreWriteTxn) -> list[Change]:
-            changes: list[Change] = []
-            for info in list_logs(txn, self._repo.tables, self.id):
-                log_bytes = peer_id_bytes(info.id)
-                raw = txn.get(dockeys.applied_key(self.prefix, log_bytes), db=self._tables.applied)
-                applied = int.from_bytes(raw, "big") if raw else 0
-                if info.counter <= applied:
-                    continue
-                stored_records = reads.read_log(txn, self._repo.tables, self.id, info.id, applied)
-                for stored in stored_records:
-                    record = _reopen(stored, self.key, info.public)
-                    changes.extend(self._apply_received(txn, log_bytes, record))
-                    self._set_applied(txn, log_bytes, stored.counter)
-            return changes
-
-        self._after_commit(self._rounds(attempt), None)
 
     def export(self, path: str | os.PathLike[str], keys: str = "none") -> Any:
         """Write this database, all its logs and records as stored, to a CARv1 archive.
@@ -819,12 +765,6 @@ def _next_mod(wall: int, before: dict[str, Any] | None) -> int:
     if type(previous) is int and previous >= wall:
         return previous + 1
     return wall
-
-
-def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
-    return open_record(
-        stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
-    )
 
 
 def encode_db_entry(prefix: bytes, name: str, log_id: str) -> bytes:
