@@ -283,6 +283,16 @@ class RemoteCollection:
 
         return frame_to_arrow(self.to_pandas(query, identity))
 
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        """The collection as an Arrow C stream (the PyCapsule protocol), as :meth:`to_arrow`.
+
+        DuckDB and Polars read it as they read an embedded collection; the
+        documents are fetched on each call, read as the client's token identity.
+        """
+        from threadkit.frames.frame import arrow_stream
+
+        return arrow_stream(self.to_arrow(), requested_schema)
+
     def to_parquet(
         self,
         path: str | os.PathLike[str],

@@ -85,6 +85,18 @@ class CollectionViews:
 
         return to_arrow(self, query, identity)
 
+    def __arrow_c_stream__(self: CollectionSource, requested_schema: object = None) -> object:
+        """The collection as an Arrow C stream (the PyCapsule protocol), as ``to_arrow`` gives it.
+
+        So DuckDB (``duckdb.sql("select city, avg(age) from people group by city")``),
+        Polars (``polars.DataFrame(people)``) and
+        pyarrow read the collection's table without copying it; the reader is the
+        peer's own identity (use ``to_arrow(identity=...)`` for another).
+        """
+        from threadkit.frames.frame import arrow_stream, to_arrow
+
+        return arrow_stream(to_arrow(self), requested_schema)
+
     def to_parquet(
         self: CollectionSource,
         path: str | os.PathLike[str],
