@@ -32,6 +32,7 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record
 from threadkit.db import dockeys, received
 from threadkit.db.archive import export_db
+from threadkit.db.bulkcheck import new_instances
 from threadkit.db.collection import Collection
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
@@ -422,7 +423,7 @@ class Database:
         built: list[_Pending] = []
 
         def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
-            if self._creates_only(ops):
+            if self._creates_only(ops) and self._new_instances(txn, ops):
                 record, changes = self._commit_creates(txn, ops, signer)
             else:
                 if not built or not self._still_current(txn, built[0]):
@@ -538,7 +539,7 @@ class Database:
     def _commit_creates(
         self, txn: StoreTxn, ops: list[WriteOp], author: PublicKey
     ) -> tuple[Record, list[Change]]:
-        """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
+        """New documents, never seen before (the bulk path, see :meth:`_creates_only`).
 
         The record and the stored state are those :meth:`_commit_ops` would make from the
         same stamps; each document is encoded once, and nothing is looked up.
@@ -556,23 +557,30 @@ class Database:
         return record, changes
 
     def _creates_only(self, ops: list[WriteOp]) -> bool:
-        """True when every write creates a document under an id generated for it, all in
-        one collection with no write validator and no unique index, each document checked
-        against the collection's current schema and holding its ``_id`` first."""
+        """True when every write creates a document, all in one collection with no write
+        validator, each document checked against the collection's current schema and
+        holding its ``_id`` first (unique values are checked in batch by the engine)."""
         config = ops[0].checked
-        if config is None or config.validator is not None or config.unique_paths:
+        if config is None or config.validator is not None:
             return False
         if not self._still_checked(ops[0]):
             return False
         return all(
             op.action is Action.CREATE
-            and op.fresh
             and op.checked is config
             and op.doc is not None
             and next(iter(op.doc), None) == "_id"
             and op.doc["_id"] == op.instance_id
             for op in ops
         )
+
+    def _new_instances(self, txn: StoreTxn, ops: list[WriteOp]) -> bool:
+        """True when the creates' ids are distinct and those the caller gave were never seen
+        (else the one-event path raises InstanceExists naming the document)."""
+        given = [op.instance_id for op in ops if not op.fresh]
+        ids = [op.instance_id for op in ops] if given else []
+        coll = self.engine.coll_key(ops[0].collection)
+        return new_instances(txn, self.engine.tables, coll, ids, given)
 
     def _still_checked(self, op: WriteOp) -> bool:
         """True when ``op``'s document was checked against its collection's current config."""

@@ -295,6 +295,22 @@ class LazyFrame:
         frame = self.collection.to_pandas(self.query, self.identity)
         return frame.iloc[:0] if self._nothing else frame
 
+    def to_arrow(self) -> Any:
+        """Run the query; its results as a ``pyarrow.Table`` (``_id`` first, as ``to_arrow``)."""
+        from threadkit.frames.frame import frame_to_arrow
+
+        return frame_to_arrow(self.to_pandas())
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        """Run the query; its results as an Arrow C stream (the PyCapsule protocol).
+
+        DuckDB and Polars read it as they read a collection
+        (``polars.from_arrow(people.lazy("age > 30"))``).
+        """
+        from threadkit.frames.frame import arrow_stream
+
+        return arrow_stream(self.to_arrow(), requested_schema)
+
     def __len__(self) -> int:
         return len(self.to_pandas())
 

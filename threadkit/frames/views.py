@@ -1,7 +1,8 @@
 """The notebook views of a collection and a database, written against the source protocols.
 
-:class:`FrameViews` (``df``, ``to_pandas``, ``to_arrow``, ``to_parquet``, ``query``,
-``lazy``, ``c``, ``[]``, ``create_many``), :class:`TimeViews` (``at``, ``diff``) and
+:class:`FrameViews` (``df``, ``to_pandas``, ``to_arrow``, ``__arrow_c_stream__``,
+``to_parquet``, ``query``, ``lazy``, ``c``, ``[]``, ``create_many``), :class:`TimeViews`
+(``at``, ``diff``) and
 :class:`DatabaseViews` (``from_pandas``, ``history``, ``conflicts``, ``heads``) hold
 the methods people call; each is a thin call of a function of this package through
 the protocols of :mod:`threadkit.frames.source`. :class:`CollectionViews` gives them
@@ -23,7 +24,7 @@ from threadkit.db.query import Query
 from threadkit.db.schema import schema_paths
 from threadkit.errors import InvalidQuery
 from threadkit.frames.columns import ColumnNamespace
-from threadkit.frames.frame import frame_to_arrow, frame_to_parquet, to_pandas
+from threadkit.frames.frame import arrow_stream, frame_to_arrow, frame_to_parquet, to_pandas
 from threadkit.frames.history import conflicts, history, readable_conflicts, readable_history
 from threadkit.frames.ingest import create_many, from_pandas
 from threadkit.frames.lazy import LazyFrame, caller_vars, compile_for, query_frame
@@ -87,6 +88,16 @@ class FrameViews:
     ) -> Any:
         """Documents (matching ``query``) as a ``pyarrow.Table``, ``_id`` first."""
         return frame_to_arrow(self.to_pandas(query, identity))
+
+    def __arrow_c_stream__(self: CollectionFrames, requested_schema: object = None) -> object:
+        """The collection as an Arrow C stream (the PyCapsule protocol), as ``to_arrow`` gives it.
+
+        So DuckDB (``duckdb.sql("select city, avg(age) from people group by city")``),
+        Polars (``polars.DataFrame(people)``) and pyarrow read the collection's table
+        without copying it; the reader is the default identity (the peer's own, or
+        the client's token; use ``to_arrow(identity=...)`` for another).
+        """
+        return arrow_stream(self.to_arrow(), requested_schema)
 
     def to_parquet(
         self: CollectionFrames,
