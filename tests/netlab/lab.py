@@ -285,7 +285,8 @@ class Lab:
     def flows(self, router: Host) -> list[str]:
         """The router's established TCP connections (conntrack), one line each."""
         done = router.run("cat", "/proc/net/nf_conntrack", check=False)
-        return [line for line in done.stdout.splitlines() if " tcp " in line and "ESTABLISHED" in line]
+        lines = done.stdout.splitlines()
+        return [line for line in lines if " tcp " in line and "ESTABLISHED" in line]
 
     def refused(self, router: Host) -> int:
         """How many unsolicited TCP packets on its WAN side ``router`` refused (RST or drop)."""

@@ -191,7 +191,7 @@ def new_hole_puncher(host: Any) -> Any:
     from libp2p.rcmgr import Direction
     from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
 
-    class HolePuncher(DCUtRProtocol):  # type: ignore[misc]
+    class HolePuncher(DCUtRProtocol):
         async def _auto_drive_loop(self) -> None:
             while True:
                 await trio.sleep(HOLE_PUNCH_CHECK)
