@@ -176,16 +176,16 @@ async def _run(service: Any) -> None:
 
 
 def new_hole_puncher(host: Any) -> Any:
-    """py-libp2p's DCUtR service, started only by the side that accepted the relayed connection.
+    """py-libp2p's DCUtR service, in which only the side that accepted a relayed connection
+    starts a hole punch.
 
-    py-libp2p 0.8.1 lets both ends of a relayed connection start a hole punch every 2 s,
-    so two sessions with opposite roles can run at once, each dialing. The DCUtR spec has
-    the peer that *accepted* the relayed connection initiate, and so does this service;
-    the dialing side only answers. A relayed
-    peer is tried three times (py-libp2p's ``MAX_HOLE_PUNCH_ATTEMPTS``, reset when the
-    peer disconnects); each attempt first dials the peer's known direct
-    addresses (a peer that is reachable needs no punch). Run it with
-    ``background_trio_service``.
+    py-libp2p 0.8.1 lets both ends of a relayed connection start one every 2 s, so two
+    sessions with opposite roles can run at once, each dialing. The DCUtR spec has the
+    peer that *accepted* the relayed connection initiate, and so does this service; the
+    dialing side only answers. A relayed peer is tried three times (py-libp2p's
+    ``MAX_HOLE_PUNCH_ATTEMPTS``, reset when the peer disconnects); each attempt first
+    dials the peer's known direct addresses (a peer that is reachable needs no punch).
+    Run it with ``background_trio_service``.
     """
     import trio
     from libp2p.rcmgr import Direction
