@@ -97,7 +97,7 @@ class FrameViews:
         without copying it; the reader is the default identity (the peer's own, or
         the client's token; use ``to_arrow(identity=...)`` for another).
         """
-        return arrow_stream(self.to_arrow(), requested_schema)
+        return arrow_stream(frame_to_arrow(self._frame_of(None, None, None)), requested_schema)
 
     def to_parquet(
         self: CollectionFrames,
