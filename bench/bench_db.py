@@ -1,7 +1,8 @@
 """Document store figures W1, W2, W3a, W3b (docs/design.md §9), each beside a same-run baseline.
 
 - W1: 10,000 small documents, 1,000 per transaction, durable — vs raw LMDB puts of the
-  same documents (CBOR), 1,000 per durable transaction.
+  same documents (CBOR), 1,000 per durable transaction; with generated ids, with ids the
+  documents bring (``_id``), and with a unique index on ``name``.
 - W2: 1,000 single-document transactions, durable — vs raw LMDB, one put per durable commit.
 - W3a: equality on an indexed field, 1,000 hits of 10,000 documents, as dicts — vs sqlite3
   (stdlib, in memory and durable) with an index, and a plain LMDB index scan.
@@ -60,9 +61,10 @@ def _lmdb_rate(docs: list[dict[str, Any]], per_txn: int) -> float:
     return rate
 
 
-def _threadkit_rate(docs: list[dict[str, Any]], per_txn: int) -> float:
+def _threadkit_rate(docs: list[dict[str, Any]], per_txn: int, unique: bool = False) -> float:
+    index: Any = {"path": "name", "unique": True} if unique else "name"
     with tempfile.TemporaryDirectory() as tmp, Peer(Path(tmp) / "repo") as peer:
-        coll = peer.new_db("bench").new_collection("People", indexes=["name"])
+        coll = peer.new_db("bench").new_collection("People", indexes=[index])
         start = time.perf_counter()
         for i in range(0, len(docs), per_txn):
             if per_txn == 1:
@@ -72,13 +74,27 @@ def _threadkit_rate(docs: list[dict[str, Any]], per_txn: int) -> float:
         return len(docs) / (time.perf_counter() - start)
 
 
-def _write_figure(name: str, n: int, per_txn: int, rounds: int) -> Figure:
+def _write_figure(
+    name: str, n: int, per_txn: int, rounds: int, ids: bool = False, unique: bool = False
+) -> Figure:
     docs = _docs(n)
+    if ids:
+        docs = [{"_id": f"person-{i:06d}", **doc} for i, doc in enumerate(docs)]
     work, base = [], []
     for _ in range(rounds):
         base.append(_lmdb_rate(docs, per_txn))
-        work.append(_threadkit_rate(docs, per_txn))
-    return figure(name, "docs/s", "raw LMDB put (durable)", work, base, docs=n, per_txn=per_txn)
+        work.append(_threadkit_rate(docs, per_txn, unique))
+    return figure(
+        name,
+        "docs/s",
+        "raw LMDB put (durable)",
+        work,
+        base,
+        docs=n,
+        per_txn=per_txn,
+        ids="supplied" if ids else "generated",
+        index="unique name" if unique else "name",
+    )
 
 
 def _latency(fn: Callable[[], object], repeat: int) -> float:
@@ -279,9 +295,22 @@ def run(rounds: int = 5) -> list[Figure]:
     """W1, W2, W3a, W3b."""
     rounds = max(1, min(rounds, 5))
     return [
-        _write_figure("W1_bulk_insert", 10_000, 1_000, rounds),
+        *writes(rounds),
         _write_figure("W2_single_doc_txns", 1_000, 1, rounds),
         *_query_figures(rounds),
+    ]
+
+
+def writes(rounds: int = 3) -> list[Figure]:
+    """W1 with generated ids, supplied ids, and a unique index (``b.writes()``)."""
+    rounds = max(1, min(rounds, 5))
+    return [
+        _write_figure("W1_bulk_insert", 10_000, 1_000, rounds),
+        _write_figure("W1_bulk_insert_supplied_ids", 10_000, 1_000, rounds, ids=True),
+        _write_figure("W1_bulk_insert_unique_index", 10_000, 1_000, rounds, unique=True),
+        _write_figure(
+            "W1_bulk_insert_supplied_ids_unique", 10_000, 1_000, rounds, ids=True, unique=True
+        ),
     ]
 
 

@@ -5,8 +5,13 @@ A's database and counts docs/s until all have arrived; then 200 writes paced 20 
 and the p50/p95 time from a write's start on A to its arrival on B — as W4 in
 bench/bench_net.py, but with both peers in child processes. Run twice in the same run:
 on this machine's loopback, and in the lab (tests/netlab/lab.py) with A and B behind
-their own NAT routers, connected only through a relay peer on the public host. Needs
-root, ``ip`` and ``nft`` for the lab part (else only loopback runs, said on stderr).
+their own NAT routers, connected only through a relay peer on the public host — and
+once more in the lab over the direct connection DCUtR makes through the two NATs (the
+relay is stopped once the routers show the direct flow, before the writes). The relayed
+run uses routers that reset unsolicited SYNs, where hole punching fails (so its records
+do cross the relay); the direct run routers that drop them, where it succeeds
+(docs/networking.md). Needs root, ``ip`` and ``nft`` for the lab part (else only
+loopback runs, said on stderr).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ def _w4(
     relays: list[str],
     writes: int = 2000,
     paced: int = 200,
+    joined: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     from procs import PeerProcess
 
@@ -60,6 +67,8 @@ def _w4(
         try:
             assert b.stdout is not None
             assert json.loads(b.stdout.readline()).get("ready"), "receiver did not join"
+            if joined is not None:
+                joined()
             start = time.time()
             docs = [{"i": i} for i in range(writes)]
             a.call("create_each", db=shared["id"], coll="Docs", docs=docs, timeout=300)
@@ -81,7 +90,8 @@ def _w4(
     }
 
 
-def _through_relay() -> dict[str, float] | None:
+def _in_lab(direct: bool) -> dict[str, float] | None:
+    """W4 between the two NATed homes: through the relay, or ``direct`` after a hole punch."""
     import lab as netlab
     from procs import PeerProcess
 
@@ -91,18 +101,38 @@ def _through_relay() -> dict[str, float] | None:
         return None
     netlab.clean_leftovers()
     with netlab.Lab() as lab:
-        world = lab.nat_world()
+        world = lab.nat_world(unsolicited="drop" if direct else "reset")
         relay = PeerProcess(
             wrap=world["public"].prefix(), listen=WILDCARD, peer_args={"relay_service": True}
         )
         lab.closers.append(relay.close)
-        return _w4(world["home1"].prefix(), world["home2"].prefix(), WILDCARD, [relay.addrs[0]])
+
+        def punched() -> None:  # wait for the direct flow, then take the relay away
+            wan1, wan2 = world["router1"].addrs["wan"], world["router2"].addrs["wan"]
+            deadline = time.monotonic() + 60
+            while not (
+                any(f"dst={wan2} " in f for f in lab.flows(world["router1"]))
+                and any(f"dst={wan1} " in f for f in lab.flows(world["router2"]))
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no direct connection between the NATs within 60 s")
+                time.sleep(0.2)
+            relay.close()
+
+        return _w4(
+            world["home1"].prefix(),
+            world["home2"].prefix(),
+            WILDCARD,
+            [relay.addrs[0]],
+            joined=punched if direct else None,
+        )
 
 
 def run(rounds: int = 1) -> list[Figure]:
-    """W4 on loopback, then W4 through a relay between two NATs (one round each)."""
+    """W4 on loopback, then between two NATs through a relay, then direct (one round each)."""
     loopback = _w4([], [], ["/ip4/127.0.0.1/tcp/0"], [])
-    relayed = _through_relay()
+    relayed = _in_lab(direct=False)
+    direct = _in_lab(direct=True) if relayed is not None else None
     figures = [
         figure(
             "W4_loopback_two_children",
@@ -126,6 +156,19 @@ def run(rounds: int = 1) -> list[Figure]:
                 p50_visible_ms=round(relayed["p50_ms"], 1),
                 p95_visible_ms=round(relayed["p95_ms"], 1),
                 paced_visible=relayed["visible"],
+            )
+        )
+    if direct is not None:
+        figures.append(
+            figure(
+                "W4_direct_two_nats_after_hole_punch",
+                "docs/s",
+                "W4 on loopback, same run",
+                [direct["docs_per_s"]],
+                [loopback["docs_per_s"]],
+                p50_visible_ms=round(direct["p50_ms"], 1),
+                p95_visible_ms=round(direct["p95_ms"], 1),
+                paced_visible=direct["visible"],
             )
         )
     return figures

@@ -189,3 +189,87 @@ def test_function_local_typing_and_relative_imports_are_seen() -> None:
         ("threadkit.frames.frame", 5),
         ("threadkit.db.query", 6),
     ]
+
+
+MAX_LINES = 800
+"""The most lines a module may have (docs/architecture.md: one job per module)."""
+
+
+def _modules() -> list[Path]:
+    """Every hand-written module (the generated protobuf modules under api/proto excluded)."""
+    return [
+        path
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "proto" not in path.relative_to(PACKAGE).parts
+    ]
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = [
+        f"{path.relative_to(PACKAGE.parent)}: {lines} lines"
+        for path in _modules()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
+    assert not long, f"modules over {MAX_LINES} lines (split them by job):\n" + "\n".join(long)
+
+
+def _bindings(nodes: list[ast.stmt], package: str) -> set[tuple[str, str, str]]:
+    """What the import statements among ``nodes`` bind: (module, name, bound as)."""
+    bound: set[tuple[str, str, str]] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            bound |= {(a.name, "", a.asname or a.name) for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            bound |= {(module, a.name, a.asname or a.name) for a in node.names}
+    return bound
+
+
+def _reimports(source: str, package: str) -> list[tuple[str, int]]:
+    """Imports inside functions that bind what the module's top level already imported."""
+    tree = ast.parse(source)
+    top = _bindings(tree.body, package)
+    found = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Import | ast.ImportFrom)
+                    and _bindings([node], package) & top
+                ):
+                    found.append((ast.unparse(node), node.lineno))
+    return sorted(set(found), key=lambda item: item[1])
+
+
+def test_no_function_re_imports_what_its_module_imports() -> None:
+    wrong = []
+    for path in _modules():
+        module = _module_name(path)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        wrong += [
+            f"{path.relative_to(PACKAGE.parent)}:{line}: {text}"
+            for text, line in _reimports(path.read_text(encoding="utf-8"), package)
+        ]
+    assert not wrong, "function-local imports of what the module already imports:\n" + "\n".join(
+        wrong
+    )
+
+
+def test_the_re_import_check_itself() -> None:
+    source = (
+        "import json\n"
+        "from threadkit.db import dockeys\n"
+        "from .events import decode_body\n"
+        "def f():\n"
+        "    import json\n"
+        "    from threadkit.db.events import decode_body\n"
+        "    from threadkit.db import dockeys as keys\n"
+        "    from threadkit.db.events import encode_body\n"
+    )
+    assert _reimports(source, "threadkit.db") == [
+        ("import json", 5),
+        ("from threadkit.db.events import decode_body", 6),
+    ]

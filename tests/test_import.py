@@ -20,6 +20,8 @@ HEAVY = (
     "lmdb",
     "cryptography",
     "multiformats",
+    "duckdb",
+    "polars",
 )
 BUDGET = 0.3  # seconds
 

@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+import threadkit as tk
+from threadkit import __version__
+from threadkit.datasets import read_csv
+from threadkit.db.names import check_name
+from threadkit.errors import AlreadyExists, InvalidArchive, InvalidInput, NotFound, ThreadkitError
 
 __all__ = ["main"]
 
@@ -28,15 +37,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_share(args: argparse.Namespace) -> int:
-    import json
-    import signal
-    import threading
-
-    import threadkit as tk
-    from threadkit.core.addr import listen_addr
-    from threadkit.datasets import read_csv
-    from threadkit.db.names import check_name
-    from threadkit.errors import InvalidInput
+    from threadkit.core.addr import listen_addr  # multiformats: not loaded for --help
 
     # everything is checked before the peer opens its repo or the network
     listen = listen_addr(args.listen, "--listen")
@@ -99,11 +100,10 @@ def _join_help(args: argparse.Namespace, rows: int, addrs: list[str], key: str) 
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import threadkit
 
-    print(f"threadkit {threadkit.__version__}")
+    print(f"threadkit {tk.__version__}")
     print(f"python {sys.version.split()[0]}")
-    print(f"public names: {', '.join(threadkit.__all__)}")
+    print(f"public names: {', '.join(tk.__all__)}")
     return 0
 
 
@@ -119,8 +119,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _open_repo(repo: str, must_exist: bool) -> Any:
-    import threadkit as tk
-    from threadkit.errors import InvalidInput
 
     path = Path(repo).expanduser()
     if path.exists() and not path.is_dir():
@@ -131,9 +129,6 @@ def _open_repo(repo: str, must_exist: bool) -> Any:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import json
-
-    from threadkit.errors import NotFound
 
     with _open_repo(args.repo, must_exist=True) as peer:
         try:
@@ -157,13 +152,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    import json
-
-    from threadkit.errors import InvalidArchive
 
     if not Path(args.car).is_file():
         raise InvalidArchive(f"no archive file at {args.car!r}")
-    from threadkit.errors import AlreadyExists
 
     with _open_repo(args.repo, must_exist=False) as peer:
         try:
@@ -189,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     A threadkit error is printed as one line (``threadkit <command>: <message>``), not a
     traceback: exit code 2 for bad input (``tk.errors.InvalidInput``), 1 for the rest.
     """
-    from threadkit import __version__
     from threadkit.api.daemon import add_arguments as add_daemon_arguments
-    from threadkit.errors import InvalidInput, ThreadkitError
 
     defaults = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="threadkit", description="ThreadDB for Python notebooks")

@@ -11,8 +11,13 @@ picture of the record DAG with one lane per member and the conflict marked.
 from __future__ import annotations
 
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, TextIO
+
+import threadkit as tk
+from threadkit.datasets import load
 
 __all__ = ["load_elements", "run_demo"]
 
@@ -34,7 +39,6 @@ _SCHEMA = {
 
 def load_elements() -> list[dict[str, Any]]:
     """The shipped elements dataset (``tk.datasets.load``) as documents, ``_id`` = symbol."""
-    from threadkit.datasets import load
 
     return [
         {
@@ -70,11 +74,8 @@ def run_demo(out: TextIO = sys.stdout, picture: Path | None = None) -> int:
     happened to each edit in words: fields changed by only one side are merged,
     a field both changed keeps the later write (the same on both peers), and why.
     """
-    import tempfile
 
     import pandas as pd
-
-    import threadkit as tk
 
     picture = picture or Path(tempfile.gettempdir()) / "threadkit-demo-dag.png"
     pd.set_option("display.width", 120)
@@ -202,7 +203,6 @@ def _clock(when: Any) -> str:
 
 
 def _wait_same(a: Any, b: Any, timeout: float = 15.0) -> bool:
-    import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -34,10 +34,13 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.db.events import Action
 from threadkit.db.timeline import RecordNode, cid_text, records
+from threadkit.errors import InvalidInput, ThreadkitError
 from threadkit.frames.history import conflicts
 
 if TYPE_CHECKING:
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from threadkit.dagfigure import DagFigure
-    from threadkit.frames.source import DatabaseSource
+    from threadkit.frames.source import DatabaseLog, DatabaseSource
 
 __all__ = ["GraphViews", "RecordNode", "dag", "logs", "plot_dag", "records"]
 
@@ -129,7 +132,6 @@ def dag(db: DatabaseSource, causal: bool = False) -> nx.DiGraph:
 
 def _causal_edges(nodes: list[RecordNode]) -> Iterator[tuple[str, str]]:
     """(record, seen record of another log) pairs, without redundant ones (module doc)."""
-    from threadkit.core.identity import peer_id_bytes
 
     where: dict[bytes, tuple[str, int]] = {}
     by_place: dict[tuple[str, int], bytes] = {}
@@ -226,8 +228,6 @@ def _short(peer_id: str) -> str:
 def _author_label(author: str | None) -> str:
     if author is None:
         return "unknown"
-    from threadkit.core.identity import PublicKey
-    from threadkit.errors import ThreadkitError
 
     try:
         return _short(PublicKey.from_string(author).peer_id)
@@ -304,8 +304,6 @@ def plot_dag(
     True
     """
     if max_records < 1:
-        from threadkit.errors import InvalidInput
-
         raise InvalidInput(f"max_records must be at least 1, got {max_records}")
     graph = dag(db, causal=causal)
     lanes = _lanes(db, graph)
@@ -381,8 +379,6 @@ def _member_names(db: DatabaseSource, members: Mapping[str, str] | None) -> dict
     """Names by log id and by author key, from names given by log id or peer id."""
     if not members:
         return {}
-    from threadkit.core.identity import PublicKey
-    from threadkit.errors import InvalidInput
 
     names = {str(k): str(v) for k, v in members.items()}
     for key, value in members.items():
@@ -414,7 +410,6 @@ def _draw_conflicts(
     dense: bool,
 ) -> list[str]:
     """Rings around records whose writes lost (red) or won (green); returns what was drawn."""
-    from threadkit.errors import ThreadkitError
 
     try:
         frame = conflicts(db)
@@ -623,7 +618,6 @@ def _time_ticks(graph: nx.DiGraph, order: list[str]) -> list[int]:
 def _time_label(wall: int | None) -> str:
     if wall is None:
         return ""
-    from datetime import UTC, datetime
 
     moment = datetime.fromtimestamp(wall / 1e9, UTC)
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
@@ -637,12 +631,12 @@ class GraphViews:
 
     __slots__ = ()
 
-    def dag(self: DatabaseSource, causal: bool = False) -> nx.DiGraph:
+    def dag(self: DatabaseLog, causal: bool = False) -> nx.DiGraph:
         """The records of every log as a ``networkx.DiGraph`` (edges: prev links)."""
-        return dag(self, causal)
+        return dag(self._log_source("dag()"), causal)
 
     def plot_dag(
-        self: DatabaseSource,
+        self: DatabaseLog,
         ax: Axes | None = None,
         max_records: int = 300,
         causal: bool = False,
@@ -654,8 +648,17 @@ class GraphViews:
         ``members`` names lanes and authors (``{peer.id: "A", ...}``); see
         :func:`threadkit.graph.plot_dag`.
         """
-        return plot_dag(self, ax=ax, max_records=max_records, causal=causal, members=members)
+        return plot_dag(
+            self._log_source("plot_dag()"),
+            ax=ax,
+            max_records=max_records,
+            causal=causal,
+            members=members,
+        )
 
-    def logs(self: DatabaseSource) -> pd.DataFrame:
+    def logs(self: DatabaseLog) -> pd.DataFrame:
         """The database's logs and their heads, as a DataFrame."""
-        return logs(self)
+        return logs(self._log_source("logs()"))
+
+    def _log_source(self: DatabaseSource, what: str) -> DatabaseSource:
+        return self

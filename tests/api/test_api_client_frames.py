@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pandas.testing as pdt
+import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from api_procs import Daemon
@@ -271,6 +274,23 @@ def test_arrow_and_parquet(people: tuple[Any, Any], tmp_path: Path) -> None:
     written = pq.read_table(tmp_path / "remote.parquet")
     assert written.schema == pq.read_table(tmp_path / "embedded.parquet").schema
     assert written.column("_id").to_pylist() == ["p4", "p2", "p1", "p3", "p5"]
+
+
+def test_arrow_streams_read_by_duckdb_and_polars(people: tuple[Any, Any]) -> None:
+    embedded, remote = people
+    tables = [pa.RecordBatchReader.from_stream(c).read_all() for c in (embedded, remote)]
+    assert tables[1].schema == tables[0].schema
+    assert tables[1].drop_columns(["_mod"]).equals(tables[0].drop_columns(["_mod"]))
+    frames = [pl.DataFrame(c).drop("_mod") for c in (embedded, remote)]
+    assert frames[1].equals(frames[0])
+    assert frames[1]["age"].to_list() == [31, 22, 47, None, 60]
+    grouped = 'select "address.city" as city, avg(age) from {} group by city order by city'
+    assert (
+        duckdb.sql(grouped.format("remote")).fetchall()
+        == duckdb.sql(grouped.format("embedded")).fetchall()
+    )
+    lazy = [c.lazy("age > 30").sort_values("age") for c in (embedded, remote)]
+    assert [pl.DataFrame(x)["_id"].to_list() for x in lazy] == [["p1", "p3", "p5"]] * 2
 
 
 def test_identity_is_refused_remotely(people: tuple[Any, Any]) -> None:

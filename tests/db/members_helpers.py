@@ -9,6 +9,7 @@ from replicas import know_log, log_records
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.records import create_record
 from threadkit.core.writerproof import delegate
+from threadkit.db import received
 from threadkit.db.database import Database
 from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.db.members import member_node
@@ -53,7 +54,7 @@ def forge(
         head = read_head(txn, db._repo.tables, db.id, db.log_id)
         record = create_record(body, log_key=db.log_key, key=db.key, prev=head.cid, author=author)
         chain.append(txn, db._repo.tables, db.id, db.log_id, [record])
-    db._catch_up()  # the forger judges its own record as on a restart (it stays in its log)
+    received.catch_up(db)  # the forger judges its own record as on a restart (it stays in its log)
 
 
 def forged_create(db: Database, collection: str, instance_id: str, **kw: Any) -> None:

@@ -9,6 +9,7 @@ events ends up byte-identical.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -24,7 +25,13 @@ from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.database import Database
 from threadkit.db.engine import Change, Engine, open_db_tables
 from threadkit.db.events import Action, RecordEvent, array_header, encode_body, encode_creates
-from threadkit.errors import InvalidInput, SchemaViolation, ThreadkitError
+from threadkit.errors import (
+    InstanceExists,
+    InvalidInput,
+    SchemaViolation,
+    ThreadkitError,
+    UniqueViolation,
+)
 from threadkit.peer import Peer
 from threadkit.store.repo import Repo
 
@@ -290,8 +297,9 @@ def test_a_replica_applying_the_records_is_byte_identical(
     [
         ({}, [{"a": 1}, {"_id": ""}, {"_id": None}], True),
         ({"indexes": ["a"]}, [{"a": 1}], True),
-        ({}, [{"a": 1}, {"_id": "mine"}], False),
-        ({"indexes": [Index("a", unique=True)]}, [{"a": 1}], False),
+        ({}, [{"a": 1}, {"_id": "mine"}], True),
+        ({"indexes": [Index("a", unique=True)]}, [{"a": 1}], True),
+        ({"indexes": [Index("a", unique=True)]}, [{"_id": "x", "a": 1}, {"a": None}], True),
         ({"write_validator": "return true"}, [{"a": 1}], False),
     ],
 )
@@ -351,3 +359,118 @@ def test_order_keys_of_a_batch_follow_the_stamps(stack: ExitStack) -> None:
         keys = [db.engine.last_key(txn, COLL, i) for i in ids]
     assert keys == sorted(keys)
     assert all(k is not None and k[12:] == db._log_bytes for k in keys)
+
+
+# ------------------------------------------- supplied ids and unique values, in batch
+
+
+def _nothing_written(db: Database, head: Any, count: int) -> None:
+    assert db[COLL].count() == count
+    assert db._repo.get_head(db.id, db.log_id) == head
+
+
+@pytest.mark.parametrize(
+    ("collection", "before", "docs", "error"),
+    [
+        # an id twice in one batch
+        ({}, [], [{"_id": "a"}, {"n": 1}, {"_id": "a"}], InstanceExists),
+        # an id a stored document has
+        ({}, [{"_id": "a"}], [{"_id": "b"}, {"_id": "a"}], InstanceExists),
+        # a unique value twice in one batch (supplied and generated ids)
+        ({"indexes": [Index("u", unique=True)]}, [], [{"u": 1}, {"u": 2}, {"u": 1}], None),
+        (
+            {"indexes": [Index("u", unique=True)]},
+            [],
+            [{"_id": "x", "u": "v"}, {"_id": "y", "u": "v"}],
+            None,
+        ),
+        # a unique value a stored document holds
+        ({"indexes": [Index("u", unique=True)]}, [{"u": "v"}], [{"u": "w"}, {"u": "v"}], None),
+    ],
+)
+def test_bad_batches_raise_and_write_nothing(
+    stack: ExitStack,
+    collection: dict[str, Any],
+    before: list[dict[str, Any]],
+    docs: list[dict[str, Any]],
+    error: type[ThreadkitError] | None,
+) -> None:
+    db = _db(stack, **collection)
+    if before:
+        db[COLL].create(before)
+    head = db._repo.get_head(db.id, db.log_id)
+    with pytest.raises(error or UniqueViolation, match=r"already exists|unique|holds"):
+        db[COLL].create(docs)
+    _nothing_written(db, head, len(before))
+
+
+def test_an_id_taken_between_create_and_commit(stack: ExitStack) -> None:
+    """Checked when queued and again, in the write transaction, at commit."""
+    db = _db(stack)
+    with pytest.raises(InstanceExists, match="'b' already exists"), db[COLL].write_txn() as txn:
+        txn.create({"_id": "a"}, {"_id": "b"})
+        db[COLL].create({"_id": "b", "n": 1})
+        head = db._repo.get_head(db.id, db.log_id)
+    _nothing_written(db, head, 1)
+    assert db[COLL].find_by_id("b")["n"] == 1
+
+
+def test_a_unique_value_taken_between_create_and_commit(stack: ExitStack) -> None:
+    db = _db(stack, indexes=[Index("u", unique=True)])
+    with pytest.raises(UniqueViolation), db[COLL].write_txn() as txn:
+        txn.create({"u": 1}, {"u": 2})
+        db[COLL].create({"_id": "first", "u": 2})
+        head = db._repo.get_head(db.id, db.log_id)
+    _nothing_written(db, head, 1)
+
+
+def test_an_id_seen_before_goes_the_one_event_way(
+    stack: ExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deleted instance has a history: its re-creation is stamped after it, one by one."""
+    db = _db(stack, indexes=[Index("u", unique=True)])
+    db[COLL].create({"_id": "a", "u": 1})
+    db[COLL].delete("a")
+    spy = _Spy(monkeypatch)
+    db[COLL].create({"_id": "a", "u": 1}, {"_id": "b", "u": 2})
+    assert spy.calls == 0
+    db[COLL].create({"_id": "c", "u": 3}, {"u": None}, {"u": None}, {"_id": "d"})
+    assert spy.calls == 1  # nulls and missing values take nothing of a unique index
+    assert [db[COLL].find_by_id(i)["u"] for i in "abc"] == [1, 2, 3]
+    with pytest.raises(UniqueViolation):
+        db[COLL].create({"u": 3})
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["", "a", "b", "c", "d"]), st.sampled_from([None, 1, 2, "1"])),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True),
+)
+def test_supplied_ids_and_unique_values_agree_with_the_one_event_path(
+    monkeypatch: pytest.MonkeyPatch, batch: list[tuple[str, Any]], stored: list[str]
+) -> None:
+    """The same outcome (ids or error, stored bytes) with and without the bulk path."""
+    docs = [{"_id": i, "u": u} for i, u in batch]
+    outcomes = []
+    for bulk in (True, False):
+        with ExitStack() as stack, monkeypatch.context() as patch:
+            if not bulk:
+                patch.setattr(Database, "_creates_only", lambda self, ops: False)
+            db = _db(stack, indexes=[Index("u", unique=True)])
+            db[COLL].create([{"_id": s, "u": n} for n, s in enumerate(stored)] or [{"_id": "z"}])
+            try:
+                got: Any = db[COLL].create(docs)
+                got = [i if any(i == d["_id"] for d in docs) else "generated" for i in got]
+            except ThreadkitError as exc:
+                got = (type(exc), re.sub("'[0-9a-z]{26}'", "'generated'", str(exc)))
+            found = [{k: v for k, v in d.items() if k != "_mod"} for d in db[COLL].find()]
+            outcomes.append((got, [d for d in found if d["_id"] in {i for i, _ in batch}]))
+    assert outcomes[0] == outcomes[1]

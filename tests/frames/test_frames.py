@@ -508,6 +508,22 @@ def test_failing_chunk_says_what_was_written(db: Any) -> None:
     assert coll.count() == 2
 
 
+def test_create_many_with_ids_and_a_unique_index_refuses_a_chunk_whole(db: Any) -> None:
+    """Ids the rows bring and unique values are checked in batch, with the same errors."""
+    coll = db.new_collection("People", indexes=[{"path": "email", "unique": True}])
+    coll.create({"_id": "p2", "email": "b@x"})
+    rows = pd.DataFrame({"_id": ["p1", "p3"], "email": ["a@x", "c@x"]})
+    assert create_many(coll, rows) == ["p1", "p3"]
+    for frame, error in [
+        (pd.DataFrame({"_id": ["p4", "p2"], "email": ["d@x", "e@x"]}), "'p2' already exists"),
+        (pd.DataFrame({"_id": ["p4", "p5"], "email": ["d@x", "b@x"]}), "already holds 'b@x'"),
+        (pd.DataFrame({"email": ["f@x", "f@x"]}), "already holds 'f@x'"),
+    ]:
+        with pytest.raises(tk.errors.ThreadkitError, match=error):
+            create_many(coll, frame)
+        assert sorted(d["_id"] for d in coll.find()) == ["p1", "p2", "p3"]
+
+
 # --- the column decoder --------------------------------------------------------------
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import threadkit as tk
 from threadkit.core.addr import ThreadAddr, addr_from_bytes, addr_to_bytes, parse_addr
 from threadkit.errors import InvalidAddress
+from threadkit.net._libp2p_host import parse_peer_id
 from threadkit.net.relay import circuit_addr, parse_relays
 
 RELAY_ID = "12D3KooWKizFYDpdWVknp3gtswXyvPCHxU9RRP8bSFbfcRsVaCJc"
@@ -92,3 +95,32 @@ def test_joining_by_thread_id_needs_lan_discovery() -> None:
         pytest.raises(tk.errors.NetworkError, match="LAN discovery is off"),
     ):
         peer.join(TID, tk.ThreadKey.new())
+
+
+def test_a_relayed_connection_to_a_reachable_peer_becomes_direct() -> None:
+    # on loopback nothing stands between the peers: the peer that accepted the relayed
+    # connection runs DCUtR, whose first step dials the other's own addresses directly
+    from threadkit.core.identity import Identity
+    from threadkit.net.node import Node
+
+    def transports(node: Node, peer_id: str) -> list[str]:
+        async def read() -> list[str]:
+            conns = node._rt.host.get_network().connections.get(parse_peer_id(peer_id), [])
+            return [str(a) for c in conns if not c.is_closed for a in c.get_transport_addresses()]
+
+        return node.call(read, timeout=5)
+
+    relay = Node(Identity.generate().seed, relay_service=True).start()
+    with (
+        relay,
+        Node(Identity.generate().seed, relays=[relay.addrs[0]]) as behind,
+        Node(Identity.generate().seed) as other,
+    ):
+        other.call(other.connect, circuit_addr(relay.addrs[0], behind.peer_id), timeout=20)
+        assert all("/p2p-circuit" in a for a in transports(other, behind.peer_id))
+        deadline = time.monotonic() + 30  # the connection table announces nothing
+        while all("/p2p-circuit" in a for a in transports(other, behind.peer_id)):
+            assert time.monotonic() < deadline, transports(other, behind.peer_id)
+            time.sleep(0.2)
+        direct = [a for a in transports(other, behind.peer_id) if "/p2p-circuit" not in a]
+        assert direct and all(a.startswith("/ip4/127.0.0.1/tcp/") for a in direct)

@@ -196,8 +196,22 @@ class Lab:
         """Send everything off-link through ``via``."""
         _run("ip", "-n", host.ns, "route", "add", "default", "via", via)
 
-    def nat_router(self, router: Host, wan: str) -> None:
-        """Make ``router`` a NAT router: forwarding, masquerade on ``wan``, no inbound starts."""
+    def nat_router(self, router: Host, wan: str, unsolicited: str = "drop") -> None:
+        """Make ``router`` a NAT router: forwarding, masquerade on ``wan``, no inbound starts.
+
+        ``masquerade`` without ``random``/``fully-random`` keeps a connection's source
+        port whenever it is free on the WAN address, as most home routers do: a host that
+        dials from its listen port is seen outside on the same port, whoever it dials
+        (endpoint-independent in effect). What starts on the WAN side and matches no
+        mapping is dropped — forwarded or addressed to the router itself — with
+        ``unsolicited="drop"`` (a home router's firewall, silent); ``"reset"`` answers a
+        TCP SYN to the router with a RST instead (what the router's kernel does with no
+        firewall, and what routers that "reject" do). Each rule counts what it hit:
+        ``nft list chain ip lab input`` inside the router.
+        """
+        if unsolicited not in ("drop", "reset"):
+            raise LabError(f"unsolicited must be 'drop' or 'reset', not {unsolicited!r}")
+        verdict = "drop" if unsolicited == "drop" else "reject with tcp reset"
         router.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         rules = f"""
         table ip lab {{
@@ -209,6 +223,11 @@ class Lab:
                 type filter hook forward priority filter; policy drop;
                 ct state established,related accept
                 iifname != "{wan}" accept
+            }}
+            chain input {{
+                type filter hook input priority filter; policy accept;
+                iifname "{wan}" ct state new,invalid meta l4proto tcp counter {verdict}
+                iifname "{wan}" ct state new,invalid counter drop
             }}
         }}
         """
@@ -234,14 +253,15 @@ class Lab:
             hosts.append(host)
         return hosts
 
-    def nat_world(self) -> dict[str, Host]:
+    def nat_world(self, unsolicited: str = "drop") -> dict[str, Host]:
         """Two home networks, each behind its own NAT router, and a public host between.
 
         ``public`` (198.51.100.10) and the routers' WAN sides (.1, .2) share the "internet"
         switch; ``home1`` (10.1.0.10) sits behind ``router1`` (10.1.0.1), ``home2``
         (10.2.0.10) behind ``router2``. The public host has no route into the home
-        networks, and the routers drop connections that start outside: a home host can
-        dial the public host, nothing can dial a home host.
+        networks, and the routers refuse connections that start outside (silently, or
+        with a RST: ``unsolicited``, see :meth:`nat_router`): a home host can dial the
+        public host, nothing can dial a home host.
         """
         internet = self.switch("inet")
         public = self.host("public")
@@ -252,13 +272,29 @@ class Lab:
             self.plug(router, internet, "wan", f"198.51.100.{n}/24")
             home_switch = self.switch(f"home{n}")
             self.plug(router, home_switch, "lan", f"10.{n}.0.1/24")
-            self.nat_router(router, "wan")
+            self.nat_router(router, "wan", unsolicited)
             home = self.host(f"home{n}")
             self.plug(home, home_switch, "eth0", f"10.{n}.0.10/24")
             self.route_default(home, f"10.{n}.0.1")
             hosts[f"router{n}"] = router
             hosts[f"home{n}"] = home
         return hosts
+
+    # -------------------------------------------------------------- inspection
+
+    def flows(self, router: Host) -> list[str]:
+        """The router's established TCP connections (conntrack), one line each."""
+        done = router.run("cat", "/proc/net/nf_conntrack", check=False)
+        lines = done.stdout.splitlines()
+        return [line for line in lines if " tcp " in line and "ESTABLISHED" in line]
+
+    def refused(self, router: Host) -> int:
+        """How many unsolicited TCP packets on its WAN side ``router`` refused (RST or drop)."""
+        done = router.run("nft", "list", "chain", "ip", "lab", "input")
+        for line in done.stdout.splitlines():
+            if "meta l4proto tcp" in line and "packets" in line:
+                return int(line.split("packets")[1].split()[0])
+        raise LabError(f"no TCP counter in {router.name}'s input chain:\n{done.stdout}")
 
     # -------------------------------------------------------------- teardown
 

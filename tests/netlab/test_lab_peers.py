@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lab as netlab
@@ -25,8 +27,10 @@ def _peer(lab: netlab.Lab, host: netlab.Host, **open_args: object) -> PeerProces
     return peer
 
 
-def _relay_daemon(lab: netlab.Lab, host: netlab.Host, repo: Path) -> str:
-    """``threadkit daemon --relay`` on ``host`` (port 4006); returns its relay address."""
+def _relay_daemon(
+    lab: netlab.Lab, host: netlab.Host, repo: Path
+) -> tuple[str, subprocess.Popen[str]]:
+    """``threadkit daemon --relay`` on ``host`` (port 4006); returns its address and process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("THRDS_")}
     proc = host.popen(
         [
@@ -40,12 +44,49 @@ def _relay_daemon(lab: netlab.Lab, host: netlab.Host, repo: Path) -> str:
     for line in proc.stdout:
         if line.startswith("Welcome to Threads! peer id "):
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep it drained
-            return f"/ip4/{host.ip}/tcp/4006/p2p/{line.split()[-1]}"
+            return f"/ip4/{host.ip}/tcp/4006/p2p/{line.split()[-1]}", proc
     raise AssertionError(f"the relay daemon exited with {proc.wait()}")
 
 
 def _ips(addrs: list[str]) -> set[str]:
     return {a.split("/")[2] for a in addrs}
+
+
+def _until(what: str, check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Wait for state nothing announces (a router's connection table, its counters)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def _direct(lab: netlab.Lab, router: netlab.Host, other_router: netlab.Host) -> list[str]:
+    """The router's established TCP flows to the other router's WAN address."""
+    return [f for f in lab.flows(router) if f"dst={other_router.addrs['wan']} " in f]
+
+
+def _two_homes_through_a_relay(
+    lab: netlab.Lab, world: dict[str, netlab.Host], tmp_path: Path
+) -> tuple[PeerProcess, PeerProcess, str, subprocess.Popen[str]]:
+    """A relay daemon on the public host; home2 joins home1's database through it."""
+    relay_addr, relay = _relay_daemon(lab, world["public"], tmp_path / "relay")
+    h1 = _peer(lab, world["home1"], peer_args={"relays": [relay_addr]})
+    h2 = _peer(lab, world["home2"], peer_args={"relays": [relay_addr]})
+    made = h1.call("new_db", name="punch")
+    h1.call("new_collection", db=made["id"], name="Notes")
+    h1.call("create", db=made["id"], coll="Notes", docs=[{"by": "home1"}])
+    h2.call("join", addr=made["addrs"][0], key=made["key"], timeout=30)
+    return h1, h2, made["id"], relay
+
+
+def _replicate_both_ways(h1: PeerProcess, h2: PeerProcess, db: str) -> None:
+    h2.call("create", db=db, coll="Notes", docs=[{"by": "home2"}])
+    h2.call("sync", db=db, timeout=20)
+    assert h1.call("wait_count", db=db, coll="Notes", n=2, timeout=20)["reached"]
+    h1.call("create", db=db, coll="Notes", docs=[{"by": "home1 again"}])
+    h1.call("sync", db=db, timeout=20)
+    assert h2.call("wait_count", db=db, coll="Notes", n=3, timeout=20)["reached"]
 
 
 def test_three_lan_hosts_join_by_address_and_converge(lab: netlab.Lab) -> None:
@@ -145,7 +186,7 @@ def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay_daemon(
 ) -> None:
     world = lab.nat_world()
     public, home1, home2 = world["public"], world["home1"], world["home2"]
-    relay_addr = _relay_daemon(lab, public, tmp_path / "relay")
+    relay_addr, _ = _relay_daemon(lab, public, tmp_path / "relay")
     h1 = _peer(lab, home1, peer_args={"relays": [relay_addr]})
     h2 = _peer(lab, home2, peer_args={"relays": [relay_addr]})
     # a NATed peer advertises only its relayed address: never its private one, nor 0.0.0.0
@@ -205,3 +246,42 @@ def test_a_hub_keeps_the_database_while_both_homes_are_offline(
     assert h1.call("wait_count", db=db, coll="Notes", n=2, timeout=20)["reached"]
     docs = h1.call("find", db=db, coll="Notes")["docs"]
     assert sorted(d["by"] for d in docs) == ["home1", "home2"]
+
+
+def test_hole_punching_makes_the_relayed_connection_direct_and_the_relay_can_go(
+    lab: netlab.Lab, tmp_path: Path
+) -> None:
+    # routers as at home: masquerade keeps source ports, unsolicited packets are dropped
+    world = lab.nat_world(unsolicited="drop")
+    router1, router2 = world["router1"], world["router2"]
+    assert not _direct(lab, router1, router2)
+    h1, h2, db, relay = _two_homes_through_a_relay(lab, world, tmp_path)
+    # home1 accepted the relayed connection and starts DCUtR; both dial from their listen
+    # ports and the two SYNs meet as a TCP simultaneous open through both NATs
+    _until(
+        "a direct flow between the two NAT routers",
+        lambda: _direct(lab, router1, router2) and _direct(lab, router2, router1),
+    )
+    relay.kill()  # no relay from now on: what replicates goes over the direct connection
+    relay.wait(timeout=10)
+    _replicate_both_ways(h1, h2, db)
+    for router in (router1, router2):
+        assert not [f for f in lab.flows(router) if "dst=198.51.100.10 " in f]
+    assert _direct(lab, router1, router2) and _direct(lab, router2, router1)
+
+
+def test_routers_that_reset_unsolicited_syns_keep_the_connection_relayed(
+    lab: netlab.Lab, tmp_path: Path
+) -> None:
+    # routers that answer a SYN to a port without a mapping with a RST: each hole-punch
+    # SYN that arrives before the other side's has opened the mapping is reset, and the
+    # RST closes the mapping the other side had just opened (docs/networking.md)
+    world = lab.nat_world(unsolicited="reset")
+    router1, router2 = world["router1"], world["router2"]
+    h1, h2, db, _ = _two_homes_through_a_relay(lab, world, tmp_path)
+    _until(
+        "hole-punch SYNs reset by both routers",
+        lambda: lab.refused(router1) and lab.refused(router2),
+    )
+    assert not _direct(lab, router1, router2) and not _direct(lab, router2, router1)
+    _replicate_both_ways(h1, h2, db)  # through the relay

@@ -21,8 +21,11 @@ from threadkit.api.proto import threadsnet_pb2 as netpb
 from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
 from threadkit.api.wire import LISTENING_KEY
 from threadkit.core.addr import addr_from_bytes, addr_to_bytes
+from threadkit.core.cid import cid_from_string
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
+from threadkit.core.records import RecordBlocks, open_record
+from threadkit.net.context import peer_id_str
 
 if TYPE_CHECKING:
     from threadkit.peer import Peer
@@ -149,8 +152,6 @@ class NetService(netpb_grpc.APIServicer):
     @unary
     def AddRecord(self, request: Any, context: grpc.ServicerContext) -> netpb.AddRecordReply:
         """Add a record made elsewhere with its log's own keys (checked before it is kept)."""
-        from threadkit.core.records import RecordBlocks, open_record
-        from threadkit.net.context import peer_id_str
 
         self.tokens.identity(context)
         thread_id = wire_thread_id(request.threadID)
@@ -190,7 +191,6 @@ def _zigzag_varint(value: int) -> bytes:
 
 
 def _thread_info(peer: Peer, thread_id: ThreadID) -> netpb.ThreadInfoReply:
-    from threadkit.core.cid import cid_from_string
 
     info = peer.get_thread(thread_id)
     key = peer.repo.get_thread(thread_id).key

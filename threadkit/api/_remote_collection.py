@@ -7,7 +7,6 @@ the schema fetched beside them (see :mod:`threadkit.api.client` on schema cachin
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,18 +14,29 @@ from threadkit import errors
 from threadkit.api._remote_txn import RemoteReadTxn, RemoteWriteTxn
 from threadkit.api._requests import doc_list, dump_doc, id_list, info_dict, needs_log, query_json
 from threadkit.api.proto import threads_pb2 as pb
+from threadkit.db.collection import update_fields
+from threadkit.db.query import Query
+from threadkit.frames.frame import frame_from_documents
+from threadkit.frames.lazy import compile_with_schema
+from threadkit.frames.views import FrameViews, TimeViews
 
 if TYPE_CHECKING:
     from threadkit.api._remote_db import RemoteDatabase
     from threadkit.core.identity import Identity, PublicKey
-    from threadkit.db.query import Query
-    from threadkit.frames.lazy import LazyFrame
+    from threadkit.frames.source import CollectionSource
 
 __all__ = ["RemoteCollection"]
 
 
-class RemoteCollection:
-    """A collection on a daemon, with :class:`threadkit.Collection`'s methods."""
+class RemoteCollection(FrameViews, TimeViews):
+    """A collection on a daemon, with :class:`threadkit.Collection`'s methods.
+
+    Its views (``df``, ``to_pandas``, ``to_arrow``, ``to_parquet``, ``query``, ``lazy``,
+    ``c``, ``[]``, ``create_many``, ``at``, ``diff``) are the embedded collection's
+    (:class:`threadkit.frames.views.FrameViews`, ``TimeViews``), given the daemon's
+    ``Find`` and ``GetCollectionInfo``; the time-travel ones need the record log, which
+    the daemon's API does not serve, and say so.
+    """
 
     def __init__(self, db: RemoteDatabase, name: str) -> None:
         self.db = db
@@ -88,8 +98,6 @@ class RemoteCollection:
         InvalidInput
             The collection has a read filter.
         """
-        from threadkit.db.collection import update_fields
-
         merged = update_fields(instance_id, changes, fields)
         if self.db.collection_info(self.name)["read_filter"]:
             raise errors.InvalidInput(
@@ -201,10 +209,6 @@ class RemoteCollection:
         expressions are compiled with the cached schema first and again (with
         ``Find`` repeated) when the fresh one differs or the cached one fails.
         """
-        from threadkit.db.query import Query
-        from threadkit.frames.frame import frame_from_documents
-        from threadkit.frames.lazy import compile_with_schema
-
         client = self.db.client
         typed = query is not None and not isinstance(query, Query)
         cached: dict[str, Any] | None = None
@@ -226,137 +230,15 @@ class RemoteCollection:
             found = client.call_async("Find", self._find_request(compiled), identity)
         return frame_from_documents((json.loads(raw) for raw in found().instances), schema)
 
-    def to_pandas(
-        self, query: Query | None = None, identity: Identity | PublicKey | str | None = None
-    ) -> Any:
-        """Documents (matching ``query``) as a DataFrame, dtypes from the schema.
-
-        The same frame an embedded collection gives
-        (:func:`threadkit.frames.frame.to_pandas`): indexed by ``_id``, one
-        column per field (nested objects as ``parent.child``), dtypes from the
-        collection's JSON Schema, ``_mod`` last as ``datetime64[ns, UTC]``.
-        Fetched on each call (nothing is cached but the schema, see the module
-        docstring).
-
-        Parameters
-        ----------
-        query : Query, optional
-            Only documents matching it, in its order, with its skip/limit.
-        identity : Identity, PublicKey or str, optional
-            Who reads (:meth:`threadkit.api.client.Client.metadata`): None for the
-            client's token, a ``tk.Identity``, or the public key the client acts as.
-
-        Raises
-        ------
-        InvalidQuery
-            For a ``query`` that is not a Query, or a type mismatch in it.
-        InvalidInput
-            For a public key the client does not act as.
-        CollectionNotFound
-            When the collection does not exist.
-
-        Examples
-        --------
-        >>> people.to_pandas(tk.where("age").gt(30))  # doctest: +SKIP
-        """
-        from threadkit.db.query import Query
-
-        if query is not None and not isinstance(query, Query):
-            raise errors.InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+    def _frame_of(self, expr: object, local_vars: Mapping[str, Any] | None, identity: Any) -> Any:
         self.db.client.metadata(identity)  # refused before anything is sent
-        return self._frame(query, None, identity)
+        return self._frame(expr, local_vars, identity)
 
-    @property
-    def df(self) -> Any:
-        """The whole collection as a DataFrame (fetched on each access)."""
-        return self.to_pandas()
+    def _compile(self, expr: object) -> Query:
+        return compile_with_schema(self.schema(), expr)
 
-    def to_arrow(
-        self, query: Query | None = None, identity: Identity | PublicKey | str | None = None
-    ) -> Any:
-        """Documents (matching ``query``) as a ``pyarrow.Table``, ``_id`` first.
+    def _frame_schema(self) -> dict[str, Any]:
+        return self._cached_schema()
 
-        As :func:`threadkit.frames.frame.to_arrow`: the same table an embedded
-        collection gives.
-        """
-        from threadkit.frames.frame import frame_to_arrow
-
-        return frame_to_arrow(self.to_pandas(query, identity))
-
-    def to_parquet(
-        self,
-        path: str | os.PathLike[str],
-        query: Query | None = None,
-        identity: Identity | PublicKey | str | None = None,
-    ) -> None:
-        """Write documents (matching ``query``) to a Parquet file (as :meth:`to_arrow`)."""
-        from threadkit.frames.frame import frame_to_parquet
-
-        frame_to_parquet(self.to_pandas(query, identity), path)
-
-    def query(
-        self,
-        expr: Any,
-        local_vars: dict[str, Any] | None = None,
-        identity: Identity | PublicKey | str | None = None,
-    ) -> Any:
-        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
-
-        Compiled to a ``tk.Query`` here (:mod:`threadkit.frames.expr`) and run on
-        the daemon by ``Find``, so its indexes are used. ``@name`` refers to the
-        caller's variables, as in pandas.
-
-        Raises
-        ------
-        InvalidQuery
-            For what cannot compile, naming the part.
-        InvalidInput
-            For a public key the client does not act as.
-
-        Examples
-        --------
-        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
-        """
-        from threadkit.frames.lazy import caller_vars
-
-        self.db.client.metadata(identity)  # refused before anything is sent
-        return self._frame(expr, caller_vars(expr, local_vars), identity)
-
-    def lazy(self, expr: Any = None) -> LazyFrame:
-        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
-        from threadkit.frames.lazy import LazyFrame, compile_with_schema
-
-        return LazyFrame(self, compile_with_schema(self.schema(), expr))
-
-    @property
-    def c(self) -> Any:
-        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
-        from threadkit.db.schema import schema_paths
-        from threadkit.frames.columns import ColumnNamespace
-
-        return ColumnNamespace(schema_paths(self._cached_schema()))
-
-    def __getitem__(self, expr: Any) -> Any:
-        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
-        return self._frame(expr)
-
-    def create_many(self, df: Any, chunk_size: int = 1000, progress: Any = None) -> list[str]:
-        """Insert a DataFrame's rows, one ``Create`` (one transaction) per chunk; their ids.
-
-        As :func:`threadkit.frames.ingest.create_many`.
-        """
-        from threadkit.frames.ingest import create_many
-
-        return create_many(self, df, chunk_size=chunk_size, progress=progress)
-
-    # ------------------------------------------- views of the log: not over the API
-
-    def at(self, when: Any, identity: Identity | PublicKey | str | None = None) -> Any:
-        """Not available remotely: raises InvalidInput (time travel needs the record log)."""
-        raise needs_log("time travel (at())")
-
-    def diff(
-        self, a: Any, b: Any = None, identity: Identity | PublicKey | str | None = None
-    ) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("diff()")
+    def _log_source(self, what: str) -> CollectionSource:
+        raise needs_log(what)

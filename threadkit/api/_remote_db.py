@@ -15,21 +15,31 @@ from threadkit.api._remote_collection import RemoteCollection
 from threadkit.api._requests import collection_config, info_dict, needs_log
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.wire import error_from_status
+from threadkit.core.addr import addr_from_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
+from threadkit.db.database import DBInfo
 from threadkit.db.events import Action
-from threadkit.db.listen import Event, Lagged
+from threadkit.db.listen import Event, Lagged, _parse_actions
+from threadkit.frames.views import DatabaseViews
+from threadkit.graph import GraphViews
 
 if TYPE_CHECKING:
     from threadkit.api.client import Client
-    from threadkit.db.config import Index
-    from threadkit.db.database import DBInfo
+    from threadkit.frames.source import DatabaseSource
 
 __all__ = ["RemoteDatabase", "RemoteFeed"]
 
 
-class RemoteDatabase:
-    """A database on a daemon, with :class:`threadkit.Database`'s methods."""
+class RemoteDatabase(DatabaseViews, GraphViews):
+    """A database on a daemon, with :class:`threadkit.Database`'s methods.
+
+    Its views (``from_pandas``, ``history``, ``conflicts``, ``heads``, ``dag``,
+    ``plot_dag``, ``logs``) are the embedded database's
+    (:class:`threadkit.frames.views.DatabaseViews`, :class:`threadkit.graph.GraphViews`);
+    those that read the record log say why they cannot: the daemon's API does not
+    serve it.
+    """
 
     def __init__(self, client: Client, thread_id: ThreadID) -> None:
         self.client = client
@@ -48,8 +58,6 @@ class RemoteDatabase:
 
     def info(self) -> DBInfo:
         """Name, addresses and key, to share with another peer."""
-        from threadkit.core.addr import addr_from_bytes
-        from threadkit.db.database import DBInfo
 
         reply = self.client.call("GetDBInfo", pb.GetDBInfoRequest(dbID=self._raw))
         return DBInfo(
@@ -120,60 +128,14 @@ class RemoteDatabase:
         reply = self.client.call("ListCollections", pb.ListCollectionsRequest(dbID=self._raw))
         return [RemoteCollection(self, c.name) for c in reply.collections]
 
-    def from_pandas(
-        self,
-        name: str,
-        df: Any,
-        indexes: Iterable[Index | str | dict[str, Any]] = (),
-        chunk_size: int = 1000,
-        progress: Any = None,
-    ) -> RemoteCollection:
-        """A new collection holding a DataFrame's rows, its schema inferred from the dtypes.
-
-        As ``Database.from_pandas`` (:func:`threadkit.frames.ingest.from_pandas`):
-        one ``Create`` call (one transaction) per ``chunk_size`` rows.
-
-        Examples
-        --------
-        >>> people = db.from_pandas("People", frame, indexes=["name"])  # doctest: +SKIP
-        """
-        from threadkit.frames.ingest import from_pandas
-
-        return from_pandas(
-            self, name, df, indexes=indexes, chunk_size=chunk_size, progress=progress
-        )
-
     # ------------------------------------------- views of the log: not over the API
 
-    def history(self, collection: str | None = None, *, full: bool = False) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("history()")
-
-    def conflicts(self, collection: str | None = None, *, full: bool = False) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("conflicts()")
+    def _log_source(self, what: str) -> DatabaseSource:
+        raise needs_log(what)
 
     def lost_writes(self, collection: str | None = None) -> list[dict[str, Any]]:
         """Not available remotely: raises InvalidInput (needs the record log)."""
         raise needs_log("lost_writes()")
-
-    def heads(self) -> dict[str, int]:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("heads()")
-
-    def dag(self, causal: bool = False) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("dag()")
-
-    def plot_dag(
-        self, ax: Any = None, max_records: int = 300, causal: bool = False, members: Any = None
-    ) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("plot_dag()")
-
-    def logs(self) -> Any:
-        """Not available remotely: raises InvalidInput (needs the record log)."""
-        raise needs_log("logs()")
 
     def listen(
         self,
@@ -183,7 +145,6 @@ class RemoteDatabase:
         maxsize: int = 10_000,
     ) -> RemoteFeed:
         """A feed of changes (see ``Database.listen``); registered when this returns."""
-        from threadkit.db.listen import _parse_actions
 
         wanted = _parse_actions(actions)
         codes = {Action.CREATE: 1, Action.SAVE: 2, Action.DELETE: 3}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from threadkit import errors
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.wire import error_from_text
-
-if TYPE_CHECKING:
-    from threadkit.db.query import Query
+from threadkit.db.config import Index
+from threadkit.db.query import Query
+from threadkit.db.txn import normalise_docs
 
 __all__ = [
     "check",
@@ -32,7 +32,6 @@ def dump_doc(doc: Any) -> bytes:
 
 def doc_list(docs: tuple[Any, ...]) -> list[dict[str, Any]]:
     """Documents given as ``*docs`` (dicts, or lists of them), checked as the embedded API does."""
-    from threadkit.db.txn import normalise_docs
 
     return normalise_docs(docs)
 
@@ -50,7 +49,6 @@ def id_list(ids: Iterable[Any]) -> list[str]:
 
 def query_json(query: Query | None) -> bytes:
     """``queryJSON`` for a query (``{}``: every document); InvalidQuery for anything else."""
-    from threadkit.db.query import Query
 
     if query is None:
         return b"{}"
@@ -67,7 +65,6 @@ def collection_config(
     read_filter: str | None,
 ) -> pb.CollectionConfig:
     """A ``CollectionConfig`` message (indexes as paths, dicts or ``tk.Index``)."""
-    from threadkit.db.config import Index
 
     wire = []
     for index in indexes:

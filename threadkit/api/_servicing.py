@@ -21,6 +21,7 @@ from threadkit.core.identity import PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.tokens import TokenIssuer, new_challenge
+from threadkit.db.query import Query
 
 if TYPE_CHECKING:
     from threadkit.peer import Peer
@@ -189,7 +190,6 @@ def dump_docs(docs: Any) -> list[bytes]:
 
 def load_query(raw: bytes) -> Any:
     """A request's ``queryJSON`` as a Query (None when empty)."""
-    from threadkit.db.query import Query
 
     if not raw or not raw.strip():
         return None

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -57,12 +57,10 @@ from threadkit.api.wire import (
     error_from_text,
     message_size_options,
 )
-from threadkit.core.addr import dial_target
+from threadkit.core.addr import ThreadAddr, addr_to_bytes, dial_target
+from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
-
-if TYPE_CHECKING:
-    from threadkit.core.identity import Identity, PublicKey
 
 __all__ = [
     "Client",
@@ -138,7 +136,6 @@ class Client:
         """
         if identity is None:
             return bearer(self.token)
-        from threadkit.core.identity import Identity
 
         if isinstance(identity, Identity):
             key = str(identity.public)
@@ -171,8 +168,6 @@ class Client:
             subject = claims.get("sub")
             return subject if isinstance(subject, str) else None
         if self._host_key is None:
-            from threadkit.core.identity import PublicKey
-
             self._host_key = str(PublicKey.from_peer_id(self.host_id))
         return self._host_key
 
@@ -310,7 +305,6 @@ class Client:
 
         ``key`` is a ``tk.ThreadKey`` or its string form (as ``threadkit share`` prints it).
         """
-        from threadkit.core.addr import ThreadAddr, addr_to_bytes
 
         if isinstance(key, str):
             key = ThreadKey.from_string(key.strip())

@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from threadkit.errors import InvalidInput, LimitExceeded
+from threadkit.errors import InvalidInput, LimitExceeded, Timeout
+from threadkit.net.connmgr import parse_duration
 
 __all__ = ["APILimits", "IdleWatch", "StreamGuard", "StreamSlots", "client_address"]
 
@@ -152,7 +153,6 @@ class APILimits:
             A count is not a whole number, a time not a Go duration, or a value out of
             range (the message names the setting).
         """
-        from threadkit.net.connmgr import parse_duration
 
         def whole(name: str) -> int:
             text = str(settings[name]).strip()
@@ -412,7 +412,6 @@ class StreamGuard:
         handler's next read raises :class:`threadkit.errors.Timeout` (never a plain end of
         the stream, so a write transaction cannot mistake it for a commit).
         """
-        from threadkit.errors import Timeout
 
         seconds = self.limits.stream_idle
         text = f"stream idle: no message from the client for {seconds:g}s (apiStreamIdleTimeout)"

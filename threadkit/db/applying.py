@@ -4,8 +4,8 @@ Fast path: an event newer than everything its instance has seen, whose writer
 had seen the instance's latest event, is applied on top of the stored
 document. Anything else (late, concurrent, or touching a unique value another
 instance holds) re-folds only the instances involved (:mod:`.refold`). A record
-of creates of new instances goes in one batch when nothing needs judging
-(:meth:`Applier.apply_creates`).
+of creates of new instances goes in one batch when nothing needs judging one by
+one: no write validator, and unique values checked in batch (:meth:`Applier.apply_creates`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import cbor2
 
 from threadkit.core.clock import Timestamp, order_key
 from threadkit.db import dockeys, indexkeys
+from threadkit.db.bulkcheck import unique_values_free
 from threadkit.db.change import Change, Transition
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
@@ -122,9 +123,15 @@ class Applier:
             history is None
             or config is None
             or config.validator is not None
-            or config.unique_paths
             or not creates
             or history.keys[-1] >= keys[0]
+            or not unique_values_free(
+                ctx.txn,
+                self.engine.tables,
+                self.engine.coll_key(collection),
+                config,
+                [doc for _, _, doc in creates],
+            )
         ):
             events = [
                 RecordEvent(stamp, Action.CREATE, collection, i, doc) for stamp, i, doc in creates
@@ -168,7 +175,10 @@ class Applier:
         ]
         indexes = [(path, dockeys.index_prefix(coll, path)) for path in config.index_paths]
         if indexes:
-            puts.append((tables.index, index_entries(indexes, docs, id_parts)))
+            # a unique index's entry holds its claim, the event's key (:mod:`.claims`)
+            claims = keys if config.unique_paths else None
+            unique = frozenset(config.unique_paths)
+            puts.append((tables.index, index_entries(indexes, docs, id_parts, claims, unique)))
         for table, items in puts:
             ctx.txn.cursor(table).putmulti(items)
         changes = [Change(collection, i, Action.CREATE, d) for i, d in zip(ids, docs, strict=True)]

@@ -290,7 +290,7 @@ def import_db(
                 chain.accept(txn, tables, thread_id, entry.public.peer_id, entry.records)
 
     # one write transaction holds the thread, its logs and records, and the new database;
-    # the records are folded when the database opens (Database._catch_up), which a crash
+    # the records are folded when the database opens (db.received.catch_up), which a crash
     # in between only delays to the next open
     return manager.new_db(name, thread_id, key, adopt=True, prepare=store)
 

@@ -163,8 +163,6 @@ class CollectionConfig:
     @cached_property
     def schema_validator(self) -> SchemaValidator:
         """The compiled schema (compiled on first use)."""
-        from threadkit.db.schema import SchemaValidator
-
         return SchemaValidator(self.schema)
 
     @cached_property

@@ -20,18 +20,19 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cbor2
 
 from threadkit.core.clock import HLC, Timestamp, order_key
-from threadkit.core.identity import Identity, PublicKey, peer_id_bytes
+from threadkit.core.identity import Identity, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
-from threadkit.core.records import Record, create_record, open_record
-from threadkit.db import dockeys
+from threadkit.core.records import Record, create_record
+from threadkit.db import dockeys, received
 from threadkit.db.archive import export_db
+from threadkit.db.bulkcheck import new_instances
 from threadkit.db.collection import Collection
 from threadkit.db.config import CollectionConfig, Index
 from threadkit.db.docpath import get_path
@@ -44,14 +45,12 @@ from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.membership import Membership
 from threadkit.db.names import check_name
-from threadkit.db.patch import apply_patch, create_patch
+from threadkit.db.pending import Pending, event_for, next_mod
 from threadkit.db.readside import Timeline
 from threadkit.db.scriptcalls import Deferred, ScriptCalls
 from threadkit.db.writeop import WriteOp
 from threadkit.errors import (
     CollectionExists,
-    InstanceExists,
-    InstanceNotFound,
     InvalidDocument,
     InvalidIndex,
     InvalidInput,
@@ -60,8 +59,8 @@ from threadkit.errors import (
     UniqueViolation,
     WriteRejected,
 )
-from threadkit.store import chain, reads
-from threadkit.store.logs import list_logs, read_head
+from threadkit.store import chain
+from threadkit.store.logs import read_head
 from threadkit.store.models import AcceptResult
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
@@ -93,24 +92,6 @@ class DBInfo:
     name: str
     addrs: list[str]
     key: ThreadKey
-
-
-@dataclass
-class _Pending:
-    events: list[RecordEvent] = field(default_factory=list)
-    state: dict[tuple[str, str], tuple[dict[str, Any] | None, bytes | None]] = field(
-        default_factory=dict
-    )
-    head: bytes | None = None
-    """This peer's log head when the events were built (their stamps follow it)."""
-    seen: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
-    """The latest event key of each instance the events were built on."""
-    configs: dict[str, CollectionConfig | None] = field(default_factory=dict)
-    """The config of each collection the events were built under."""
-    befores: list[dict[str, Any] | None] = field(default_factory=list)
-    """The instance before each event, as the writer saw it."""
-    prejudged: bool = False
-    """True once the events' validator calls were noted (see ``Database._prejudge``)."""
 
 
 class Database(Membership):
@@ -166,7 +147,7 @@ class Database(Membership):
         self.gate = Gate(self)
         with repo.transaction() as txn:
             self.engine.load(txn)
-        self._catch_up()
+        received.catch_up(self)
 
     # ------------------------------------------------------------ collections
 
@@ -427,10 +408,10 @@ class Database(Membership):
         if not ops:
             return None
         signer = author_of(writer)
-        built: list[_Pending] = []
+        built: list[Pending] = []
 
         def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
-            if self._creates_only(ops):
+            if self._creates_only(ops) and self._new_instances(txn, ops):
                 record, changes = self._commit_creates(txn, ops, writer)
             else:
                 if not built or not self._still_current(txn, built[0]):
@@ -482,10 +463,10 @@ class Database(Membership):
                     self.engine.scripts = None
             calls.run_missing()
 
-    def _build_events(self, txn: StoreTxn, ops: list[WriteOp]) -> _Pending:
+    def _build_events(self, txn: StoreTxn, ops: list[WriteOp]) -> Pending:
         """The events of a transaction's writes, stamped now, and what they were built on."""
         head = read_head(txn, self._repo.tables, self.id, self.log_id)
-        pending = _Pending(head=head.cid)
+        pending = Pending(head=head.cid)
         for op in ops:
             ident = (op.collection, op.instance_id)
             if ident not in pending.state and ident not in pending.seen and not op.fresh:
@@ -493,10 +474,10 @@ class Database(Membership):
             if op.collection not in pending.configs:
                 history = self.engine.colls.get(op.collection)
                 pending.configs[op.collection] = history.current if history else None
-            pending.events.append(self._event_for(txn, pending, op))
+            pending.events.append(event_for(self, txn, pending, op))
         return pending
 
-    def _prejudge(self, pending: _Pending, author: str) -> None:
+    def _prejudge(self, pending: Pending, author: str) -> None:
         """Note the write validator call of each event, so that one batch judges them all
         before the engine applies them (the engine's own calls then replay the reports;
         a call it makes that was not foreseen here costs one more round)."""
@@ -517,7 +498,7 @@ class Database(Membership):
         if calls.missing:
             raise _Again
 
-    def _still_current(self, txn: StoreTxn, pending: _Pending) -> bool:
+    def _still_current(self, txn: StoreTxn, pending: Pending) -> bool:
         """True when events built earlier can be committed now: no record was added to
         this peer's log since (their stamps still follow its head), and no instance or
         collection they were built on changed."""
@@ -533,7 +514,7 @@ class Database(Membership):
         )
 
     def _commit_ops(
-        self, txn: StoreWriteTxn, ops: list[WriteOp], pending: _Pending, writer: Writer
+        self, txn: StoreWriteTxn, ops: list[WriteOp], pending: Pending, writer: Writer
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
         author = author_of(writer)
@@ -547,14 +528,14 @@ class Database(Membership):
     def _commit_creates(
         self, txn: StoreWriteTxn, ops: list[WriteOp], writer: Writer
     ) -> tuple[Record, list[Change]]:
-        """New documents under generated ids (the bulk path, see :meth:`_creates_only`).
+        """New documents, never seen before (the bulk path, see :meth:`_creates_only`).
 
         The record and the stored state are those :meth:`_commit_ops` would make from the
         same stamps; each document is encoded once, and nothing is looked up.
         """
         name = ops[0].collection
         creates = [
-            (stamp, op.instance_id, {**(op.doc or {}), "_mod": _next_mod(stamp.wall, None)})
+            (stamp, op.instance_id, {**(op.doc or {}), "_mod": next_mod(stamp.wall, None)})
             for op, stamp in zip(ops, self.hlc.now_many(len(ops)), strict=True)
         ]
         # an attestation names the events' digest; a delegation (the usual case) does not
@@ -572,17 +553,16 @@ class Database(Membership):
         return record, changes
 
     def _creates_only(self, ops: list[WriteOp]) -> bool:
-        """True when every write creates a document under an id generated for it, all in
-        one collection with no write validator and no unique index, each document checked
-        against the collection's current schema and holding its ``_id`` first."""
+        """True when every write creates a document, all in one collection with no write
+        validator, each document checked against the collection's current schema and
+        holding its ``_id`` first (unique values are checked in batch by the engine)."""
         config = ops[0].checked
-        if config is None or config.validator is not None or config.unique_paths:
+        if config is None or config.validator is not None:
             return False
         if not self._still_checked(ops[0]):
             return False
         return all(
             op.action is Action.CREATE
-            and op.fresh
             and op.checked is config
             and op.doc is not None
             and next(iter(op.doc), None) == "_id"
@@ -590,54 +570,18 @@ class Database(Membership):
             for op in ops
         )
 
+    def _new_instances(self, txn: StoreTxn, ops: list[WriteOp]) -> bool:
+        """True when the creates' ids are distinct and those the caller gave were never seen
+        (else the one-event path raises InstanceExists naming the document)."""
+        given = [op.instance_id for op in ops if not op.fresh]
+        ids = [op.instance_id for op in ops] if given else []
+        coll = self.engine.coll_key(ops[0].collection)
+        return new_instances(txn, self.engine.tables, coll, ids, given)
+
     def _still_checked(self, op: WriteOp) -> bool:
         """True when ``op``'s document was checked against its collection's current config."""
         history = self.engine.colls.get(op.collection)
         return op.checked is not None and history is not None and op.checked is history.current
-
-    def _event_for(self, txn: StoreTxn, pending: _Pending, op: WriteOp) -> RecordEvent:
-        ident = (op.collection, op.instance_id)
-        if ident in pending.state:
-            before, base = pending.state[ident]
-        elif op.fresh:
-            before, base = None, None
-        else:
-            before = self.engine.get_doc(txn, op.collection, op.instance_id)
-            base = self.engine.last_key(txn, op.collection, op.instance_id)
-        pending.befores.append(before)
-        stamp = self._stamp_after(base, f"instance {op.instance_id!r} of {op.collection!r}")
-        key = order_key(stamp, self._log_bytes)
-        if op.action is Action.CREATE:
-            if before is not None:
-                raise InstanceExists(
-                    f"instance {op.instance_id!r} already exists in {op.collection!r}"
-                )
-            doc = dict(op.doc or {})
-            doc["_mod"] = _next_mod(stamp.wall, before)
-            event = RecordEvent(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
-            after: dict[str, Any] | None = dict(doc, _id=op.instance_id)
-        elif op.action is Action.SAVE:
-            view = before
-            config = self.engine.config(op.collection)
-            if before is not None and config.filter is not None:
-                view = self.engine.run_filter(config, op.reader, before)
-            if op.merge and view is None:
-                raise InstanceNotFound(
-                    f"instance {op.instance_id!r} not found in {op.collection!r}"
-                )
-            new = {**view, **(op.doc or {})} if op.merge and view else dict(op.doc or {})
-            new.pop("_mod", None)
-            new["_mod"] = _next_mod(stamp.wall, before)
-            patch = create_patch(view or {}, new)
-            patch.pop("_id", None)
-            event = RecordEvent(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
-            after = apply_patch(before, patch)
-            after["_id"] = op.instance_id
-        else:
-            event = RecordEvent(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
-            after = None
-        pending.state[ident] = (after, key)
-        return event
 
     def _stamp_after(self, base: bytes | None, what: str) -> Timestamp:
         """A new stamp for a write that saw the event ordered at ``base``: it sorts after it.
@@ -742,24 +686,10 @@ class Database(Membership):
 
         The records must have been checked with ``open_record`` against the
         log's key. Records already held are skipped; a gap is reported in the
-        result, never applied past. Listeners are told after the commit.
+        result, never applied past. Listeners are told after the commit
+        (:mod:`threadkit.db.received`).
         """
-        log_bytes = peer_id_bytes(log_id)
-        records = list(records)
-
-        def attempt(txn: StoreWriteTxn) -> tuple[AcceptResult, list[Change]]:
-            changes: list[Change] = []
-            result = chain.accept(txn, self._repo.tables, self.id, log_id, records)
-            for appended in result.added:
-                self.gate.note(txn, log_id, appended.counter, appended.record)
-                self._set_applied(txn, log_bytes, appended.counter)
-            if result.added:
-                changes.extend(self.gate.settle(txn))
-            return result, changes
-
-        result, changes = self._rounds(attempt)
-        self._after_commit(changes, None, log_id)
-        return result
+        return received.apply_records(self, log_id, records)
 
     def _apply_events(
         self, txn: StoreWriteTxn, log_bytes: bytes, record: Record, events: list[RecordEvent]
@@ -785,27 +715,6 @@ class Database(Membership):
             db=self._tables.applied,
         )
 
-    def _catch_up(self) -> None:
-        """Apply records stored in the logs but not yet applied (after a crash or an import)."""
-
-        def attempt(txn: StoreWriteTxn) -> list[Change]:
-            changes: list[Change] = []
-            for info in list_logs(txn, self._repo.tables, self.id):
-                log_bytes = peer_id_bytes(info.id)
-                raw = txn.get(dockeys.applied_key(self.prefix, log_bytes), db=self._tables.applied)
-                applied = int.from_bytes(raw, "big") if raw else 0
-                if info.counter <= applied:
-                    continue
-                stored_records = reads.read_log(txn, self._repo.tables, self.id, info.id, applied)
-                for stored in stored_records:
-                    record = _reopen(stored, self.key, info.public)
-                    self.gate.note(txn, info.id, stored.counter, record)
-                    self._set_applied(txn, log_bytes, stored.counter)
-            changes.extend(self.gate.settle(txn))
-            return changes
-
-        self._after_commit(self._rounds(attempt), None)
-
     def export(self, path: str | os.PathLike[str], keys: str = "none") -> Any:
         """Write this database, all its logs and records as stored, to a CARv1 archive.
 
@@ -829,24 +738,6 @@ class Database(Membership):
         """Close every listen feed; the repo stays open (the peer owns it)."""
         self.closed = True
         self.listeners.close_all()
-
-
-def _next_mod(wall: int, before: dict[str, Any] | None) -> int:
-    """``_mod`` of a write: its wall time, but always above the instance's previous ``_mod``.
-
-    The HLC's wall part stands still after merging a stamp from a clock that runs
-    ahead (only its logical part moves), and ``_mod`` must still grow on every write.
-    """
-    previous = before.get("_mod") if before else None
-    if type(previous) is int and previous >= wall:
-        return previous + 1
-    return wall
-
-
-def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
-    return open_record(
-        stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
-    )
 
 
 def encode_db_entry(prefix: bytes, name: str, log_id: str) -> bytes:

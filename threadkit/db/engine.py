@@ -334,12 +334,13 @@ class Engine:
         """Apply a local record of creates of new instances in one batch (the bulk path).
 
         ``creates`` holds ``(stamp, id, document)`` for each create event (no base: the
-        ids were just generated, so the instances cannot exist), ``encoded`` each
-        document's CBOR, ``_id`` first as the store keeps it; the documents were checked
-        against the collection's current schema. The stored state and the changes are
-        those of :meth:`apply_local` of the same events (the ids ``fresh``), which is what
-        runs when the batch does not fit: a write validator or a unique index to judge, or
-        a config event at or after the first stamp.
+        instances were never seen, :func:`threadkit.db.bulkcheck.new_instances`),
+        ``encoded`` each document's CBOR, ``_id`` first as the store keeps it; the
+        documents were checked against the collection's current schema. The stored state
+        and the changes are those of :meth:`apply_local` of the same events (the ids
+        ``fresh``), which is what runs when the batch does not fit: a write validator to
+        judge, a unique value taken twice or already held, or a config event at or after
+        the first stamp.
         """
         ctx = RecordContext(txn, log_id, author, record, LOCAL)
         return self.applier.apply_creates(ctx, collection, creates, encoded)

@@ -116,16 +116,29 @@ class Indexes:
 
 
 def index_entries(
-    indexes: list[tuple[str, bytes]], docs: list[dict[str, Any]], id_parts: list[bytes]
+    indexes: list[tuple[str, bytes]],
+    docs: list[dict[str, Any]],
+    id_parts: list[bytes],
+    claims: list[bytes] | None = None,
+    unique: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[bytes, bytes]]:
-    """Entries ``prefix ‖ value ‖ id`` → ``b""`` of new documents in (non-unique) indexes.
+    """Entries ``prefix ‖ value ‖ id`` → claim of new documents.
 
-    ``indexes`` holds each index's path and key prefix. Document by document, path by
-    path, as the one-event path writes them, so an unindexable value fails the same way.
+    ``indexes`` holds each index's path and key prefix. An entry of a path in ``unique``
+    holds the document's claim (its create's key, from ``claims``), others ``b""``.
+    Document by document, path by path, as the one-event path writes them, so an
+    unindexable value fails the same way.
     """
+    if claims is None:
+        return (
+            (prefix + encode_value(value) + part, b"")
+            for doc, part in zip(docs, id_parts, strict=True)
+            for path, prefix in indexes
+            if (value := get_path(doc, path)) is not MISSING
+        )
     return (
-        (prefix + encode_value(value) + part, b"")
-        for doc, part in zip(docs, id_parts, strict=True)
+        (prefix + encode_value(value) + part, claim if path in unique else b"")
+        for doc, part, claim in zip(docs, id_parts, claims, strict=True)
         for path, prefix in indexes
         if (value := get_path(doc, path)) is not MISSING
     )

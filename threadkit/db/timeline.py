@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.clock import Timestamp
+from threadkit.core.identity import peer_id_bytes
+from threadkit.core.records import open_record
 from threadkit.db import dockeys
 from threadkit.db.events import Action, RecordEvent, decode_body
 from threadkit.db.indexkeys import decode_id
@@ -220,9 +222,6 @@ class RecordFinder:
         return self._open(stored.log_id, stored)
 
     def _open(self, log_id: str, stored: Any) -> FoundRecord | None:
-        from threadkit.core.identity import peer_id_bytes
-        from threadkit.core.records import open_record
-
         try:
             public = self._db._repo.get_log(self._db.id, log_id).public
             record = open_record(
@@ -401,10 +400,6 @@ def records(db: Database) -> Iterator[RecordNode]:
     (they were checked on the way in); a body that cannot be read (a
     replicator without the read key, or a malformed body) gives ``events=None``.
     """
-    from threadkit.core.records import open_record
-    from threadkit.db.events import decode_body
-    from threadkit.errors import ThreadkitError
-
     repo = db._repo
     can_read = db.key.read_key is not None
     for info in repo.list_logs(db.id):
@@ -538,8 +533,6 @@ class LogState:
 
 def log_states(db: Database) -> list[LogState]:
     """Every log of a database, this peer's own first, then by id (one snapshot)."""
-    from threadkit.core.identity import peer_id_bytes
-
     infos = sorted(db._repo.list_logs(db.id), key=lambda i: (i.id != db.log_id, i.id))
     out = []
     with db.snapshot() as txn:

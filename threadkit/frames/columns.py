@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from threadkit.db.query import Query
 from threadkit.errors import InvalidQuery
+from threadkit.frames.expr import between
 from threadkit.frames.logic import And, Cmp, Node, Not, Or, describe, to_query
 
 __all__ = ["Column", "ColumnNamespace", "Expr", "as_condition"]
@@ -146,7 +147,6 @@ class Column:
 
     def between(self, left: Any, right: Any, inclusive: str = "both") -> Expr:
         """``left <= field <= right`` (``inclusive``: "both", "neither", "left", "right")."""
-        from threadkit.frames.expr import between
 
         return Expr(between(self.path, left, right, inclusive))
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from threadkit.db.query import Query
 from threadkit.errors import InvalidQuery
+from threadkit.frames.dtypes import schema_targets
 from threadkit.frames.logic import And, Cmp, Const, Node, Not, Or, to_query
 
 __all__ = ["compile_parsed", "compile_query", "parse"]
@@ -417,7 +418,6 @@ def compile_parsed(node: Node, schema: Mapping[str, Any] | None = None) -> Query
 
 def _check_bare_fields(node: Node, schema: Mapping[str, Any]) -> None:
     """A bare field used as a condition must be boolean (when the schema says what it is)."""
-    from threadkit.frames.dtypes import schema_targets
 
     targets = schema_targets(schema)[0]
     stack = [node]

@@ -41,6 +41,8 @@ from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from threadkit.db.query import resolve
+from threadkit.db.schema import schema_paths
 from threadkit.errors import InvalidQuery
 from threadkit.frames.logic import And, Cmp, Const, Node, Not, Or
 
@@ -84,7 +86,6 @@ def _visible_docs(coll: CollectionSource, reader: str) -> Generator[dict[str, An
 
 def _held(coll: CollectionSource, path: str, reader: str) -> tuple[bool, bool]:
     """(some visible document holds ``path``, there is any visible document)."""
-    from threadkit.db.query import resolve
 
     seen = False
     with closing(_visible_docs(coll, reader)) as docs:
@@ -136,7 +137,6 @@ def _known(coll: CollectionSource, schema_fields: list[str], reader: str) -> lis
 
 def _schema_fields(coll: CollectionSource) -> list[str]:
     """The schema's paths, in the frame's column order when it has one, else sorted."""
-    from threadkit.db.schema import schema_paths
 
     schema = coll.config.schema
     paths = schema_paths(schema)

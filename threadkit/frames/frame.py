@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from threadkit.frames.source import CollectionSource
 
 __all__ = [
+    "arrow_stream",
     "frame_from_documents",
     "frame_to_arrow",
     "frame_to_parquet",
@@ -123,6 +124,37 @@ def to_arrow(
     '_id'
     """
     return frame_to_arrow(to_pandas(coll, query, identity))
+
+
+def arrow_stream(table: Any, requested_schema: object = None) -> object:
+    """A ``pyarrow.Table`` as an Arrow C stream (the PyCapsule ``__arrow_c_stream__`` protocol).
+
+    What the ``__arrow_c_stream__`` methods of collections, lazy results and a
+    client's collections return: DuckDB, Polars and pyarrow read the table's
+    buffers through it without copying them.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A table of :func:`to_arrow` or :func:`frame_to_arrow`.
+    requested_schema : PyCapsule, optional
+        The schema the consumer asks for; the table is cast to it when it can
+        be, as ``pyarrow.Table.__arrow_c_stream__`` does.
+
+    Returns
+    -------
+    PyCapsule
+        An ``arrow_array_stream`` capsule.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> table = frame_to_arrow(frame_from_documents([{"_id": "a", "n": 1}], {}))
+    >>> capsule = arrow_stream(table)
+    >>> pa.RecordBatchReader._import_from_c_capsule(capsule).read_all().column_names
+    ['_id', 'n']
+    """
+    return table.__arrow_c_stream__(requested_schema)
 
 
 def frame_from_documents(docs: Iterable[Mapping[str, Any]], schema: Mapping[str, Any]) -> Any:

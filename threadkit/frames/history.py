@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.db.events import Action
 from threadkit.db.timeline import StoredEvent, cid_text, key_stamp, log_of_key, stamp_text
+from threadkit.errors import CollectionNotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -198,7 +199,6 @@ def history(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
 
 
 def _unknown_collection(db: DatabaseSource, name: str) -> None:
-    from threadkit.errors import CollectionNotFound
 
     raise CollectionNotFound(f"collection {name!r} has never existed in {db.name!r}")
 

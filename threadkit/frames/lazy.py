@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from threadkit.db.query import Query
 from threadkit.errors import InvalidQuery
+from threadkit.frames.columns import Column, Expr, as_condition
+from threadkit.frames.expr import compile_parsed, compile_query, parse
+from threadkit.frames.fields import check_fields
+from threadkit.frames.frame import to_pandas
+from threadkit.frames.logic import to_query
 
 if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
@@ -49,7 +54,10 @@ class FrameSource(Protocol):
     ``threadkit.Collection`` and ``tk.Client``'s ``RemoteCollection`` both are.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        ...
 
     def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
         """The documents matching ``query`` (as ``identity`` sees them) as a DataFrame."""
@@ -109,10 +117,6 @@ def compile_for(
     InvalidQuery
         For anything else, an unknown field, or what the compiler refuses.
     """
-    from threadkit.frames.columns import Column, Expr, as_condition
-    from threadkit.frames.expr import compile_parsed, parse
-    from threadkit.frames.fields import check_fields
-    from threadkit.frames.logic import to_query
 
     if query is None or isinstance(query, Query):
         return compile_with_schema({}, query, local_vars)
@@ -150,15 +154,12 @@ def compile_with_schema(
     >>> compile_with_schema({}, "age > 30")
     where('age').gt(30)
     """
-    from threadkit.frames.columns import Column, Expr
 
     if query is None:
         return Query()
     if isinstance(query, Query):
         return query
     if isinstance(query, str):
-        from threadkit.frames.expr import compile_query
-
         return compile_query(query, local_vars=local_vars, schema=schema)
     if isinstance(query, Expr | Column):
         return query.to_query(schema)
@@ -196,7 +197,6 @@ def query_frame(
     --------
     >>> query_frame(people, "city in @cities", {"cities": ["Oslo"]})  # doctest: +SKIP
     """
-    from threadkit.frames.frame import to_pandas
 
     return to_pandas(coll, compile_for(coll, text_or_expr, local_vars, identity), identity)
 
@@ -221,7 +221,6 @@ class _Frames:
 
     def to_pandas(self, query: Query | None = None, identity: PublicKey | str | None = None) -> Any:
         """The documents matching ``query`` as a DataFrame (:func:`.frame.to_pandas`)."""
-        from threadkit.frames.frame import to_pandas
 
         return to_pandas(self._coll, query, identity)
 
@@ -295,6 +294,22 @@ class LazyFrame:
         """Run the query; the DataFrame of its results."""
         frame = self.collection.to_pandas(self.query, self.identity)
         return frame.iloc[:0] if self._nothing else frame
+
+    def to_arrow(self) -> Any:
+        """Run the query; its results as a ``pyarrow.Table`` (``_id`` first, as ``to_arrow``)."""
+        from threadkit.frames.frame import frame_to_arrow
+
+        return frame_to_arrow(self.to_pandas())
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        """Run the query; its results as an Arrow C stream (the PyCapsule protocol).
+
+        DuckDB and Polars read it as they read a collection
+        (``polars.from_arrow(people.lazy("age > 30"))``).
+        """
+        from threadkit.frames.frame import arrow_stream
+
+        return arrow_stream(self.to_arrow(), requested_schema)
 
     def __len__(self) -> int:
         return len(self.to_pandas())

@@ -62,8 +62,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from threadkit.db.indexkeys import json_type
 from threadkit.db.query import Criterion, Op, Query, where
 from threadkit.errors import InvalidQuery
+from threadkit.frames.dtypes import datetime_text, schema_targets
 
 __all__ = [
     "MAX_BRANCHES",
@@ -212,7 +214,6 @@ def _datetime_value(value: Any, path: str, target: str | None) -> Any:
         return int(stamp.value)
     if target == "date" and stamp == stamp.normalize():
         return stamp.date().isoformat()
-    from threadkit.frames.dtypes import datetime_text
 
     try:
         return datetime_text(stamp.floor("us")) if stamp.nanosecond else datetime_text(stamp)
@@ -243,7 +244,6 @@ _TYPES = {
 
 
 def _check_type(value: Any, path: str, target: str) -> None:
-    from threadkit.db.indexkeys import json_type
 
     allowed = _TYPES.get(target)
     found = json_type(value)
@@ -378,7 +378,6 @@ def to_query(node: Node, schema: Mapping[str, Any] | None = None) -> Query:
         For a value of the wrong type, an ``in`` without a list, or an
         expression too large to expand.
     """
-    from threadkit.frames.dtypes import schema_targets
 
     targets = schema_targets(schema)[0] if schema else {}
     terms = _dnf(node, False, targets)

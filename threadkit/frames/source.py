@@ -5,14 +5,23 @@ the record DAG…) are written once against these protocols, not against the
 store's classes; ``threadkit.views`` attaches them to the store's
 ``Collection`` and ``Database``. The store's classes satisfy them
 structurally.
+
+Three more protocols carry what differs between a collection of the store and
+one a daemon serves (``tk.Client``): :class:`CollectionFrames` (how documents become
+a frame, an expression a query), :class:`CollectionLog` and :class:`DatabaseLog`
+(where the record log is read, or why it cannot be). The views written against
+them (:class:`threadkit.frames.views.FrameViews`, ``TimeViews``, ``DatabaseViews``,
+:class:`threadkit.graph.GraphViews`) are the same on both sides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from threadkit.core.identity import Identity, PublicKey
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
@@ -22,7 +31,7 @@ if TYPE_CHECKING:
     from threadkit.db.readside import Timeline
     from threadkit.db.txn import ReadTxn, WriteTxn
 
-__all__ = ["CollectionSource", "DatabaseSource"]
+__all__ = ["CollectionFrames", "CollectionLog", "CollectionSource", "DatabaseLog", "DatabaseSource"]
 
 
 class DatabaseSource(Protocol):
@@ -155,4 +164,59 @@ class CollectionSource(Protocol):
 
     def raw_documents_by_id(self, instance_ids: Sequence[str]) -> list[bytes | None]:
         """Stored documents by id, CBOR-encoded."""
+        ...
+
+
+class CollectionFrames(Protocol):
+    """What the frame views need: a collection's documents as frames, and its writes.
+
+    ``tk.Collection`` reads them from the store's frame cache; ``tk.Client``'s
+    ``RemoteCollection`` from the daemon's ``Find``, with the schema from
+    ``GetCollectionInfo``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        ...
+
+    def _frame_of(
+        self, expr: object, local_vars: Mapping[str, Any] | None, identity: Any
+    ) -> pd.DataFrame:
+        """The documents matching ``expr`` (None, a Query, query text or a column
+        expression, ``@name`` from ``local_vars``) as ``identity`` sees them, as a frame."""
+        ...
+
+    def _compile(self, expr: object) -> Query:
+        """``expr`` (None, a Query, query text or a column expression) as a Query."""
+        ...
+
+    def _frame_schema(self) -> dict[str, Any]:
+        """The JSON Schema the frame's columns and ``c`` follow."""
+        ...
+
+    def to_pandas(self, query: Query | None = None, identity: Any = None) -> pd.DataFrame:
+        """The documents matching ``query`` as a DataFrame."""
+        ...
+
+    def create(self, *docs: Any, identity: Any = None) -> list[str]:
+        """Create documents in one transaction."""
+        ...
+
+
+class CollectionLog(Protocol):
+    """Where a collection's time-travel views read the record log."""
+
+    def _log_source(self, what: str) -> CollectionSource:
+        """The collection whose database's log ``what`` reads; the error of the tree
+        that says why when there is none to read."""
+        ...
+
+
+class DatabaseLog(Protocol):
+    """Where a database's history and DAG views read the record log."""
+
+    def _log_source(self, what: str) -> DatabaseSource:
+        """The database whose log ``what`` reads; the error of the tree that says why
+        when there is none to read."""
         ...

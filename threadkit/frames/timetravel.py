@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.points import Point
+from threadkit.frames.frame import frame_from_documents
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,7 +173,6 @@ def documents_frame(
     >>> frame.loc["b", "n"] is pd.NA
     True
     """
-    from threadkit.frames.frame import frame_from_documents
 
     frame = frame_from_documents(docs, schema or {})
     frame.index.name = "_id"

@@ -1,20 +1,34 @@
 """The notebook views of a collection and a database, written against the source protocols.
 
-:class:`CollectionViews` and :class:`DatabaseViews` hold the methods people call
-(``coll.df``, ``coll.query(...)``, ``coll.at(...)``, ``db.history()``…); each
-is a thin call of a function of this package on ``self`` as a
-:class:`~threadkit.frames.source.CollectionSource` or
-:class:`~threadkit.frames.source.DatabaseSource`. The document store does not
-import them: ``threadkit.views`` composes ``tk.Collection`` and ``tk.Database``
-from the store's classes and these views (as pandas' accessors keep plotting out
-of its core).
+:class:`FrameViews` (``df``, ``to_pandas``, ``to_arrow``, ``__arrow_c_stream__``,
+``to_parquet``, ``query``, ``lazy``, ``c``, ``[]``, ``create_many``), :class:`TimeViews`
+(``at``, ``diff``) and
+:class:`DatabaseViews` (``from_pandas``, ``history``, ``conflicts``, ``heads``) hold
+the methods people call; each is a thin call of a function of this package through
+the protocols of :mod:`threadkit.frames.source`. :class:`CollectionViews` gives them
+the store's hooks. The document store does not import them: ``threadkit.views``
+composes ``tk.Collection`` and ``tk.Database`` from the store's classes and these
+views (as pandas' accessors keep plotting out of its core), and ``tk.Client``'s
+``RemoteCollection`` and ``RemoteDatabase`` inherit the same views, given the
+daemon's API, so the embedded and remote interfaces cannot drift apart.
 """
 
 from __future__ import annotations
 
+import html
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from threadkit.db.query import Query
+from threadkit.db.schema import schema_paths
+from threadkit.errors import InvalidQuery
+from threadkit.frames.columns import ColumnNamespace
+from threadkit.frames.frame import arrow_stream, frame_to_arrow, frame_to_parquet, to_pandas
+from threadkit.frames.history import conflicts, history, readable_conflicts, readable_history
+from threadkit.frames.ingest import create_many, from_pandas
+from threadkit.frames.lazy import LazyFrame, caller_vars, compile_for, query_frame
+from threadkit.frames.timetravel import collection_at, diff
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,25 +36,176 @@ if TYPE_CHECKING:
     from threadkit.core.identity import PublicKey
     from threadkit.db.config import Index
     from threadkit.db.points import Point
-    from threadkit.db.query import Query
-    from threadkit.frames.columns import ColumnNamespace
-    from threadkit.frames.lazy import LazyFrame
-    from threadkit.frames.source import CollectionSource, DatabaseSource
+    from threadkit.frames.ingest import CollectionMaker
+    from threadkit.frames.source import (
+        CollectionFrames,
+        CollectionLog,
+        CollectionSource,
+        DatabaseLog,
+        DatabaseSource,
+    )
 
-__all__ = ["CollectionViews", "DatabaseViews"]
+__all__ = ["CollectionViews", "DatabaseViews", "FrameViews", "TimeViews"]
 
 
-class CollectionViews:
-    """DataFrame, query, time-travel and notebook views of a collection."""
+class FrameViews:
+    """The DataFrame and query views of a collection, embedded or remote.
+
+    Written once against :class:`~threadkit.frames.source.CollectionFrames`: a class
+    that has them gives the three hooks (``_frame_of``, ``_compile``,
+    ``_frame_schema``) and ``create``. ``tk.Collection`` gives them from the store
+    (:class:`CollectionViews`); ``tk.Client``'s ``RemoteCollection`` from the
+    daemon's ``Find`` and ``GetCollectionInfo``.
+    """
 
     __slots__ = ()
 
+    @property
+    def df(self: CollectionFrames) -> pd.DataFrame:
+        """The whole collection as a pandas DataFrame (``_id`` is the index)."""
+        return self._frame_of(None, None, None)
+
+    def to_pandas(
+        self: CollectionFrames, query: Query | None = None, identity: PublicKey | str | None = None
+    ) -> pd.DataFrame:
+        """Documents (matching ``query``) as a DataFrame, dtypes from the schema.
+
+        Indexed by ``_id``, one column per field (nested objects as ``parent.child``),
+        dtypes from the collection's JSON Schema, ``_mod`` last as
+        ``datetime64[ns, UTC]`` (:func:`threadkit.frames.frame.to_pandas`).
+
+        Raises
+        ------
+        InvalidQuery
+            For a ``query`` that is not a Query, or a type mismatch in it.
+        """
+        if query is not None and not isinstance(query, Query):
+            raise InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+        return self._frame_of(query, None, identity)
+
+    def to_arrow(
+        self: CollectionFrames, query: Query | None = None, identity: PublicKey | str | None = None
+    ) -> Any:
+        """Documents (matching ``query``) as a ``pyarrow.Table``, ``_id`` first."""
+        return frame_to_arrow(self.to_pandas(query, identity))
+
+    def __arrow_c_stream__(self: CollectionFrames, requested_schema: object = None) -> object:
+        """The collection as an Arrow C stream (the PyCapsule protocol), as ``to_arrow`` gives it.
+
+        So DuckDB (``duckdb.sql("select city, avg(age) from people group by city")``),
+        Polars (``polars.DataFrame(people)``) and pyarrow read the collection's table
+        without copying it; the reader is the default identity (the peer's own, or
+        the client's token; use ``to_arrow(identity=...)`` for another).
+        """
+        return arrow_stream(frame_to_arrow(self._frame_of(None, None, None)), requested_schema)
+
+    def to_parquet(
+        self: CollectionFrames,
+        path: str | os.PathLike[str],
+        query: Query | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> None:
+        """Write documents (matching ``query``) to a Parquet file."""
+        frame_to_parquet(self.to_pandas(query, identity), path)
+
+    def create_many(
+        self: CollectionFrames, df: Any, chunk_size: int = 1000, progress: Any = None
+    ) -> list[str]:
+        """Insert a DataFrame's rows, one transaction per chunk; returns their ids."""
+        return create_many(self, df, chunk_size=chunk_size, progress=progress)
+
+    def query(
+        self: CollectionFrames,
+        expr: Any,
+        local_vars: dict[str, Any] | None = None,
+        identity: PublicKey | str | None = None,
+    ) -> pd.DataFrame:
+        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
+
+        ``@name`` refers to the caller's variables, as in pandas. The expression is
+        compiled to a ``tk.Query`` (so indexes are used); anything that cannot compile is
+        an InvalidQuery naming the part.
+
+        Examples
+        --------
+        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
+        """
+        return self._frame_of(expr, caller_vars(expr, local_vars), identity)
+
+    def lazy(self: CollectionFrames, expr: Any = None) -> LazyFrame:
+        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
+        return LazyFrame(self, self._compile(expr))
+
+    @property
+    def c(self: CollectionFrames) -> ColumnNamespace:
+        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
+        return ColumnNamespace(schema_paths(self._frame_schema()))
+
+    def __getitem__(self: CollectionFrames, expr: Any) -> pd.DataFrame:
+        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
+        return self._frame_of(expr, None, None)
+
+
+class TimeViews:
+    """The time-travel views of a collection, read from its database's record log.
+
+    Written against :class:`~threadkit.frames.source.CollectionLog`: ``_log_source``
+    gives the collection whose log is read, or raises the error that says why a
+    class cannot read one (a ``tk.Client`` collection: the daemon's API serves no log).
+    """
+
+    __slots__ = ()
+
+    def at(
+        self: CollectionLog, when: Point, identity: PublicKey | str | None = None
+    ) -> pd.DataFrame:
+        """The collection as it was at a point in its history, as a DataFrame.
+
+        ``when`` is a time (``datetime``, ``pandas.Timestamp``, ISO string, or seconds
+        since the epoch as an int or float, as ``time.time()`` gives), a record CID, or
+        a set of heads ``{log id: counter or CID}`` (``db.heads()``); anything else is
+        an ``InvalidInput`` saying what it takes (:mod:`threadkit.db.points`). The frame
+        has the same columns and dtypes as ``coll.df`` (docs/types.md).
+        """
+        return collection_at(self._log_source("time travel (at())"), when, identity=identity)
+
+    def diff(
+        self: CollectionLog, a: Point, b: Point = None, identity: PublicKey | str | None = None
+    ) -> pd.DataFrame:
+        """Instances added, removed or changed between two points (``b`` None: now)."""
+        return diff(self._log_source("diff()"), a, b, identity=identity)
+
+
+class CollectionViews(FrameViews, TimeViews):
+    """DataFrame, query, time-travel and notebook views of a collection of the store.
+
+    The hooks of :class:`FrameViews` and :class:`TimeViews`, given from the store:
+    frames come from the frame cache (:mod:`threadkit.frames.cache`), expressions
+    compile against the collection's fields, the log is the database's own.
+    """
+
+    __slots__ = ()
+
+    def _frame_of(
+        self: CollectionSource,
+        expr: object,
+        local_vars: Mapping[str, Any] | None,
+        identity: PublicKey | str | None,
+    ) -> pd.DataFrame:
+        frame: pd.DataFrame = query_frame(self, expr, local_vars, identity)
+        return frame
+
+    def _compile(self: CollectionSource, expr: object) -> Query:
+        return compile_for(self, expr)
+
+    def _frame_schema(self: CollectionSource) -> dict[str, Any]:
+        return self.config.schema
+
+    def _log_source(self: CollectionSource, what: str) -> CollectionSource:
+        return self
+
     def _repr_html_(self: CollectionSource) -> str:
         """Name, count, indexes, schema fields and the first rows (for notebooks)."""
-        import html
-
-        from threadkit.frames.frame import to_pandas
-
         config = self.config
         fields = ", ".join(sorted(config.schema.get("properties", {}))) or "(schema-less)"
         indexes = ", ".join(f"{i.path}{' (unique)' if i.unique else ''}" for i in config.indexes)
@@ -60,123 +225,20 @@ class CollectionViews:
             preview = ""
         return f"<div>{head}<table>{''.join(rows)}</table>{preview}</div>"
 
-    @property
-    def df(self: CollectionSource) -> pd.DataFrame:
-        """The whole collection as a pandas DataFrame (``_id`` is the index; cached)."""
-        from threadkit.frames.frame import to_pandas
-
-        frame: pd.DataFrame = to_pandas(self)
-        return frame
-
-    def to_pandas(
-        self: CollectionSource, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> pd.DataFrame:
-        """Documents (matching ``query``) as a DataFrame, dtypes from the schema."""
-        from threadkit.frames.frame import to_pandas
-
-        frame: pd.DataFrame = to_pandas(self, query, identity)
-        return frame
-
-    def to_arrow(
-        self: CollectionSource, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> Any:
-        """Documents (matching ``query``) as a ``pyarrow.Table``."""
-        from threadkit.frames.frame import to_arrow
-
-        return to_arrow(self, query, identity)
-
-    def to_parquet(
-        self: CollectionSource,
-        path: str | os.PathLike[str],
-        query: Query | None = None,
-        identity: PublicKey | str | None = None,
-    ) -> None:
-        """Write documents (matching ``query``) to a Parquet file."""
-        from threadkit.frames.frame import to_parquet
-
-        to_parquet(self, path, query, identity)
-
-    def create_many(
-        self: CollectionSource, df: Any, chunk_size: int = 1000, progress: Any = None
-    ) -> list[str]:
-        """Insert a DataFrame's rows, one transaction per chunk; returns their ids."""
-        from threadkit.frames.ingest import create_many
-
-        return create_many(self, df, chunk_size=chunk_size, progress=progress)
-
-    def query(
-        self: CollectionSource,
-        expr: Any,
-        local_vars: dict[str, Any] | None = None,
-        identity: PublicKey | str | None = None,
-    ) -> pd.DataFrame:
-        """Documents matching a pandas ``query`` string (or column expression) as a DataFrame.
-
-        ``@name`` refers to the caller's variables, as in pandas. The expression is
-        compiled to a ``tk.Query`` (so indexes are used); anything that cannot compile is
-        an InvalidQuery naming the part.
-
-        Examples
-        --------
-        >>> people.query("age > 30 and city in ['Oslo', 'Lima']")  # doctest: +SKIP
-        """
-        from threadkit.frames.lazy import caller_vars, query_frame
-
-        frame: pd.DataFrame = query_frame(self, expr, caller_vars(expr, local_vars), identity)
-        return frame
-
-    def lazy(self: CollectionSource, expr: Any = None) -> LazyFrame:
-        """A lazy result with ``sort_values``/``head`` that compile to the query's sort/limit."""
-        from threadkit.frames.lazy import lazy_query
-
-        return lazy_query(self, expr)
-
-    @property
-    def c(self: CollectionSource) -> ColumnNamespace:
-        """Column expressions: ``coll[coll.c.age > 30]``, ``coll.c.city.isin([...])``."""
-        from threadkit.db.schema import schema_paths
-        from threadkit.frames.columns import ColumnNamespace
-
-        return ColumnNamespace(schema_paths(self.config.schema))
-
-    def __getitem__(self: CollectionSource, expr: Any) -> pd.DataFrame:
-        """``coll[coll.c.age > 30]``: the matching documents as a DataFrame."""
-        from threadkit.frames.lazy import query_frame
-
-        frame: pd.DataFrame = query_frame(self, expr)
-        return frame
-
-    def at(
-        self: CollectionSource, when: Point, identity: PublicKey | str | None = None
-    ) -> pd.DataFrame:
-        """The collection as it was at a point in its history, as a DataFrame.
-
-        ``when`` is a time (``datetime``, ``pandas.Timestamp``, ISO string, or seconds
-        since the epoch as an int or float, as ``time.time()`` gives), a record CID, or
-        a set of heads ``{log id: counter or CID}`` (``db.heads()``); anything else is
-        an ``InvalidInput`` saying what it takes (:mod:`threadkit.db.points`). The frame
-        has the same columns and dtypes as ``coll.df`` (docs/types.md).
-        """
-        from threadkit.frames.timetravel import collection_at
-
-        return collection_at(self, when, identity=identity)
-
-    def diff(
-        self: CollectionSource, a: Point, b: Point = None, identity: PublicKey | str | None = None
-    ) -> pd.DataFrame:
-        """Instances added, removed or changed between two points (``b`` None: now)."""
-        from threadkit.frames.timetravel import diff
-
-        return diff(self, a, b, identity=identity)
-
 
 class DatabaseViews:
-    """DataFrame, history and record-DAG views of a database."""
+    """DataFrame and history views of a database, embedded or remote.
+
+    The history views read the record log through ``_log_source``
+    (:class:`~threadkit.frames.source.DatabaseLog`): a database of the store gives
+    itself; ``tk.Client``'s ``RemoteDatabase`` raises the error that says why it
+    cannot (the daemon's API serves no log).
+    """
 
     __slots__ = ()
 
     def from_pandas(
-        self: DatabaseSource,
+        self: CollectionMaker[Any],
         name: str,
         df: Any,
         indexes: Iterable[Index | str | dict[str, Any]] = (),
@@ -184,14 +246,12 @@ class DatabaseViews:
         progress: Any = None,
     ) -> Any:
         """A new collection holding a DataFrame's rows, its schema inferred from the dtypes."""
-        from threadkit.frames.ingest import from_pandas
-
         return from_pandas(
             self, name, df, indexes=indexes, chunk_size=chunk_size, progress=progress
         )
 
     def history(
-        self: DatabaseSource, collection: str | None = None, *, full: bool = False
+        self: DatabaseLog, collection: str | None = None, *, full: bool = False
     ) -> pd.DataFrame:
         """Every event in total order as a DataFrame.
 
@@ -200,13 +260,11 @@ class DatabaseViews:
         ``full=True`` gives every column with the whole ids (``hlc``, ``author``…;
         :func:`threadkit.frames.history.history`).
         """
-        from threadkit.frames.history import history, readable_history
-
-        frame = history(self, collection)
+        frame = history(self._log_source("history()"), collection)
         return frame if full else readable_history(frame)
 
     def conflicts(
-        self: DatabaseSource, collection: str | None = None, *, full: bool = False
+        self: DatabaseLog, collection: str | None = None, *, full: bool = False
     ) -> pd.DataFrame:
         """The writes that lost a conflict, beside the ones that won, as a DataFrame.
 
@@ -214,11 +272,12 @@ class DatabaseViews:
         reason) and each side's time, short log id and value. ``full=True`` gives
         every column with the whole ids (:func:`threadkit.frames.history.conflicts`).
         """
-        from threadkit.frames.history import conflicts, readable_conflicts
-
-        frame = conflicts(self, collection)
+        frame = conflicts(self._log_source("conflicts()"), collection)
         return frame if full else readable_conflicts(frame)
 
-    def heads(self: DatabaseSource) -> dict[str, int]:
+    def heads(self: DatabaseLog) -> dict[str, int]:
         """Each log's counter (a point ``coll.at(...)`` accepts)."""
-        return self.timeline.heads()
+        return self._log_source("heads()").timeline.heads()
+
+    def _log_source(self: DatabaseSource, what: str) -> DatabaseSource:
+        return self

@@ -43,8 +43,10 @@ __all__ = ["PREFIX", "route_libp2p_logs"]
 PREFIX = "threadkit.net."
 """py-libp2p's logger ``libp2p.x`` is passed on to ``threadkit.net.libp2p.x``."""
 
-_DIAL_LOGGERS = ("libp2p.transport", "libp2p.network")
-"""py-libp2p loggers whose records (dial failures, mostly) are passed on at debug level."""
+_DIAL_LOGGERS = ("libp2p.transport", "libp2p.network", "libp2p.relay.circuit_v2.dcutr")
+"""py-libp2p loggers whose records (dial failures, mostly) are passed on at debug level.
+
+DCUtR's warn of every failed hole punch, while the relayed connection goes on working."""
 
 
 _ROOT_LOGGING_MODULES = (

@@ -159,7 +159,9 @@ class Node:
     relays : sequence of str, optional
         Circuit relays (``…/p2p/<relay id>``) to keep a reservation on; the node then
         advertises ``<relay>/p2p-circuit/p2p/<its id>`` (after any ``announce``
-        addresses) instead of its binds (:mod:`threadkit.net.relay`).
+        addresses) instead of its binds, and upgrades relayed connections it accepts
+        to direct ones by hole punching (DCUtR) where the NATs allow
+        (:mod:`threadkit.net.relay`).
     relay_service : bool
         Serve circuit relay v2 for other peers.
 

@@ -14,6 +14,9 @@ connection, end to end encrypted: the relay only sees ciphertext.
   ``/p2p-circuit`` addresses, and keeps a reservation on each given relay: made when
   the node starts, renewed every :data:`RESERVATION_REFRESH` seconds (and retried every
   :data:`RESERVATION_RETRY` seconds while a relay cannot be reached).
+- :func:`new_hole_puncher` — DCUtR (py-libp2p's), run by a node that uses relays: a
+  relayed connection it accepted is upgraded to a direct one by a TCP simultaneous open
+  through both NATs where they allow it (docs/networking.md says which do).
 
 Everything here runs on the node's trio loop; the module imports py-libp2p's relay
 package only when used.
@@ -30,6 +33,7 @@ from threadkit.net.addrs import is_wildcard
 
 __all__ = [
     "FIRST_RESERVATION_WAIT",
+    "HOLE_PUNCH_CHECK",
     "RELAY_LIMITS",
     "RESERVATION_REFRESH",
     "RESERVATION_RETRY",
@@ -37,6 +41,7 @@ __all__ = [
     "RelayService",
     "circuit_addr",
     "is_circuit",
+    "new_hole_puncher",
     "parse_relays",
     "start_relaying",
 ]
@@ -63,6 +68,10 @@ RESERVATION_RETRY = 5.0
 
 FIRST_RESERVATION_WAIT = 5.0
 """Seconds a starting node waits for the first attempt on each relay before it is ready."""
+
+
+HOLE_PUNCH_CHECK = 2.0
+"""Seconds between looks for relayed connections to upgrade (py-libp2p's own interval)."""
 
 
 def is_circuit(addr: str) -> bool:
@@ -152,8 +161,73 @@ async def start_relaying(
         nursery.start_soon(service.run)
     client = RelayClient(host, relays, peer_id, protocol)
     nursery.start_soon(client.run, connect)
+    if relays:  # behind a NAT: upgrade relayed connections where the NATs allow it
+        nursery.start_soon(_run, new_hole_puncher(host))
     await client.wait_first_round(FIRST_RESERVATION_WAIT)
     return client
+
+
+async def _run(service: Any) -> None:
+    import trio
+    from libp2p.tools.anyio_service import background_trio_service
+
+    async with background_trio_service(service):
+        await trio.sleep_forever()
+
+
+def new_hole_puncher(host: Any) -> Any:
+    """py-libp2p's DCUtR service, in which only the side that accepted a relayed connection
+    starts a hole punch.
+
+    py-libp2p 0.8.1 lets both ends of a relayed connection start one every 2 s, so two
+    sessions with opposite roles can run at once, each dialing. The DCUtR spec has the
+    peer that *accepted* the relayed connection initiate, and so does this service; the
+    dialing side only answers. A relayed peer is tried three times (py-libp2p's
+    ``MAX_HOLE_PUNCH_ATTEMPTS``, reset when the peer disconnects); each attempt first
+    dials the peer's known direct addresses (a peer that is reachable needs no punch).
+    Run it with ``background_trio_service``.
+    """
+    import trio
+    from libp2p.rcmgr import Direction
+    from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
+
+    class HolePuncher(DCUtRProtocol):
+        async def _auto_drive_loop(self) -> None:
+            while True:
+                await trio.sleep(HOLE_PUNCH_CHECK)
+                for peer_id in _accepted_relayed(self.host, Direction.INBOUND):
+                    if peer_id in self._in_progress:
+                        continue
+                    if self._hole_punch_attempts.get(peer_id, 0) >= MAX_HOLE_PUNCH_ATTEMPTS:
+                        continue
+                    log.debug("trying to upgrade the relayed connection to %s", peer_id)
+                    try:
+                        direct = await self.initiate_hole_punch(peer_id)
+                    except Exception as exc:  # py-libp2p logs the details; try again later
+                        log.debug("hole punch to %s failed: %r", peer_id, exc)
+                        continue
+                    if direct:
+                        log.info("connection to %s upgraded from relayed to direct", peer_id)
+
+    return HolePuncher(host)
+
+
+def _accepted_relayed(host: Any, inbound: Any) -> list[Any]:
+    """Peers with a relayed connection this host accepted (``inbound``) and no direct one."""
+    out = []
+    for peer_id, conns in list(host.get_network().connections.items()):
+        relayed = direct = False
+        for conn in conns if isinstance(conns, list) else [conns]:
+            if getattr(conn, "is_closed", False):
+                continue
+            addrs = [str(a) for a in conn.get_transport_addresses()]
+            if addrs and all("/p2p-circuit" in a for a in addrs):
+                relayed = relayed or getattr(conn, "direction", None) == inbound
+            else:
+                direct = True
+        if relayed and not direct:
+            out.append(peer_id)
+    return out
 
 
 def _limits() -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from threadkit.frames.frame import to_pandas
+from threadkit.frames.lazy import query_frame
 from threadkit.widgets.base import LiveWidget, escape, frame_html, panel
 
 if TYPE_CHECKING:
@@ -56,8 +58,6 @@ class LiveTable(LiveWidget):
 
     def frame(self) -> Any:
         """The current DataFrame (the query's result, or the whole collection)."""
-        from threadkit.frames.frame import to_pandas
-        from threadkit.frames.lazy import query_frame
 
         if isinstance(self.query, str):
             return query_frame(self.collection, self.query)

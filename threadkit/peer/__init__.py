@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import html
 import os
 import weakref
 from pathlib import Path
@@ -24,7 +25,16 @@ from threadkit.core.addr import tcp_port
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
-from threadkit.errors import DBNotFound, InvalidInput, NetworkError, RepoClosed
+from threadkit.db.archive import MAX_ARCHIVE_SIZE, export_thread, import_db
+from threadkit.db.manager import Manager
+from threadkit.errors import DBNotFound, InvalidInput, InvalidThreadKey, NetworkError, RepoClosed
+from threadkit.net.addrs import is_loopback, parse_announce
+from threadkit.net.connmgr import ConnLimits
+from threadkit.net.pull import PullSettings
+from threadkit.net.relay import parse_relays
+from threadkit.peer._network import _close_quietly, _Net, _PeerSharing, _replicator_policy
+from threadkit.peer._threads import ThreadsAPI
+from threadkit.store.repo import Repo
 from threadkit.views import Database
 
 if TYPE_CHECKING:
@@ -33,11 +43,6 @@ if TYPE_CHECKING:
     from threadkit.core.ids import ThreadID
     from threadkit.core.keys import ThreadKey
     from threadkit.db.database import Database as StoreDatabase
-    from threadkit.db.manager import Manager
-    from threadkit.db.sync import SyncSummary
-    from threadkit.net.connmgr import ConnLimits
-    from threadkit.net.pull import PullSettings
-    from threadkit.store.repo import Repo
 
 __all__ = ["DEFAULT_REPO", "Peer"]
 
@@ -48,7 +53,7 @@ _IDENTITY_META = "peer.identity"
 _PORT_META = "peer.port"
 
 
-class Peer:
+class Peer(ThreadsAPI):
     """An embedded peer.
 
     Parameters
@@ -151,12 +156,6 @@ class Peer:
         relay_service: bool = False,
         identity: Identity | None = None,
     ) -> None:
-        from threadkit.db.manager import Manager
-        from threadkit.net.addrs import parse_announce
-        from threadkit.net.connmgr import ConnLimits
-        from threadkit.net.pull import PullSettings
-        from threadkit.store.repo import Repo
-
         if conn_limits is None:
             conn_limits = ConnLimits()
         elif not isinstance(conn_limits, ConnLimits):
@@ -215,8 +214,6 @@ class Peer:
             raise InvalidInput(f"relay_service must be True or False, got {relay_service!r}")
         self._relay_service = relay_service
         try:
-            from threadkit.net.relay import parse_relays
-
             self._relays = list(parse_relays(relays, self.identity.public.peer_id))
         except BaseException:
             repo.close()
@@ -279,8 +276,6 @@ class Peer:
 
     def _repr_html_(self) -> str:
         """Identity, repo, network state and databases (for notebooks)."""
-        import html
-
         if self.closed:
             return f"<div><b>Peer</b> <code>{self.id}</code> (closed)</div>"
         dbs = "".join(
@@ -327,8 +322,6 @@ class Peer:
         file then holds only ciphertext, and ``keys="full"`` is refused
         (``InvalidThreadKey``). See docs/lifecycle.md.
         """
-        from threadkit.db.archive import export_thread
-
         if isinstance(thread_id, str):
             thread_id = ThreadIDType.from_string(thread_id)
         return export_thread(self.repo, thread_id, path, keys)
@@ -366,8 +359,6 @@ class Peer:
         InvalidArchive, IntegrityError, SignatureError, ChainError, InvalidThreadKey,
         ThreadExists
         """
-        from threadkit.db.archive import MAX_ARCHIVE_SIZE, import_db
-
         limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
         return _composed(import_db(self.manager, path, key, name, thread_id, limit))
 
@@ -423,8 +414,6 @@ class Peer:
 
     def _mdns_wanted(self, addrs: list[str]) -> bool:
         """``mdns`` if given; by default on when the peer listens beyond loopback."""
-        from threadkit.net.addrs import is_loopback
-
         if self._mdns is not None:
             return self._mdns
         if os.environ.get("THREADKIT_MDNS", "").strip().lower() in ("0", "off", "false", "no"):
@@ -531,8 +520,6 @@ class Peer:
             arrived (they are pulled in the background): open ``db.listen(...)`` to watch
             them come, ``db.sync()`` to wait for them.
         """
-        from threadkit.errors import InvalidThreadKey
-
         if isinstance(key, str):
             key = ThreadKeyType.from_string(key.strip())
         if not isinstance(key, ThreadKeyType):
@@ -585,8 +572,6 @@ class Peer:
         Timeout
             No LAN peer served the thread within ``timeout``.
         """
-        from threadkit.errors import InvalidThreadKey
-
         if isinstance(thread_id, str):
             thread_id = ThreadIDType.from_string(thread_id.strip())
         if not isinstance(thread_id, ThreadIDType):
@@ -612,112 +597,6 @@ class Peer:
         """Have the peer at ``addr`` keep this database's records (service key only)."""
         peer_id: str = self._online_service().add_replicator(db, addr, timeout)
         return peer_id
-
-    def get_thread(self, thread_id: ThreadID | str) -> dict[str, Any]:
-        """A thread's logs (id, public key, addresses, head, counter, own), key and addresses."""
-        from threadkit.core.cid import cid_to_string
-
-        if isinstance(thread_id, str):
-            thread_id = ThreadIDType.from_string(thread_id)
-        info = self.repo.get_thread(thread_id)
-        logs = [
-            {
-                "id": log.id,
-                "public": str(log.public),
-                "addrs": list(log.addrs),
-                "head": cid_to_string(log.head) if log.head else None,
-                "counter": log.counter,
-                "own": log.private is not None,
-            }
-            for log in self.repo.list_logs(thread_id)
-        ]
-        addrs = self._service.thread_addrs(thread_id) if self._service is not None else []
-        return {"id": str(thread_id), "key": str(info.key), "logs": logs, "addrs": addrs}
-
-    def create_thread(
-        self, thread_id: ThreadID | None = None, key: ThreadKey | None = None
-    ) -> dict[str, Any]:
-        """ThreadDB's CreateThread: a thread with no database, and this peer's log in it.
-
-        Records go in with :meth:`create_record`; other peers join with :meth:`add_thread`.
-        """
-        from threadkit.core.ids import Variant
-
-        service = self._online_service()
-        thread_id = thread_id or ThreadIDType.new(Variant.RAW)
-        service.new_thread(thread_id, key or ThreadKeyType.new())
-        return self.get_thread(thread_id)
-
-    def add_thread(self, addr: str, key: ThreadKey, timeout: float | None = None) -> dict[str, Any]:
-        """ThreadDB's AddThread: keep a thread another peer serves (no database); pull its logs."""
-        thread_id = self._online_service().add_thread(addr, key, timeout)
-        return self.get_thread(thread_id)
-
-    def delete_thread(self, thread_id: ThreadID | str) -> None:
-        """Delete a thread (and its database, if it has one) from this repo."""
-        from threadkit.errors import DBNotFound
-
-        if isinstance(thread_id, str):
-            thread_id = ThreadIDType.from_string(thread_id)
-        try:
-            self.manager.get_db(thread_id)
-        except DBNotFound:
-            self.repo.delete_thread(thread_id)
-            return
-        self.manager.delete_db(thread_id)
-
-    def create_record(self, thread_id: ThreadID | str, body: bytes) -> Any:
-        """ThreadDB's CreateRecord, for threads without a database: ``body`` is a DAG-CBOR node.
-
-        A database's own records are made by its transactions; writing raw records into
-        its log would give its peers bodies they cannot apply, so that is refused.
-        """
-        from threadkit.errors import DBNotFound, InvalidInput
-
-        if isinstance(thread_id, str):
-            thread_id = ThreadIDType.from_string(thread_id)
-        try:
-            self.manager.get_db(thread_id)
-        except DBNotFound:
-            return self._online_service().create_record(thread_id, bytes(body))
-        raise InvalidInput("this thread is a database: write through its collections")
-
-    def add_record(self, thread_id: ThreadID | str, log_id: str, record: Any) -> None:
-        """ThreadDB's AddRecord: a record made elsewhere with its log's keys (checked first)."""
-        if isinstance(thread_id, str):
-            thread_id = ThreadIDType.from_string(thread_id)
-        self._online_service().add_record(thread_id, log_id, record)
-
-    def get_record(self, thread_id: ThreadID | str, cid: bytes | str) -> Any:
-        """A record of a thread, checked (``threadkit.core.records.Record``)."""
-        from threadkit.core.cid import cid_from_string
-        from threadkit.core.records import open_record
-
-        if isinstance(thread_id, str):
-            thread_id = ThreadIDType.from_string(thread_id)
-        raw = cid_from_string(cid) if isinstance(cid, str) else cid
-        stored = self.repo.get_record(raw)
-        key = self.repo.get_thread(thread_id).key
-        public = self.repo.get_log(thread_id, stored.log_id).public
-        return open_record(stored.blocks, service_key=key, log_key=public, cid=stored.cid)
-
-    def subscribe(self, thread_ids: list[ThreadID] | None = None, maxsize: int = 10_000) -> Any:
-        """An iterator of ``(thread_id, log_id, record)`` for new records, local and received.
-
-        Close it with ``.close()``; a slow reader gets a ``Lagged`` marker, never a silent drop.
-        """
-        from threadkit.net.subscription import RecordFeed
-
-        service = self._online_service()
-        return RecordFeed(service, set(thread_ids) if thread_ids else None, maxsize)
-
-    def get_token(self, identity: Identity) -> str:
-        """A token for ``identity`` issued by this peer (the GetToken challenge, done locally)."""
-        from threadkit.core.tokens import TokenIssuer, new_challenge
-
-        challenge = new_challenge()
-        issuer = TokenIssuer(self.identity)
-        return issuer.issue(str(identity.public), challenge, identity.sign(challenge))
 
     def status(self) -> dict[str, Any]:
         """The peer's network state at a glance.
@@ -762,28 +641,6 @@ class Peer:
         return None if self._service is None else self._service.stats
 
 
-def _replicator_policy(replicator: object) -> bool | frozenset[str]:
-    """``Peer(replicator=...)`` checked: a bool, or the peer ids allowed (each checked).
-
-    Raises
-    ------
-    InvalidInput
-        Neither a bool nor an iterable of strings (``InvalidKey``: not a peer id).
-    """
-    from threadkit.core.identity import peer_id_bytes
-
-    if isinstance(replicator, bool):
-        return replicator
-    if isinstance(replicator, str | bytes) or not hasattr(replicator, "__iter__"):
-        raise InvalidInput(
-            f"replicator must be True, False or a collection of peer ids, got {replicator!r}"
-        )
-    allowed = frozenset(replicator)
-    for peer_id in allowed:
-        peer_id_bytes(peer_id)  # InvalidKey for anything but a peer id
-    return allowed
-
-
 def _load_identity(repo: Repo) -> Identity:
     raw = repo.get_meta(_IDENTITY_META)
     if raw is not None:
@@ -797,60 +654,3 @@ def _composed(db: StoreDatabase) -> Database:
     """A database of the peer's manager, which opens them as ``tk.Database`` (with views)."""
     assert isinstance(db, Database), f"{db!r} was opened without its views"
     return db
-
-
-class _PeerSharing:
-    """What a peer gives its databases (:class:`threadkit.db.sharing.Sharing`).
-
-    ``db.info()`` and ``db.sync()`` start the network when the peer may run one;
-    a repr asks with ``start=False`` and gets ``[]`` while the peer is offline.
-    """
-
-    def __init__(self, peer: Peer, net: _Net, *, allowed: bool) -> None:
-        self._peer = weakref.ref(peer)  # the peer owns its databases, not the reverse
-        self._net = net
-        self._allowed = allowed
-
-    def _service(self, start: bool) -> Any:
-        if self._net.service is None and start and self._allowed:
-            peer = self._peer()
-            if peer is not None and not peer.closed:
-                peer.start_network()
-        return self._net.service
-
-    def addrs(self, db: StoreDatabase, *, start: bool) -> list[str]:
-        """Addresses to join ``db`` at (``[]`` while offline and not ``start``)."""
-        service = self._service(start)
-        return list(service.thread_addrs(db.id)) if service is not None else []
-
-    def sync(self, db: StoreDatabase, timeout: float | None) -> SyncSummary:
-        """Sync ``db`` with its peers, starting the network first if needed."""
-        service = self._service(True) if self._allowed else None
-        if service is None:
-            raise NetworkError(f"database {db.name!r} cannot sync: its peer runs without a network")
-        summary: SyncSummary = service.sync(db.id, timeout)
-        return summary
-
-
-class _Net:
-    """The network side of a peer (kept apart so the finalizer does not hold the peer)."""
-
-    def __init__(self) -> None:
-        self.node: Any = None
-        self.service: Any = None
-        self.lan: Any = None
-
-    def stop(self) -> None:
-        service, node, lan = self.service, self.node, self.lan
-        self.service = self.node = self.lan = None
-        if lan is not None:
-            lan.stop()
-        if service is not None:
-            service.stop()
-        if node is not None:
-            node.stop()
-
-
-def _close_quietly(repo: Repo, net: _Net) -> None:
-    net.stop()
-    repo.close()

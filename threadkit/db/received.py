@@ -1,0 +1,83 @@
+"""Records that came from elsewhere, folded into a database (docs/seam.md).
+
+:meth:`threadkit.db.database.Database.apply_records` is the seam to the network
+layer: received records, already checked with ``open_record``, are chained into
+their log and their events applied, in one transaction. :func:`catch_up` applies,
+when a database opens, the records stored in its logs but not yet applied (after a
+crash or an import). Both note each record with the database's gate
+(:mod:`threadkit.db.gate`: writer proofs and roles), which settles which records count
+and hands their events to the engine, judged exactly as a local write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.identity import PublicKey, peer_id_bytes
+from threadkit.core.keys import ThreadKey
+from threadkit.core.records import Record, open_record
+from threadkit.db import dockeys
+from threadkit.store import chain, reads
+from threadkit.store.logs import list_logs
+from threadkit.store.models import AcceptResult
+from threadkit.store.txntypes import StoreWriteTxn
+
+if TYPE_CHECKING:
+    from threadkit.db.database import Database
+    from threadkit.db.engine import Change
+
+__all__ = ["apply_records", "catch_up"]
+
+log = logging.getLogger("threadkit.db")
+
+
+def apply_records(db: Database, log_id: str, records: Iterable[Record]) -> AcceptResult:
+    """Chain ``records`` into ``log_id``'s log and apply their events, in one transaction.
+
+    See :meth:`threadkit.db.database.Database.apply_records`.
+    """
+    log_bytes = peer_id_bytes(log_id)
+    records = list(records)
+
+    def attempt(txn: StoreWriteTxn) -> tuple[AcceptResult, list[Change]]:
+        changes: list[Change] = []
+        result = chain.accept(txn, db._repo.tables, db.id, log_id, records)
+        for appended in result.added:
+            db.gate.note(txn, log_id, appended.counter, appended.record)
+            db._set_applied(txn, log_bytes, appended.counter)
+        if result.added:
+            changes.extend(db.gate.settle(txn))
+        return result, changes
+
+    result, changes = db._rounds(attempt)
+    db._after_commit(changes, None, log_id)
+    return result
+
+
+def catch_up(db: Database) -> None:
+    """Apply records stored in ``db``'s logs but not yet applied (after a crash or an import)."""
+
+    def attempt(txn: StoreWriteTxn) -> list[Change]:
+        changes: list[Change] = []
+        for info in list_logs(txn, db._repo.tables, db.id):
+            log_bytes = peer_id_bytes(info.id)
+            raw = txn.get(dockeys.applied_key(db.prefix, log_bytes), db=db._tables.applied)
+            applied = int.from_bytes(raw, "big") if raw else 0
+            if info.counter <= applied:
+                continue
+            for stored in reads.read_log(txn, db._repo.tables, db.id, info.id, applied):
+                record = _reopen(stored, db.key, info.public)
+                db.gate.note(txn, info.id, stored.counter, record)
+                db._set_applied(txn, log_bytes, stored.counter)
+        changes.extend(db.gate.settle(txn))
+        return changes
+
+    db._after_commit(db._rounds(attempt), None)
+
+
+def _reopen(stored: Any, key: ThreadKey, public: PublicKey) -> Record:
+    return open_record(
+        stored.blocks, service_key=key, log_key=public, cid=stored.cid, verify_signature=False
+    )
