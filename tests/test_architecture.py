@@ -273,3 +273,20 @@ def test_the_re_import_check_itself() -> None:
         ("import json", 5),
         ("from threadkit.db.events import decode_body", 6),
     ]
+
+
+COMPOSED = frozenset({"Collection", "Database"})
+"""Names given twice on purpose: ``threadkit.views`` composes the user-facing class from the
+store's class of the same name and the views."""
+
+
+def test_one_meaning_per_class_name() -> None:
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "proto" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(_module_name(path))
+    twice = {name: mods for name, mods in where.items() if len(mods) > 1 and name not in COMPOSED}
+    assert not twice, f"one class name, two meanings: {twice}"

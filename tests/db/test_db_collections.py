@@ -18,7 +18,7 @@ from threadkit.db.config import Index
 from threadkit.db.database import Database
 from threadkit.db.planner import explain
 from threadkit.db.query import Op, Query, where
-from threadkit.db.txn import CollectionSource
+from threadkit.db.txn import CollectionInTxn
 from threadkit.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -111,12 +111,12 @@ def db(peer: Peer) -> Database:
 def index_ids(db: Database, coll: str, path: str, op: Op, value: Any) -> list[str]:
     """Ids found through the index itself (not a scan)."""
     with db._repo.transaction() as txn:
-        return list(CollectionSource(db[coll], txn).index_ids(path, op, value))
+        return list(CollectionInTxn(db[coll], txn).index_ids(path, op, value))
 
 
 def plan_of(db: Database, coll: str, query: Query) -> Any:
     with db._repo.transaction() as txn:
-        return explain(query, CollectionSource(db[coll], txn))
+        return explain(query, CollectionInTxn(db[coll], txn))
 
 
 def head_counter(db: Database) -> int:

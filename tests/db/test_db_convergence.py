@@ -30,7 +30,7 @@ from threadkit.core.records import Record
 from threadkit.db.config import Index
 from threadkit.db.database import Database
 from threadkit.db.query import Op, where
-from threadkit.db.txn import CollectionSource
+from threadkit.db.txn import CollectionInTxn
 from threadkit.errors import WriteRejected
 from threadkit.peer import Peer
 
@@ -134,7 +134,7 @@ def dump(db: Database, table: str) -> list[tuple[bytes, bytes]]:
 
 def index_ids(db: Database, path: str, op: Op, value: Any) -> list[str]:
     with db._repo.transaction() as txn:
-        return list(CollectionSource(db[COLL], txn).index_ids(path, op, value))
+        return list(CollectionInTxn(db[COLL], txn).index_ids(path, op, value))
 
 
 def get_path(doc: dict[str, Any], path: str) -> Any:

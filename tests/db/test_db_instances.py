@@ -20,7 +20,7 @@ from threadkit.db.database import Database
 from threadkit.db.events import Action
 from threadkit.db.planner import explain
 from threadkit.db.query import Op, where
-from threadkit.db.txn import CollectionSource
+from threadkit.db.txn import CollectionInTxn
 from threadkit.errors import (
     InstanceExists,
     InstanceNotFound,
@@ -75,7 +75,7 @@ def strip_mod(doc: dict[str, Any]) -> dict[str, Any]:
 
 def index_ids(db: Database, coll: str, path: str, op: Op, value: Any) -> list[str]:
     with db._repo.transaction() as txn:
-        return list(CollectionSource(db[coll], txn).index_ids(path, op, value))
+        return list(CollectionInTxn(db[coll], txn).index_ids(path, op, value))
 
 
 class Trace:
@@ -600,7 +600,7 @@ def test_everything_survives_reopen(tmp_path: Path) -> None:
         assert index_ids(db, "Person", "Email", Op.EQ, "5@x") == [ids[5]]
         assert index_ids(db, "Person", "Email", Op.EQ, "25@x") == []
         with db._repo.transaction() as txn:
-            plan = explain(where("Age").eq(3), CollectionSource(people, txn))
+            plan = explain(where("Age").eq(3), CollectionInTxn(people, txn))
         assert not plan.full_scan
         assert [d["_id"] for d in people.find(where("Age").eq(3))] == [ids[3], ids[10], ids[17]]
         with pytest.raises(UniqueViolation):

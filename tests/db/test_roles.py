@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadkit.db.roles import Event, FoldResult, Kind, Role, fold
+from threadkit.db.roles import Kind, Role, RoleEvent, RolesFold, fold
 from threadkit.errors import MalformedRecord
 
 OWNER, ALICE, BOB, CAROL, DAVE, DAEMON = "owner", "alice", "bob", "carol", "dave", "daemon"
@@ -24,34 +24,34 @@ def ev(
     author: str | None = None,
     heads: Mapping[str, int] | None = None,
     **kw: Any,
-) -> Event:
+) -> RoleEvent:
     """An event in ``log`` (whose writer is the identity of the same name unless given)."""
     if kind in (Kind.GRANT, Kind.REVOKE, Kind.MODE) and heads is None:
         heads = {}
-    return Event(log, counter, stamp, author or log, kind, heads=heads, **kw)
+    return RoleEvent(log, counter, stamp, author or log, kind, heads=heads, **kw)
 
 
-def genesis(open_: bool = False) -> Event:
+def genesis(open_: bool = False) -> RoleEvent:
     return ev(OWNER, 1, 1, Kind.GENESIS, open=open_)
 
 
-def grant(log: str, counter: int, stamp: int, target: str, role: Role, **heads: int) -> Event:
+def grant(log: str, counter: int, stamp: int, target: str, role: Role, **heads: int) -> RoleEvent:
     return ev(log, counter, stamp, Kind.GRANT, target=target, role=role, heads=heads)
 
 
-def revoke(log: str, counter: int, stamp: int, target: str, **heads: int) -> Event:
+def revoke(log: str, counter: int, stamp: int, target: str, **heads: int) -> RoleEvent:
     return ev(log, counter, stamp, Kind.REVOKE, target=target, heads=heads)
 
 
-def write(log: str, counter: int, stamp: int, **kw: Any) -> Event:
+def write(log: str, counter: int, stamp: int, **kw: Any) -> RoleEvent:
     return ev(log, counter, stamp, Kind.WRITE, **kw)
 
 
-def accepted(result: FoldResult, log: str, counter: int) -> bool:
+def accepted(result: RolesFold, log: str, counter: int) -> bool:
     return result.verdict(log, counter).accepted
 
 
-def with_alice_admin() -> list[Event]:
+def with_alice_admin() -> list[RoleEvent]:
     """The owner creates the database and makes Alice an admin."""
     return [genesis(), grant(OWNER, 2, 10, ALICE, Role.ADMIN, owner=1)]
 
@@ -346,17 +346,17 @@ def test_states_after_each_event() -> None:
 
 def test_malformed_events_are_refused() -> None:
     with pytest.raises(MalformedRecord, match="names its target"):
-        Event("a", 1, 1, ALICE, Kind.REVOKE, heads={})
+        RoleEvent("a", 1, 1, ALICE, Kind.REVOKE, heads={})
     with pytest.raises(MalformedRecord, match="reader, writer or admin"):
-        Event("a", 1, 1, ALICE, Kind.GRANT, target=BOB, role=Role.OWNER, heads={})
+        RoleEvent("a", 1, 1, ALICE, Kind.GRANT, target=BOB, role=Role.OWNER, heads={})
     with pytest.raises(MalformedRecord, match="heads"):
-        Event("a", 1, 1, ALICE, Kind.GRANT, target=BOB, role=Role.READER)
+        RoleEvent("a", 1, 1, ALICE, Kind.GRANT, target=BOB, role=Role.READER)
     with pytest.raises(MalformedRecord, match="counter"):
-        Event("a", 0, 1, ALICE, Kind.WRITE)
+        RoleEvent("a", 0, 1, ALICE, Kind.WRITE)
     with pytest.raises(MalformedRecord, match="unknown event kind"):
-        Event("a", 1, 1, ALICE, "promote")  # type: ignore[arg-type]
+        RoleEvent("a", 1, 1, ALICE, "promote")  # type: ignore[arg-type]
     with pytest.raises(MalformedRecord, match="attested"):
-        Event("a", 1, 1, ALICE, Kind.CONFIG, via=DAEMON)
+        RoleEvent("a", 1, 1, ALICE, Kind.CONFIG, via=DAEMON)
     with pytest.raises(MalformedRecord, match="two different events"):
         fold([write("a", 1, 1), write("a", 1, 2)])
     same = write("a", 1, 1)
@@ -369,7 +369,7 @@ MEMBERS = [ALICE, BOB, CAROL, DAVE]
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[Event]:
+def histories(draw: st.DrawFn) -> list[RoleEvent]:
     """A history made by actors that write with what they have seen and sync at random.
 
     Stamps follow each actor's clock, except a malicious actor's, drawn at random.
@@ -382,7 +382,9 @@ def histories(draw: st.DrawFn) -> list[Event]:
     for counter, member in enumerate(MEMBERS, start=2):  # the owner gives everyone a role
         role = draw(st.sampled_from([Role.READER, Role.WRITER, Role.ADMIN]))
         heads = {OWNER: counter - 1}
-        events.append(Event(OWNER, counter, counter, OWNER, Kind.GRANT, member, role, heads=heads))
+        events.append(
+            RoleEvent(OWNER, counter, counter, OWNER, Kind.GRANT, member, role, heads=heads)
+        )
     seen[OWNER][OWNER] = clock[OWNER] = len(events)
     for member in MEMBERS:
         if draw(st.booleans()):
@@ -404,17 +406,17 @@ def histories(draw: st.DrawFn) -> list[Event]:
         if kind is Kind.GRANT:
             role = draw(st.sampled_from([Role.READER, Role.WRITER, Role.ADMIN]))
             events.append(
-                Event(actor, counter, stamp, actor, kind, target=target, role=role, heads=heads)
+                RoleEvent(actor, counter, stamp, actor, kind, target=target, role=role, heads=heads)
             )
         elif kind is Kind.REVOKE:
-            events.append(Event(actor, counter, stamp, actor, kind, target=target, heads=heads))
+            events.append(RoleEvent(actor, counter, stamp, actor, kind, target=target, heads=heads))
         else:
-            events.append(Event(actor, counter, stamp, actor, kind))
+            events.append(RoleEvent(actor, counter, stamp, actor, kind))
         seen[actor][actor] = counter
     return events
 
 
-def _outcome(result: FoldResult) -> tuple[object, ...]:
+def _outcome(result: RolesFold) -> tuple[object, ...]:
     verdicts = tuple((v.event.position, v.accepted, v.reason) for v in result.verdicts)
     states = tuple((s.owner, s.open, tuple(sorted(s.roles.items()))) for s in result.states)
     return verdicts, states, tuple(sorted(result.members.roles.items()))
@@ -423,7 +425,7 @@ def _outcome(result: FoldResult) -> tuple[object, ...]:
 @settings(max_examples=300, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_any_delivery_order_gives_the_same_roles_and_verdicts(
-    events: list[Event], rng: random.Random
+    events: list[RoleEvent], rng: random.Random
 ) -> None:
     expected = _outcome(fold(events))
     for _ in range(3):
@@ -439,7 +441,7 @@ def test_any_delivery_order_gives_the_same_roles_and_verdicts(
 @settings(max_examples=200, deadline=None)
 @given(histories(), st.data())
 def test_a_member_revoked_by_the_owner_cannot_save_writes_by_its_stamps(
-    events: list[Event], data: st.DataObject
+    events: list[RoleEvent], data: st.DataObject
 ) -> None:
     result = fold(events)
     revokes = [
@@ -460,8 +462,8 @@ def test_a_member_revoked_by_the_owner_cannot_save_writes_by_its_stamps(
     beyond = [e for e in events if e.author == member and e.counter > cut.heads.get(e.log, 0)]
     # the member re-stamps its own events as it likes
     restamped = [
-        Event(e.log, e.counter, data.draw(st.integers(0, 120)), e.author, e.kind, e.target, e.role,
-              e.open, e.heads, e.via)
+        RoleEvent(e.log, e.counter, data.draw(st.integers(0, 120)), e.author, e.kind, e.target,
+                  e.role, e.open, e.heads, e.via)
         if e.author == member
         else e
         for e in events

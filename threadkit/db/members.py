@@ -104,7 +104,7 @@ class Entry:
             }
         )
 
-    def event(self) -> roles.Event | None:
+    def event(self) -> roles.RoleEvent | None:
         """The event the members fold judges; None for an invalid or unproven record."""
         kind = _MEMBER_KINDS.get(self.kind) or {
             "write": roles.Kind.WRITE,
@@ -114,7 +114,7 @@ class Entry:
             return None
         f = self.fields
         role = roles.Role(f["role"]) if "role" in f else None
-        return roles.Event(
+        return roles.RoleEvent(
             self.log, self.counter, self.stamp, self.author, kind, target=f.get("target"),
             role=role, open=f.get("open"), heads=f.get("heads"), via=f.get("via"),
         )  # fmt: skip
@@ -260,7 +260,7 @@ def iter_entries(txn: StoreTxn, table: Any, prefix: bytes) -> Iterator[Entry]:
 # ------------------------------------------------------------------ verdicts
 
 
-def fold_entries(entries: list[Entry]) -> roles.FoldResult | None:
+def fold_entries(entries: list[Entry]) -> roles.RolesFold | None:
     """The members fold over the entries; None for an open database (no genesis)."""
     if not any(e.kind == "genesis" for e in entries):
         return None

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from threadkit.db.points import Point, Selection, resolve
 from threadkit.db.replay import documents_at
 from threadkit.db.timeline import (
+    EventEntry,
     EventRow,
     LogState,
     RecordFinder,
     RecordNode,
-    StoredEvent,
     event_rows,
     heads,
     log_states,
@@ -58,7 +58,7 @@ class Timeline:
 
     def stored_events(
         self, wanted: Iterable[tuple[str, str, bytes | None]]
-    ) -> list[StoredEvent | None]:
+    ) -> list[EventEntry | None]:
         """Instance events by (collection, instance, order key): :func:`stored_events`."""
         return stored_events(self._db, wanted)
 

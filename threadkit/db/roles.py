@@ -37,11 +37,11 @@ The rules (each with an example in docs/access.md):
 Examples
 --------
 >>> e = [
-...     Event("o", 1, 10, "owner", Kind.GENESIS, open=False),
-...     Event("o", 2, 20, "owner", Kind.GRANT, target="bob", role=Role.WRITER, heads={"o": 1}),
-...     Event("b", 1, 30, "bob", Kind.WRITE),
-...     Event("o", 3, 40, "owner", Kind.REVOKE, target="bob", heads={"o": 2, "b": 1}),
-...     Event("b", 2, 35, "bob", Kind.WRITE),  # stamped before the revoke, unseen by it
+...     RoleEvent("o", 1, 10, "owner", Kind.GENESIS, open=False),
+...     RoleEvent("o", 2, 20, "owner", Kind.GRANT, target="bob", role=Role.WRITER, heads={"o": 1}),
+...     RoleEvent("b", 1, 30, "bob", Kind.WRITE),
+...     RoleEvent("o", 3, 40, "owner", Kind.REVOKE, target="bob", heads={"o": 2, "b": 1}),
+...     RoleEvent("b", 2, 35, "bob", Kind.WRITE),  # stamped before the revoke, unseen by it
 ... ]
 >>> result = fold(e)
 >>> [(v.event.log, v.event.counter, v.accepted) for v in result.verdicts]
@@ -60,11 +60,11 @@ from types import MappingProxyType
 from threadkit.errors import MalformedRecord, NotFound
 
 __all__ = [
-    "Event",
-    "FoldResult",
     "Kind",
     "Members",
     "Role",
+    "RoleEvent",
+    "RolesFold",
     "Verdict",
     "fold",
 ]
@@ -97,7 +97,7 @@ _GRANTABLE = frozenset({Role.READER, Role.WRITER, Role.ADMIN})
 
 
 @dataclass(frozen=True)
-class Event:
+class RoleEvent:
     """One event as the fold sees it.
 
     Attributes
@@ -160,14 +160,14 @@ class Event:
         return hash(self._identity())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Event) and other._identity() == self._identity()
+        return isinstance(other, RoleEvent) and other._identity() == self._identity()
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The fold's judgement of one event: ``accepted``, or rejected with ``reason``."""
 
-    event: Event
+    event: RoleEvent
     accepted: bool
     reason: str = ""
 
@@ -196,7 +196,7 @@ class Members:
 
 
 @dataclass(frozen=True)
-class FoldResult:
+class RolesFold:
     """What :func:`fold` found.
 
     Attributes
@@ -221,27 +221,27 @@ class FoldResult:
         raise NotFound(f"no event at {log}:{counter}")
 
 
-def fold(events: Iterable[Event]) -> FoldResult:
+def fold(events: Iterable[RoleEvent]) -> RolesFold:
     """Judge every event and fold the membership, in the total order.
 
     Parameters
     ----------
-    events : iterable of Event
+    events : iterable of RoleEvent
         The events, in any order; an event given twice counts once.
 
     Returns
     -------
-    FoldResult
+    RolesFold
 
     Raises
     ------
     MalformedRecord
         An event's fields do not fit its kind, or two different events claim one position.
     """
-    unique: dict[tuple[str, int], Event] = {}
+    unique: dict[tuple[str, int], RoleEvent] = {}
     for event in events:
-        if not isinstance(event, Event):
-            raise MalformedRecord(f"expected an Event, got {type(event).__name__}")
+        if not isinstance(event, RoleEvent):
+            raise MalformedRecord(f"expected an RoleEvent, got {type(event).__name__}")
         held = unique.setdefault(event.position, event)
         if held != event:
             raise MalformedRecord(f"two different events claim position {event.position}")
@@ -257,14 +257,14 @@ def fold(events: Iterable[Event]) -> FoldResult:
     return judged.result()
 
 
-def _covers(change: Event, event: Event) -> bool:
+def _covers(change: RoleEvent, event: RoleEvent) -> bool:
     """True when ``event``'s position is within the heads ``change``'s author had seen."""
     if change.log == event.log:
         return event.counter < change.counter
     return change.heads is not None and change.heads.get(event.log, 0) >= event.counter
 
 
-def _saw(later: Event, earlier: Event) -> bool:
+def _saw(later: RoleEvent, earlier: RoleEvent) -> bool:
     """True when ``later``'s author had seen ``earlier`` (and it is earlier in the order)."""
     if earlier.order_key >= later.order_key:
         return False
@@ -277,7 +277,7 @@ def _saw(later: Event, earlier: Event) -> bool:
 class _Change:
     """An accepted grant or revoke, with the role it leaves its target."""
 
-    event: Event
+    event: RoleEvent
     role: Role
     reduction: bool
 
@@ -285,7 +285,7 @@ class _Change:
 class _Pass:
     """One fold over the order, with the ``doomed`` events (cut by revocations) rejected."""
 
-    def __init__(self, order: list[Event], doomed: Mapping[tuple[str, int], str]) -> None:
+    def __init__(self, order: list[RoleEvent], doomed: Mapping[tuple[str, int], str]) -> None:
         self.owner: str | None = None
         self.open = False
         self.changes: dict[str, list[_Change]] = {}
@@ -300,10 +300,10 @@ class _Pass:
             self.states.append(state)
         self.final = state
 
-    def result(self) -> FoldResult:
-        return FoldResult(self.verdicts, self.states, self.final)
+    def result(self) -> RolesFold:
+        return RolesFold(self.verdicts, self.states, self.final)
 
-    def role_for(self, identity: str, event: Event | None, *, reduction: bool = False) -> Role:
+    def role_for(self, identity: str, event: RoleEvent | None, *, reduction: bool = False) -> Role:
         """``identity``'s role as ``event`` is judged (None: everything accepted so far)."""
         if identity == self.owner:
             return Role.OWNER
@@ -325,7 +325,7 @@ class _Pass:
         ]
         return min((c.role for c in latest), default=Role.NONE)
 
-    def _judge(self, event: Event) -> str:
+    def _judge(self, event: RoleEvent) -> str:
         if event.kind is Kind.GENESIS:
             if self.owner is not None:
                 return "the database already has a genesis earlier in the order"
@@ -357,7 +357,7 @@ class _Pass:
             self.changes.setdefault(event.target, []).append(_Change(event, new_role, reduction))
         return ""
 
-    def _may(self, event: Event, needed: Role, what: str) -> str:
+    def _may(self, event: RoleEvent, needed: Role, what: str) -> str:
         for who in (event.author, event.via):
             if who is None:
                 continue
@@ -366,7 +366,7 @@ class _Pass:
                 return f"{who} is {role.name.lower()}: may not {what}"
         return ""
 
-    def _banned(self, identity: str, event: Event) -> bool:
+    def _banned(self, identity: str, event: RoleEvent) -> bool:
         """In open mode, an identity whose latest role change is a revoke may not write."""
         return any(
             c.reduction and c.role is Role.NONE for c in self.changes.get(identity, ())
@@ -384,13 +384,13 @@ def _cuts(judged: _Pass) -> dict[tuple[str, int], str]:
     """Events that accepted reductions cut (rule 4), with void reductions (rule 5)."""
     reductions = [c for changes in judged.changes.values() for c in changes if c.reduction]
     accepted = [v.event for v in judged.verdicts if v.accepted and v.event.kind is not Kind.GENESIS]
-    by_member: dict[str, list[Event]] = {}
+    by_member: dict[str, list[RoleEvent]] = {}
     for event in accepted:
         for who in {event.author, event.via} - {None}:
             assert who is not None
             by_member.setdefault(who, []).append(event)
 
-    def restored(reduction: Event, event: Event, member: str) -> bool:
+    def restored(reduction: RoleEvent, event: RoleEvent, member: str) -> bool:
         for change in judged.changes.get(member, ()):
             if _saw(change.event, reduction) and (
                 _saw(event, change.event)
@@ -399,7 +399,7 @@ def _cuts(judged: _Pass) -> dict[tuple[str, int], str]:
                 return True
         return False
 
-    def cut(reduction: Event, event: Event) -> bool:
+    def cut(reduction: RoleEvent, event: RoleEvent) -> bool:
         member = reduction.target
         assert member is not None
         return (
@@ -428,10 +428,10 @@ def _cuts(judged: _Pass) -> dict[tuple[str, int], str]:
     return out
 
 
-def _grounded(nodes: list[Event], edges: Mapping[Event, list[Event]]) -> set[Event]:
+def _grounded(nodes: list[RoleEvent], edges: Mapping[RoleEvent, list[RoleEvent]]) -> set[RoleEvent]:
     """The reductions that stand: sources of the cut graph first, cycles standing together."""
     undecided = set(nodes)
-    standing: set[Event] = set()
+    standing: set[RoleEvent] = set()
     while undecided:
         components = _components(undecided, edges)
         where = {n: i for i, comp in enumerate(components) for n in comp}
@@ -446,15 +446,17 @@ def _grounded(nodes: list[Event], edges: Mapping[Event, list[Event]]) -> set[Eve
     return standing
 
 
-def _components(nodes: set[Event], edges: Mapping[Event, list[Event]]) -> list[set[Event]]:
+def _components(
+    nodes: set[RoleEvent], edges: Mapping[RoleEvent, list[RoleEvent]]
+) -> list[set[RoleEvent]]:
     """Strongly connected components of the cut graph restricted to ``nodes`` (Tarjan)."""
-    index: dict[Event, int] = {}
-    low: dict[Event, int] = {}
-    stack: list[Event] = []
-    on_stack: set[Event] = set()
-    out: list[set[Event]] = []
+    index: dict[RoleEvent, int] = {}
+    low: dict[RoleEvent, int] = {}
+    stack: list[RoleEvent] = []
+    on_stack: set[RoleEvent] = set()
+    out: list[set[RoleEvent]] = []
 
-    def visit(node: Event) -> None:
+    def visit(node: RoleEvent) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
         on_stack.add(node)
@@ -482,7 +484,7 @@ def _components(nodes: set[Event], edges: Mapping[Event, list[Event]]) -> list[s
     return out
 
 
-def _check(event: Event) -> None:
+def _check(event: RoleEvent) -> None:
     """Refuse an event whose fields do not fit its kind."""
     try:
         kind = Kind(event.kind)

@@ -56,12 +56,12 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
 
 __all__ = [
+    "EventEntry",
     "EventRow",
     "FoundRecord",
     "LogState",
     "RecordFinder",
     "RecordNode",
-    "StoredEvent",
     "cid_text",
     "event_rows",
     "heads",
@@ -431,7 +431,7 @@ def records(db: Database) -> Iterator[RecordNode]:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class EventEntry:
     """An instance event as ``db_events`` holds it.
 
     Attributes
@@ -457,13 +457,13 @@ class StoredEvent:
 
 def stored_events(
     db: Database, wanted: Iterable[tuple[str, str, bytes | None]]
-) -> list[StoredEvent | None]:
+) -> list[EventEntry | None]:
     """The instance events at (collection, instance, order key), from one snapshot.
 
     None where the key is None or no such event is stored.
     """
     engine = db.engine
-    out: list[StoredEvent | None] = []
+    out: list[EventEntry | None] = []
     with db.snapshot() as txn:
         for name, instance, key in wanted:
             if key is None:
@@ -475,7 +475,7 @@ def stored_events(
                 out.append(None)
                 continue
             code, data, base, author, record = cbor2.loads(value)
-            out.append(StoredEvent(Action.from_code(code), data, base, author, record))
+            out.append(EventEntry(Action.from_code(code), data, base, author, record))
     return out
 
 

@@ -36,12 +36,12 @@ if TYPE_CHECKING:
     from threadkit.db.collection import Collection
     from threadkit.db.gate import WriteAs, Writer
 
-__all__ = ["CollectionSource", "ReadTxn", "WriteTxn", "normalise_docs"]
+__all__ = ["CollectionInTxn", "ReadTxn", "WriteTxn", "normalise_docs"]
 
 _AFTER = b"\xff"  # sorts after any encode_id() continuation: UTF-8 never holds 0xFF
 
 
-class CollectionSource:
+class CollectionInTxn:
     """The query executor's view of a collection inside one LMDB transaction."""
 
     def __init__(self, coll: Collection, txn: StoreTxn) -> None:
@@ -115,7 +115,7 @@ def _bounds(op: QueryOp, value: Any) -> tuple[bytes, bytes]:
 class _OverlaySource:
     """A collection source with a write transaction's pending documents laid over it."""
 
-    def __init__(self, base: CollectionSource, pending: dict[str, dict[str, Any] | None]) -> None:
+    def __init__(self, base: CollectionInTxn, pending: dict[str, dict[str, Any] | None]) -> None:
         self._base = base
         self._pending = pending
 
@@ -184,10 +184,10 @@ class ReadTxn:
             self._cm.__exit__(None, None, None)
             self._cm = None
 
-    def _source(self) -> CollectionSource:
+    def _source(self) -> CollectionInTxn:
         if self.closed or self._txn is None:
             raise TransactionClosed("this read transaction is not open")
-        return CollectionSource(self.collection, self._txn)
+        return CollectionInTxn(self.collection, self._txn)
 
     def find(self, query: Query | None = None) -> list[dict[str, Any]]:
         """Documents matching ``query`` (all when None), read filter applied."""
@@ -357,7 +357,7 @@ class WriteTxn:
         """Like :meth:`Collection.find`, seeing this transaction's pending writes."""
         self._check_open()
         with self._read() as txn:
-            source = _OverlaySource(CollectionSource(self.collection, txn), self._pending)
+            source = _OverlaySource(CollectionInTxn(self.collection, txn), self._pending)
             return self._access.find(source, query, self.reader)
 
     def find_by_id(self, instance_id: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.events import Action
-from threadkit.db.timeline import StoredEvent, cid_text, key_stamp, log_of_key, stamp_text
+from threadkit.db.timeline import EventEntry, cid_text, key_stamp, log_of_key, stamp_text
 from threadkit.errors import CollectionNotFound
 
 if TYPE_CHECKING:
@@ -298,7 +298,7 @@ def _side(
     columns: dict[str, list[Any]],
     side: str,
     key: bytes | None,
-    event: StoredEvent | None,
+    event: EventEntry | None,
     path: str,
 ) -> None:
     stamp = key_stamp(key) if key else None
