@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import deque
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from threadkit.errors import (
     ConnectionLost,
     InvalidInput,
+    NetworkError,
     NodeClosed,
     PeerUnreachable,
     ProtocolError,
@@ -287,6 +289,12 @@ class StreamPool:
                     if open_failures == len(_REOPEN_DELAYS):
                         raise
                     log.debug("no stream to %s (%s); retrying", peer_id, exc)
+                    if open_failures == len(_REOPEN_DELAYS) - 1 and connect is not None:
+                        # twice no stream: the connection py-libp2p keeps may be dead without
+                        # its knowing (a stream handshake failed on it); close it, so that
+                        # the last try dials anew
+                        with contextlib.suppress(NetworkError, OSError, trio.BrokenResourceError):
+                            await self.node.disconnect(peer_id)
                     await trio.sleep(_REOPEN_DELAYS[open_failures])
                     open_failures += 1
                     self.stats.retried += 1
