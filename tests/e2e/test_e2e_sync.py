@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import Cluster
+from waits import poll_until
 
 import threadkit as tk
 from threadkit.errors import InvalidInput, NetworkError, SyncTimeout, Timeout
@@ -34,6 +35,9 @@ def test_sync_pulls_and_pushes_what_each_side_lacks(tmp_path: Path) -> None:
         cluster.procs.remove(b)
         for n in range(4):  # pushes to b fail: it is gone
             notes.create({"text": f"while b was away {n}"})
+        # a push still retrying when b is back would deliver them: wait until each has failed
+        assert poll_until(lambda: me.sync_stats.pushing == 0, timeout=60)
+        assert any(b.peer_id in error for error in me.sync_stats.errors)
         b = cluster.start_one(b_path, pull_interval=0)
         found = b.call("find", db=str(db.id), coll="Notes")["docs"]
         assert len(found) == 1  # nothing pulled b's records over without a sync

@@ -60,6 +60,9 @@ class SyncStats:
     pulls: int = 0
     receiving: int = 0
     """Batches of received records being checked and applied right now."""
+    pushing: int = 0
+    """Queues of committed records (one per peer and log) being pushed right now; a push that
+    fails ends its queue, so 0 means no commit waits to reach any peer."""
     errors: list[str] = field(default_factory=list)
     last_sync: float | None = None
 

@@ -114,6 +114,7 @@ class Pusher:
             if slot in self._sending:
                 return
             self._sending.add(slot)
+            self.ctx.stats.pushing = len(self._sending)
         self.ctx.node.spawn(self._drain, slot, thread_id)
 
     def queued_bytes(self) -> int:
@@ -140,6 +141,7 @@ class Pusher:
                     self._drop(slot)
                     if slot not in self._behind:
                         self._sending.discard(slot)
+                        self.ctx.stats.pushing = len(self._sending)
                         return
                     self._behind.discard(slot)
                     behind = True
@@ -162,6 +164,7 @@ class Pusher:
                     self._drop(slot)
                     self._behind.discard(slot)
                     self._sending.discard(slot)
+                    self.ctx.stats.pushing = len(self._sending)
                 return
 
     async def push_records(

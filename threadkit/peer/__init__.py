@@ -628,6 +628,7 @@ class Peer(ThreadsAPI):
             "connected": self.peers(),
             "unreachable": [] if service is None else service.unreachable(),
             "pushed": 0 if stats is None else stats.pushed,
+            "pushing": 0 if stats is None else stats.pushing,
             "received": 0 if stats is None else stats.received,
             "rejected": 0 if stats is None else stats.rejected,
             "pulls": 0 if stats is None else stats.pulls,
