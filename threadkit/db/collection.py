@@ -204,7 +204,7 @@ class Collection:
     def raw_documents(self) -> list[bytes]:
         """Every stored document, CBOR-encoded, in ``_id`` order (one snapshot; no read
         filter: for readers that decode whole batches at once, such as the frame builder)."""
-        with self.db.snapshot() as txn:
+        with self.db.read_txn() as txn:
             return scan_raw(self.db.engine, txn, self.name)
 
     def raw_documents_by_id(self, instance_ids: Sequence[str]) -> list[bytes | None]:
@@ -212,7 +212,7 @@ class Collection:
         snapshot; no read filter)."""
         engine = self.db.engine
         prefix = dockeys.coll_key(engine.prefix, self.name)
-        with self.db.snapshot() as txn:
+        with self.db.read_txn() as txn:
             return [
                 txn.get(dockeys.doc_key(prefix, i), db=engine.tables.docs) for i in instance_ids
             ]
@@ -221,13 +221,13 @@ class Collection:
         """The stored documents with these ids (None where absent; one snapshot; no read
         filter: apply :meth:`visible` for a reader)."""
         engine = self.db.engine
-        with self.db.snapshot() as txn:
+        with self.db.read_txn() as txn:
             return [engine.get_doc(txn, self.name, i) for i in instance_ids]
 
     def visible_documents(self, reader: str | None) -> Iterator[dict[str, Any]]:
         """The documents ``reader`` sees, one at a time, in ``_id`` order (one snapshot,
         held while the iterator is open: close it when stopping early)."""
-        with self.db.snapshot() as txn:
+        with self.db.read_txn() as txn:
             for doc in self.db.engine.scan_docs(txn, self.name):
                 shown = self._visible(doc, reader)
                 if shown is not None:

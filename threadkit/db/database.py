@@ -353,7 +353,7 @@ class Database(Membership):
     # ------------------------------------------------------------- the read side
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[StoreTxn]:
+    def read_txn(self) -> Iterator[StoreTxn]:
         """A read-only LMDB transaction: one consistent snapshot of the store (for readers
         in the package, such as the frame builder; the documents API needs none)."""
         with self._repo.transaction() as txn:

@@ -347,7 +347,7 @@ def event_rows(
     list[EventRow]
         Sorted by order key (HLC stamp, then log id).
     """
-    with db.snapshot() as txn:
+    with db.read_txn() as txn:
         rows = list(_instance_events(txn, db, collection))
     if collection_events:
         names = [collection] if collection else sorted(db.engine.colls)
@@ -464,7 +464,7 @@ def stored_events(
     """
     engine = db.engine
     out: list[EventEntry | None] = []
-    with db.snapshot() as txn:
+    with db.read_txn() as txn:
         for name, instance, key in wanted:
             if key is None:
                 out.append(None)
@@ -535,7 +535,7 @@ def log_states(db: Database) -> list[LogState]:
     """Every log of a database, this peer's own first, then by id (one snapshot)."""
     infos = sorted(db._repo.list_logs(db.id), key=lambda i: (i.id != db.log_id, i.id))
     out = []
-    with db.snapshot() as txn:
+    with db.read_txn() as txn:
         for info in infos:
             raw = txn.get(
                 dockeys.applied_key(db.prefix, peer_id_bytes(info.id)), db=db.engine.tables.applied
