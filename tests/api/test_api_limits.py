@@ -62,6 +62,10 @@ def settle(count: Any, quiet: float = 1.0, timeout: float = 15.0) -> None:
             last, since = now, time.monotonic()
 
 
+CLIENT_DEADLINE = 60.0
+"""Seconds a test's own gRPC stream may last (the daemon's limits under test are shorter)."""
+
+
 def silent(hold: threading.Event, *first: Any) -> Iterator[Any]:
     """A request stream that sends ``first`` and then nothing until ``hold`` is set."""
     yield from first
@@ -164,12 +168,16 @@ def test_silent_clients_are_ended_and_their_slots_come_back(tmp_path: Path) -> N
         write_req = pb.WriteTransactionRequest(
             createRequest=pb.CreateRequest(instances=[b'{"_id": "lost", "n": 1}'])
         )
-        txn = api.WriteTransaction(silent(hold, start_txn(dbid, "Items"), write_req))
+        # the client's own deadline (60 s) is far past the daemon's idle limit (1 s): should the
+        # daemon fail to end a stream, the test fails on a different message instead of hanging
+        txn = api.WriteTransaction(
+            silent(hold, start_txn(dbid, "Items"), write_req), timeout=CLIENT_DEADLINE
+        )
         assert next(txn).createReply.instanceIDs == ["lost"]  # then the client goes silent
-        token = net.GetToken(silent(hold))  # never sends its key
-        unstarted = api.ReadTransaction(silent(hold))  # never sends its start
+        token = net.GetToken(silent(hold), timeout=CLIENT_DEADLINE)  # never sends its key
+        unstarted = api.ReadTransaction(silent(hold), timeout=CLIENT_DEADLINE)  # nor its start
         # the budget is full: a fourth stream is refused
-        extra = api.Listen(pb.ListenRequest(dbID=dbid))
+        extra = api.Listen(pb.ListenRequest(dbID=dbid), timeout=CLIENT_DEADLINE)
         with pytest.raises(grpc.RpcError) as refused:
             next(extra)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
