@@ -37,7 +37,7 @@ NOT_REMOTE = {
         "commit",
         "export",
         "on_record",
-        "snapshot",
+        "read_txn",
         "sync",
         "timeline",
     }
