@@ -23,9 +23,9 @@ Examples
 ...     _ = notes.create({"_id": "n", "secret": "s3cret"})
 ...     notes.delete("n")
 ...     notes.purge("n")
-...     patches = [r.data for r in db.timeline.events("Notes")]
->>> patches
-[None, {'_purged': True}, {'_purged': True}, None]
+...     rows = [(str(r.action), r.data) for r in db.timeline.events("Notes") if r.instance]
+>>> rows
+[('create', {'_purged': True}), ('delete', {'_purged': True}), ('purge', None)]
 """
 
 from __future__ import annotations
