@@ -4,6 +4,8 @@ and from every view, replicated as an event, in any delivery order."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from replicas import sync
@@ -13,12 +15,18 @@ from test_db_convergence import (
     deliver_shuffled,
     dump,
     push,
-    world,  # noqa: F401 - the fixture
 )
 
 from threadkit.db.database import Database
 from threadkit.errors import InstanceNotFound, InvalidDocument, WriteRejected
 from threadkit.peer import Peer
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with ExitStack() as stack:
+        yield World(stack)
+
 
 SECRET = "s3cr3t-value-0042"
 

@@ -238,7 +238,8 @@ class Database(Membership):
                     )
 
     def migrate(self, collection: str, transform: Any, **options: Any) -> None:
-        """Migrate a collection's documents and config in one event (:func:`.migrations.migrate`)."""
+        """Migrate a collection's documents and config, as one event (see
+        :func:`.migrations.migrate`)."""
         migrations.migrate(self, collection, transform, **options)
 
     def delete_collection(self, name: str) -> None:
@@ -562,7 +563,7 @@ class Database(Membership):
         holding its ``_id`` first (unique values are checked in batch by the engine)."""
         config = ops[0].checked
         history = self.engine.colls.get(ops[0].collection)
-        if config is None or config.validator is not None or history and history.transforms:
+        if config is None or config.validator is not None or (history and history.transforms):
             return False  # (after a migration, events carry what they saw: one by one)
         if not self._still_checked(ops[0]):
             return False

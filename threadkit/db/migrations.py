@@ -111,10 +111,7 @@ class FoldMigration:
         script = self.transform.script
         assert script is not None
         scripts = self.engine.scripts if self.engine is not None else None
-        if scripts is None:
-            after = script(None, doc)
-        else:
-            after = scripts.filter(script, None, doc)
+        after = script(None, doc) if scripts is None else scripts.filter(script, None, doc)
         if after is None:
             raise ScriptError("migration returned null or undefined, not a document")
         if "_id" in doc:
@@ -187,7 +184,9 @@ def migrate(
     node = {"config": config.to_node(), "transform": parsed.to_node()}
 
     def check(txn: StoreTxn) -> None:
-        _check_documents(db.engine, txn, collection, config, FoldMigration(b"", b"", parsed, db.engine))
+        _check_documents(
+            db.engine, txn, collection, config, FoldMigration(b"", b"", parsed, db.engine)
+        )
 
     db._commit_collection_event(Action.MIGRATE_COLLECTION, config, check=check, node=node)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
@@ -98,7 +98,8 @@ def erase_purged(
     out = []
     for event in events:
         at = bisect.bisect_right(purges, event.key)
-        if event.action is not Action.PURGE and event.purged is None and at < len(purges):
+        # the first purge after an event marks it, whichever purge arrived first
+        if event.action is not Action.PURGE and at < len(purges) and event.purged != purges[at]:
             event = dataclasses.replace(event, data=None, purged=purges[at])
             entry = [event.action.code, None, event.base, event.author, event.record]
             txn.put(
@@ -119,8 +120,10 @@ def mask_events(
     for event, key in zip(events, keys, strict=True):
         if not event.action.is_collection and event.data is not None:
             coll = engine.coll_key(event.collection)
-            value = txn.get(dockeys.event_prefix(coll, event.instance_id) + key, db=engine.tables.events)
-            entry = cbor2.loads(value) if value is not None else ()
+            value = txn.get(
+                dockeys.event_prefix(coll, event.instance_id) + key, db=engine.tables.events
+            )
+            entry: list[Any] = cbor2.loads(value) if value is not None else []
             if len(entry) > 6 and entry[6] is not None:
                 event = dataclasses.replace(event, data=dict(MARKER), purged=entry[6])
         out.append(event)

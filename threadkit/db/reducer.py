@@ -113,8 +113,13 @@ class Rejection:
 class Migration(Protocol):
     """A migration as the fold applies it (:mod:`threadkit.db.migrations` makes them)."""
 
-    key: bytes
-    epoch: bytes
+    @property
+    def key(self) -> bytes:
+        """Its order key."""
+
+    @property
+    def epoch(self) -> bytes:
+        """The key that started its collection's epoch."""
 
     def doc(self, doc: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The document rewritten; on failure the document unchanged and the reason."""
@@ -254,9 +259,7 @@ def _purge(instance_id: str, state: FoldResult, event: StoredEvent) -> None:
     """A purge deletes the instance; an event whose data it erased leaves only a marker."""
     state.field_keys.clear()
     state.value_since.clear()
-    if event.action is Action.PURGE:
-        state.doc, state.deleted_key = None, event.key
-    elif event.action is Action.DELETE:
+    if event.action in (Action.PURGE, Action.DELETE):
         state.doc, state.deleted_key = None, event.key
     else:
         state.doc = {"_id": instance_id, PURGED: True}
