@@ -237,10 +237,11 @@ class Database(Membership):
                         f"text too long for an index entry ({len(value.encode())} bytes)"
                     )
 
-    def migrate(self, collection: str, transform: Any, **options: Any) -> None:
-        """Migrate a collection's documents and config, as one event (see
-        :func:`.migrations.migrate`)."""
-        migrations.migrate(self, collection, transform, **options)
+    def migrate(
+        self, collection: str, transform: Any, schema: Any = None, indexes: Any = None
+    ) -> None:
+        """Migrate a collection's documents and config in one event (:mod:`.migrations`)."""
+        migrations.migrate(self, collection, transform, schema, indexes)
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection and its documents (an event: it replicates)."""
