@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from replicas import sync
@@ -125,3 +126,20 @@ def test_a_concurrent_save_after_the_purge_loses_to_it(world: World) -> None:
     assert "a" not in w0[COLL] and "a" not in w1[COLL]
     assert dump(w0, "events") == dump(w1, "events")
     assert w0.lost_writes() == w1.lost_writes()
+
+
+def test_export_and_import_keep_migrations_and_purges(tmp_path: Path) -> None:
+    with Peer(memory=True) as a, Peer(memory=True) as b:
+        db = a.new_db("notes")
+        notes = db.new_collection("Notes", indexes=["name"])
+        notes.create({"_id": "gone", "name": SECRET}, {"_id": "kept", "name": "k", "n": "4"})
+        db.migrate("Notes", [{"rename": "name", "to": "title"}, {"retype": "n", "to": "integer"}])
+        notes.delete("gone")
+        notes.purge("gone")
+        path = tmp_path / "notes.car"
+        db.export(path, keys="full")
+        restored = b.import_db(path)
+        assert SECRET.encode() not in raw_tables(restored)
+        for table in ("docs", "events", "index", "lost", "colls"):
+            assert dump(restored, table) == dump(db, table), table
+        assert restored["Notes"].find_by_id("kept")["n"] == 4
