@@ -257,6 +257,10 @@ def test_a_save_under_a_javascript_migration_it_had_not_seen_is_rejected(world: 
     reasons = [e["reason"] for e in w0.lost_writes() if e["instance_id"] == "a"]
     assert any("JavaScript migration" in (r or "") for r in reasons)
     assert w0.lost_writes() == w1.lost_writes()
+    for seed in range(3):  # a JavaScript migration in any delivery order
+        fresh = world.fresh(w0, [w0, w1])
+        deliver_shuffled(fresh, [w0, w1], random.Random(seed))
+        assert full_state(fresh) == full_state(w0)
 
 
 def test_a_bulk_create_after_a_migration_carries_what_it_saw() -> None:
