@@ -23,6 +23,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidDocument                       not a JSON object, or a bad `_id`
     │   ├── InvalidScript                         a validator or filter that does not compile
     │   ├── InvalidArchive                        a CAR file truncated, malformed, or not a threadkit export
+    │   ├── InvalidMigration                      a bad migration transform, or documents it cannot carry
     │   ├── WriteRejected                         a write refused; the transaction leaves no trace
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
@@ -106,6 +107,7 @@ __all__ = [
     "InvalidIndex",
     "InvalidInput",
     "InvalidKey",
+    "InvalidMigration",
     "InvalidName",
     "InvalidQuery",
     "InvalidSchema",
@@ -216,6 +218,10 @@ class InvalidScript(InvalidInput):
 
 class InvalidArchive(InvalidInput):
     """A CAR file that is truncated, malformed, or not the export of a threadkit database."""
+
+
+class InvalidMigration(InvalidInput):
+    """A schema migration whose transform is malformed, or that existing documents fail."""
 
 
 class WriteRejected(InvalidInput):

@@ -206,16 +206,21 @@ _MARKERS = {
     "create": "o",
     "save": "s",
     "delete": "X",
+    "purge": "v",
     "collection": "D",
+    "migration": "*",
     "mixed": "P",
     "unreadable": "x",
 }
 
 
+_KIND_OF = {str(Action.MIGRATE_COLLECTION): "migration"}
+
+
 def _kind(actions: tuple[str, ...], readable: bool) -> str:
     if not readable:
         return "unreadable"
-    kinds = {"collection" if Action(a).is_collection else a for a in actions}
+    kinds = {_KIND_OF.get(a) or ("collection" if Action(a).is_collection else a) for a in actions}
     if len(kinds) == 1:
         return kinds.pop()
     return "collection" if "collection" in kinds else "mixed"
@@ -259,10 +264,10 @@ def plot_dag(
 
     Each record is a marker in its log's lane (x = its place in the HLC order
     of the records shown), coloured by author, shaped by what it does (create
-    ●, save ■, delete ✖, collection ◆, several ✚, unreadable ×); arrows go from
-    each record back to its ``prev``. With more than ``max_records`` records,
-    only the latest of each log are drawn (a fair share each) and a
-    "… k earlier" marker at the start of a lane counts the rest.
+    ●, save ■, delete ✖, purge ▼, collection ◆, migration ✱, several ✚, unreadable
+    ×); arrows go from each record back to its ``prev``. With more than
+    ``max_records`` records, only the latest of each log are drawn (a fair share
+    each) and a "… k earlier" marker at the start of a lane counts the rest.
 
     Conflicts are marked: a record holding a write that lost (``db.conflicts()``)
     gets a red ring and the lost field's name under it, the record holding the

@@ -233,6 +233,25 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {
             "history": _db(msg).history(full=True).to_json(orient="records", default_handler=str)
         }
+    if cmd == "migrate":
+        _db(msg).migrate(msg["coll"], msg["transform"], schema=msg.get("schema"))
+        return {}
+    if cmd == "purge":
+        _db(msg)[msg["coll"]].purge(msg["id"])
+        return {}
+    if cmd == "stored_text":
+        # whether any entry of the document store's tables for the database holds the text
+        db, needle = _db(msg), msg["text"].encode()
+        found = False
+        with db._repo.transaction() as txn:
+            for name in ("docs", "events", "index", "lost", "colls"):
+                cursor = txn.cursor(getattr(db._tables, name))
+                if cursor.set_range(db.prefix):
+                    for key, value in cursor:
+                        if not bytes(key).startswith(db.prefix):
+                            break
+                        found = found or needle in bytes(key) + bytes(value)
+        return {"found": found}
     if cmd == "repo_path":
         return {"path": str(peer.repo.path)}
     if cmd == "create_bg":

@@ -28,7 +28,9 @@ from threadkit.db.doctables import load_doc
 from threadkit.db.events import Action, RecordEvent, array_header
 from threadkit.db.indexing import index_entries
 from threadkit.db.judging import REFUSALS, RefusalPolicy
+from threadkit.db.migrations import fast_path_fits
 from threadkit.db.reducer import Rejection, StoredEvent, step
+from threadkit.db.transforms import parse_migration
 from threadkit.errors import StoreError, UniqueViolation
 from threadkit.store.txntypes import StoreWriteTxn
 
@@ -76,7 +78,15 @@ class RecordContext:
     def stored(self, event: RecordEvent, key: bytes, epoch: bytes | None) -> StoredEvent:
         """``event`` as the event index holds it."""
         return StoredEvent(
-            key, event.action, event.data, event.base, self.author, self.record, epoch or b""
+            key,
+            event.action,
+            event.data,
+            event.base,
+            self.author,
+            self.record,
+            epoch or b"",
+            event.seen,
+            event.purged,
         )
 
 
@@ -102,6 +112,10 @@ class Applier:
                 continue
             self._store_event(ctx, event, key)
             if (event.collection, event.instance_id) in refold:
+                continue
+            if event.action is Action.PURGE or event.purged is not None:
+                # a purge erases the events before it; a re-fold does that (:mod:`.purge`)
+                refold[(event.collection, event.instance_id)] = None
                 continue
             if not self._fast_apply(ctx, event, key):
                 refold[(event.collection, event.instance_id)] = None
@@ -188,7 +202,12 @@ class Applier:
     def _store_event(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> None:
         engine = self.engine
         coll = engine.coll_key(event.collection)
-        value = cbor2.dumps([event.action.code, event.data, event.base, ctx.author, ctx.record])
+        entry = [event.action.code, event.data, event.base, ctx.author, ctx.record]
+        if event.seen is not None or event.purged is not None:
+            entry.append(event.seen)  # the event index value holds what it was written against
+        if event.purged is not None:
+            entry.append(event.purged)
+        value = cbor2.dumps(entry)
         ctx.txn.put(
             dockeys.event_prefix(coll, event.instance_id) + key, value, db=engine.tables.events
         )
@@ -214,6 +233,9 @@ class Applier:
                 ctx.policy.check_before_refold(lambda: self._check(ctx, event, key))
                 return False
         history = engine.history(txn, event.collection)
+        if history is not None and history.transforms and not fast_path_fits(history, event, key):
+            ctx.policy.raced()
+            return False  # a migration after it, or one its writer had not seen: re-fold
         config, epoch = history.at(key) if history else (None, None)
         stored = ctx.stored(event, key, epoch)
         raw = None if fresh else txn.get(doc_key, db=tables.docs)
@@ -276,18 +298,19 @@ class Applier:
         history = staged.get(name)
         if history is None:
             committed = engine.colls.get(name)
-            history = CollHistory(name)
-            if committed is not None:  # a copy: the committed one changes only on commit
-                history.keys, history.configs = list(committed.keys), list(committed.configs)
+            # a copy: the committed one changes only on commit
+            history = CollHistory(name) if committed is None else committed.copy()
         before = history.current
-        config = (
-            None
-            if event.action is Action.DELETE_COLLECTION
-            else CollectionConfig.from_node(event.data or {})
-        )
+        transform = None
+        if event.action is Action.MIGRATE_COLLECTION:
+            config, transform = parse_migration(event.data)
+        elif event.action is Action.DELETE_COLLECTION:
+            config = None
+        else:
+            config = CollectionConfig.from_node(event.data or {})
         if key in history.keys:
             return  # already applied (and committed: staged histories are dropped on failure)
-        latest = history.insert(key, config)
+        latest = history.insert(key, config, transform)
         staged[name] = history
         history.stored = history.encode()
         txn.put(dockeys.coll_key(engine.prefix, name), history.stored, db=engine.tables.colls)
@@ -303,7 +326,8 @@ class Applier:
         # instance events were judged under the configs known when they were applied: any
         # that this config event now precedes must be judged again (a late config event,
         # or records that arrived before the collection did)
-        reepoch = not latest or config is None or before is None
+        # a migration rewrites every instance of its epoch where it stands
+        reepoch = not latest or config is None or before is None or transform is not None
         for instance_id, last in engine.instance_heads(txn, name):
             if reepoch or last > key:
                 refold[(name, instance_id)] = None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
 from threadkit.core.identity import Identity
-from threadkit.db import dockeys
+from threadkit.db import dockeys, purge
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
@@ -136,6 +136,10 @@ class Collection:
         """Delete documents by id in one transaction; a missing id is not an error."""
         with self.write_txn(identity) as txn:
             txn.delete(*instance_ids)
+
+    def purge(self, instance_id: str, identity: WriteAs = None) -> None:
+        """Erase a deleted document's contents for good here, and on peers (:mod:`.purge`)."""
+        purge.purge(self, instance_id, identity)
 
     def verify(self, *docs: Any, identity: WriteAs = None) -> None:
         """Run the schema and write validator on documents as saves, without writing."""

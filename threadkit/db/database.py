@@ -30,7 +30,7 @@ from threadkit.core.identity import Identity, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record
-from threadkit.db import dockeys, received
+from threadkit.db import dockeys, migrations, received
 from threadkit.db.archive import export_db
 from threadkit.db.bulkcheck import new_instances
 from threadkit.db.collection import Collection
@@ -236,6 +236,12 @@ class Database(Membership):
                         f"cannot index {path!r} of {name!r}: instance {doc['_id']!r} holds "
                         f"text too long for an index entry ({len(value.encode())} bytes)"
                     )
+
+    def migrate(
+        self, collection: str, transform: Any, schema: Any = None, indexes: Any = None
+    ) -> None:
+        """Migrate a collection's documents and config in one event (:mod:`.migrations`)."""
+        migrations.migrate(self, collection, transform, schema, indexes)
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection and its documents (an event: it replicates)."""
@@ -557,8 +563,9 @@ class Database(Membership):
         validator, each document checked against the collection's current schema and
         holding its ``_id`` first (unique values are checked in batch by the engine)."""
         config = ops[0].checked
-        if config is None or config.validator is not None:
-            return False
+        history = self.engine.colls.get(ops[0].collection)
+        if config is None or config.validator is not None or (history and history.transforms):
+            return False  # (after a migration, events carry what they saw: one by one)
         if not self._still_checked(ops[0]):
             return False
         return all(
@@ -624,8 +631,10 @@ class Database(Membership):
         name: str | None = None,
         *,
         check: Callable[[Any], object] | None = None,
+        node: dict[str, Any] | None = None,
     ) -> Record:
-        """Commit one collection event; ``check(txn)`` runs first, in the same transaction."""
+        """Commit one collection event (its data ``node``, else the config's); ``check(txn)``
+        runs first, in the same transaction."""
         name = config.name if config else name
         assert name is not None
         built: list[tuple[bytes | None, RecordEvent]] = []
@@ -638,8 +647,8 @@ class Database(Membership):
                 history = self.engine.colls.get(name)
                 latest = history.keys[-1] if history is not None and history.keys else None
                 stamp = self._stamp_after(latest, f"collection {name!r}")
-                node = config.to_node() if config else None
-                built[:] = [(head, RecordEvent(stamp, action, name, "", node))]
+                data = node if node is not None else config.to_node() if config else None
+                built[:] = [(head, RecordEvent(stamp, action, name, "", data))]
             event = built[0][1]
             record = self._sign(txn, [event], self.identity)
             changes = self.engine.apply_local(

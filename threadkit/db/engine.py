@@ -248,11 +248,20 @@ class Engine:
             if not key.startswith(prefix):
                 break
             okey = bytes(key[len(prefix) :])
-            action, data, base, author, record = cbor2.loads(value)
+            action, data, base, author, record, *more = cbor2.loads(value)
             epoch = history.at(okey)[1] if history else None
+            seen, purged = (*more, None, None)[:2]  # newer entries hold them (:mod:`.applying`)
             events.append(
                 StoredEvent(
-                    okey, Action.from_code(action), data, base, author, record, epoch or b""
+                    okey,
+                    Action.from_code(action),
+                    data,
+                    base,
+                    author,
+                    record,
+                    epoch or b"",
+                    seen,
+                    purged,
                 )
             )
         return events

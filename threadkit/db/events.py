@@ -6,14 +6,18 @@ membership event (``events`` is then empty; see :mod:`.members`). Each event is 
 
 ======  ==========================================================================
 ``t``   the event's hybrid-logical-clock stamp ``[wall ns, logical]``
-``a``   the action: 0 create, 1 save, 2 delete (ThreadDB's codes); 10/11/12 create,
-        update and delete a collection
+``a``   the action: 0 create, 1 save, 2 delete (ThreadDB's codes); 3 purge a deleted
+        instance (:mod:`.purge`); 10/11/12 create, update and delete a collection;
+        13 migrate a collection (:mod:`.migrations`)
 ``c``   the collection name
 ``i``   the instance ``_id`` (absent for collection events)
-``d``   create: the whole document; save: a merge patch; delete: absent;
-        collection create/update: the collection's config
+``d``   create: the whole document; save: a merge patch; delete, purge: absent;
+        collection create/update: the collection's config; migrate:
+        ``{"config": config, "transform": transform}``
 ``b``   the order key of the latest event of this instance the writer had applied
         (absent if none): what the writer had seen, for conflict detection
+``s``   the order key of the latest migration of the collection the writer had applied
+        (absent when the collection had none): the schema the event was written against
 ======  ==========================================================================
 
 Events of one transaction carry increasing stamps, so their order inside a
@@ -37,6 +41,7 @@ import cbor2
 from threadkit.core.clock import Timestamp, order_key
 from threadkit.db.config import CollectionConfig
 from threadkit.db.names import check_name
+from threadkit.db.transforms import parse_migration
 from threadkit.db.values import check_id, value_problem
 from threadkit.errors import InvalidInput, InvalidTimestamp, MalformedRecord
 
@@ -65,13 +70,16 @@ class Action(enum.StrEnum):
     CREATE = "create"
     SAVE = "save"
     DELETE = "delete"
+    PURGE = "purge"
     NEW_COLLECTION = "new_collection"
     UPDATE_COLLECTION = "update_collection"
     DELETE_COLLECTION = "delete_collection"
+    MIGRATE_COLLECTION = "migrate_collection"
 
     @property
     def code(self) -> int:
-        """The integer written in record bodies (ThreadDB's 0/1/2; 10-12 for collections)."""
+        """The integer written in record bodies (ThreadDB's 0/1/2, 3 purge; 10-13 for
+        collections)."""
         return _CODES[self]
 
     @classmethod
@@ -95,9 +103,11 @@ _CODES = {
     Action.CREATE: 0,
     Action.SAVE: 1,
     Action.DELETE: 2,
+    Action.PURGE: 3,
     Action.NEW_COLLECTION: 10,
     Action.UPDATE_COLLECTION: 11,
     Action.DELETE_COLLECTION: 12,
+    Action.MIGRATE_COLLECTION: 13,
 }
 _BY_CODE = {code: action for action, code in _CODES.items()}
 
@@ -120,6 +130,11 @@ class RecordEvent:
         Document, merge patch or collection config.
     base : bytes | None
         Order key of the latest event of the instance its writer had seen.
+    seen : bytes | None
+        Order key of the latest migration of the collection its writer had applied.
+    purged : bytes | None
+        Not carried in records: set on an event read back from a store where a purge (at
+        this key) erased its data (:mod:`.purge`).
     """
 
     stamp: Timestamp
@@ -128,6 +143,8 @@ class RecordEvent:
     instance_id: str = ""
     data: dict[str, Any] | None = None
     base: bytes | None = None
+    seen: bytes | None = None
+    purged: bytes | None = None
 
     def key(self, log_id: bytes) -> bytes:
         """The event's order key: stamp bytes ‖ log id bytes."""
@@ -146,6 +163,8 @@ class RecordEvent:
             node["d"] = self.data
         if self.base is not None:
             node["b"] = self.base
+        if self.seen is not None:
+            node["s"] = self.seen
         return node
 
     @classmethod
@@ -163,6 +182,7 @@ class RecordEvent:
         instance_id = node.get("i", "")
         data = node.get("d")
         base = node.get("b")
+        seen = node.get("s")
         if not isinstance(collection, str) or not collection:
             raise MalformedRecord("event collection must be a non-empty string")
         if not isinstance(instance_id, str):
@@ -171,12 +191,19 @@ class RecordEvent:
             raise MalformedRecord("instance event without an instance id")
         if data is not None and not isinstance(data, dict):
             raise MalformedRecord("event data must be a map")
-        if action in (Action.CREATE, Action.SAVE, Action.NEW_COLLECTION) and data is None:
+        if action in _WITH_DATA and data is None:
             raise MalformedRecord(f"{action.name.lower()} event without data")
+        if action is Action.PURGE and data is not None:
+            raise MalformedRecord("a purge event carries no data")
         if base is not None and not isinstance(base, bytes):
             raise MalformedRecord("event base must be bytes")
+        if seen is not None and not isinstance(seen, bytes):
+            raise MalformedRecord("event 's' (the migration seen) must be bytes")
         _check_fields(action, collection, instance_id, data)
-        return cls(stamp, action, collection, instance_id, data, base)
+        return cls(stamp, action, collection, instance_id, data, base, seen)
+
+
+_WITH_DATA = (Action.CREATE, Action.SAVE, Action.NEW_COLLECTION, Action.MIGRATE_COLLECTION)
 
 
 def _check_fields(
@@ -189,6 +216,9 @@ def _check_fields(
     """
     try:
         check_name(collection, "collection")
+        if action is Action.MIGRATE_COLLECTION:
+            parse_migration(data)
+            return
         if action.is_collection:
             if data is not None:
                 CollectionConfig.from_node(data)

@@ -33,7 +33,9 @@ def threaddb_event(
 ) -> dict[str, Any]:
     """The event as ThreadDB's validators see it."""
     action = event.action
-    kind = {Action.CREATE: "create", Action.SAVE: "save", Action.DELETE: "delete"}[action]
+    kind = {Action.CREATE: "create", Action.SAVE: "save", Action.DELETE: "delete"}.get(
+        action, "purge"
+    )
     stamp = int.from_bytes(key[:8], "big")
     return {
         "timestamp": stamp,

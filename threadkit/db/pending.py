@@ -15,7 +15,7 @@ from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.patch import apply_patch, create_patch
 from threadkit.db.writeop import WriteOp
-from threadkit.errors import InstanceExists, InstanceNotFound
+from threadkit.errors import InstanceExists, InstanceNotFound, WriteRejected
 from threadkit.store.txntypes import StoreTxn
 
 if TYPE_CHECKING:
@@ -61,12 +61,14 @@ def event_for(db: Database, txn: StoreTxn, pending: Pending, op: WriteOp) -> Rec
     pending.befores.append(before)
     stamp = db._stamp_after(base, f"instance {op.instance_id!r} of {op.collection!r}")
     key = order_key(stamp, db._log_bytes)
+    history = db.engine.colls.get(op.collection)
+    seen = history.latest_migration() if history is not None and history.transforms else None
     if op.action is Action.CREATE:
         if before is not None:
             raise InstanceExists(f"instance {op.instance_id!r} already exists in {op.collection!r}")
         doc = dict(op.doc or {})
         doc["_mod"] = next_mod(stamp.wall, before)
-        event = RecordEvent(stamp, Action.CREATE, op.collection, op.instance_id, doc, base)
+        event = RecordEvent(stamp, Action.CREATE, op.collection, op.instance_id, doc, base, seen)
         after: dict[str, Any] | None = dict(doc, _id=op.instance_id)
     elif op.action is Action.SAVE:
         view = before
@@ -80,11 +82,16 @@ def event_for(db: Database, txn: StoreTxn, pending: Pending, op: WriteOp) -> Rec
         new["_mod"] = next_mod(stamp.wall, before)
         patch = create_patch(view or {}, new)
         patch.pop("_id", None)
-        event = RecordEvent(stamp, Action.SAVE, op.collection, op.instance_id, patch, base)
+        event = RecordEvent(stamp, Action.SAVE, op.collection, op.instance_id, patch, base, seen)
         after = apply_patch(before, patch)
         after["_id"] = op.instance_id
-    else:
-        event = RecordEvent(stamp, Action.DELETE, op.collection, op.instance_id, None, base)
+    else:  # a delete, or a purge of a deleted instance (:mod:`.purge`)
+        if op.action is Action.PURGE and before is not None:
+            raise WriteRejected(
+                f"instance {op.instance_id!r} of {op.collection!r} is not deleted: delete it "
+                "before purging it"
+            )
+        event = RecordEvent(stamp, op.action, op.collection, op.instance_id, None, base, seen)
         after = None
     pending.state[ident] = (after, key)
     return event

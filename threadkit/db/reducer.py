@@ -16,6 +16,12 @@ Rules, per event in order:
   instance as it stands at that place in the order; a rejected event is skipped.
 - A collection deleted and created again starts its instances afresh: events
   from before the re-creation do not carry over (the ``epoch`` of an event).
+- A **migration** of the collection rewrites the document where it stands in the
+  order; an event after it whose writer had not seen it is rewritten first
+  (:class:`Migration`, :mod:`threadkit.db.migrations`).
+- A **purge** deletes the instance, and the events before it, whose data the store
+  erased, count for nothing: a version shows as ``{"_id": ..., "_purged": True}``
+  only where the purge itself is not among the events (history before the purge).
 
 A write *loses a conflict* when a later event overwrites one of its fields and
 that event's writer had not seen it (the loser's key is not covered by the
@@ -24,14 +30,27 @@ winner's ``base``). Losers are reported, with the winner, per field path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from threadkit.db.events import Action
 from threadkit.db.patch import apply_patch, leaf_paths, patch_paths
 
-__all__ = ["Conflict", "FoldResult", "Judge", "Rejection", "StoredEvent", "fold", "step"]
+__all__ = [
+    "PURGED",
+    "Conflict",
+    "FoldResult",
+    "Judge",
+    "Migration",
+    "Rejection",
+    "StoredEvent",
+    "fold",
+    "step",
+]
+
+PURGED = "_purged"
+"""The field that marks a version whose contents a purge erased."""
 
 _UNTRACKED = frozenset({"_id", "_mod"})
 
@@ -56,6 +75,10 @@ class StoredEvent:
         CID of the record that carried the event.
     epoch : bytes
         Key of the collection (re)creation the event belongs to.
+    seen : bytes | None
+        Key of the latest migration of the collection its writer had applied.
+    purged : bytes | None
+        Key of the purge that erased its data (None: not purged).
     """
 
     key: bytes
@@ -65,6 +88,8 @@ class StoredEvent:
     author: str
     record: bytes
     epoch: bytes
+    seen: bytes | None = None
+    purged: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +108,25 @@ class Rejection:
     key: bytes
     reason: str
     lost_to: bytes | None = None
+
+
+class Migration(Protocol):
+    """A migration as the fold applies it (:mod:`threadkit.db.migrations` makes them)."""
+
+    @property
+    def key(self) -> bytes:
+        """Its order key."""
+
+    @property
+    def epoch(self) -> bytes:
+        """The key that started its collection's epoch."""
+
+    def doc(self, doc: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The document rewritten; on failure the document unchanged and the reason."""
+
+    def event(self, event: StoredEvent) -> tuple[StoredEvent, str | None]:
+        """An event written before the migration was seen, rewritten; or the reason it
+        cannot be."""
 
 
 Judge = Callable[[StoredEvent, "dict[str, Any] | None", "dict[str, Any] | None"], "str | None"]
@@ -132,7 +176,12 @@ def step(instance_id: str, doc: dict[str, Any] | None, event: StoredEvent) -> di
     return after
 
 
-def fold(instance_id: str, events: list[StoredEvent], judge: Judge) -> FoldResult:
+def fold(
+    instance_id: str,
+    events: list[StoredEvent],
+    judge: Judge,
+    migrations: Sequence[Migration] = (),
+) -> FoldResult:
     """Fold an instance's events, sorted by key, into its state.
 
     Parameters
@@ -143,16 +192,77 @@ def fold(instance_id: str, events: list[StoredEvent], judge: Judge) -> FoldResul
         All its events, in key order.
     judge : Judge
         Decides whether an event is accepted where it stands.
+    migrations : sequence of Migration
+        The collection's migrations, in key order.
     """
     state = FoldResult()
+    at = 0
     for event in events:
+        while at < len(migrations) and migrations[at].key < event.key:
+            _migrate(state, migrations[at])
+            at += 1
         state.last_key = event.key
         if event.epoch != state.epoch:
             state.doc, state.field_keys, state.deleted_key = None, {}, None
             state.value_since = {}
             state.epoch = event.epoch
-        _apply(instance_id, state, event, judge)
+        if event.action is Action.PURGE or event.purged is not None:
+            _purge(instance_id, state, event)
+            continue
+        rewritten = _unseen(event, migrations[:at])
+        if isinstance(rewritten, str):
+            state.rejections.append(Rejection(event.key, rewritten))
+            continue
+        _apply(instance_id, state, rewritten, judge)
+    for migration in migrations[at:]:
+        _migrate(state, migration)
     return state
+
+
+def _migrate(state: FoldResult, migration: Migration) -> None:
+    """Rewrite the document where a migration stands (a purged version stays a marker)."""
+    doc = state.doc
+    if doc is None or migration.epoch != state.epoch or doc.get(PURGED) is True:
+        return
+    after, reason = migration.doc(doc)
+    if reason is not None:
+        state.rejections.append(Rejection(migration.key, reason))
+        return
+    for path in leaf_paths(doc):
+        if path not in _UNTRACKED and not _same_value(_leaf(doc, path), _leaf(after, path)):
+            state.field_keys.pop(path, None)
+            state.value_since.pop(path, None)
+    for path in leaf_paths(after):
+        # a migration claims the values it changes (unique indexes), but its writes never
+        # count as overwriting anyone's: it is not a concurrent writer
+        if path not in _UNTRACKED and not _same_value(_leaf(doc, path), _leaf(after, path)):
+            state.value_since[path] = migration.key
+    state.doc = after
+
+
+def _unseen(event: StoredEvent, before: Sequence[Migration]) -> StoredEvent | str:
+    """``event`` rewritten by the migrations before it that its writer had not seen (or
+    the reason it cannot be)."""
+    for migration in before:
+        seen = event.seen is not None and migration.key <= event.seen
+        if migration.epoch != event.epoch or seen:
+            continue
+        if event.action is Action.DELETE:
+            break
+        event, reason = migration.event(event)
+        if reason is not None:
+            return reason
+    return event
+
+
+def _purge(instance_id: str, state: FoldResult, event: StoredEvent) -> None:
+    """A purge deletes the instance; an event whose data it erased leaves only a marker."""
+    state.field_keys.clear()
+    state.value_since.clear()
+    if event.action in (Action.PURGE, Action.DELETE):
+        state.doc, state.deleted_key = None, event.key
+    else:
+        state.doc = {"_id": instance_id, PURGED: True}
 
 
 def _apply(instance_id: str, state: FoldResult, event: StoredEvent, judge: Judge) -> None:

@@ -17,6 +17,8 @@ from threadkit.db.claims import unique_violation
 from threadkit.db.docpath import get_path, indexable
 from threadkit.db.events import Action
 from threadkit.db.indexkeys import encode_value
+from threadkit.db.migrations import fold_migrations
+from threadkit.db.purge import erase_purged
 from threadkit.db.reducer import FoldResult, Rejection, StoredEvent, fold
 from threadkit.errors import StoreError
 from threadkit.store.txntypes import StoreWriteTxn
@@ -76,7 +78,7 @@ class Refolds:
         coll = engine.coll_key(collection)
         history = engine.history(txn, collection)
         config = history.current if history else None
-        events = engine.events_of(txn, collection, instance_id)
+        events = erase_purged(engine, txn, collection, instance_id)
         result, doc, _ = self._fold_instance(txn, collection, instance_id, events, {})
         if config is not None and config.unique_paths:
             claims = engine.claims
@@ -103,7 +105,7 @@ class Refolds:
         config = history.current if history else None
         unique = config.unique_paths if config else ()
         ids = [instance_id for instance_id, _ in engine.instance_heads(txn, collection)]
-        events = {i: engine.events_of(txn, collection, i) for i in ids}
+        events = {i: erase_purged(engine, txn, collection, i) for i in ids}
         bans: dict[str, dict[tuple[str, bytes], str]] = {i: {} for i in ids}
         states = {i: self._fold_instance(txn, collection, i, events[i], {}) for i in ids}
         for _ in range(MAX_REFOLD_ROUNDS):
@@ -155,7 +157,7 @@ class Refolds:
                         rejected[event.key] = reason
         kept = [e for e in events if e.key not in rejected] if rejected else events
         judge = self.engine.judge.without_unique(txn, collection, instance_id)
-        result = fold(instance_id, kept, judge)
+        result = fold(instance_id, kept, judge, fold_migrations(self.engine, history))
         current_epoch = history.current_epoch if history else None
         doc = result.doc if result.epoch == current_epoch else None
         if events:

@@ -49,6 +49,7 @@ from threadkit.core.records import open_record
 from threadkit.db import dockeys
 from threadkit.db.events import Action, RecordEvent, decode_body
 from threadkit.db.indexkeys import decode_id
+from threadkit.db.purge import MARKER, mask_events
 from threadkit.errors import ThreadkitError
 from threadkit.store.layout import log_id_from_bytes
 
@@ -147,6 +148,11 @@ class EventRow:
         The writer's public key string (None when its record could not be found).
     record : bytes | None
         CID of the record that carried the event (None when not found).
+    seen : bytes | None
+        Order key of the latest migration of the collection its writer had seen.
+    purged : bytes | None
+        Order key of the purge that erased its data (``data`` is then the marker
+        ``{"_purged": True}``, :mod:`.purge`).
     """
 
     key: bytes
@@ -157,6 +163,8 @@ class EventRow:
     base: bytes | None
     author: str | None
     record: bytes | None
+    seen: bytes | None = None
+    purged: bytes | None = None
 
     @property
     def stamp(self) -> Timestamp:
@@ -170,8 +178,16 @@ class EventRow:
 
     def to_event(self) -> RecordEvent:
         """The event as a record body carries it (for re-applying it)."""
+        data = None if self.purged is not None else self.data
         return RecordEvent(
-            self.stamp, self.action, self.collection, self.instance, self.data, self.base
+            self.stamp,
+            self.action,
+            self.collection,
+            self.instance,
+            data,
+            self.base,
+            self.seen,
+            self.purged,
         )
 
 
@@ -284,9 +300,21 @@ def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator
         name_end = key.index(b"\x00", start)
         name = key[start:name_end].decode()
         instance_id, end = decode_id(key, name_end + 1)
-        code, data, base, author, record = cbor2.loads(value)
+        code, data, base, author, record, *more = cbor2.loads(value)
+        seen, purged = (*more, None, None)[:2]
+        if purged is not None:
+            data = dict(MARKER)
         yield EventRow(
-            key[end:], name, instance_id, Action.from_code(code), data, base, author, record
+            key[end:],
+            name,
+            instance_id,
+            Action.from_code(code),
+            data,
+            base,
+            author,
+            record,
+            seen,
+            purged,
         )
 
 
@@ -300,8 +328,12 @@ def _collection_events(
             continue
         previous = None
         for key, config in zip(history.keys, history.configs, strict=True):
+            transform = history.transforms.get(key)
             if config is None:
                 action, data = Action.DELETE_COLLECTION, None
+            elif transform is not None:
+                action = Action.MIGRATE_COLLECTION
+                data = {"config": config.to_node(), "transform": transform.to_node()}
             elif previous is None:
                 action, data = Action.NEW_COLLECTION, config.to_node()
             else:
@@ -416,7 +448,7 @@ def records(db: Database) -> Iterator[RecordNode]:
                 )
                 author = str(record.author)
                 if can_read:
-                    events = tuple(decode_body(record.read_body(db.key)))
+                    events = _masked(db, info.id, decode_body(record.read_body(db.key)))
             except ThreadkitError:
                 pass
             yield RecordNode(
@@ -428,6 +460,13 @@ def records(db: Database) -> Iterator[RecordNode]:
                 stored.blocks.total_size(),
                 events,
             )
+
+
+def _masked(db: Database, log_id: str, events: list[RecordEvent]) -> tuple[RecordEvent, ...]:
+    """A record's events, the data of purged ones replaced by a marker (:mod:`.purge`)."""
+    log_bytes = peer_id_bytes(log_id)
+    with db.read_txn() as txn:
+        return mask_events(db.engine, txn, tuple(events), tuple(e.key(log_bytes) for e in events))
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +513,9 @@ def stored_events(
             if value is None:
                 out.append(None)
                 continue
-            code, data, base, author, record = cbor2.loads(value)
+            code, data, base, author, record, *more = cbor2.loads(value)
+            if len(more) > 1 and more[1] is not None:
+                data = dict(MARKER)
             out.append(EventEntry(Action.from_code(code), data, base, author, record))
     return out
 

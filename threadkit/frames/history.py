@@ -143,10 +143,12 @@ def history(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
         record     the CID of the record that carried the event (base32)
         collection the collection
         instance   the instance ``_id`` ("" for collection events)
-        action     create, save, delete, new_collection, update_collection,
-                   delete_collection
+        action     create, save, delete, purge, new_collection, update_collection,
+                   delete_collection, migrate_collection
         patch      create: the document; save: the merge patch (RFC 7386, None
-                   removes a field); new/update_collection: the config; else None
+                   removes a field); new/update_collection: the config;
+                   migrate_collection: ``{config, transform}``; an event a purge
+                   erased: ``{"_purged": True}``; else None
         rejected   True when the event was skipped where it stood (schema,
                    validator, unique index, a concurrent delete, no collection)
         reason     why it was rejected, else None
