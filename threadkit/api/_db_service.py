@@ -265,7 +265,7 @@ class DBService(pb_grpc.APIServicer):
         """Check instances against the schema and validator without writing."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        coll.verify(load_docs(request.instances), identity=who)
+        coll.verify(load_docs(request.instances), identity=Attested(who))
         return pb.VerifyReply()
 
     @unary
@@ -273,14 +273,14 @@ class DBService(pb_grpc.APIServicer):
         """Whether every given instance exists."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        return pb.HasReply(exists=coll.has(*request.instanceIDs, identity=who))
+        return pb.HasReply(exists=coll.has(*request.instanceIDs, identity=Attested(who)))
 
     @unary
     def Find(self, request: Any, context: grpc.ServicerContext) -> pb.FindReply:
         """Instances matching a ThreadDB query JSON."""
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
-        docs = coll.find(load_query(request.queryJSON), identity=who)
+        docs = coll.find(load_query(request.queryJSON), identity=Attested(who))
         return pb.FindReply(instances=dump_docs(docs))
 
     @unary
@@ -289,7 +289,7 @@ class DBService(pb_grpc.APIServicer):
         who = self.tokens.identity(context)
         coll = self._coll(request.dbID, request.collectionName)
         return pb.FindByIDReply(
-            instance=dump_doc(coll.find_by_id(request.instanceID, identity=who))
+            instance=dump_doc(coll.find_by_id(request.instanceID, identity=Attested(who)))
         )
 
     # ----------------------------------------------------------- transactions
@@ -310,7 +310,7 @@ class DBService(pb_grpc.APIServicer):
         """A read transaction over one snapshot: one reply per request."""
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
-        with coll.read_txn(who) as txn:
+        with coll.read_txn(Attested(who)) as txn:
             for request in request_iterator:
                 yield _read_step(txn, request)
 

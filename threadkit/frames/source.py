@@ -120,21 +120,19 @@ class CollectionSource(Protocol):
         """Its current config."""
         ...
 
-    def db_reader(self) -> str:
-        """The default reader identity string."""
+    def db_reader(self, identity: object = None) -> str:
+        """The reader identity string for ``identity=`` (None: the default reader)."""
         ...
 
     def count(self, query: Query | None = None) -> int:
         """Number of documents, read filter applied."""
         ...
 
-    def find(
-        self, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> list[dict[str, Any]]:
+    def find(self, query: Query | None = None, identity: Any = None) -> list[dict[str, Any]]:
         """Documents matching ``query``, read filter applied."""
         ...
 
-    def read_txn(self, identity: PublicKey | str | None = None) -> ReadTxn:
+    def read_txn(self, identity: object = None) -> ReadTxn:
         """A read transaction over one snapshot."""
         ...
 
