@@ -41,8 +41,8 @@ NOT_REMOTE = {
         "sync",
         "timeline",
     }
-    # members through the daemon's API are not built yet (docs/access.md, status)
-    | {"access", "grant", "members", "rejected", "revoke", "role_of", "set_open"},
+    # rejected records are read from the record log, which the daemon's API does not serve
+    | {"rejected"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save

@@ -33,6 +33,7 @@ from threadkit.core.keys import ThreadKey
 from threadkit.db.events import Action
 from threadkit.db.gate import Attested
 from threadkit.db.listen import Event as ListenEvent
+from threadkit.db.membership import start_members
 
 if TYPE_CHECKING:
     from threadkit.db.collection import Collection
@@ -100,10 +101,14 @@ def _listen_match(filters: Any, event: Any) -> bool:
 class DBService(pb_grpc.APIServicer):
     """``threads.pb.API`` over a peer."""
 
-    def __init__(self, peer: Peer, tokens: Tokens, guard: StreamGuard) -> None:
+    def __init__(
+        self, peer: Peer, tokens: Tokens, guard: StreamGuard, *, members_only: bool = False
+    ) -> None:
         self.peer = peer
         self.tokens = tokens
         self.guard = guard
+        self.members_only = members_only
+        """NewDB makes databases with members (not open): the daemon's ``membersOnly``."""
 
     def _db(self, raw: bytes) -> Database:
         return self.peer.get_db(wire_thread_id(raw))
@@ -111,10 +116,10 @@ class DBService(pb_grpc.APIServicer):
     def _coll(self, raw: bytes, name: str) -> Collection:
         return self._db(raw).get_collection(name)
 
-    def _new_collections(self, db: Database, configs: Any) -> None:
+    def _new_collections(self, db: Database, configs: Any, who: Attested) -> None:
         for config in configs:
             if config.name not in db:
-                db.new_collection(config.name, **_config_kwargs(config))
+                db.new_collection(config.name, **_config_kwargs(config), identity=who)
 
     # ----------------------------------------------------------------- tokens
 
@@ -127,14 +132,16 @@ class DBService(pb_grpc.APIServicer):
 
     @unary
     def NewDB(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
-        """Create a database with the given id (and key, name, collections)."""
-        self.tokens.identity(context)
+        """Create a database with the given id (and key, name, collections), owned by the
+        caller: its genesis is attested for the token's identity (docs/access.md)."""
+        who = Attested(self.tokens.identity(context))
         thread_id = wire_thread_id(request.dbID)
         if any(db.id == thread_id for db in self.peer.list_dbs()):
             raise errors.ThreadExists(f"database {thread_id} exists")
         key = ThreadKey.from_bytes(request.key) if request.key else None
         db = self.peer.new_db(request.name or None, thread_id, key)
-        self._new_collections(db, request.collections)
+        start_members(db, open=not self.members_only, owner=who)
+        self._new_collections(db, request.collections, who)
         return pb.NewDBReply()
 
     @unary
@@ -142,11 +149,11 @@ class DBService(pb_grpc.APIServicer):
     def NewDBFromAddr(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
         """Join a database another peer serves, from its address and key."""
 
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         addr = addr_from_bytes(request.addr)
         key = ThreadKey.from_bytes(request.key or request.threadKey)
         db = self.peer.new_db_from_addr(addr, key, request.name or None)
-        self._new_collections(db, request.collections)
+        self._new_collections(db, request.collections, who)
         return pb.NewDBReply()
 
     @unary
@@ -178,9 +185,9 @@ class DBService(pb_grpc.APIServicer):
     @unary
     def NewCollection(self, request: Any, context: grpc.ServicerContext) -> pb.NewCollectionReply:
         """Create a collection."""
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         db = self._db(request.dbID)
-        db.new_collection(request.config.name, **_config_kwargs(request.config))
+        db.new_collection(request.config.name, **_config_kwargs(request.config), identity=who)
         return pb.NewCollectionReply()
 
     @unary
@@ -188,9 +195,9 @@ class DBService(pb_grpc.APIServicer):
         self, request: Any, context: grpc.ServicerContext
     ) -> pb.UpdateCollectionReply:
         """Replace a collection's config."""
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         db = self._db(request.dbID)
-        db.update_collection(request.config.name, **_config_kwargs(request.config))
+        db.update_collection(request.config.name, **_config_kwargs(request.config), identity=who)
         return pb.UpdateCollectionReply()
 
     @unary
@@ -198,8 +205,8 @@ class DBService(pb_grpc.APIServicer):
         self, request: Any, context: grpc.ServicerContext
     ) -> pb.DeleteCollectionReply:
         """Delete a collection."""
-        self.tokens.identity(context)
-        self._db(request.dbID).delete_collection(request.name)
+        who = Attested(self.tokens.identity(context))
+        self._db(request.dbID).delete_collection(request.name, identity=who)
         return pb.DeleteCollectionReply()
 
     @unary

@@ -70,7 +70,7 @@ class Membership:
             raise InvalidInput(f"direct must be True or False, got {direct!r}")
         return _commit_member(_db(self), "mode", direct=direct, writer=identity)
 
-    def set_open(self, open: bool) -> Record:
+    def set_open(self, open: bool, *, identity: WriteAs = None) -> Record:
         """Open the database (anyone with the key writes documents and changes collections,
         as in an open database) or close it again (only roles count); admin only.
 
@@ -79,7 +79,7 @@ class Membership:
         """
         if not isinstance(open, bool):
             raise InvalidInput(f"open must be True or False, got {open!r}")
-        return _commit_member(_db(self), "mode", open=open)
+        return _commit_member(_db(self), "mode", open=open, writer=identity)
 
     def members(self) -> pd.DataFrame:
         """Who holds which role: columns ``identity``, ``role``, ``granted_by``, ``when`` (UTC).
