@@ -93,11 +93,12 @@ class DatabaseSource(Protocol):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: Any = None,
     ) -> Any:
         """Create a collection."""
         ...
 
-    def delete_collection(self, name: str) -> None:
+    def delete_collection(self, name: str, identity: Any = None) -> None:
         """Delete a collection."""
         ...
 
