@@ -34,8 +34,10 @@ from threadkit.db.events import Action
 from threadkit.db.gate import Attested
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.membership import start_members
+from threadkit.db.readaccess import read_refusal
 
 if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
     from threadkit.db.collection import Collection
     from threadkit.db.database import Database
     from threadkit.peer import Peer
@@ -115,6 +117,12 @@ class DBService(pb_grpc.APIServicer):
 
     def _coll(self, raw: bytes, name: str) -> Collection:
         return self._db(raw).get_collection(name)
+
+    def _read_coll(self, raw: bytes, name: str, who: PublicKey) -> Collection:
+        """The collection, once ``who`` may read its database (PermissionDenied if not)."""
+        coll = self._coll(raw, name)
+        _may_read(coll.db, who)
+        return coll
 
     def _new_collections(self, db: Database, configs: Any, who: Attested) -> None:
         for config in configs:
@@ -271,7 +279,7 @@ class DBService(pb_grpc.APIServicer):
     def Verify(self, request: Any, context: grpc.ServicerContext) -> pb.VerifyReply:
         """Check instances against the schema and validator without writing."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
         coll.verify(load_docs(request.instances), identity=Attested(who))
         return pb.VerifyReply()
 
@@ -279,14 +287,14 @@ class DBService(pb_grpc.APIServicer):
     def Has(self, request: Any, context: grpc.ServicerContext) -> pb.HasReply:
         """Whether every given instance exists."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
         return pb.HasReply(exists=coll.has(*request.instanceIDs, identity=Attested(who)))
 
     @unary
     def Find(self, request: Any, context: grpc.ServicerContext) -> pb.FindReply:
         """Instances matching a ThreadDB query JSON."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
         docs = coll.find(load_query(request.queryJSON), identity=Attested(who))
         return pb.FindReply(instances=dump_docs(docs))
 
@@ -294,7 +302,7 @@ class DBService(pb_grpc.APIServicer):
     def FindByID(self, request: Any, context: grpc.ServicerContext) -> pb.FindByIDReply:
         """One instance by id."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
         return pb.FindByIDReply(
             instance=dump_doc(coll.find_by_id(request.instanceID, identity=Attested(who)))
         )
@@ -317,6 +325,7 @@ class DBService(pb_grpc.APIServicer):
         """A read transaction over one snapshot: one reply per request."""
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
+        _may_read(coll.db, who)
         with coll.read_txn(Attested(who)) as txn:
             for request in request_iterator:
                 yield _read_step(txn, request)
@@ -331,6 +340,7 @@ class DBService(pb_grpc.APIServicer):
         """
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
+        _may_read(coll.db, who)  # a write transaction reads too
         txn = coll.write_txn(Attested(who))
         try:
             for request in request_iterator:
@@ -351,6 +361,7 @@ class DBService(pb_grpc.APIServicer):
         """Changes to a database, until the client goes away."""
         who = self.tokens.identity(context)
         db = self._db(request.dbID)
+        _may_read(db, who)
         filters = list(request.filters)
         feed = db.listen()
         context.add_callback(feed.close)
@@ -385,6 +396,14 @@ class DBService(pb_grpc.APIServicer):
                 )
         finally:
             feed.close()
+
+
+def _may_read(db: Database, who: PublicKey) -> None:
+    """PermissionDenied unless the caller may read ``db`` (a role, or an open database):
+    the daemon holds the read key, so it must not read for a caller without one."""
+    reason = read_refusal(db, str(who))
+    if reason:
+        raise errors.PermissionDenied(reason)
 
 
 HALF_CLOSE_GRACE = 0.025

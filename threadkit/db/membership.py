@@ -36,9 +36,14 @@ class Membership:
 
     @property
     def access(self) -> str:
-        """``"members"`` when the database has an owner and roles, ``"open"`` otherwise."""
+        """``"members"`` when only roles count, ``"open"`` when anyone with the key writes
+        (no genesis, or an owner who opened it: ``members()`` then lists its roles)."""
         with _db(self)._repo.transaction() as txn:
-            return "members" if _db(self).gate.has_members(txn) else "open"
+            if not _db(self).gate.has_members(txn):
+                return "open"
+            entries = list(members.iter_entries(txn, _db(self)._tables.access, _db(self).prefix))
+        result = members.fold_entries(entries)
+        return "open" if result is None or result.members.open else "members"
 
     def grant(self, public_key: PublicKey | str, role: str, *, identity: WriteAs = None) -> Record:
         """Give ``public_key`` a role: ``"reader"``, ``"writer"`` or ``"admin"``.
