@@ -49,7 +49,7 @@ def test_a_bare_public_key_cannot_read_as_another_identity(notes: Any, read: str
 @pytest.mark.parametrize("read", sorted(READS))
 def test_bad_identity_types_are_refused(notes: Any, read: str) -> None:
     coll, _ = notes
-    with pytest.raises(InvalidInput, match="tk.Identity"):
+    with pytest.raises(InvalidInput, match=r"tk\.Identity"):
         READS[read](coll, 42)
 
 
