@@ -37,6 +37,7 @@ NOT_REMOTE = {
         "commit",
         "export",
         "on_record",
+        "read_txn",  # a snapshot over every collection; the API's transactions are per collection
         "snapshot",
         "sync",
         "timeline",
