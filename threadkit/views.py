@@ -31,6 +31,7 @@ from threadkit.graph import GraphViews
 
 if TYPE_CHECKING:
     from threadkit.db.config import Index
+    from threadkit.db.gate import WriteAs
 
 __all__ = ["Collection", "Database"]
 
@@ -76,6 +77,7 @@ class Database(DatabaseViews, GraphViews, store_database.Database):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: WriteAs = None,
     ) -> Collection:
         """Create a collection (an event in the thread, so it replicates).
 
@@ -88,7 +90,7 @@ class Database(DatabaseViews, GraphViews, store_database.Database):
         ... )
         """
         return _composed(
-            super().new_collection(name, schema, indexes, write_validator, read_filter)
+            super().new_collection(name, schema, indexes, write_validator, read_filter, identity)
         )
 
     def update_collection(
@@ -98,13 +100,14 @@ class Database(DatabaseViews, GraphViews, store_database.Database):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: WriteAs = None,
     ) -> Collection:
         """Replace a collection's config.
 
         See :meth:`threadkit.db.database.Database.update_collection`.
         """
         return _composed(
-            super().update_collection(name, schema, indexes, write_validator, read_filter)
+            super().update_collection(name, schema, indexes, write_validator, read_filter, identity)
         )
 
 

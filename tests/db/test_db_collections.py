@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from threadkit.core.identity import Identity
 from threadkit.db.config import Index
 from threadkit.db.database import Database
 from threadkit.db.planner import explain
@@ -241,12 +242,13 @@ class TestNewCollection:
     def test_read_filter_hides_and_sees_the_reader(self, db: Database) -> None:
         body = "if (instance.owner !== reader) { return null } return instance"
         notes = db.new_collection("Notes", read_filter=body)
-        mine, theirs = notes.create({"owner": "me"}, {"owner": "them"})
-        assert ids_of(notes.find(identity="me")) == [mine]
-        assert ids_of(notes.find(identity="them")) == [theirs]
-        assert notes.has(mine, identity="me") and not notes.has(theirs, identity="me")
+        me, them = Identity.generate(), Identity.generate()  # held here: reads may act as them
+        mine, theirs = notes.create({"owner": str(me.public)}, {"owner": str(them.public)})
+        assert ids_of(notes.find(identity=me)) == [mine]
+        assert ids_of(notes.find(identity=them)) == [theirs]
+        assert notes.has(mine, identity=me) and not notes.has(theirs, identity=me)
         with pytest.raises(InstanceNotFound):
-            notes.find_by_id(theirs, identity="me")
+            notes.find_by_id(theirs, identity=me)
         assert notes.count() == 0  # the peer's own identity owns nothing
 
     @pytest.mark.parametrize("name", ["", "my collection", "Dog!", "-Dog", "Dog-", "a--b", "Dög"])

@@ -355,8 +355,12 @@ def test_malformed_events_are_refused() -> None:
         RoleEvent("a", 0, 1, ALICE, Kind.WRITE)
     with pytest.raises(MalformedRecord, match="unknown event kind"):
         RoleEvent("a", 1, 1, ALICE, "promote")  # type: ignore[arg-type]
-    with pytest.raises(MalformedRecord, match="attested"):
-        RoleEvent("a", 1, 1, ALICE, Kind.CONFIG, via=DAEMON)
+    with pytest.raises(MalformedRecord, match="another identity"):
+        RoleEvent("a", 1, 1, ALICE, Kind.CONFIG, via=ALICE)  # a daemon attests for others
+    with pytest.raises(MalformedRecord, match="direct"):
+        RoleEvent("a", 1, 1, ALICE, Kind.WRITE, direct=True)
+    with pytest.raises(MalformedRecord, match="open or direct"):
+        RoleEvent("a", 1, 1, ALICE, Kind.MODE, heads={})
     with pytest.raises(MalformedRecord, match="two different events"):
         fold([write("a", 1, 1), write("a", 1, 2)])
     same = write("a", 1, 1)

@@ -222,15 +222,17 @@ def test_query_and_paging(db: Any) -> None:
 
 
 def test_read_filter_applies_for_the_reader(db: Any) -> None:
-    other = tk.Identity.generate().public
+    other = tk.Identity.generate()  # held by this process: it may read as it
     coll = db.new_collection(
         "Private",
         read_filter="if (instance.owner !== reader) { delete instance.secret } return instance",
     )
     me = coll.db_reader()
-    coll.create({"owner": me, "secret": "mine"}, {"owner": str(other), "secret": "theirs"})
+    coll.create({"owner": me, "secret": "mine"}, {"owner": str(other.public), "secret": "theirs"})
     mine = to_pandas(coll)
     theirs = to_pandas(coll, identity=other)
+    with pytest.raises(tk.errors.PermissionDenied, match="cannot read as"):
+        to_pandas(coll, identity=other.public)  # a bare public key proves nothing
     assert sorted(mine["secret"].dropna()) == ["mine"]
     assert sorted(theirs["secret"].dropna()) == ["theirs"]
     hidden = db.new_collection("Hidden", read_filter="return instance.public ? instance : null")

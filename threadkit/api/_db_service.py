@@ -33,8 +33,11 @@ from threadkit.core.keys import ThreadKey
 from threadkit.db.events import Action
 from threadkit.db.gate import Attested
 from threadkit.db.listen import Event as ListenEvent
+from threadkit.db.membership import start_members
+from threadkit.db.readaccess import read_refusal
 
 if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
     from threadkit.db.collection import Collection
     from threadkit.db.database import Database
     from threadkit.peer import Peer
@@ -100,10 +103,14 @@ def _listen_match(filters: Any, event: Any) -> bool:
 class DBService(pb_grpc.APIServicer):
     """``threads.pb.API`` over a peer."""
 
-    def __init__(self, peer: Peer, tokens: Tokens, guard: StreamGuard) -> None:
+    def __init__(
+        self, peer: Peer, tokens: Tokens, guard: StreamGuard, *, members_only: bool = False
+    ) -> None:
         self.peer = peer
         self.tokens = tokens
         self.guard = guard
+        self.members_only = members_only
+        """NewDB makes databases with members (not open): the daemon's ``membersOnly``."""
 
     def _db(self, raw: bytes) -> Database:
         return self.peer.get_db(wire_thread_id(raw))
@@ -111,10 +118,16 @@ class DBService(pb_grpc.APIServicer):
     def _coll(self, raw: bytes, name: str) -> Collection:
         return self._db(raw).get_collection(name)
 
-    def _new_collections(self, db: Database, configs: Any) -> None:
+    def _read_coll(self, raw: bytes, name: str, who: PublicKey) -> Collection:
+        """The collection, once ``who`` may read its database (PermissionDenied if not)."""
+        coll = self._coll(raw, name)
+        _may_read(coll.db, who)
+        return coll
+
+    def _new_collections(self, db: Database, configs: Any, who: Attested) -> None:
         for config in configs:
             if config.name not in db:
-                db.new_collection(config.name, **_config_kwargs(config))
+                db.new_collection(config.name, **_config_kwargs(config), identity=who)
 
     # ----------------------------------------------------------------- tokens
 
@@ -127,14 +140,16 @@ class DBService(pb_grpc.APIServicer):
 
     @unary
     def NewDB(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
-        """Create a database with the given id (and key, name, collections)."""
-        self.tokens.identity(context)
+        """Create a database with the given id (and key, name, collections), owned by the
+        caller: its genesis is attested for the token's identity (docs/access.md)."""
+        who = Attested(self.tokens.identity(context))
         thread_id = wire_thread_id(request.dbID)
         if any(db.id == thread_id for db in self.peer.list_dbs()):
             raise errors.ThreadExists(f"database {thread_id} exists")
         key = ThreadKey.from_bytes(request.key) if request.key else None
         db = self.peer.new_db(request.name or None, thread_id, key)
-        self._new_collections(db, request.collections)
+        start_members(db, open=not self.members_only, owner=who)
+        self._new_collections(db, request.collections, who)
         return pb.NewDBReply()
 
     @unary
@@ -142,11 +157,11 @@ class DBService(pb_grpc.APIServicer):
     def NewDBFromAddr(self, request: Any, context: grpc.ServicerContext) -> pb.NewDBReply:
         """Join a database another peer serves, from its address and key."""
 
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         addr = addr_from_bytes(request.addr)
         key = ThreadKey.from_bytes(request.key or request.threadKey)
         db = self.peer.new_db_from_addr(addr, key, request.name or None)
-        self._new_collections(db, request.collections)
+        self._new_collections(db, request.collections, who)
         return pb.NewDBReply()
 
     @unary
@@ -178,9 +193,9 @@ class DBService(pb_grpc.APIServicer):
     @unary
     def NewCollection(self, request: Any, context: grpc.ServicerContext) -> pb.NewCollectionReply:
         """Create a collection."""
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         db = self._db(request.dbID)
-        db.new_collection(request.config.name, **_config_kwargs(request.config))
+        db.new_collection(request.config.name, **_config_kwargs(request.config), identity=who)
         return pb.NewCollectionReply()
 
     @unary
@@ -188,9 +203,9 @@ class DBService(pb_grpc.APIServicer):
         self, request: Any, context: grpc.ServicerContext
     ) -> pb.UpdateCollectionReply:
         """Replace a collection's config."""
-        self.tokens.identity(context)
+        who = Attested(self.tokens.identity(context))
         db = self._db(request.dbID)
-        db.update_collection(request.config.name, **_config_kwargs(request.config))
+        db.update_collection(request.config.name, **_config_kwargs(request.config), identity=who)
         return pb.UpdateCollectionReply()
 
     @unary
@@ -198,8 +213,8 @@ class DBService(pb_grpc.APIServicer):
         self, request: Any, context: grpc.ServicerContext
     ) -> pb.DeleteCollectionReply:
         """Delete a collection."""
-        self.tokens.identity(context)
-        self._db(request.dbID).delete_collection(request.name)
+        who = Attested(self.tokens.identity(context))
+        self._db(request.dbID).delete_collection(request.name, identity=who)
         return pb.DeleteCollectionReply()
 
     @unary
@@ -264,32 +279,32 @@ class DBService(pb_grpc.APIServicer):
     def Verify(self, request: Any, context: grpc.ServicerContext) -> pb.VerifyReply:
         """Check instances against the schema and validator without writing."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
-        coll.verify(load_docs(request.instances), identity=who)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
+        coll.verify(load_docs(request.instances), identity=Attested(who))
         return pb.VerifyReply()
 
     @unary
     def Has(self, request: Any, context: grpc.ServicerContext) -> pb.HasReply:
         """Whether every given instance exists."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
-        return pb.HasReply(exists=coll.has(*request.instanceIDs, identity=who))
+        coll = self._read_coll(request.dbID, request.collectionName, who)
+        return pb.HasReply(exists=coll.has(*request.instanceIDs, identity=Attested(who)))
 
     @unary
     def Find(self, request: Any, context: grpc.ServicerContext) -> pb.FindReply:
         """Instances matching a ThreadDB query JSON."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
-        docs = coll.find(load_query(request.queryJSON), identity=who)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
+        docs = coll.find(load_query(request.queryJSON), identity=Attested(who))
         return pb.FindReply(instances=dump_docs(docs))
 
     @unary
     def FindByID(self, request: Any, context: grpc.ServicerContext) -> pb.FindByIDReply:
         """One instance by id."""
         who = self.tokens.identity(context)
-        coll = self._coll(request.dbID, request.collectionName)
+        coll = self._read_coll(request.dbID, request.collectionName, who)
         return pb.FindByIDReply(
-            instance=dump_doc(coll.find_by_id(request.instanceID, identity=who))
+            instance=dump_doc(coll.find_by_id(request.instanceID, identity=Attested(who)))
         )
 
     # ----------------------------------------------------------- transactions
@@ -310,7 +325,8 @@ class DBService(pb_grpc.APIServicer):
         """A read transaction over one snapshot: one reply per request."""
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
-        with coll.read_txn(who) as txn:
+        _may_read(coll.db, who)
+        with coll.read_txn(Attested(who)) as txn:
             for request in request_iterator:
                 yield _read_step(txn, request)
 
@@ -324,6 +340,7 @@ class DBService(pb_grpc.APIServicer):
         """
         who = self.tokens.identity(context)
         coll = self._start(request_iterator, context)
+        _may_read(coll.db, who)  # a write transaction reads too
         txn = coll.write_txn(Attested(who))
         try:
             for request in request_iterator:
@@ -344,6 +361,7 @@ class DBService(pb_grpc.APIServicer):
         """Changes to a database, until the client goes away."""
         who = self.tokens.identity(context)
         db = self._db(request.dbID)
+        _may_read(db, who)
         filters = list(request.filters)
         feed = db.listen()
         context.add_callback(feed.close)
@@ -378,6 +396,14 @@ class DBService(pb_grpc.APIServicer):
                 )
         finally:
             feed.close()
+
+
+def _may_read(db: Database, who: PublicKey) -> None:
+    """PermissionDenied unless the caller may read ``db`` (a role, or an open database):
+    the daemon holds the read key, so it must not read for a caller without one."""
+    reason = read_refusal(db, str(who))
+    if reason:
+        raise errors.PermissionDenied(reason)
 
 
 HALF_CLOSE_GRACE = 0.025

@@ -12,6 +12,7 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._remote_collection import RemoteCollection
+from threadkit.api._remote_members import RemoteMembers
 from threadkit.api._requests import collection_config, info_dict, needs_log
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.wire import error_from_status
@@ -26,12 +27,13 @@ from threadkit.graph import GraphViews
 
 if TYPE_CHECKING:
     from threadkit.api.client import Client
+    from threadkit.core.identity import Identity, PublicKey
     from threadkit.frames.source import DatabaseSource
 
 __all__ = ["RemoteDatabase", "RemoteFeed"]
 
 
-class RemoteDatabase(DatabaseViews, GraphViews):
+class RemoteDatabase(RemoteMembers, DatabaseViews, GraphViews):
     """A database on a daemon, with :class:`threadkit.Database`'s methods.
 
     Its views (``from_pandas``, ``history``, ``conflicts``, ``heads``, ``dag``,
@@ -80,10 +82,12 @@ class RemoteDatabase(DatabaseViews, GraphViews):
         indexes: Iterable[Any] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: Identity | PublicKey | str | None = None,
     ) -> RemoteCollection:
-        """Create a collection (see ``Database.new_collection``)."""
+        """Create a collection (see ``Database.new_collection``), acting as ``identity``."""
         config = collection_config(name, schema, indexes, write_validator, read_filter)
-        self.client.call("NewCollection", pb.NewCollectionRequest(dbID=self._raw, config=config))
+        request = pb.NewCollectionRequest(dbID=self._raw, config=config)
+        self.client.call("NewCollection", request, identity)
         return RemoteCollection(self, name)
 
     def update_collection(
@@ -93,17 +97,20 @@ class RemoteDatabase(DatabaseViews, GraphViews):
         indexes: Iterable[Any] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: Identity | PublicKey | str | None = None,
     ) -> RemoteCollection:
         """Replace a collection's config (see ``Database.update_collection``)."""
         config = collection_config(name, schema, indexes, write_validator, read_filter)
-        self.client.call(
-            "UpdateCollection", pb.UpdateCollectionRequest(dbID=self._raw, config=config)
-        )
+        request = pb.UpdateCollectionRequest(dbID=self._raw, config=config)
+        self.client.call("UpdateCollection", request, identity)
         return RemoteCollection(self, name)
 
-    def delete_collection(self, name: str) -> None:
+    def delete_collection(
+        self, name: str, identity: Identity | PublicKey | str | None = None
+    ) -> None:
         """Delete a collection and its documents."""
-        self.client.call("DeleteCollection", pb.DeleteCollectionRequest(dbID=self._raw, name=name))
+        request = pb.DeleteCollectionRequest(dbID=self._raw, name=name)
+        self.client.call("DeleteCollection", request, identity)
 
     def collection_info(self, name: str) -> dict[str, Any]:
         """A collection's config as a dict (as ``Database.collection_info``)."""

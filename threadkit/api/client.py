@@ -46,6 +46,7 @@ from threadkit import errors
 from threadkit.api._remote_collection import RemoteCollection
 from threadkit.api._remote_db import RemoteDatabase, RemoteFeed
 from threadkit.api._remote_txn import RemoteReadTxn, RemoteWriteTxn
+from threadkit.api.proto import members_pb2_grpc as mpb_grpc
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2 as netpb
@@ -109,6 +110,9 @@ class Client:
         net_stub: Any = netpb_grpc.APIStub
         self.api: Any = db_stub(self._channel)
         self.net: Any = net_stub(self._channel)
+        members_stub: Any = mpb_grpc.MembersStub
+        self.members_api: Any = members_stub(self._channel)
+        """threadkit's Members service (not ThreadDB's: a threadkit daemon serves it)."""
         self.schemas: dict[tuple[bytes, str], dict[str, Any]] = {}
         """The schema last seen per (database id, collection): compiles queries only."""
         self._tokens: dict[str, str] = {}  # tokens of identities passed as identity=
@@ -172,15 +176,22 @@ class Client:
         return self._host_key
 
     def call(
-        self, method: str, request: Any, identity: Identity | PublicKey | str | None = None
+        self,
+        method: str,
+        request: Any,
+        identity: Identity | PublicKey | str | None = None,
+        *,
+        api: Any = None,
     ) -> Any:
-        """Call a unary ``threads.pb.API`` method; daemon errors become threadkit errors.
+        """Call a unary ``threads.pb.API`` method (or one of ``api``, another service's
+        stub); daemon errors become threadkit errors.
 
         ``identity`` is who the call acts as (:meth:`metadata`).
         """
         metadata = self.metadata(identity)
+        stub = self.api if api is None else api
         try:
-            return getattr(self.api, method)(request, timeout=self.timeout, metadata=metadata)
+            return getattr(stub, method)(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise error_from_status(exc) from None
 

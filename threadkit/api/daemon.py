@@ -109,6 +109,11 @@ SWITCHES: tuple[tuple[str, str, str], ...] = (
     ("enableNetPubsub", "THRDS_ENABLENETPUBSUB", "also use GossipSub"),
     ("relay", "THRDS_RELAY", "serve circuit relay v2 for peers behind NATs"),
     ("disableNetPulling", "THRDS_DISABLENETPULLING", "no periodic pull from peers"),
+    (
+        "membersOnly",
+        "THRDS_MEMBERSONLY",
+        "NewDB makes databases with members, not open ones (docs/access.md)",
+    ),
     ("debug", "THRDS_DEBUG", "debug logging"),
 )
 """The daemon's on/off settings: flag, environment variable (on: 1, true, yes, on), what it
@@ -260,6 +265,9 @@ class DaemonConfig:
         ``logFile``, when set.
     debug, pubsub, relay : bool
         ``debug``, ``enableNetPubsub`` and ``relay``.
+    members_only : bool
+        ``membersOnly``: databases made through NewDB have members (only roles count)
+        instead of being open; the caller's token identity owns them either way.
     """
 
     settings: dict[str, object]
@@ -274,6 +282,7 @@ class DaemonConfig:
     debug: bool
     pubsub: bool
     relay: bool
+    members_only: bool = False
 
     @property
     def pulling_enabled(self) -> bool:
@@ -322,6 +331,7 @@ class DaemonConfig:
             debug=bool(values["debug"]),
             pubsub=bool(values["enableNetPubsub"]),
             relay=bool(values["relay"]),
+            members_only=bool(values["membersOnly"]),
         )
 
     @classmethod
@@ -449,7 +459,10 @@ class Daemon:
             raise NetworkError(f"cannot start the host: {exc}") from None
         try:
             self.server = APIServer(
-                self.peer, f"{config.api_host}:{config.api_port}", limits=net.api_limits
+                self.peer,
+                f"{config.api_host}:{config.api_port}",
+                limits=net.api_limits,
+                members_only=config.members_only,
             )
             self.server.start()
             local = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(config.api_host, config.api_host)

@@ -32,9 +32,11 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._db_service import DBService
+from threadkit.api._members_service import MembersService
 from threadkit.api._net_service import NetService
 from threadkit.api._servicing import Tokens
 from threadkit.api.limits import APILimits, StreamGuard
+from threadkit.api.proto import members_pb2_grpc as mpb_grpc
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
 from threadkit.api.wire import ERROR_CLASS_KEY, MAX_MESSAGE, message_size_options, status_for
@@ -64,6 +66,9 @@ class APIServer:
         defaults). Each open stream holds one of the ``limits.workers`` threads; at most
         ``limits.max_streams`` do, so ``limits.unary_workers`` are always left for unary
         calls.
+    members_only : bool
+        NewDB makes databases with members (``open=False``) instead of open ones; either
+        way the caller's token identity owns them (the daemon's ``membersOnly``).
 
     Attributes
     ----------
@@ -78,6 +83,8 @@ class APIServer:
         address: str = "127.0.0.1:6006",
         max_message: int = DEFAULT_MAX_MESSAGE,
         limits: APILimits | None = None,
+        *,
+        members_only: bool = False,
     ) -> None:
         self.peer = peer
         self.address = address
@@ -95,8 +102,10 @@ class APIServer:
         )
         add_db: Any = pb_grpc.add_APIServicer_to_server
         add_net: Any = netpb_grpc.add_APIServicer_to_server
-        add_db(DBService(peer, tokens, guard), self._server)
+        add_db(DBService(peer, tokens, guard, members_only=members_only), self._server)
         add_net(NetService(peer, tokens, guard), self._server)
+        add_members: Any = mpb_grpc.add_MembersServicer_to_server
+        add_members(MembersService(peer, tokens), self._server)
         self.port = 0
 
     def start(self) -> None:

@@ -2,7 +2,8 @@
 
 Every single call (``create``, ``save``, ``delete``) is its own write
 transaction: one record. Reads apply the collection's read filter for the
-reader (by default the peer's own identity).
+reader: the peer's own identity, or a ``tk.Identity`` whose private key the process
+holds (a bare public key of another identity is refused, :func:`.gate.reader_of`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
-from threadkit.core.identity import Identity
 from threadkit.db import dockeys, purge
 from threadkit.db.access import CollectionAccess, update_fields
 from threadkit.db.config import CollectionConfig
 from threadkit.db.events import Action, RecordEvent
-from threadkit.db.gate import Attested
+from threadkit.db.gate import reader_of
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
 from threadkit.db.reads import scan_raw
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
 
 if TYPE_CHECKING:
-    from threadkit.core.identity import PublicKey
     from threadkit.db.database import Database
     from threadkit.db.gate import WriteAs
     from threadkit.db.query import Query
@@ -54,9 +53,10 @@ class Collection:
         """The collection's current config."""
         return self.db.engine.config(self.name)
 
-    def db_reader(self) -> str:
-        """The default reader/writer identity string (the peer's)."""
-        return str(self.db.identity.public)
+    def db_reader(self, identity: object = None) -> str:
+        """The reader identity string for ``identity=`` of a read (None: the peer's own);
+        PermissionDenied for a bare public key of another identity."""
+        return reader_of(identity, self.db.identity)
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, db={self.db.name!r})"
@@ -67,7 +67,7 @@ class Collection:
         """A write transaction (commit on exit, discard on exception)."""
         return WriteTxn(self, identity)
 
-    def read_txn(self, identity: PublicKey | str | None = None) -> ReadTxn:
+    def read_txn(self, identity: WriteAs = None) -> ReadTxn:
         """A read transaction over one consistent snapshot."""
         return ReadTxn(self, self._reader(identity))
 
@@ -161,21 +161,17 @@ class Collection:
 
     # ----------------------------------------------------------------- reads
 
-    def find(
-        self, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> list[dict[str, Any]]:
+    def find(self, query: Query | None = None, identity: WriteAs = None) -> list[dict[str, Any]]:
         """Documents matching ``query`` (every document when None), read filter applied."""
         with self.read_txn(identity) as txn:
             return txn.find(query)
 
-    def find_by_id(
-        self, instance_id: str, identity: PublicKey | str | None = None
-    ) -> dict[str, Any]:
+    def find_by_id(self, instance_id: str, identity: WriteAs = None) -> dict[str, Any]:
         """One document; InstanceNotFound when absent or hidden by the read filter."""
         with self.read_txn(identity) as txn:
             return txn.find_by_id(instance_id)
 
-    def has(self, *instance_ids: str, identity: PublicKey | str | None = None) -> bool:
+    def has(self, *instance_ids: str, identity: WriteAs = None) -> bool:
         """True when every given id exists (and the read filter shows it)."""
         with self.read_txn(identity) as txn:
             return txn.has(*instance_ids)
@@ -244,11 +240,7 @@ class Collection:
     # ------------------------------------------------------------- internals
 
     def _reader(self, identity: object) -> str:
-        if isinstance(identity, Identity):
-            return str(identity.public)  # never the private key's string
-        if isinstance(identity, Attested):
-            return str(identity.client)
-        return str(identity) if identity is not None else self.db_reader()
+        return reader_of(identity, self.db.identity)
 
     def _visible(self, doc: dict[str, Any] | None, reader: str | None) -> dict[str, Any] | None:
         """``doc`` as the read filter shows it to ``reader`` (None: hidden or absent)."""

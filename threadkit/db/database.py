@@ -39,7 +39,7 @@ from threadkit.db.docpath import get_path
 from threadkit.db.doctables import DocTables
 from threadkit.db.engine import Change, Engine
 from threadkit.db.events import Action, RecordEvent, encode_body, encode_creates
-from threadkit.db.gate import Attested, Gate, Writer, author_of, resolve_writer
+from threadkit.db.gate import Attested, Gate, WriteAs, Writer, author_of, resolve_writer
 from threadkit.db.judging import threaddb_event
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
@@ -158,6 +158,7 @@ class Database(Membership):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: WriteAs = None,
     ) -> Collection:
         """Create a collection (an event in the thread, so it replicates).
 
@@ -172,6 +173,8 @@ class Database(Membership):
         write_validator, read_filter : str, optional
             JavaScript bodies of ``_validate(writer, event, instance)`` and
             ``_filter(reader, instance)``.
+        identity : Identity, optional
+            Who changes the config, as for a write (:func:`.gate.resolve_writer`).
 
         Examples
         --------
@@ -185,7 +188,7 @@ class Database(Membership):
             if name in self.engine.collection_names():
                 raise CollectionExists(f"collection {name!r} already exists in {self.name!r}")
 
-        self._commit_collection_event(Action.NEW_COLLECTION, config, check=check)
+        self._commit_collection_event(Action.NEW_COLLECTION, config, check=check, who=identity)
         return self.get_collection(name)
 
     def update_collection(
@@ -195,6 +198,7 @@ class Database(Membership):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: WriteAs = None,
     ) -> Collection:
         """Replace a collection's config; new indexes are backfilled, dropped ones removed.
 
@@ -218,7 +222,7 @@ class Database(Membership):
                             f"values shared by several instances, e.g. {dupes[0]!r}"
                         )
 
-        self._commit_collection_event(Action.UPDATE_COLLECTION, config, check=check)
+        self._commit_collection_event(Action.UPDATE_COLLECTION, config, check=check, who=identity)
         return self.get_collection(name)
 
     def _check_indexable(self, txn: StoreTxn, name: str, paths: list[str]) -> None:
@@ -243,10 +247,11 @@ class Database(Membership):
         """Migrate a collection's documents and config in one event (:mod:`.migrations`)."""
         migrations.migrate(self, collection, transform, schema, indexes)
 
-    def delete_collection(self, name: str) -> None:
+    def delete_collection(self, name: str, identity: WriteAs = None) -> None:
         """Delete a collection and its documents (an event: it replicates)."""
+        check = lambda txn: self.engine.config(name)  # noqa: E731
         self._commit_collection_event(
-            Action.DELETE_COLLECTION, None, name, check=lambda txn: self.engine.config(name)
+            Action.DELETE_COLLECTION, None, name, check=check, who=identity
         )
         self._collections.pop(name, None)
 
@@ -632,10 +637,11 @@ class Database(Membership):
         *,
         check: Callable[[Any], object] | None = None,
         node: dict[str, Any] | None = None,
+        who: WriteAs = None,
     ) -> Record:
         """Commit one collection event (its data ``node``, else the config's); ``check(txn)``
         runs first, in the same transaction."""
-        name = config.name if config else name
+        name, writer = config.name if config else name, resolve_writer(who, self.identity)
         assert name is not None
         built: list[tuple[bytes | None, RecordEvent]] = []
 
@@ -650,9 +656,9 @@ class Database(Membership):
                 data = node if node is not None else config.to_node() if config else None
                 built[:] = [(head, RecordEvent(stamp, action, name, "", data))]
             event = built[0][1]
-            record = self._sign(txn, [event], self.identity)
+            record = self._sign(txn, [event], writer)
             changes = self.engine.apply_local(
-                txn, [event], self._log_bytes, str(self.identity.public), record.cid
+                txn, [event], self._log_bytes, str(author_of(writer)), record.cid
             )
             counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
             self._set_applied(txn, self._log_bytes, counter)

@@ -21,7 +21,7 @@ from threadkit.core.records import Record, open_record
 from threadkit.core.writerproof import attest, delegate
 from threadkit.db import dockeys, members
 from threadkit.db.change import Change, change_between
-from threadkit.db.events import Body, RecordEvent, decode_record_body, events_digest
+from threadkit.db.events import Body, RecordEvent, decode_record_body
 from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
 from threadkit.store import reads
 from threadkit.store.logs import list_logs, read_head
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.engine import Engine
 
-__all__ = ["Attested", "Gate", "WriteAs", "Writer", "author_of", "resolve_writer"]
+__all__ = ["Attested", "Gate", "WriteAs", "Writer", "author_of", "reader_of", "resolve_writer"]
 
 log = logging.getLogger("threadkit.db")
 
@@ -84,6 +84,42 @@ def resolve_writer(identity: object, own: Identity) -> Writer:
     raise InvalidInput(f"identity must be a tk.Identity, got {type(identity).__name__}")
 
 
+def reader_of(identity: object, own: Identity) -> str:
+    """The reader a read filter runs for, given ``identity=`` of a read; refuses impersonation.
+
+    None, the peer's own public key (or its string) and ``own`` read as ``own``; an
+    :class:`Identity` (its private key held here) as itself; :class:`Attested` as the
+    client a daemon authenticated (its token). A bare public key of anyone else raises
+    :class:`~threadkit.errors.PermissionDenied`, as for writes: read filters run for an
+    authenticated identity only.
+
+    Examples
+    --------
+    >>> me, alice = Identity.generate(), Identity.generate()
+    >>> reader_of(alice, me) == str(alice.public)
+    True
+    >>> reader_of(str(alice.public), me)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    threadkit.errors.PermissionDenied: cannot read as ...
+    """
+    if identity is None:
+        return str(own.public)
+    if isinstance(identity, Identity):
+        return str(identity.public)  # never the private key's string
+    if isinstance(identity, Attested):
+        return str(identity.client)
+    if isinstance(identity, PublicKey | str):
+        if str(identity) == str(own.public):
+            return str(own.public)
+        raise PermissionDenied(
+            f"cannot read as {str(identity)[:24]}…: a public key is not a proof; pass the "
+            "tk.Identity whose private key this peer holds (read filters run for an "
+            "authenticated reader)"
+        )
+    raise InvalidInput(f"identity must be a tk.Identity, got {type(identity).__name__}")
+
+
 def author_of(writer: Writer) -> PublicKey:
     """The key a record by ``writer`` names as its writer (``pubKey``)."""
     return writer.client if isinstance(writer, Attested) else writer.public
@@ -116,8 +152,14 @@ class Gate:
 
     # ---------------------------------------------------------------- writing
 
-    def proof(self, writer: Writer, events: list[RecordEvent]) -> dict[str, Any]:
-        """The writer proof node of a record holding ``events`` by ``writer``."""
+    def proof(
+        self,
+        writer: Writer,
+        events: list[RecordEvent],
+        member: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The writer proof node of a record holding ``events`` (or the membership event
+        ``member``) by ``writer``."""
         db = self.db
         if isinstance(writer, Attested):
             return attest(
@@ -125,7 +167,7 @@ class Gate:
                 client=writer.client,
                 thread_id=db.id,
                 log=db.log_key.public,
-                content=events_digest(events),
+                content=members.attested_content(events, member),
             ).to_node()
         node = self._delegations.get(writer.public)
         if node is None:

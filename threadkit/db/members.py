@@ -2,7 +2,8 @@
 
 Every record carries a writer proof (``w`` in its body, :mod:`.events`): a
 **delegation** by the writer's identity to the log key, or a daemon's
-**attestation** (docs/access.md). On receipt (and on a local commit) a record becomes
+**attestation** (docs/access.md; it covers the record's events, or its membership
+event, :func:`attested_content`). On receipt (and on a local commit) a record becomes
 an **entry** in ``db_access``, under ``prefix ‖ log id bytes ‖ counter``: the
 authenticated writer, what the record does (``write``, ``config``, ``genesis``,
 ``grant``, ``revoke``, ``mode``), or why it cannot count (``invalid``: a proof that does not
@@ -18,8 +19,9 @@ and the state rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +33,14 @@ from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.writerproof import ProofKind, WriterProof, verify_proof
 from threadkit.db import roles
-from threadkit.db.events import Body, events_digest
+from threadkit.db.events import Body, RecordEvent, events_digest
 from threadkit.errors import InvalidKey, InvalidTimestamp, MalformedRecord, WriterProofError
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 __all__ = [
     "ROLE_NAMES",
     "Entry",
+    "attested_content",
     "entry_for",
     "fold_entries",
     "iter_entries",
@@ -57,7 +60,7 @@ _MEMBER_KINDS = {
     "revoke": roles.Kind.REVOKE,
     "mode": roles.Kind.MODE,
 }
-_MEMBER_FIELDS = frozenset({"k", "t", "heads", "target", "role", "open"})
+_MEMBER_FIELDS = frozenset({"k", "t", "heads", "target", "role", "open", "direct"})
 UNPROVEN = "no writer proof: every record must show its writer"
 
 
@@ -117,6 +120,7 @@ class Entry:
         return roles.RoleEvent(
             self.log, self.counter, self.stamp, self.author, kind, target=f.get("target"),
             role=role, open=f.get("open"), heads=f.get("heads"), via=f.get("via"),
+            direct=f.get("direct"),
         )  # fmt: skip
 
 
@@ -133,6 +137,7 @@ def member_node(
     target: PublicKey | None = None,
     role: str | None = None,
     open: bool | None = None,
+    direct: bool | None = None,
 ) -> dict[str, Any]:
     """The ``m`` node of a membership record body (see :func:`entry_for`)."""
     node: dict[str, Any] = {"k": kind, "t": [stamp.wall, stamp.logical], "heads": dict(heads)}
@@ -142,7 +147,16 @@ def member_node(
         node["role"] = role
     if open is not None:
         node["open"] = open
+    if direct is not None:
+        node["direct"] = direct
     return node
+
+
+def attested_content(events: Sequence[RecordEvent], member: Mapping[str, Any] | None) -> bytes:
+    """What a daemon's attestation of a record covers: its events, or its membership event."""
+    if member is None:
+        return events_digest(events)
+    return hashlib.sha256(b"member\0" + cbor2.dumps(dict(member), canonical=True)).digest()
 
 
 def entry_for(
@@ -170,9 +184,7 @@ def entry_for(
             raise WriterProofError(
                 "records carry a delegation or an attestation, not a direct proof"
             )
-        if attested and body.member is not None:
-            raise WriterProofError("a membership event is never attested by a daemon")
-        content = events_digest(body.events) if attested else None
+        content = attested_content(body.events, body.member) if attested else None
         who = verify_proof(proof, thread_id=thread_id, log=log, content=content)
         if who.writer != author:
             raise WriterProofError(
@@ -206,14 +218,7 @@ def _stamp_of(body: Body) -> int:
 
 def _member_fields(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     kind = node["k"]
-    if kind not in _MEMBER_KINDS or not node.keys() <= {
-        "k",
-        "t",
-        "heads",
-        "target",
-        "role",
-        "open",
-    }:
+    if kind not in _MEMBER_KINDS or not node.keys() <= _MEMBER_FIELDS:
         raise MalformedRecord(f"unknown membership event {kind!r}")
     heads = node["heads"]
     if not isinstance(heads, dict):
@@ -225,8 +230,9 @@ def _member_fields(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         if node["role"] not in ROLE_NAMES:
             raise MalformedRecord(f"unknown role {node['role']!r}")
         out["role"] = int(ROLE_NAMES[node["role"]])
-    if "open" in node:
-        out["open"] = node["open"]
+    for flag in ("open", "direct"):
+        if flag in node:
+            out[flag] = node[flag]
     return str(kind), out
 
 

@@ -17,6 +17,7 @@ from threadkit.core.records import Record, create_record
 from threadkit.db import members
 from threadkit.db.change import Change
 from threadkit.db.events import encode_body
+from threadkit.db.gate import WriteAs, author_of, resolve_writer
 from threadkit.db.roles import Role
 from threadkit.errors import InvalidInput, PermissionDenied
 from threadkit.store import chain
@@ -35,28 +36,46 @@ class Membership:
 
     @property
     def access(self) -> str:
-        """``"members"`` when the database has an owner and roles, ``"open"`` otherwise."""
+        """``"members"`` when only roles count, ``"open"`` when anyone with the key writes
+        (no genesis, or an owner who opened it: ``members()`` then lists its roles)."""
         with _db(self)._repo.transaction() as txn:
-            return "members" if _db(self).gate.has_members(txn) else "open"
+            if not _db(self).gate.has_members(txn):
+                return "open"
+            entries = list(members.iter_entries(txn, _db(self)._tables.access, _db(self).prefix))
+        result = members.fold_entries(entries)
+        return "open" if result is None or result.members.open else "members"
 
-    def grant(self, public_key: PublicKey | str, role: str) -> Record:
+    def grant(self, public_key: PublicKey | str, role: str, *, identity: WriteAs = None) -> Record:
         """Give ``public_key`` a role: ``"reader"``, ``"writer"`` or ``"admin"``.
 
         A grant is a record every peer judges: it counts when its writer (this peer's
-        identity) is an admin. Raises PermissionDenied otherwise (nothing is written),
-        InvalidInput for an unknown role or key, and PermissionDenied in an open database
-        (create it with ``open=False`` to have members).
+        identity, or the ``tk.Identity`` given as ``identity``) is an admin. Raises
+        PermissionDenied otherwise (nothing is written), InvalidInput for an unknown role
+        or key, and PermissionDenied in an open database (create it with ``open=False``
+        to have members).
         """
         if role not in members.ROLE_NAMES:
             raise InvalidInput(f"role must be one of {sorted(members.ROLE_NAMES)}, got {role!r}")
-        return _commit_member(_db(self), "grant", target=_key(public_key), role=role)
+        return _commit_member(
+            _db(self), "grant", target=_key(public_key), role=role, writer=identity
+        )
 
-    def revoke(self, public_key: PublicKey | str) -> Record:
+    def revoke(self, public_key: PublicKey | str, *, identity: WriteAs = None) -> Record:
         """Take every role from ``public_key``: its records beyond what this peer had seen are
         rejected on every peer (docs/access.md, the revocation cut)."""
-        return _commit_member(_db(self), "revoke", target=_key(public_key))
+        return _commit_member(_db(self), "revoke", target=_key(public_key), writer=identity)
 
-    def set_open(self, open: bool) -> Record:
+    def set_direct(self, direct: bool, *, identity: WriteAs = None) -> Record:
+        """Require direct proof (True): events a daemon attests for its API clients are
+        then rejected on every peer; only writers' own proofs count. False allows them
+        again. Admin only; a daemon cannot lift the requirement for its clients, since
+        its attested mode change is itself refused (docs/access.md).
+        """
+        if not isinstance(direct, bool):
+            raise InvalidInput(f"direct must be True or False, got {direct!r}")
+        return _commit_member(_db(self), "mode", direct=direct, writer=identity)
+
+    def set_open(self, open: bool, *, identity: WriteAs = None) -> Record:
         """Open the database (anyone with the key writes documents and changes collections,
         as in an open database) or close it again (only roles count); admin only.
 
@@ -65,7 +84,7 @@ class Membership:
         """
         if not isinstance(open, bool):
             raise InvalidInput(f"open must be True or False, got {open!r}")
-        return _commit_member(_db(self), "mode", open=open)
+        return _commit_member(_db(self), "mode", open=open, writer=identity)
 
     def members(self) -> pd.DataFrame:
         """Who holds which role: columns ``identity``, ``role``, ``granted_by``, ``when`` (UTC).
@@ -86,6 +105,8 @@ class Membership:
                     continue
                 if event.kind == "genesis":
                     granted[event.author] = (event.author, event.stamp)
+                    if event.via is not None:  # the daemon hosting the database
+                        granted[event.via] = (event.author, event.stamp)
                 elif event.kind == "grant" and event.target is not None:
                     granted[event.target] = (event.author, event.stamp)
             for who, role in result.members.roles.items():
@@ -121,9 +142,10 @@ class Membership:
         return result.members.role(str(_key(public_key))).name.lower()
 
 
-def start_members(db: Database) -> Record:
-    """Write the genesis record: this peer's identity owns ``db``, which has members."""
-    return _commit_member(db, "genesis", open=False)
+def start_members(db: Database, *, open: bool = False, owner: WriteAs = None) -> Record:
+    """Write the genesis record: this peer's identity (or ``owner``: an attested API client
+    makes the client the owner and this peer an admin) owns ``db``, which has members."""
+    return _commit_member(db, "genesis", open=open, writer=owner)
 
 
 def _commit_member(
@@ -133,7 +155,11 @@ def _commit_member(
     target: PublicKey | None = None,
     role: str | None = None,
     open: bool | None = None,
+    direct: bool | None = None,
+    writer: WriteAs = None,
 ) -> Record:
+    author = resolve_writer(writer, db.identity)
+
     def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
         if kind != "genesis" and not db.gate.has_members(txn):
             raise PermissionDenied(
@@ -149,11 +175,15 @@ def _commit_member(
             fields["role"] = int(members.ROLE_NAMES[role])
         if open is not None:
             fields["open"] = open
-        db.gate.admit(txn, kind, db.identity, stamp, **fields)
-        node = members.member_node(kind, stamp, heads, target=target, role=role, open=open)
-        body = encode_body([], db.gate.proof(db.identity, []), member=node)
+        if direct is not None:
+            fields["direct"] = direct
+        db.gate.admit(txn, kind, author, stamp, **fields)
+        node = members.member_node(
+            kind, stamp, heads, target=target, role=role, open=open, direct=direct
+        )
+        body = encode_body([], db.gate.proof(author, [], node), member=node)
         record = create_record(
-            body, log_key=db.log_key, key=db.key, prev=db._head(txn), author=db.identity.public
+            body, log_key=db.log_key, key=db.key, prev=db._head(txn), author=author_of(author)
         )
         counter = chain.append(txn, db._repo.tables, db.id, db.log_id, [record])
         db._set_applied(txn, db._log_bytes, counter)

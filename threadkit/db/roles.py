@@ -17,7 +17,10 @@ The rules (each with an example in docs/access.md):
    be granted, revoked or demoted. Events before the genesis are rejected.
 2. ``grant`` and ``revoke`` and ``mode`` need an admin (or the owner); document writes
    need ``writer`` (or above) or the ``open`` mode; collection configs need ``admin`` or
-   the ``open`` mode. An attested write needs the role for both the client and the daemon.
+   the ``open`` mode. An attested event (a daemon *D* writing for client *X*) needs the
+   role for both X and D, and is rejected while the database requires **direct** proof
+   (a genesis or mode event sets ``direct``). A genesis attested by D makes X the owner
+   and D an admin (the daemon hosting X's database; X can revoke it).
 3. An author's role for an event comes from that author's accepted role changes: those
    the event had seen (or, for an event without heads, those before it in the order),
    and every reduction (a revoke, or a grant of a lower role) before it in the order
@@ -118,11 +121,14 @@ class RoleEvent:
         The role a grant gives.
     open : bool, optional
         The mode a genesis or mode event sets (True: anyone with the key writes).
+    direct : bool, optional
+        Whether a genesis or mode event requires direct proof (True: events attested by
+        a daemon are rejected); a mode event without it leaves it as it was.
     heads : Mapping[str, int], optional
         Per log, the highest counter the author had applied when writing; required
         for grants, revokes and mode changes.
     via : str, optional
-        The daemon that attested the write for ``author``.
+        The daemon that attested the event for ``author``.
     """
 
     log: str
@@ -135,6 +141,7 @@ class RoleEvent:
     open: bool | None = None
     heads: Mapping[str, int] | None = None
     via: str | None = None
+    direct: bool | None = None
 
     def __post_init__(self) -> None:
         if self.heads is not None:
@@ -154,7 +161,7 @@ class RoleEvent:
     def _identity(self) -> tuple[object, ...]:
         heads = tuple(sorted(self.heads.items())) if self.heads is not None else None
         return (*self.order_key, self.author, self.kind, self.target, self.role, self.open,
-                heads, self.via)  # fmt: skip
+                heads, self.via, self.direct)  # fmt: skip
 
     def __hash__(self) -> int:
         return hash(self._identity())
@@ -182,12 +189,15 @@ class Members:
         The creator (None before the genesis).
     open : bool
         True when anyone with the key may write documents and configs.
+    direct : bool
+        True when events attested by a daemon are rejected.
     roles : Mapping[str, Role]
         Every identity with a role other than NONE, the owner included.
     """
 
     owner: str | None = None
     open: bool = False
+    direct: bool = False
     roles: Mapping[str, Role] = field(default_factory=lambda: MappingProxyType({}))
 
     def role(self, identity: str) -> Role:
@@ -288,6 +298,7 @@ class _Pass:
     def __init__(self, order: list[RoleEvent], doomed: Mapping[tuple[str, int], str]) -> None:
         self.owner: str | None = None
         self.open = False
+        self.direct = False
         self.changes: dict[str, list[_Change]] = {}
         self.verdicts: list[Verdict] = []
         self.states: list[Members] = []
@@ -330,9 +341,15 @@ class _Pass:
             if self.owner is not None:
                 return "the database already has a genesis earlier in the order"
             self.owner, self.open = event.author, bool(event.open)
+            self.direct = bool(event.direct)
+            if event.via is not None:  # the daemon hosting the owner's database
+                host = _Change(event, Role.ADMIN, reduction=False)
+                self.changes.setdefault(event.via, []).append(host)
             return ""
         if self.owner is None:
             return "before the database's genesis"
+        if event.via is not None and self.direct:
+            return f"this database requires direct proof: attested by the daemon {event.via}"
         if event.kind is Kind.WRITE:
             return self._may(event, Role.WRITER, "write documents")
         if event.kind is Kind.CONFIG:
@@ -347,11 +364,17 @@ class _Pass:
         reduction = event.kind in _CHANGES and (
             event.kind is Kind.REVOKE or (new_role or Role.NONE) < target_role
         )
-        author_role = self.role_for(event.author, event, reduction=reduction)
-        if author_role < Role.ADMIN:
-            return f"{event.author} is {author_role.name.lower()}, not admin: may not {event.kind}"
+        for who in (event.author, event.via):
+            if who is None:
+                continue
+            role = self.role_for(who, event, reduction=reduction)
+            if role < Role.ADMIN:
+                return f"{who} is {role.name.lower()}, not admin: may not {event.kind}"
         if event.kind is Kind.MODE:
-            self.open = bool(event.open)
+            if event.open is not None:
+                self.open = event.open
+            if event.direct is not None:
+                self.direct = event.direct
         else:
             assert event.target is not None and new_role is not None
             self.changes.setdefault(event.target, []).append(_Change(event, new_role, reduction))
@@ -377,7 +400,7 @@ class _Pass:
         if self.owner is not None:
             roles[self.owner] = Role.OWNER
         kept = {who: role for who, role in sorted(roles.items()) if role is not Role.NONE}
-        return Members(self.owner, self.open, MappingProxyType(kept))
+        return Members(self.owner, self.open, self.direct, MappingProxyType(kept))
 
 
 def _cuts(judged: _Pass) -> dict[tuple[str, int], str]:
@@ -505,13 +528,22 @@ def _check(event: RoleEvent) -> None:
         raise MalformedRecord(f"a grant gives reader, writer or admin, not {event.role!r}")
     if kind is not Kind.GRANT and event.role is not None:
         raise MalformedRecord(f"a {kind} gives no role")
-    if kind in (Kind.GENESIS, Kind.MODE) and type(event.open) is not bool:
+    if kind is Kind.GENESIS and type(event.open) is not bool:
         raise MalformedRecord(f"a {kind} says whether the database is open (a bool)")
+    if kind is Kind.MODE and (
+        (event.open is not None and type(event.open) is not bool)
+        or (event.open is None and type(event.direct) is not bool)
+    ):
+        raise MalformedRecord("a mode event sets open or direct (bools)")
+    if event.direct is not None and (
+        kind not in (Kind.GENESIS, Kind.MODE) or type(event.direct) is not bool
+    ):
+        raise MalformedRecord("only a genesis or mode event sets direct (a bool)")
     if kind in _MEMBERSHIP and event.heads is None:
         raise MalformedRecord(f"a {kind} names the heads its author had seen")
     if event.heads is not None:
         for log, counter in event.heads.items():
             if not isinstance(log, str) or type(counter) is not int or counter < 0:
                 raise MalformedRecord(f"heads map log ids to counters, got {log!r}: {counter!r}")
-    if event.via is not None and (kind is not Kind.WRITE or event.via == event.author):
-        raise MalformedRecord("only a document write is attested by a daemon (another identity)")
+    if event.via is not None and event.via == event.author:
+        raise MalformedRecord("a daemon attests events for another identity, not its own")

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 import numpy as np
 
+from threadkit.core.identity import PublicKey
+from threadkit.db.gate import Attested
 from threadkit.db.listen import Feed, Lagged
 from threadkit.db.query import Query
 from threadkit.frames import build as fb
@@ -283,7 +285,8 @@ def _encoded(coll: CollectionSource, query: Query, reader: str) -> list[bytes]:
     """The matching documents as the reader sees them, encoded (the normal read path)."""
     if not query.ands and not query.ors and not _paged(query) and coll.config.filter is None:
         return coll.raw_documents()
-    with coll.read_txn(reader) as txn:
+    # the reader was authenticated where the frame was asked for (coll.db_reader)
+    with coll.read_txn(Attested(PublicKey.from_string(reader))) as txn:
         return [cbor2.dumps(doc) for doc in txn.find(query)]
 
 

@@ -92,7 +92,7 @@ def to_pandas(
     """
     from threadkit.frames.cache import cached_frame
 
-    reader = str(identity) if identity is not None else coll.db_reader()
+    reader = coll.db_reader(identity)
     return cached_frame(coll, _as_query(query), reader)
 
 

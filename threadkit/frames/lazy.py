@@ -120,7 +120,7 @@ def compile_for(
 
     if query is None or isinstance(query, Query):
         return compile_with_schema({}, query, local_vars)
-    reader = str(identity) if identity is not None else None
+    reader = coll.db_reader(identity)
     schema = coll.config.schema
     if isinstance(query, str):
         return compile_parsed(check_fields(coll, parse(query, local_vars), reader), schema)

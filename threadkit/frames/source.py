@@ -93,11 +93,12 @@ class DatabaseSource(Protocol):
         indexes: Iterable[Index | str | dict[str, Any]] = (),
         write_validator: str | None = None,
         read_filter: str | None = None,
+        identity: Any = None,
     ) -> Any:
         """Create a collection."""
         ...
 
-    def delete_collection(self, name: str) -> None:
+    def delete_collection(self, name: str, identity: Any = None) -> None:
         """Delete a collection."""
         ...
 
@@ -120,21 +121,19 @@ class CollectionSource(Protocol):
         """Its current config."""
         ...
 
-    def db_reader(self) -> str:
-        """The default reader identity string."""
+    def db_reader(self, identity: object = None) -> str:
+        """The reader identity string for ``identity=`` (None: the default reader)."""
         ...
 
     def count(self, query: Query | None = None) -> int:
         """Number of documents, read filter applied."""
         ...
 
-    def find(
-        self, query: Query | None = None, identity: PublicKey | str | None = None
-    ) -> list[dict[str, Any]]:
+    def find(self, query: Query | None = None, identity: Any = None) -> list[dict[str, Any]]:
         """Documents matching ``query``, read filter applied."""
         ...
 
-    def read_txn(self, identity: PublicKey | str | None = None) -> ReadTxn:
+    def read_txn(self, identity: object = None) -> ReadTxn:
         """A read transaction over one snapshot."""
         ...
 

@@ -70,7 +70,7 @@ def heads(db: DatabaseSource) -> dict[str, int]:
 
 
 def _reader(coll: CollectionSource, identity: object | None) -> str:
-    return str(identity) if identity is not None else str(coll.db.identity.public)
+    return coll.db_reader(identity)
 
 
 def documents_at(
@@ -261,7 +261,7 @@ def diff(
 
     before = {d["_id"]: d for d in documents_at(coll, a, identity=identity)}
     if b is None:
-        after = {d["_id"]: d for d in coll.find(identity=_reader(coll, identity))}
+        after = {d["_id"]: d for d in coll.find(identity=identity)}
     else:
         after = {d["_id"]: d for d in documents_at(coll, b, identity=identity)}
     rows: dict[str, list[Any]] = {"_id": [], "change": [], "fields": [], "before": [], "after": []}
