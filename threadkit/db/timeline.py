@@ -231,7 +231,7 @@ class RecordFinder:
                 cid=stored.cid,
                 verify_signature=False,
             )
-            events = decode_body(record.read_body(self._db.key))
+            events = decode_body(self._db.gate.read_body(record))
         except ThreadkitError:  # unreadable body (no read key) or malformed
             return None
         log_bytes = peer_id_bytes(log_id)
@@ -416,7 +416,7 @@ def records(db: Database) -> Iterator[RecordNode]:
                 )
                 author = str(record.author)
                 if can_read:
-                    events = tuple(decode_body(record.read_body(db.key)))
+                    events = tuple(decode_body(db.gate.read_body(record)))
             except ThreadkitError:
                 pass
             yield RecordNode(

@@ -1,0 +1,252 @@
+"""Key epochs of a database: which read keys this peer holds, and what they open.
+
+Epoch 0 is the read key in the database's thread key. When an admin revokes a member
+who could read, its revoke record starts a new epoch: it names the epoch (``epoch``),
+publishes the new key's commitment (``commit``) and carries the key sealed to every
+remaining member (``keys``, :mod:`threadkit.core.sealing`). Any membership record by an
+admin may also carry keys of earlier epochs sealed to members who lack them (a member
+granted later, or concurrently with a rotation). Membership records themselves are
+always of epoch 0, so every holder of the thread key judges membership alike.
+
+What this peer holds is a pure function of the accepted membership records and its
+identity (:func:`keyring`): for each accepted rotation, the epoch and commitment it
+published; for each sealed key addressed to this identity in an accepted record, the
+key it opens to — kept only when it matches the commitment of an accepted rotation of
+its epoch. A record of epoch ``n`` is read with the keys held for ``n``
+(:meth:`Keyring.read`); a record whose key is not held is **locked** (docs/access.md).
+
+Examples
+--------
+>>> from threadkit.core.identity import Identity
+>>> from threadkit.core.ids import ThreadID
+>>> from threadkit.core.keys import ThreadKey
+>>> from threadkit.core.records import create_record
+>>> admin, tid, key = Identity.generate(), ThreadID.new(), ThreadKey.new()
+>>> new = SymmetricKey.new()
+>>> fields = rotation(admin, tid, 1, new, [admin.public])
+>>> sorted(fields)
+['commit', 'epoch', 'keys']
+>>> ring = Keyring(key, {1: {fields["commit"]: new}})
+>>> epoch, _, write_key = ring.newest()
+>>> record = create_record(b"\\xa0", log_key=admin, key=write_key, epoch=epoch)
+>>> ring.read(record)[0], record.epoch
+(b'\\xa0', 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from threadkit.core.identity import Identity, PublicKey
+from threadkit.core.ids import ThreadID
+from threadkit.core.keys import ThreadKey
+from threadkit.core.records import Record
+from threadkit.core.sealing import SealedKey, key_commitment, open_epoch_key, seal_epoch_key
+from threadkit.core.symmetric import SymmetricKey
+from threadkit.errors import DecryptionError, MalformedRecord, RecordError
+
+if TYPE_CHECKING:
+    from threadkit.db.members import Entry
+
+__all__ = [
+    "MEMBERSHIP",
+    "Keyring",
+    "check_node",
+    "delivered",
+    "keyring",
+    "rotation",
+    "seal_owed",
+]
+
+MEMBERSHIP = frozenset({"genesis", "grant", "revoke", "mode"})
+"""The entry kinds of membership records: the only ones that carry keys."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The read keys this peer holds for one database.
+
+    Attributes
+    ----------
+    thread_key : ThreadKey
+        The database's key: service key, and epoch 0's read key (absent on a replicator).
+    keys : Mapping[int, Mapping[bytes, SymmetricKey]]
+        Epoch (from 1) → commitment → key, for the epochs sealed to this identity by
+        accepted records.
+    """
+
+    thread_key: ThreadKey
+    keys: Mapping[int, Mapping[bytes, SymmetricKey]] = field(default_factory=dict)
+
+    def newest(self) -> tuple[int, bytes, ThreadKey]:
+        """``(epoch, commitment, thread key)`` to write with: the highest epoch held (the
+        highest commitment among concurrent rotations of it); epoch 0 and an empty
+        commitment when none is."""
+        if not self.keys:
+            return 0, b"", self.thread_key
+        epoch = max(self.keys)
+        commit = max(self.keys[epoch])
+        key = self.keys[epoch][commit]
+        return epoch, commit, ThreadKey(self.thread_key.service_key, key)
+
+    def holds(self, epoch: int, commit: bytes) -> bool:
+        """True when the key of ``epoch`` named by ``commit`` is held (epoch 0: always)."""
+        return epoch == 0 or commit in self.keys.get(epoch, {})
+
+    def read(self, record: Record) -> tuple[bytes, bytes]:
+        """``(body bytes, commitment of the key that opened it)`` of a record.
+
+        Raises
+        ------
+        DecryptionError
+            The record's epoch key is not held here (or none held opens it).
+        RecordError
+            A malformed header or body.
+        """
+        epoch = record.epoch
+        if epoch == 0:
+            return record.read_body(self.thread_key), b""
+        for commit, key in sorted(self.keys.get(epoch, {}).items()):
+            try:
+                return record.read_body(key), commit
+            except DecryptionError:
+                continue
+        raise DecryptionError(f"the read key of epoch {epoch} is not held here")
+
+
+def check_node(
+    node: Mapping[str, Any], *, thread_id: ThreadID, author: PublicKey
+) -> dict[str, Any]:
+    """The entry fields of a membership node's epoch parts (``epoch``, ``commit``, ``keys``).
+
+    Every sealed key must be for this thread and sealed by the record's writer; the keys
+    of the epoch the node starts must carry its commitment. Raises MalformedRecord.
+    """
+    out: dict[str, Any] = {}
+    if ("epoch" in node) != ("commit" in node):
+        raise MalformedRecord("a rotation names its epoch and its key commitment together")
+    if "epoch" in node:
+        epoch, commit = node["epoch"], node["commit"]
+        if node.get("k") != "revoke":
+            raise MalformedRecord("only a revoke starts a key epoch")
+        if type(epoch) is not int or epoch < 1:
+            raise MalformedRecord(f"a rotation starts an epoch from 1, got {epoch!r}")
+        if type(commit) is not bytes or len(commit) != 32:
+            raise MalformedRecord("a rotation's key commitment is 32 bytes")
+        out.update(epoch=epoch, commit=commit)
+    if "keys" in node:
+        keys = node["keys"]
+        if not isinstance(keys, list) or not all(type(k) is bytes for k in keys):
+            raise MalformedRecord("keys must be a list of sealed keys (bytes)")
+        for raw in keys:
+            sealed = SealedKey.from_bytes(raw)
+            if sealed.thread != thread_id.to_bytes() or sealed.sender != author:
+                raise MalformedRecord("a sealed key must be for this thread, by the record's writer")
+            if sealed.epoch == 0 or (
+                sealed.epoch == out.get("epoch") and sealed.commitment != out["commit"]
+            ):
+                raise MalformedRecord(f"sealed key of epoch {sealed.epoch} does not fit the rotation")
+        out["keys"] = list(keys)
+    return out
+
+
+def keyring(
+    entries: Iterable[Entry],
+    rejected: Mapping[tuple[str, int], str],
+    *,
+    me: Identity,
+    thread_key: ThreadKey,
+    thread_id: ThreadID,
+    opened: MutableMapping[bytes, SymmetricKey | None],
+) -> Keyring:
+    """The keys ``me`` holds: sealed to it in accepted membership records, each matching
+    the commitment of an accepted rotation of its epoch.
+
+    ``rejected`` maps positions to their rejection reason ("" when accepted);
+    ``opened`` caches what each sealed key opened to (None: not ``me``'s, or broken).
+    """
+    accepted = [
+        e
+        for e in entries
+        if e.kind in MEMBERSHIP and not rejected.get((e.log, e.counter), "missing")
+    ]
+    commits: dict[int, set[bytes]] = {}
+    for e in accepted:
+        if "epoch" in e.fields:
+            commits.setdefault(e.fields["epoch"], set()).add(e.fields["commit"])
+    keys: dict[int, dict[bytes, SymmetricKey]] = {}
+    for e in accepted:
+        for raw in e.fields.get("keys", ()):
+            if raw not in opened:
+                opened[raw] = _open(raw, me, thread_id)
+            key = opened[raw]
+            if key is None:
+                continue
+            sealed = SealedKey.from_bytes(raw)
+            if sealed.commitment in commits.get(sealed.epoch, ()):
+                keys.setdefault(sealed.epoch, {})[sealed.commitment] = key
+    return Keyring(thread_key, keys)
+
+
+def delivered(
+    entries: Iterable[Entry], rejected: Mapping[tuple[str, int], str]
+) -> set[tuple[str, int, bytes]]:
+    """``(recipient, epoch, commitment)`` of every sealed key in an accepted record."""
+    out: set[tuple[str, int, bytes]] = set()
+    for e in entries:
+        if e.kind in MEMBERSHIP and not rejected.get((e.log, e.counter), "missing"):
+            for raw in e.fields.get("keys", ()):
+                sealed = SealedKey.from_bytes(raw)
+                out.add((str(sealed.recipient), sealed.epoch, sealed.commitment))
+    return out
+
+
+def rotation(
+    admin: Identity,
+    thread_id: ThreadID,
+    epoch: int,
+    key: SymmetricKey,
+    members: Iterable[PublicKey],
+) -> dict[str, Any]:
+    """The node fields starting ``epoch`` with ``key``, sealed to each of ``members``."""
+    return {
+        "epoch": epoch,
+        "commit": key_commitment(key, thread_id=thread_id, epoch=epoch),
+        "keys": [
+            seal_epoch_key(key, recipient=m, sender=admin, thread_id=thread_id, epoch=epoch)
+            .to_bytes()
+            for m in members
+        ],
+    }
+
+
+def seal_owed(
+    admin: Identity,
+    thread_id: ThreadID,
+    ring: Keyring,
+    members: Iterable[PublicKey],
+    have: set[tuple[str, int, bytes]],
+) -> list[bytes]:
+    """Sealed keys of every epoch ``ring`` holds for each of ``members`` not yet sealed one."""
+    out: list[bytes] = []
+    for member in members:
+        for epoch, keys in sorted(ring.keys.items()):
+            for commit, key in sorted(keys.items()):
+                if (str(member), epoch, commit) not in have:
+                    sealed = seal_epoch_key(
+                        key, recipient=member, sender=admin, thread_id=thread_id, epoch=epoch
+                    )
+                    out.append(sealed.to_bytes())
+    return out
+
+
+def _open(raw: bytes, me: Identity, thread_id: ThreadID) -> SymmetricKey | None:
+    sealed = SealedKey.from_bytes(raw)
+    if sealed.recipient != me.public:
+        return None
+    try:
+        return open_epoch_key(sealed, recipient=me, thread_id=thread_id, epoch=sealed.epoch)
+    except RecordError:  # a signature or box that does not open: that key counts for nothing
+        return None
