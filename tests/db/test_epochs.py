@@ -22,9 +22,9 @@ from threadkit.core.records import Record, open_record
 from threadkit.core.sealing import SealedKey
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.db import epochs, members
+from threadkit.db.database import Database
 from threadkit.db.events import decode_record_body
 from threadkit.db.members import member_node
-from threadkit.db.database import Database
 from threadkit.errors import DecryptionError, PermissionDenied, ScriptRejected
 
 
@@ -154,16 +154,19 @@ def test_a_grant_concurrent_with_a_rotation_is_sealed_the_next_time(stack: ExitS
 
 
 def test_rotations_from_a_non_admin_count_for_nothing(stack: ExitStack) -> None:
-    owner, b, c = club(stack, ["writer", "reader"])
+    _, b, c = club(stack, ["writer", "reader"])
     with b._repo.transaction() as txn:
         heads = b.gate.heads(txn)
     keys = epochs.rotation(b.identity, b.id, 1, SymmetricKey.new(), [c.identity.public])
-    node = member_node("revoke", b.hlc.now(), heads, target=tk.Identity.generate().public, keys=keys)
+    stranger = tk.Identity.generate().public
+    node = member_node("revoke", b.hlc.now(), heads, target=stranger, keys=keys)
     forge(b, [], member=node)
     handoff_all(c, b)
     with c._repo.transaction() as txn:
         assert c.gate.ring(txn).keys == {}
     assert "not admin" in c.rejected()["reason"].iloc[0]
+    with pytest.raises(PermissionDenied):
+        b.revoke(c.identity.public)  # and unmodified code does not even write it
 
 
 def test_keys_survive_a_reopen(tmp_path: object, stack: ExitStack) -> None:

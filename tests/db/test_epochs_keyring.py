@@ -25,9 +25,7 @@ def revoke(counter: int, fields: dict[str, Any], author: Identity = ADMIN) -> En
 
 
 def ring(entries: list[Entry], rejected: dict[tuple[str, int], str], me: Identity) -> Any:
-    return epochs.keyring(
-        entries, rejected, me=me, thread_key=THREAD_KEY, thread_id=TID, opened={}
-    )
+    return epochs.keyring(entries, rejected, me=me, thread_key=THREAD_KEY, thread_id=TID, opened={})
 
 
 def test_a_member_holds_the_keys_sealed_to_it_by_accepted_rotations() -> None:

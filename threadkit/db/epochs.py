@@ -143,11 +143,10 @@ def check_node(
         for raw in keys:
             sealed = SealedKey.from_bytes(raw)
             if sealed.thread != thread_id.to_bytes() or sealed.sender != author:
-                raise MalformedRecord("a sealed key must be for this thread, by the record's writer")
-            if sealed.epoch == 0 or (
-                sealed.epoch == out.get("epoch") and sealed.commitment != out["commit"]
-            ):
-                raise MalformedRecord(f"sealed key of epoch {sealed.epoch} does not fit the rotation")
+                raise MalformedRecord("a sealed key must be for this thread, by the writer")
+            started = sealed.epoch == out.get("epoch")
+            if sealed.epoch == 0 or (started and sealed.commitment != out["commit"]):
+                raise MalformedRecord(f"sealed key of epoch {sealed.epoch} does not fit")
         out["keys"] = list(keys)
     return out
 
@@ -215,8 +214,9 @@ def rotation(
         "epoch": epoch,
         "commit": key_commitment(key, thread_id=thread_id, epoch=epoch),
         "keys": [
-            seal_epoch_key(key, recipient=m, sender=admin, thread_id=thread_id, epoch=epoch)
-            .to_bytes()
+            seal_epoch_key(
+                key, recipient=m, sender=admin, thread_id=thread_id, epoch=epoch
+            ).to_bytes()
             for m in members
         ],
     }
