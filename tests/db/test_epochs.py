@@ -283,3 +283,23 @@ def test_any_delivery_order_gives_remaining_members_the_same_state(
                 assert state(db)[:3] == states[0][0][:3]
             else:
                 event("a member granted concurrently with a rotation lacks a key")
+
+
+def test_a_rotation_a_late_revoke_cuts_stops_counting_everywhere(stack: ExitStack) -> None:
+    owner, a, b, c = club(stack, ["admin", "writer", "writer"])
+    a.revoke(b.identity.public)  # a rotates to its epoch 1 ...
+    owner.revoke(a.identity.public)  # ... while the owner, not having seen it, revokes a
+    handoff_all(c, a)
+    c["Notes"].create({"_id": "under-a"})  # c writes under a's key
+    assert log_records(c)[-1].epoch == 1 and ids(c) == ["under-a"]
+    handoff_all(owner, a, c)
+    handoff_all(c, owner)
+    # a's revoke is void (cut by the owner's), so its key counts for nothing on any peer:
+    # the record written under it is locked again, on its own writer too
+    assert ids(owner) == ids(c) == []
+    assert "locked" in entry_kinds(c) and "locked" in entry_kinds(owner)
+    assert owner.role_of(b.identity.public) == "writer"
+    c["Notes"].create({"_id": "under-owner"})  # now under the owner's epoch 1
+    handoff_all(owner, c)
+    handoff_all(b, owner, c)
+    assert ids(owner) == ids(c) == ids(b) == ["under-owner"]
