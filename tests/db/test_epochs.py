@@ -303,3 +303,19 @@ def test_a_rotation_a_late_revoke_cuts_stops_counting_everywhere(stack: ExitStac
     handoff_all(owner, c)
     handoff_all(b, owner, c)
     assert ids(owner) == ids(c) == ids(b) == ["under-owner"]
+
+
+def test_concurrent_rotations_of_one_epoch_shut_out_both_revoked(stack: ExitStack) -> None:
+    owner, a, x, y, w = club(stack, ["admin", "writer", "writer", "writer"])
+    owner.revoke(x.identity.public)  # epoch 1, sealed to a, y and w (not x) ...
+    a.revoke(y.identity.public)  # ... and concurrently epoch 1 by a, sealed to x (not y)
+    handoff_all(w, owner, a)
+    w["Notes"].create({"_id": "both"})  # w holds both keys of epoch 1: their combination
+    assert log_records(w)[-1].epoch == 1
+    for db in (owner, a, x, y):
+        handoff_all(db, *[d for d in (owner, a, w) if d is not db])
+    assert ids(owner) == ids(a) == ["both"]
+    assert ids(x) == ids(y) == []  # each holds one of the two keys: neither reads it
+    owner.grant(w.identity.public, "writer")  # a later rotation number goes past both
+    owner.revoke(w.identity.public)
+    assert decode_record_body(owner.gate.read_body(log_records(owner)[-1])).member["epoch"] == 2

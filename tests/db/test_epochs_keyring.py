@@ -109,3 +109,26 @@ def test_sealed_keys_must_be_the_writers_for_this_thread_and_fit_the_rotation() 
             _node(epoch=1, commit=fields["commit"], keys=other["keys"]),
             thread_id=TID, author=ADMIN.public,
         )  # fmt: skip
+
+
+def test_several_keys_of_the_newest_epoch_are_written_under_their_combination() -> None:
+    k1, k2 = SymmetricKey.new(), SymmetricKey.new()
+    c1, c2 = b"a" * 32, b"b" * 32
+    both = epochs.Keyring(THREAD_KEY, {2: {c1: k1, c2: k2}})
+    epoch, commits, key = both.newest()
+    assert (epoch, commits) == (2, c1 + c2) and key.read_key not in (k1, k2)
+    record = create_record(b"\xa0", log_key=ADMIN, key=key, epoch=epoch)
+    assert both.read(record) == (b"\xa0", c1 + c2)
+    assert both.holds(2, c1 + c2) and not both.holds(2, c1 + b"c" * 32)
+    for one in ({c1: k1}, {c2: k2}):  # a member holding only one of them reads nothing
+        with pytest.raises(DecryptionError):
+            epochs.Keyring(THREAD_KEY, {2: one}).read(record)
+    single = create_record(b"\xa0", log_key=ADMIN, key=ThreadKey(THREAD_KEY.service_key, k2),
+                           epoch=2)  # fmt: skip
+    assert both.read(single) == (b"\xa0", c2)  # by a writer holding only k2
+
+
+def test_the_top_epoch_counts_rotations_whose_key_is_not_held() -> None:
+    fields = epochs.rotation(ADMIN, TID, 4, SymmetricKey.new(), [BOB.public])
+    held = ring([revoke(2, fields)], {("admin-log", 2): ""}, CAROL)
+    assert held.keys == {} and held.top == 4

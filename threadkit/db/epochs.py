@@ -15,6 +15,12 @@ key it opens to — kept only when it matches the commitment of an accepted rota
 its epoch. A record of epoch ``n`` is read with the keys held for ``n``
 (:meth:`Keyring.read`); a record whose key is not held is **locked** (docs/access.md).
 
+Two admins revoking concurrently may both start epoch ``n``, each sealing its key to the
+members it keeps, so each key may be held by the member the other revoked. A writer
+holding several keys of its newest epoch therefore writes under their **combination**
+(HKDF-SHA256 over the keys in commitment order): only a member holding every one of
+them reads the record.
+
 Examples
 --------
 >>> from threadkit.core.identity import Identity
@@ -35,9 +41,13 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
@@ -54,6 +64,7 @@ __all__ = [
     "MEMBERSHIP",
     "Keyring",
     "check_node",
+    "combine",
     "delivered",
     "keyring",
     "rotation",
@@ -62,6 +73,11 @@ __all__ = [
 
 MEMBERSHIP = frozenset({"genesis", "grant", "revoke", "mode"})
 """The entry kinds of membership records: the only ones that carry keys."""
+
+_COMBINED = b"threadkit/epoch-keys-combined/1\x00"
+_COMMIT_SIZE = 32
+_MAX_SUBSETS_OF = 4
+"""Up to this many keys of one epoch, a reader tries every combination of them."""
 
 
 @dataclass(frozen=True)
@@ -75,25 +91,32 @@ class Keyring:
     keys : Mapping[int, Mapping[bytes, SymmetricKey]]
         Epoch (from 1) → commitment → key, for the epochs sealed to this identity by
         accepted records.
+    top : int
+        The highest epoch an accepted rotation started, held here or not.
     """
 
     thread_key: ThreadKey
     keys: Mapping[int, Mapping[bytes, SymmetricKey]] = field(default_factory=dict)
+    top: int = 0
 
     def newest(self) -> tuple[int, bytes, ThreadKey]:
-        """``(epoch, commitment, thread key)`` to write with: the highest epoch held (the
-        highest commitment among concurrent rotations of it); epoch 0 and an empty
-        commitment when none is."""
+        """``(epoch, commitments, thread key)`` to write with: the highest epoch held, under
+        the combination of every key held for it (their commitments concatenated, in
+        order); epoch 0 and no commitment when none is held."""
         if not self.keys:
             return 0, b"", self.thread_key
         epoch = max(self.keys)
-        commit = max(self.keys[epoch])
-        key = self.keys[epoch][commit]
-        return epoch, commit, ThreadKey(self.thread_key.service_key, key)
+        held = sorted(self.keys[epoch].items())
+        key = combine([k for _, k in held], [c for c, _ in held])
+        return epoch, b"".join(c for c, _ in held), ThreadKey(self.thread_key.service_key, key)
 
-    def holds(self, epoch: int, commit: bytes) -> bool:
-        """True when the key of ``epoch`` named by ``commit`` is held (epoch 0: always)."""
-        return epoch == 0 or commit in self.keys.get(epoch, {})
+    def holds(self, epoch: int, commits: bytes) -> bool:
+        """True when every key of ``epoch`` named in ``commits`` is held (epoch 0: always)."""
+        if epoch == 0:
+            return True
+        names = [commits[i : i + _COMMIT_SIZE] for i in range(0, len(commits), _COMMIT_SIZE)]
+        held = self.keys.get(epoch, {})
+        return bool(names) and all(len(n) == _COMMIT_SIZE and n in held for n in names)
 
     def read(self, record: Record) -> tuple[bytes, bytes]:
         """``(body bytes, commitment of the key that opened it)`` of a record.
@@ -108,12 +131,36 @@ class Keyring:
         epoch = record.epoch
         if epoch == 0:
             return record.read_body(self.thread_key), b""
-        for commit, key in sorted(self.keys.get(epoch, {}).items()):
+        for subset in _subsets(sorted(self.keys.get(epoch, {}).items())):
+            key = combine([k for _, k in subset], [c for c, _ in subset])
             try:
-                return record.read_body(key), commit
+                return record.read_body(key), b"".join(c for c, _ in subset)
             except DecryptionError:
                 continue
         raise DecryptionError(f"the read key of epoch {epoch} is not held here")
+
+
+def combine(keys: list[SymmetricKey], commits: list[bytes]) -> SymmetricKey:
+    """One key from several keys of one epoch (HKDF-SHA256; the key itself when alone).
+
+    ``commits`` are the keys' commitments, in the same (ascending) order.
+    """
+    if len(keys) == 1:
+        return keys[0]
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_COMBINED + b"".join(commits))
+    return SymmetricKey(hkdf.derive(b"".join(k.raw for k in keys)))
+
+
+def _subsets(
+    held: list[tuple[bytes, SymmetricKey]],
+) -> Iterator[tuple[tuple[bytes, SymmetricKey], ...]]:
+    """The combinations a record of an epoch may be written under, single keys first."""
+    if len(held) > _MAX_SUBSETS_OF:
+        yield from ((h,) for h in held)
+        yield tuple(held)
+        return
+    for size in range(1, len(held) + 1):
+        yield from combinations(held, size)
 
 
 def check_node(
@@ -186,7 +233,7 @@ def keyring(
             sealed = SealedKey.from_bytes(raw)
             if sealed.commitment in commits.get(sealed.epoch, ()):
                 keys.setdefault(sealed.epoch, {})[sealed.commitment] = key
-    return Keyring(thread_key, keys)
+    return Keyring(thread_key, keys, max(commits, default=0))
 
 
 def delivered(

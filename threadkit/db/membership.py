@@ -196,7 +196,7 @@ def _keys(
             rotate = str(target) in readers and not result.members.open
             readers.discard(str(target))
             if rotate:
-                epoch = 1 + max(ring.keys, default=0)
+                epoch = 1 + max([ring.top, *ring.keys])  # past every epoch it has seen
                 out = epochs.rotation(
                     db.identity, db.id, epoch, SymmetricKey.new(),
                     [PublicKey.from_string(m) for m in sorted(readers)],
