@@ -119,7 +119,7 @@ class Keyring:
         return bool(names) and all(len(n) == _COMMIT_SIZE and n in held for n in names)
 
     def read(self, record: Record) -> tuple[bytes, bytes]:
-        """``(body bytes, commitment of the key that opened it)`` of a record.
+        """``(body bytes, commitments of the keys that opened it)`` of a record.
 
         Raises
         ------

@@ -85,7 +85,7 @@ class Entry:
     fields : Mapping
         ``via``, ``target``, ``role``, ``open``, ``heads`` or ``why``, as the kind has them;
         ``epoch``, ``commit`` and ``keys`` of a membership record carrying keys
-        (:mod:`.epochs`); ``sealed`` (``[epoch, commitment]``, or ``[epoch]`` while
+        (:mod:`.epochs`); ``sealed`` (``[epoch, commitments]``, or ``[epoch]`` while
         locked) for a record of an epoch from 1.
     ok : bool
         Whether the record's events are applied (its verdict when last judged).
