@@ -13,7 +13,11 @@ figure runs in rounds alternating with its baseline (bench/harness.py):
   ``record_create_no_proof`` / ``record_open_no_proof``, the record alone;
 - ``record_open_with_delegation``: a record opened plus its delegation checked;
 - ``epoch_key_seal``: one read key sealed to one member (HPKE and the admin's signature),
-  against a raw sign (a key rotation costs one seal per remaining member).
+  against a raw sign (a key rotation costs one seal per remaining member);
+  ``epoch_key_seal_vs_x25519``: the same against a raw X25519 key generation and
+  exchange (the Diffie-Hellman HPKE does once per seal);
+- ``epoch_key_open``: a member opening its sealed key (signature checked, HPKE opened,
+  commitment compared), against a raw verify.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from bench.harness import Figure, emit, figure, interleaved_rates
 from threadkit.core import dagcbor
 from threadkit.core.identity import Identity
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, create_record, open_record
-from threadkit.core.sealing import seal_epoch_key
+from threadkit.core.sealing import open_epoch_key, seal_epoch_key
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.core.writerproof import (
     ProofKind,
@@ -170,6 +176,32 @@ def run(rounds: int = 7) -> list[Figure]:
             )
         return len(members)
 
+    peers = [X25519PrivateKey.generate().public_key() for _ in members]
+
+    def raw_x25519() -> int:
+        for peer in peers:
+            X25519PrivateKey.generate().exchange(peer)
+        return len(peers)
+
+    recipient = Identity.generate()
+    sealed = [
+        seal_epoch_key(
+            epoch_key, recipient=recipient.public, sender=s.writer, thread_id=s.thread, epoch=1
+        )
+        for _ in members
+    ]
+
+    def open_sealed() -> int:
+        for box in sealed:
+            open_epoch_key(box, recipient=recipient, thread_id=s.thread, epoch=1)
+        return len(sealed)
+
+    def raw_verify_members() -> int:
+        verify = s.writer.public._key.verify
+        for _ in members:
+            verify(s.sig, s.message)
+        return len(members)
+
     sign, verify = "raw Ed25519 sign", "raw Ed25519 verify"
     return [
         _measure("writer_proof_direct_sign", "proofs/s", sign, direct_sign, s.raw_sign, rounds),
@@ -201,6 +233,24 @@ def run(rounds: int = 7) -> list[Figure]:
             rounds,
         ),
         _measure("epoch_key_seal", "members/s", sign, seal, s.raw_sign, rounds, len(members)),
+        _measure(
+            "epoch_key_seal_vs_x25519",
+            "members/s",
+            "raw X25519 keygen + exchange",
+            seal,
+            raw_x25519,
+            rounds,
+            len(members),
+        ),
+        _measure(
+            "epoch_key_open",
+            "keys/s",
+            verify,
+            open_sealed,
+            raw_verify_members,
+            rounds,
+            len(members),
+        ),
     ]
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from threadkit.core.identity import Identity, PublicKey
-from threadkit.core.records import create_record
+from threadkit.core.records import create_record, open_record
 from threadkit.core.writerproof import delegate
 from threadkit.db.database import Database
 from threadkit.db.events import Action, RecordEvent, encode_body
+from threadkit.errors import DecryptionError
 from threadkit.store import chain
 from threadkit.store.logs import read_head
 
-__all__ = ["forge"]
+__all__ = ["forge", "read_disk"]
 
 
 def _append(db: Database, events: list[RecordEvent], signer: Identity, author: PublicKey) -> None:
@@ -43,3 +44,22 @@ def forge(db: Database, what: str, msg: dict[str, Any]) -> None:
     event = RecordEvent(stamp, Action.CREATE, coll, msg["id"], msg["doc"])
     author = PublicKey.from_string(msg["as"]) if what == "impersonate" else own.public
     _append(db, [event], own, author)
+
+
+def read_disk(db: Database) -> list[dict[str, Any]]:
+    """Each record of ``db``'s thread stored on this peer: its log, counter, key epoch and
+    whether the read key in the thread key this peer holds opens it."""
+    out = []
+    for info in db._repo.list_logs(db.id):
+        for stored in db._repo.read_log(db.id, info.id):
+            record = open_record(stored.blocks, service_key=db.key, log_key=info.public)
+            try:
+                record.read_body(db.key)
+                readable = True
+            except DecryptionError:
+                readable = False
+            out.append(
+                {"log": info.id, "counter": stored.counter, "epoch": record.epoch,
+                 "readable": readable}
+            )  # fmt: skip
+    return out

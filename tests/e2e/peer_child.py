@@ -12,7 +12,7 @@ import threading
 import traceback
 from typing import Any
 
-from forger import forge
+from forger import forge, read_disk
 from waits import poll_until, wait_for_docs, wait_for_heads
 
 import threadkit as tk
@@ -74,6 +74,12 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
     if cmd == "grant":
         _db(msg).grant(msg["identity"], msg["role"])
         return {}
+    if cmd == "revoke":
+        _db(msg).revoke(msg["identity"])
+        return {}
+    if cmd == "read_disk":
+        # every record of the thread as stored here, read with the thread key this peer holds
+        return {"records": read_disk(_db(msg))}
     if cmd == "access":
         db = _db(msg)
         rejected = db.rejected().drop(columns=["when"]).to_dict("records")

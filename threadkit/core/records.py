@@ -4,7 +4,10 @@ A record travels as four blocks (:class:`RecordBlocks`):
 
 - **body**: the payload node (raw DAG-CBOR from the layer above), AES-GCM
   encrypted under a fresh random key, stored as a CBOR byte string;
-- **header**: ``{key: <body key>}``, encrypted under the thread's **read key**;
+- **header**: ``{key: <body key>}``, encrypted under the thread's **read key**; a
+  record sealed under a later **key epoch** (docs/access.md) stores its header block
+  as the CBOR array ``[epoch, ciphertext]`` (encrypted under that epoch's key) instead
+  of the bare byte string, which stays the form of epoch 0;
 - **event**: plaintext ``{body: CID(body), header: CID(header)}``;
 - **record**: ``{sig, prev?, block: CID(event), pubKey}``, encrypted under the
   thread's **service key**. The record's CID is the CID of this encrypted block,
@@ -58,6 +61,7 @@ from threadkit.errors import (
 
 __all__ = [
     "MAX_BODY_SIZE",
+    "MAX_EPOCH",
     "MAX_NODE_SIZE",
     "Record",
     "RecordBlocks",
@@ -71,6 +75,9 @@ MAX_NODE_SIZE = 4096
 
 MAX_BODY_SIZE = 16 * 1024 * 1024
 """Largest body block accepted (one transaction's events)."""
+
+MAX_EPOCH = 2**63 - 1
+"""Largest key epoch a header may name."""
 
 _SIG_DOMAIN = b"threadkit/record/1\x00"
 _SIG_SIZE = 64
@@ -119,14 +126,22 @@ class Record(NamedTuple):
     sig: bytes
     blocks: RecordBlocks
 
+    @property
+    def epoch(self) -> int:
+        """The key epoch whose read key encrypts the header (0: the thread's own read key).
+
+        Raises MalformedRecord when the header block is neither form.
+        """
+        return _header_parts(self.blocks.header)[0]
+
     def read_body(self, key: ThreadKey | SymmetricKey | bytes) -> bytes:
         """Decrypt the header with the read key, then the body; returns the raw body node.
 
-        Raises DecryptionError for a wrong read key and InvalidThreadKey for a
-        service-only thread key.
+        ``key`` is the read key of the record's :attr:`epoch`. Raises DecryptionError
+        for a wrong read key and InvalidThreadKey for a service-only thread key.
         """
         read = _read_key(key)
-        plain = read.decrypt(_block_bytes(self.blocks.header))
+        plain = read.decrypt(_header_parts(self.blocks.header)[1])
         if len(plain) == _HEADER_LEN and plain.startswith(_HEADER_START):
             # the exact form threadkit writes (``_header_node``): the key is the tail
             body_key = plain[len(_HEADER_START) :]
@@ -259,6 +274,7 @@ def create_record(
     key: ThreadKey,
     prev: bytes | None = None,
     author: PublicKey | None = None,
+    epoch: int = 0,
 ) -> Record:
     """Make a record holding ``body`` (a raw DAG-CBOR node).
 
@@ -274,6 +290,9 @@ def create_record(
         CID of the log's current head, None for the first record.
     author : PublicKey, optional
         The writer's identity; defaults to the log key's public key.
+    epoch : int, optional
+        The key epoch ``key``'s read key belongs to (0, the default: the thread's own;
+        the header then has exactly the form it always had).
     """
     if type(body) is not bytes:
         if not isinstance(body, (bytearray, memoryview)):
@@ -297,7 +316,10 @@ def create_record(
     body_block = _dumps(n1 + AESGCM(body_key).encrypt(n1, body, None))
     if len(body_block) > MAX_BODY_SIZE:
         raise OversizedRecord(f"body is {len(body_block)} bytes, over the {MAX_BODY_SIZE} limit")
-    header_block = _dumps(read_key.encrypt(_header_node(body_key), n2))
+    header_ct = read_key.encrypt(_header_node(body_key), n2)
+    if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+        raise InvalidKey(f"epoch must be an int from 0 to {MAX_EPOCH}, got {epoch!r}")
+    header_block = _dumps(header_ct) if epoch == 0 else _dumps([epoch, header_ct])
     body_cid, header_cid = cid_of(body_block), cid_of(header_block)
     event_block = _event_node(body_cid, header_cid)
     event_cid = cid_of(event_block)
@@ -412,6 +434,26 @@ def _link(value: object, what: str) -> bytes:
     if not isinstance(value, dagcbor.Link):
         raise MalformedRecord(f"{what} is not a CID link")
     return check_cid(bytes(value), what)
+
+
+def _header_parts(block: bytes) -> tuple[int, bytes]:
+    """``(epoch, ciphertext)`` of a header block: a CBOR byte string (epoch 0), or the
+    array ``[epoch, byte string]`` with ``epoch`` from 1 (one form for each epoch)."""
+    try:
+        value = cbor2.loads(block)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError) as exc:
+        raise MalformedRecord(f"header block is not CBOR: {exc}") from None
+    if isinstance(value, bytes):
+        return 0, value
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and type(value[0]) is int
+        and 1 <= value[0] <= MAX_EPOCH
+        and isinstance(value[1], bytes)
+    ):
+        return value[0], value[1]
+    raise MalformedRecord("header block must be a byte string or [epoch >= 1, byte string]")
 
 
 def _block_bytes(block: bytes) -> bytes:

@@ -45,6 +45,7 @@ from threadkit.errors import (
     InvalidName,
     InvalidThreadID,
     InvalidThreadKey,
+    MalformedRecord,
     ThreadExists,
 )
 from threadkit.store import car, chain, logs, reads, threads
@@ -240,8 +241,8 @@ def read_archive(
         if any(e.public == entry.public for e in entries):
             raise InvalidArchive(f"manifest lists log {entry.public.peer_id} twice")
         entries.append(entry)
-        if first_readable is None and entry.records:
-            first_readable = entry.records[0]
+        if first_readable is None:  # records of later key epochs need other keys
+            first_readable = next((r for r in entry.records if _epoch_of(r) == 0), None)
     if first_readable is not None:
         try:
             first_readable.read_body(key)
@@ -388,3 +389,10 @@ def _log_entry(raw: Any, number: int, blocks: dict[bytes, bytes], key: ThreadKey
         records.append(record)
         prev = record.cid
     return _LogEntry(public, tuple(addrs), records)
+
+
+def _epoch_of(record: Record) -> int | None:
+    try:
+        return record.epoch
+    except MalformedRecord:
+        return None

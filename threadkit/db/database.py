@@ -555,8 +555,9 @@ class Database(Membership):
         self.gate.admit(txn, "write", writer, creates[0][0])
         body, encoded = encode_creates(name, creates, self.gate.proof(writer, events))
         author = author_of(writer)
+        key, epoch = self.gate.write_key()
         record = create_record(
-            body, log_key=self.log_key, key=self.key, prev=self._head(txn), author=author
+            body, log_key=self.log_key, key=key, prev=self._head(txn), author=author, epoch=epoch
         )
         changes = self.engine.apply_creates(
             txn, name, creates, encoded, self._log_bytes, str(author), record.cid
@@ -622,9 +623,11 @@ class Database(Membership):
         kind = "config" if any(e.action.is_collection for e in events) else "write"
         self.gate.admit(txn, kind, writer, events[0].stamp)
         body = encode_body(events, self.gate.proof(writer, events))
+        key, epoch = self.gate.write_key()  # the newest key epoch held (docs/access.md)
         return create_record(
-            body, log_key=self.log_key, key=self.key, prev=self._head(txn), author=author_of(writer)
-        )
+            body, log_key=self.log_key, key=key, prev=self._head(txn), author=author_of(writer),
+            epoch=epoch,
+        )  # fmt: skip
 
     def _head(self, txn: StoreTxn) -> bytes | None:
         return read_head(txn, self._repo.tables, self.id, self.log_id).cid

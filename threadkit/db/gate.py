@@ -6,6 +6,14 @@ it holds has an entry in ``db_access``. After each delivery the gate folds the e
 already applied is now rejected (a revoke that arrived late cut it), the database's
 state is rebuilt from its accepted records. The engine is order-independent, so the
 state is that of applying exactly the accepted records, on every peer.
+
+Records of a key epoch from 1 are read with the keys this peer holds
+(:mod:`.epochs`); one whose key is not held is kept **locked** (signed by its log key,
+stored in its log, never applied). Each settle first finds the keys the accepted
+membership records give this identity, opens the locked records those keys open and
+locks again the ones whose key no longer counts (a rotation a late revoke cut), then
+judges and applies as above: the state is that of the accepted records this peer can
+read, whatever the order they and the keys arrived in.
 """
 
 from __future__ import annotations
@@ -17,12 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import Timestamp
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes, public_key_from_peer_id
+from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, open_record
+from threadkit.core.symmetric import SymmetricKey
 from threadkit.core.writerproof import attest, delegate
-from threadkit.db import dockeys, members
+from threadkit.db import dockeys, epochs, members
 from threadkit.db.change import Change, change_between
 from threadkit.db.events import Body, RecordEvent, decode_record_body
-from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
+from threadkit.errors import (
+    DecryptionError,
+    InvalidInput,
+    MalformedRecord,
+    PermissionDenied,
+    RecordError,
+)
 from threadkit.store import reads
 from threadkit.store.logs import list_logs, read_head
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
@@ -140,6 +156,10 @@ class Gate:
         self._held: dict[tuple[str, int], tuple[Record, Body | None, members.Entry]] = {}
         self._members: bool | None = None
         """Whether the database has a genesis (None: not looked up yet)."""
+        self._opened: dict[bytes, SymmetricKey | None] = {}
+        self._ring: tuple[tuple[tuple[str, int], ...], epochs.Keyring] | None = None
+        """The last keyring, by the membership entries it was made from (a pure function)."""
+        self._sealing: tuple[int, bytes, ThreadKey] = (0, b"", db.key)
 
     def has_members(self, txn: StoreTxn) -> bool:
         """True once the database has a genesis: the members' rules then judge every record."""
@@ -149,6 +169,48 @@ class Gate:
                 for e in members.iter_entries(txn, self.db._tables.access, self.db.prefix)
             )
         return self._members
+
+    # ------------------------------------------------------------------ keys
+
+    def ring(
+        self,
+        txn: StoreTxn,
+        entries: list[members.Entry] | None = None,
+        verdicts: Mapping[tuple[str, int], str] | None = None,
+    ) -> epochs.Keyring:
+        """The read keys this peer's identity holds for the database (:mod:`.epochs`).
+
+        A function of the membership entries alone (their verdicts do not depend on the
+        other entries), so it is kept, keyed by their positions, until they change.
+        """
+        if entries is None:
+            if not self.has_members(txn):
+                return epochs.Keyring(self.db.key)
+            entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
+        key = tuple(sorted((e.log, e.counter) for e in entries if e.kind in epochs.MEMBERSHIP))
+        cached = self._ring
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        db = self.db
+        ring = epochs.keyring(
+            entries, members.verdicts(entries) if verdicts is None else verdicts,
+            me=db.identity, thread_key=db.key, thread_id=db.id, opened=self._opened,
+        )  # fmt: skip
+        self._ring = (key, ring)
+        return ring
+
+    def write_key(self) -> tuple[ThreadKey, int]:
+        """The thread key (its read key: the newest epoch's) and epoch of the record
+        :meth:`admit` just judged."""
+        epoch, _, key = self._sealing
+        return key, epoch
+
+    def read_body(self, record: Record) -> bytes:
+        """A record's body read with the key of its epoch; DecryptionError when not held."""
+        if record.epoch == 0:
+            return record.read_body(self.db.key)
+        with self.db._repo.transaction() as txn:
+            return self.ring(txn).read(record)[0]
 
     # ---------------------------------------------------------------- writing
 
@@ -218,6 +280,11 @@ class Gate:
         ``txn``: gone with it if the commit fails); PermissionDenied when refused."""
         db = self.db
         counter = read_head(txn, db._repo.tables, db.id, db.log_id).counter + 1
+        self._sealing = (0, b"", db.key)
+        if kind in ("write", "config") and self.has_members(txn):
+            self._sealing = self.ring(txn).newest()
+            if self._sealing[0]:
+                fields = {**fields, "sealed": [self._sealing[0], self._sealing[1]]}
         entry = self.check_local(txn, counter, kind, writer, members.stamp_int(stamp), fields)
         members.put_entry(txn, db._tables.access, db.prefix, entry)
 
@@ -225,21 +292,39 @@ class Gate:
 
     def note(self, txn: StoreWriteTxn, log_id: str, counter: int, record: Record) -> None:
         """Make the entry of a received record (its events are applied by :meth:`settle`)."""
-        body: Body | None
+        entry, body = self._entry(txn, log_id, counter, record)
+        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        self._held[(log_id, counter)] = (record, body, entry)
+        if entry.kind == "genesis":
+            self._members = True
+
+    def _entry(
+        self, txn: StoreTxn, log_id: str, counter: int, record: Record
+    ) -> tuple[members.Entry, Body | None]:
+        """The entry of a record and its body (None when unreadable or locked)."""
+        body: Body | None = None
+        sealed = (0, b"")
         try:
-            body = decode_record_body(record.read_body(self.db.key))
+            epoch = record.epoch
+            if epoch == 0:
+                raw = record.read_body(self.db.key)
+            else:
+                try:
+                    raw, commit = self.ring(txn).read(record)
+                except DecryptionError:
+                    return members.locked(log_id, counter, record.author, epoch), None
+                sealed = (epoch, commit)
+            body = decode_record_body(raw)
         except (RecordError, MalformedRecord) as exc:
             # signed by the log's owner, so it stays in the log; every peer skips it alike
             log.warning("record %s has an unreadable body, skipped: %s", record.cid.hex(), exc)
             body = None
         log_key = public_key_from_peer_id(log_id)
         entry = members.entry_for(
-            body, thread_id=self.db.id, log=log_key, counter=counter, author=record.author
-        )
-        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
-        self._held[(log_id, counter)] = (record, body, entry)
-        if entry.kind == "genesis":
-            self._members = True
+            body, thread_id=self.db.id, log=log_key, counter=counter, author=record.author,
+            sealed=sealed,
+        )  # fmt: skip
+        return entry, body
 
     def settle(self, txn: StoreWriteTxn) -> list[Change]:
         """Fold every entry; apply what is newly accepted, rebuild when an applied one is not."""
@@ -249,20 +334,62 @@ class Gate:
                 return self._settle_open(txn)
             entries = list(members.iter_entries(txn, table, prefix))
             verdicts = members.verdicts(entries)
+            ring = self.ring(txn, entries, verdicts)
+            if self._rekey(txn, entries, ring):
+                entries = list(members.iter_entries(txn, table, prefix))
+                verdicts = members.verdicts(entries)
             off = [e for e in entries if e.ok and verdicts.get((e.log, e.counter))]
             on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
             for e in [*off, *on]:
                 members.put_entry(txn, table, prefix, _with_ok(e, not e.ok))
             if off:
                 return self._rebuild(
-                    txn, [e for e in entries if not verdicts.get((e.log, e.counter))]
+                    txn, [e for e in entries if not verdicts.get((e.log, e.counter))], ring
                 )
             changes: list[Change] = []
             for e in on:
-                changes.extend(self._apply(txn, e))
+                changes.extend(self._apply(txn, e, ring))
             return changes
         finally:
             self._held.clear()
+
+    def _rekey(
+        self,
+        txn: StoreWriteTxn,
+        entries: list[members.Entry],
+        ring: epochs.Keyring,
+    ) -> bool:
+        """Open locked records whose key is now held, lock those whose key no longer counts;
+        True when an entry changed."""
+        changed = False
+        for e in entries:
+            sealed = e.fields.get("sealed")
+            if sealed is None:
+                continue
+            if e.kind == "locked" and sealed[0] in ring.keys:
+                record = self._stored(txn, e.log, e.counter)
+                entry, body = self._entry(txn, e.log, e.counter, record)
+                if entry.kind == "locked":
+                    continue
+                self._held[(e.log, e.counter)] = (record, body, entry)
+            elif e.kind != "locked" and not ring.holds(sealed[0], sealed[1]):
+                entry = members.locked(e.log, e.counter, PublicKey.from_string(e.author), sealed[0])
+                entry = _with_ok(entry, e.ok)  # an applied one is dropped by the rebuild
+            else:
+                continue
+            members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+            changed = True
+        return changed
+
+    def _stored(self, txn: StoreTxn, log_id: str, counter: int) -> Record:
+        stored = reads.read_log(txn, self.db._repo.tables, self.db.id, log_id, counter - 1, 1)
+        return open_record(
+            stored[0].blocks,
+            service_key=self.db.key,
+            log_key=public_key_from_peer_id(log_id),
+            cid=stored[0].cid,
+            verify_signature=False,
+        )
 
     def _settle_open(self, txn: StoreWriteTxn) -> list[Change]:
         """Without a genesis each record's verdict is its own: no fold over the others."""
@@ -271,24 +398,17 @@ class Gate:
         for position, (_, _, entry) in sorted(self._held.items()):
             if not members.verdicts([entry]).get(position):
                 members.put_entry(txn, table, prefix, _with_ok(entry, True))
-                changes.extend(self._apply(txn, entry))
+                changes.extend(self._apply(txn, entry, epochs.Keyring(self.db.key)))
         return changes
 
-    def _apply(self, txn: StoreWriteTxn, entry: members.Entry) -> list[Change]:
+    def _apply(
+        self, txn: StoreWriteTxn, entry: members.Entry, ring: epochs.Keyring
+    ) -> list[Change]:
         held = self._held.get((entry.log, entry.counter))
         if held is None:
-            stored = reads.read_log(
-                txn, self.db._repo.tables, self.db.id, entry.log, entry.counter - 1, 1
-            )
-            record = open_record(
-                stored[0].blocks,
-                service_key=self.db.key,
-                log_key=public_key_from_peer_id(entry.log),
-                cid=stored[0].cid,
-                verify_signature=False,
-            )
+            record = self._stored(txn, entry.log, entry.counter)
             try:
-                body: Body | None = decode_record_body(record.read_body(self.db.key))
+                body: Body | None = decode_record_body(ring.read(record)[0])
             except (RecordError, MalformedRecord):
                 body = None
         else:
@@ -297,14 +417,16 @@ class Gate:
             return []
         return self.db._apply_events(txn, peer_id_bytes(entry.log), record, body.events)
 
-    def _rebuild(self, txn: StoreWriteTxn, accepted: list[members.Entry]) -> list[Change]:
+    def _rebuild(
+        self, txn: StoreWriteTxn, accepted: list[members.Entry], ring: epochs.Keyring
+    ) -> list[Change]:
         """Drop the document state and apply the accepted records again."""
         log.info("%s: a record already applied is now rejected; rebuilding", self.db.name)
         engine = self.db.engine
         before = _documents(engine, txn)
         engine.reset(txn)
         for entry in sorted(accepted, key=lambda e: (e.log, e.counter)):
-            self._apply(txn, entry)
+            self._apply(txn, entry, ring)
         after = _documents(engine, txn)
         # what listeners see: the difference, not the replay
         return [

@@ -7,7 +7,9 @@ event, :func:`attested_content`). On receipt (and on a local commit) a record be
 an **entry** in ``db_access``, under ``prefix ‖ log id bytes ‖ counter``: the
 authenticated writer, what the record does (``write``, ``config``, ``genesis``,
 ``grant``, ``revoke``, ``mode``), or why it cannot count (``invalid``: a proof that does not
-verify, or one that names another writer; ``unproven``: a body written without a proof).
+verify, or one that names another writer; ``unproven``: a body written without a proof;
+``locked``: a record of a key epoch whose read key this peer does not hold, so its body
+cannot be read yet, :mod:`.epochs`).
 
 The verdicts are a pure function of the set of entries (:func:`verdicts`): a record
 without a valid proof never counts; a database without a genesis is **open** as before
@@ -32,7 +34,7 @@ from threadkit.core.clock import Timestamp
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.ids import ThreadID
 from threadkit.core.writerproof import ProofKind, WriterProof, verify_proof
-from threadkit.db import roles
+from threadkit.db import epochs, roles
 from threadkit.db.events import Body, RecordEvent, events_digest
 from threadkit.errors import InvalidKey, InvalidTimestamp, MalformedRecord, WriterProofError
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
@@ -44,6 +46,7 @@ __all__ = [
     "entry_for",
     "fold_entries",
     "iter_entries",
+    "locked",
     "member_node",
     "put_entry",
     "stamp_int",
@@ -60,8 +63,11 @@ _MEMBER_KINDS = {
     "revoke": roles.Kind.REVOKE,
     "mode": roles.Kind.MODE,
 }
-_MEMBER_FIELDS = frozenset({"k", "t", "heads", "target", "role", "open", "direct"})
+_MEMBER_FIELDS = frozenset(
+    {"k", "t", "heads", "target", "role", "open", "direct", "epoch", "commit", "keys"}
+)
 UNPROVEN = "no writer proof: every record must show its writer"
+LOCKED = "sealed under key epoch {}, whose read key this peer does not hold"
 
 
 @dataclass(frozen=True)
@@ -75,14 +81,17 @@ class Entry:
     counter : int
         Its place in the log (1 for the first).
     kind : str
-        ``write``, ``config``, ``genesis``, ``grant``, ``revoke``, ``mode``, ``invalid`` or
-        ``unproven``.
+        ``write``, ``config``, ``genesis``, ``grant``, ``revoke``, ``mode``, ``invalid``,
+        ``unproven`` or ``locked``.
     stamp : int
         Its first event's stamp as an integer (``wall << 32 | logical``).
     author : str
         The writer the proof authenticated (the record's ``pubKey`` when unproven).
     fields : Mapping
-        ``via``, ``target``, ``role``, ``open``, ``heads`` or ``why``, as the kind has them.
+        ``via``, ``target``, ``role``, ``open``, ``heads`` or ``why``, as the kind has them;
+        ``epoch``, ``commit`` and ``keys`` of a membership record carrying keys
+        (:mod:`.epochs`); ``sealed`` (``[epoch, commitments]``, or ``[epoch]`` while
+        locked) for a record of an epoch from 1.
     ok : bool
         Whether the record's events are applied (its verdict when last judged).
     """
@@ -138,8 +147,10 @@ def member_node(
     role: str | None = None,
     open: bool | None = None,
     direct: bool | None = None,
+    keys: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``m`` node of a membership record body (see :func:`entry_for`)."""
+    """The ``m`` node of a membership record body (see :func:`entry_for`); ``keys`` holds
+    its epoch parts (``epoch``, ``commit``, ``keys``, :mod:`.epochs`)."""
     node: dict[str, Any] = {"k": kind, "t": [stamp.wall, stamp.logical], "heads": dict(heads)}
     if target is not None:
         node["target"] = target.to_bytes()
@@ -149,6 +160,7 @@ def member_node(
         node["open"] = open
     if direct is not None:
         node["direct"] = direct
+    node.update(keys or {})
     return node
 
 
@@ -166,14 +178,19 @@ def entry_for(
     log: PublicKey,
     counter: int,
     author: PublicKey,
+    sealed: tuple[int, bytes] = (0, b""),
 ) -> Entry:
     """The entry of a record: its proof checked against the thread, the log and its ``pubKey``.
 
     ``body`` is None for a record whose body could not be read (it counts for nothing).
+    ``sealed`` is the record's key epoch and the commitment of the key that opened it.
     """
     log_id = log.peer_id
     if body is None:
         return Entry(log_id, counter, "invalid", 0, str(author), {"why": "unreadable body"})
+    if sealed[0] and body.member is not None:
+        why = "a membership event is sealed under epoch 0 (every member must judge it)"
+        return Entry(log_id, counter, "invalid", 0, str(author), {"why": why})
     stamp = _stamp_of(body)
     if body.proof is None:
         return Entry(log_id, counter, "unproven", stamp, str(author), {})
@@ -193,11 +210,14 @@ def entry_for(
     except WriterProofError as exc:
         return Entry(log_id, counter, "invalid", stamp, str(author), {"why": str(exc)})
     fields: dict[str, Any] = {} if who.via is None else {"via": str(who.via)}
+    if sealed[0]:
+        fields["sealed"] = [sealed[0], sealed[1]]
     if body.member is None:
         kind = "config" if any(e.action.is_collection for e in body.events) else "write"
         return Entry(log_id, counter, kind, stamp, str(author), fields)
     try:
-        kind, more = _member_fields(body.member)
+        sealer = author if who.via is None else who.via
+        kind, more = _member_fields(body.member, thread_id, sealer)
         entry = Entry(log_id, counter, kind, stamp, str(author), {**fields, **more})
         entry.event()  # the fold's own checks of the fields
     except (MalformedRecord, InvalidKey, KeyError, TypeError, ValueError) as exc:
@@ -216,7 +236,16 @@ def _stamp_of(body: Body) -> int:
         return 0  # a malformed stamp: the membership check refuses the entry
 
 
-def _member_fields(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def locked(log: str, counter: int, author: PublicKey, epoch: int) -> Entry:
+    """The entry of a record of ``epoch`` whose read key this peer does not hold."""
+    return Entry(log, counter, "locked", 0, str(author), {"sealed": [epoch]})
+
+
+def _member_fields(
+    node: Mapping[str, Any], thread_id: ThreadID, sealer: PublicKey
+) -> tuple[str, dict[str, Any]]:
+    """A membership node's entry fields; ``sealer`` is who signed its sealed keys: the
+    writer, or for an attested event the daemon, which holds the only key it can use."""
     kind = node["k"]
     if kind not in _MEMBER_KINDS or not node.keys() <= _MEMBER_FIELDS:
         raise MalformedRecord(f"unknown membership event {kind!r}")
@@ -233,6 +262,7 @@ def _member_fields(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     for flag in ("open", "direct"):
         if flag in node:
             out[flag] = node[flag]
+    out.update(epochs.check_node(node, thread_id=thread_id, author=sealer))
     return str(kind), out
 
 
@@ -284,6 +314,8 @@ def verdicts(entries: list[Entry]) -> dict[tuple[str, int], str]:
             out[(e.log, e.counter)] = f"writer proof: {e.fields.get('why', '')}"
         elif e.kind == "unproven":
             out[(e.log, e.counter)] = UNPROVEN
+        elif e.kind == "locked":
+            out[(e.log, e.counter)] = LOCKED.format(e.fields["sealed"][0])
         elif result is None:
             member = e.kind in _MEMBER_KINDS
             out[(e.log, e.counter)] = "this database is open: it has no members" if member else ""

@@ -5,6 +5,11 @@ Membership changes are records like any other (their body holds a membership eve
 judged on every peer by the members fold (:mod:`.roles`, docs/access.md). A database
 created with ``open=False`` starts with a **genesis** record that makes its creator the
 owner; a database without one is open, as before members existed.
+
+A revoke of a member who could read starts a new key epoch (docs/access.md): the
+revoking admin draws a new read key and seals it to every remaining member; and every
+membership record an admin writes also seals the epochs it holds to the members who
+have none yet (:mod:`.epochs`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.records import Record, create_record
-from threadkit.db import members
+from threadkit.core.symmetric import SymmetricKey
+from threadkit.db import epochs, members
 from threadkit.db.change import Change
 from threadkit.db.events import encode_body
 from threadkit.db.gate import WriteAs, author_of, resolve_writer
@@ -62,7 +68,12 @@ class Membership:
 
     def revoke(self, public_key: PublicKey | str, *, identity: WriteAs = None) -> Record:
         """Take every role from ``public_key``: its records beyond what this peer had seen are
-        rejected on every peer (docs/access.md, the revocation cut)."""
+        rejected on every peer (docs/access.md, the revocation cut).
+
+        When it could read (and the database is not open), the read key rotates: the
+        record starts a new key epoch, sealed to every remaining member, and records
+        written from then on are encrypted under it.
+        """
         return _commit_member(_db(self), "revoke", target=_key(public_key), writer=identity)
 
     def set_direct(self, direct: bool, *, identity: WriteAs = None) -> Record:
@@ -128,7 +139,7 @@ class Membership:
             {"log": e.log, "counter": e.counter, "writer": e.author, "kind": e.kind,
              "when": _when(e.stamp), "reason": verdicts[(e.log, e.counter)]}
             for e in entries
-            if verdicts.get((e.log, e.counter))
+            if verdicts.get((e.log, e.counter)) and e.kind != "locked"
         ]  # fmt: skip
         return pd.DataFrame(rows, columns=["log", "counter", "writer", "kind", "when", "reason"])
 
@@ -177,9 +188,12 @@ def _commit_member(
             fields["open"] = open
         if direct is not None:
             fields["direct"] = direct
+        sealer = author if isinstance(author, Identity) else db.identity  # a daemon: its own
+        keys = _keys(db, txn, kind, target, role, sealer) if kind != "genesis" else {}
+        fields.update(keys)
         db.gate.admit(txn, kind, author, stamp, **fields)
         node = members.member_node(
-            kind, stamp, heads, target=target, role=role, open=open, direct=direct
+            kind, stamp, heads, target=target, role=role, open=open, direct=direct, keys=keys
         )
         body = encode_body([], db.gate.proof(author, [], node), member=node)
         record = create_record(
@@ -192,6 +206,45 @@ def _commit_member(
     record, changes = db._rounds(attempt)
     db._after_commit(changes, record)
     return record
+
+
+def _keys(
+    db: Database,
+    txn: StoreWriteTxn,
+    kind: str,
+    target: PublicKey | None,
+    role: str | None,
+    sealer: Identity,
+) -> dict[str, Any]:
+    """The epoch parts of a membership record: a new epoch when a revoke takes read access
+    away, and the keys held here sealed (by ``sealer``, the record's writer or the daemon
+    attesting it) to each reader who has not been given them."""
+    entries, verdicts = db.gate.fold(txn)
+    result = members.fold_entries(entries)
+    if result is None:
+        return {}
+    ring = db.gate.ring(txn, entries, verdicts)
+    readers = {who for who, r in result.members.roles.items() if r >= Role.READER}
+    out: dict[str, Any] = {}
+    if target is not None:
+        if kind == "revoke":
+            rotate = str(target) in readers and not result.members.open
+            readers.discard(str(target))
+            if rotate:
+                epoch = 1 + max([ring.top, *ring.keys])  # past every epoch it has seen
+                out = epochs.rotation(
+                    sealer, db.id, epoch, SymmetricKey.new(),
+                    [PublicKey.from_string(m) for m in sorted(readers)],
+                )  # fmt: skip
+        elif role is not None:
+            readers.add(str(target))
+    owed = epochs.seal_owed(
+        sealer, db.id, ring, [PublicKey.from_string(m) for m in sorted(readers)],
+        epochs.delivered(entries, verdicts),
+    )  # fmt: skip
+    if owed:
+        out["keys"] = [*out.get("keys", []), *owed]
+    return out
 
 
 def _db(mixin: Membership) -> Database:

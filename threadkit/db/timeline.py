@@ -247,7 +247,7 @@ class RecordFinder:
                 cid=stored.cid,
                 verify_signature=False,
             )
-            events = decode_body(record.read_body(self._db.key))
+            events = decode_body(self._db.gate.read_body(record))
         except ThreadkitError:  # unreadable body (no read key) or malformed
             return None
         log_bytes = peer_id_bytes(log_id)
@@ -448,7 +448,8 @@ def records(db: Database) -> Iterator[RecordNode]:
                 )
                 author = str(record.author)
                 if can_read:
-                    events = _masked(db, info.id, decode_body(record.read_body(db.key)))
+                    body = db.gate.read_body(record)
+                    events = _masked(db, info.id, decode_body(body))
             except ThreadkitError:
                 pass
             yield RecordNode(

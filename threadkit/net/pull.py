@@ -255,6 +255,8 @@ class Puller:
                         service_key=key,
                         log_key=PublicKey.from_bytes(public),
                     )
+                    if record.epoch:  # a later key epoch: the thread key does not open it
+                        continue
                     tried += 1
                     record.read_body(key)
                 except RecordError:  # the wrong key, or a record its writer spoiled
