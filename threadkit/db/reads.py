@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cbor2
@@ -29,7 +29,15 @@ from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
 from threadkit.store.txntypes import StoreTxn
 
-__all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan", "scan_raw"]
+__all__ = [
+    "compile_matcher",
+    "decode_docs",
+    "index_refs",
+    "load_refs",
+    "scan",
+    "scan_raw",
+    "scan_raw_batches",
+]
 
 log = logging.getLogger("threadkit.db")
 
@@ -81,35 +89,46 @@ def scan(engine: Any, txn: StoreTxn, collection: str) -> list[dict[str, Any]]:
 
 
 def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
-    """Every live document of a collection, encoded, in ``_id`` order.
+    """Every live document of a collection, encoded, in ``_id`` order."""
+    out: list[bytes] = []
+    for chunk in scan_raw_batches(engine, txn, collection, _CHUNK):
+        out += chunk
+    return out
+
+
+def scan_raw_batches(
+    engine: Any, txn: StoreTxn, collection: str, size: int
+) -> Iterator[list[bytes]]:
+    """The live documents of a collection, encoded, in ``_id`` order, ``size`` at a time.
 
     Values are read in chunks without their keys (the iteration stays in C): keys
     are sorted, so when the cursor's key after a chunk is still in the collection
     every value of the chunk is; the chunk that crosses the end is trimmed by
-    stepping back to the collection's last key.
+    stepping back to the collection's last key. Only one chunk is held at a time
+    (an export of a collection larger than memory reads it this way).
     """
     prefix = dockeys.coll_key(engine.prefix, collection)
-    out: list[bytes] = []
     cursor = txn.cursor(engine.tables.docs)
     if not cursor.set_range(prefix):
-        return out
+        return
     values = cursor.iternext(keys=False, values=True)
     while True:
-        chunk = list(itertools.islice(values, _CHUNK))
+        chunk = list(itertools.islice(values, size))
         if not chunk:
-            return out
+            return
         if not cursor.key():  # the table ended: its last item was the chunk's last
             cursor.last()
         elif cursor.key().startswith(prefix):  # the cursor rests on the chunk's last item
-            out += chunk
+            yield chunk
             continue
         beyond = 0
         while beyond < len(chunk) and not cursor.key().startswith(prefix):
             beyond += 1
             if not cursor.prev():
                 break
-        out += chunk[: len(chunk) - beyond]
-        return out
+        if beyond < len(chunk):
+            yield chunk[: len(chunk) - beyond]
+        return
 
 
 def index_refs(
