@@ -20,6 +20,8 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from itertools import takewhile
+from operator import itemgetter
 from typing import Any
 
 import cbor2
@@ -66,7 +68,7 @@ def decode_docs(
     """
     loads = cbor2.loads
     try:
-        return [loads(value) for value in values]
+        return list(map(loads, values))
     except _DECODE_ERRORS:
         pass
     out = []
@@ -155,12 +157,8 @@ def index_refs(
     start = len(base)
     keys = cursor.iternext(keys=True, values=False)
     if value_size is not None:
-        cut = start + value_size
-        for key in keys:
-            if key >= end:
-                break
-            refs.append(key[cut:])
-        return refs
+        # the loop stays in C: keys while below ``end``, each cut after the value
+        return list(map(itemgetter(slice(start + value_size, None)), takewhile(end.__gt__, keys)))
     for key in keys:
         if key >= end:
             break
@@ -173,10 +171,8 @@ def load_refs(
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
     coll = dockeys.coll_key(engine.prefix, collection)
-    get = txn.get
-    docs = engine.tables.docs
-    values = [v for ref in refs if (v := get(coll + ref, db=docs)) is not None]
-    return decode_docs(values, collection)
+    found = txn.cursor(engine.tables.docs).getmulti([coll + ref for ref in refs])
+    return decode_docs(list(map(itemgetter(1), found)), collection)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
