@@ -162,6 +162,11 @@ def test_empty_collection_gives_an_empty_directory(tmp_path: Path) -> None:
         coll = peer.new_db("e").new_collection("Empty", schema=SCHEMA)
         coll.to_parquet(tmp_path / "e", partition_by="city")
         assert (tmp_path / "e").is_dir() and not any((tmp_path / "e").iterdir())
+        (tmp_path / "e" / "old.parquet").write_text("x")
+        with pytest.raises(InvalidInput, match="not empty"):
+            coll.to_parquet(tmp_path / "e", partition_by="city")
+        coll.to_parquet(tmp_path / "e", partition_by="city", overwrite=True)
+        assert not any((tmp_path / "e").iterdir())  # replaced by the empty dataset
         with pytest.raises(InvalidInput, match="no such column"):
             peer.new_db("f").new_collection("Bare").to_parquet(tmp_path / "f", partition_by="x")
 

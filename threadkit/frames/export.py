@@ -156,10 +156,8 @@ class _Plan:
         self.targets, self.order = schema_targets(schema)
         total: dict[str, Any] = {}
         met: dict[str, None] = {}
-        self.rows = 0
         for values in batches():
             rows = fb.classify(cc.decode(values), self.targets)
-            self.rows += rows.batch.n
             for path, found in fb.counts(rows.kinds).items():
                 total[path] = found + total[path] if path in total else found
             met.update(dict.fromkeys(rows.kinds))
@@ -241,7 +239,9 @@ def write_partitioned(
             _check_plan(names, {"_id": "string", **columns})
             tables = iter([frame_to_arrow(whole)])
         first = next(tables, None)
-        if first is None:
+        if first is None:  # no documents: an empty dataset (what was there is replaced)
+            if target.is_dir() and any(target.iterdir()):
+                shutil.rmtree(target)  # check_target let it through: overwrite is on
             target.mkdir(parents=True, exist_ok=True)
             return
         arrow_schema = first.schema
