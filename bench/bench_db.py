@@ -3,7 +3,9 @@
 - W1: 10,000 small documents, 1,000 per transaction, durable — vs raw LMDB puts of the
   same documents (CBOR), 1,000 per durable transaction; with generated ids, with ids the
   documents bring (``_id``), and with a unique index on ``name``.
-- W2: 1,000 single-document transactions, durable — vs raw LMDB, one put per durable commit.
+- W2: 1,000 single-document transactions, durable — vs raw LMDB, one put per durable commit,
+  and (in the same rounds) raw LMDB writing one entry into each of nine tables per durable
+  commit, as a threadkit commit does (the bound: bench/RESULTS.md).
 - W3a: equality on an indexed field, 1,000 hits of 10,000 documents, as dicts — vs sqlite3
   (stdlib, in memory and durable) with an index, and a plain LMDB index scan.
 - W3b: range filter without an index over 10,000 documents, a different threshold each
@@ -61,6 +63,31 @@ def _lmdb_rate(docs: list[dict[str, Any]], per_txn: int) -> float:
     return rate
 
 
+NINE_TABLES = 9
+"""The B-trees a threadkit commit writes (records, log_index, heads; docs, inst, events,
+order, index, applied: bench/RESULTS.md, W2)."""
+
+
+def _lmdb_nine_rate(docs: list[dict[str, Any]]) -> float:
+    """Raw LMDB, one durable commit per document writing one entry into each of nine
+    tables: the document (CBOR), a ~700-byte record, and seven small index entries."""
+    record = bytes(700)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = lmdb.open(tmp, map_size=1 << 30, sync=True, metasync=True, max_dbs=NINE_TABLES)
+        tables = [env.open_db(f"t{i}".encode()) for i in range(NINE_TABLES)]
+        start = time.perf_counter()
+        for j, doc in enumerate(docs):
+            key = j.to_bytes(8, "big")
+            with env.begin(write=True) as txn:
+                txn.put(key, cbor2.dumps(doc), db=tables[0])
+                txn.put(key, record, db=tables[1])
+                for table in tables[2:]:
+                    txn.put(key + b"-index-key", key, db=table)
+        rate = len(docs) / (time.perf_counter() - start)
+        env.close()
+    return rate
+
+
 def _threadkit_rate(docs: list[dict[str, Any]], per_txn: int, unique: bool = False) -> float:
     index: Any = {"path": "name", "unique": True} if unique else "name"
     with tempfile.TemporaryDirectory() as tmp, Peer(Path(tmp) / "repo") as peer:
@@ -80,10 +107,21 @@ def _write_figure(
     docs = _docs(n)
     if ids:
         docs = [{"_id": f"person-{i:06d}", **doc} for i, doc in enumerate(docs)]
-    work, base = [], []
+    work, base, nine = [], [], []
     for _ in range(rounds):
         base.append(_lmdb_rate(docs, per_txn))
+        if per_txn == 1:  # the bound of single-document commits (W2)
+            nine.append(_lmdb_nine_rate(docs))
         work.append(_threadkit_rate(docs, per_txn, unique))
+    extra: dict[str, Any] = {}
+    if nine:
+        extra = {
+            "lmdb_nine_tables_best": round(max(nine)),
+            "lmdb_nine_tables_median": round(statistics.median(nine)),
+            "ratio_to_nine_tables": round(
+                statistics.median(w / n for w, n in zip(work, nine, strict=True)), 3
+            ),
+        }
     return figure(
         name,
         "docs/s",
@@ -94,6 +132,7 @@ def _write_figure(
         per_txn=per_txn,
         ids="supplied" if ids else "generated",
         index="unique name" if unique else "name",
+        **extra,
     )
 
 

@@ -3,9 +3,11 @@
 - baseline: request/response round trips over py-libp2p between two processes (a
   threadkit ``Node`` here, tests/net/node_child.py there), one new stream per request as
   the threadkit protocol does, and on one long-lived stream.
-- W4: peer A (a child process) makes 2,000 single-document writes; peer B (this
-  process) joined A's database; docs/s until all are visible on B; then 200 writes
-  paced 20 ms apart, and the p50/p95 time from a write's start on A to its arrival on B.
+- W4: peer A (a child process) makes 2,000 single-document writes, each document with
+  its own ``_id`` (issue 16's definition); peer B (this process) joined A's database and
+  listens on the collection (``db.listen``): docs/s until all have reached B's listener;
+  then 200 writes paced 20 ms apart, and the p50/p95 time from a write's start on A to
+  its event on B.
 - W5: three peers (child processes) make 500 writes each at the same time; seconds
   until every peer holds all 1,500 documents.
 """
@@ -99,7 +101,7 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
 
         threading.Thread(target=collect, daemon=True).start()
         start = time.time()
-        docs = [{"i": i} for i in range(writes)]
+        docs = [{"_id": f"w4-{i:06d}", "i": i} for i in range(writes)]
         a.call("create_each", db=shared["id"], coll="Docs", docs=docs, timeout=300)
         done.wait(timeout=120)
         elapsed = time.time() - start
@@ -109,7 +111,12 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
         latencies = []
         for i in range(paced):
             sent = time.time()
-            a.call("create_each", db=shared["id"], coll="Docs", docs=[{"paced": i, "t": sent}])
+            a.call(
+                "create_each",
+                db=shared["id"],
+                coll="Docs",
+                docs=[{"_id": f"w4-paced-{i:04d}", "paced": i, "t": sent}],
+            )
             time.sleep(0.02)
         deadline = time.time() + 20
         while len([d for _, d in arrivals if "paced" in d]) < paced and time.time() < deadline:
@@ -172,7 +179,7 @@ def run(rounds: int = 1) -> list[Figure]:
         figure("libp2p_roundtrip_new_stream", "round trips/s", "none", [fresh], [fresh]),
         figure("libp2p_roundtrip_same_stream", "round trips/s", "none", [same], [same]),
         figure(
-            "W4_two_peer_writes",
+            "W4_two_peer_writes_supplied_ids_listener_on_B",
             "docs/s",
             "raw py-libp2p round trips/s (new stream each)",
             [w4["docs_per_s"]],

@@ -20,6 +20,7 @@ SUITES = {
     "archive": "bench.bench_archive",
     "access": "bench.bench_access",
     "startup": "bench.bench_startup",
+    "scale": "bench.bench_scale",
 }
 
 

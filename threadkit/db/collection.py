@@ -8,7 +8,8 @@ holds (a bare public key of another identity is refused, :func:`.gate.reader_of`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.clock import order_key
@@ -19,7 +20,7 @@ from threadkit.db.events import Action, RecordEvent
 from threadkit.db.gate import reader_of
 from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
-from threadkit.db.reads import scan_raw
+from threadkit.db.reads import scan_raw, scan_raw_batches
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
 
 if TYPE_CHECKING:
@@ -206,6 +207,18 @@ class Collection:
         filter: for readers that decode whole batches at once, such as the frame builder)."""
         with self.db.read_txn() as txn:
             return scan_raw(self.db.engine, txn, self.name)
+
+    @contextmanager
+    def raw_batches(self, size: int) -> Iterator[Callable[[], Iterator[list[bytes]]]]:
+        """One snapshot of the stored documents, readable ``size`` at a time, as often as needed.
+
+        Yields a function; each call of it iterates the snapshot's documents, CBOR-encoded,
+        in ``_id`` order, ``size`` per list (no read filter). The snapshot is held until
+        the ``with`` block ends, so several passes read the same documents.
+        """
+        with self.db.read_txn() as txn:
+            engine = self.db.engine
+            yield lambda: scan_raw_batches(engine, txn, self.name, size)
 
     def raw_documents_by_id(self, instance_ids: Sequence[str]) -> list[bytes | None]:
         """The stored documents with these ids, CBOR-encoded (None where absent; one

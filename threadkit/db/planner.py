@@ -55,6 +55,7 @@ import bisect
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -287,14 +288,30 @@ def _batch(plan: Plan, source: Source) -> list[dict[str, Any]] | None:
     return docs
 
 
+def _matching_batch(plan: Plan, source: Source, residual: Query) -> list[dict[str, Any]] | None:
+    """The candidates ``residual`` matches, in ``_id`` order, read in one batch; None when
+    the source does not read in batches or a candidate is not an object with a text ``_id``
+    (:func:`_candidates` then reads them one by one and raises on that one)."""
+    docs = _batch(plan, source)
+    if docs is None or not set(map(type, docs)) <= {dict}:
+        return None
+    if not set(map(type, map(dict.get, docs, repeat("_id")))) <= {str}:
+        return None
+    if residual.ands or residual.ors:
+        docs = list(filter(compile_matcher(residual), docs))
+    docs.sort(key=_BY_ID)  # in _id order from every source already: one pass
+    return docs
+
+
+_BY_ID = itemgetter("_id")
+
+
 def _matching(plan: Plan, source: Source, residual: Query) -> list[tuple[str, dict[str, Any]]]:
     """The candidates ``residual`` matches, with their ids, in ``_id`` order."""
+    docs = _matching_batch(plan, source, residual)
+    if docs is not None:
+        return [(doc["_id"], doc) for doc in docs]
     match = compile_matcher(residual)
-    docs = _batch(plan, source)
-    if docs is not None and all(type(d) is dict and type(d.get("_id")) is str for d in docs):
-        if not residual.ands and not residual.ors:
-            return [(doc["_id"], doc) for doc in docs]  # the index proved everything
-        return [(doc["_id"], doc) for doc in docs if match(doc)]
     return [(i, doc) for i, doc in _candidates(plan, source) if match(doc)]
 
 
@@ -404,6 +421,10 @@ def execute(
     query = _as_query(query)
     _check_sort_path(query, source)
     plan = explain(query, source)
+    if filter_many is None and read_filter is None and _in_id_order(query):
+        docs = _matching_batch(plan, source, _residual(query, plan))
+        if docs is not None:
+            return _page(query, docs)  # in _id order already, nothing to hide or sort
     rows: list[tuple[str, dict[str, Any]]] = []
     found = _matching(plan, source, _residual(query, plan))
     if filter_many is not None:
@@ -420,6 +441,12 @@ def execute(
             doc = _checked_view(instance_id, shown)
         rows.append((instance_id, doc))
     return _order(query, rows)
+
+
+def _in_id_order(query: Query) -> bool:
+    """Whether the results are the matches in ascending ``_id`` order (then paged)."""
+    sort = query.sort
+    return not query.seek_id and (sort is None or (sort.path == "_id" and not sort.desc))
 
 
 def _residual(query: Query, plan: Plan) -> Query:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import takewhile
+from operator import itemgetter
 from typing import Any
 
 import cbor2
@@ -29,7 +31,15 @@ from threadkit.db.indexkeys import value_end
 from threadkit.db.query import Op, Query, matches
 from threadkit.store.txntypes import StoreTxn
 
-__all__ = ["compile_matcher", "decode_docs", "index_refs", "load_refs", "scan", "scan_raw"]
+__all__ = [
+    "compile_matcher",
+    "decode_docs",
+    "index_refs",
+    "load_refs",
+    "scan",
+    "scan_raw",
+    "scan_raw_batches",
+]
 
 log = logging.getLogger("threadkit.db")
 
@@ -58,7 +68,7 @@ def decode_docs(
     """
     loads = cbor2.loads
     try:
-        return [loads(value) for value in values]
+        return list(map(loads, values))
     except _DECODE_ERRORS:
         pass
     out = []
@@ -81,35 +91,46 @@ def scan(engine: Any, txn: StoreTxn, collection: str) -> list[dict[str, Any]]:
 
 
 def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
-    """Every live document of a collection, encoded, in ``_id`` order.
+    """Every live document of a collection, encoded, in ``_id`` order."""
+    out: list[bytes] = []
+    for chunk in scan_raw_batches(engine, txn, collection, _CHUNK):
+        out += chunk
+    return out
+
+
+def scan_raw_batches(
+    engine: Any, txn: StoreTxn, collection: str, size: int
+) -> Iterator[list[bytes]]:
+    """The live documents of a collection, encoded, in ``_id`` order, ``size`` at a time.
 
     Values are read in chunks without their keys (the iteration stays in C): keys
     are sorted, so when the cursor's key after a chunk is still in the collection
     every value of the chunk is; the chunk that crosses the end is trimmed by
-    stepping back to the collection's last key.
+    stepping back to the collection's last key. Only one chunk is held at a time
+    (an export of a collection larger than memory reads it this way).
     """
     prefix = dockeys.coll_key(engine.prefix, collection)
-    out: list[bytes] = []
     cursor = txn.cursor(engine.tables.docs)
     if not cursor.set_range(prefix):
-        return out
+        return
     values = cursor.iternext(keys=False, values=True)
     while True:
-        chunk = list(itertools.islice(values, _CHUNK))
+        chunk = list(itertools.islice(values, size))
         if not chunk:
-            return out
+            return
         if not cursor.key():  # the table ended: its last item was the chunk's last
             cursor.last()
         elif cursor.key().startswith(prefix):  # the cursor rests on the chunk's last item
-            out += chunk
+            yield chunk
             continue
         beyond = 0
         while beyond < len(chunk) and not cursor.key().startswith(prefix):
             beyond += 1
             if not cursor.prev():
                 break
-        out += chunk[: len(chunk) - beyond]
-        return out
+        if beyond < len(chunk):
+            yield chunk[: len(chunk) - beyond]
+        return
 
 
 def index_refs(
@@ -136,12 +157,8 @@ def index_refs(
     start = len(base)
     keys = cursor.iternext(keys=True, values=False)
     if value_size is not None:
-        cut = start + value_size
-        for key in keys:
-            if key >= end:
-                break
-            refs.append(key[cut:])
-        return refs
+        # the loop stays in C: keys while below ``end``, each cut after the value
+        return list(map(itemgetter(slice(start + value_size, None)), takewhile(end.__gt__, keys)))
     for key in keys:
         if key >= end:
             break
@@ -154,10 +171,8 @@ def load_refs(
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
     coll = dockeys.coll_key(engine.prefix, collection)
-    get = txn.get
-    docs = engine.tables.docs
-    values = [v for ref in refs if (v := get(coll + ref, db=docs)) is not None]
-    return decode_docs(values, collection)
+    found = txn.cursor(engine.tables.docs).getmulti([coll + ref for ref in refs])
+    return decode_docs(list(map(itemgetter(1), found)), collection)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

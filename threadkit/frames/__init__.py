@@ -7,7 +7,8 @@
 - :mod:`.dtypes` — the JSON Schema <-> dtype mapping;
 - :mod:`.expr` — pandas ``query`` syntax compiled to :class:`threadkit.Query`;
 - :mod:`.columns` — column expressions (``coll.c.age > 30``);
-- :mod:`.lazy` — ``query_frame`` and :class:`~.lazy.LazyFrame`.
+- :mod:`.lazy` — ``query_frame`` and :class:`~.lazy.LazyFrame`;
+- :mod:`.export` — ``to_parquet(dir, partition_by=...)``: a hive-partitioned dataset, streamed.
 
 pandas and pyarrow are imported only by the modules that need them, so importing
 ``threadkit`` stays cheap.

@@ -206,9 +206,7 @@ def _strings(batch: Batch, cells: Cells, which: npt.NDArray[np.bool_]) -> Any:
     if total:
         order = np.argsort(rows, kind="stable")
         rows_o, starts_o, lengths_o = rows[order], starts[order], lengths[order]
-        index = np.repeat(starts_o - offsets[rows_o], lengths_o)
-        index += np.arange(total, dtype=np.int64)
-        data = buf[index]
+        data = buf[_positions(starts_o, lengths_o, offsets[rows_o], total, buf.size)]
     else:
         data = np.zeros(0, dtype=np.uint8)
     valid = np.zeros(n, dtype=bool)
@@ -223,6 +221,29 @@ def _strings(batch: Batch, cells: Cells, which: npt.NDArray[np.bool_]) -> Any:
     )
     array.validate(full=True)
     return array
+
+
+def _positions(
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    firsts: npt.NDArray[np.int64],
+    total: int,
+    size: int,
+) -> npt.NDArray[np.signedinteger[Any]]:
+    """The buffer position of every byte of the strings, in output order: one running sum.
+
+    ``firsts`` is where each string starts in the output. The step into a string's first
+    byte jumps from the previous string's last byte to its start, every other step is 1;
+    in 32 bits when the buffer allows (half the memory traffic of 64).
+    """
+    dtype = np.int32 if size < 2**31 else np.int64
+    keep = lengths > 0  # an empty string has no byte: it would share the next one's first
+    starts, lengths, firsts = starts[keep], lengths[keep], firsts[keep]
+    step = np.ones(total, dtype=dtype)
+    ends = starts + lengths
+    step[firsts[1:]] = starts[1:] - ends[:-1] + 1
+    step[0] = starts[0]
+    return np.cumsum(step, dtype=dtype)
 
 
 def _parse_dates(batch: Batch, cells: Cells, row_kinds: KindArray) -> npt.NDArray[np.int64]:

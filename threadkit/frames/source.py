@@ -16,7 +16,8 @@ them (:class:`threadkit.frames.views.FrameViews`, ``TimeViews``, ``DatabaseViews
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -165,6 +166,10 @@ class CollectionSource(Protocol):
         """Stored documents by id, CBOR-encoded."""
         ...
 
+    def raw_batches(self, size: int) -> AbstractContextManager[Callable[[], Iterator[list[bytes]]]]:
+        """One snapshot of the stored documents, readable ``size`` at a time."""
+        ...
+
 
 class CollectionFrames(Protocol):
     """What the frame views need: a collection's documents as frames, and its writes.
@@ -192,6 +197,13 @@ class CollectionFrames(Protocol):
 
     def _frame_schema(self) -> dict[str, Any]:
         """The JSON Schema the frame's columns and ``c`` follow."""
+        ...
+
+    def _raw_snapshot(
+        self, query: Query | None, batch_size: int
+    ) -> AbstractContextManager[Callable[[], Iterator[list[bytes]]]] | None:
+        """The stored documents an export of ``query``'s documents streams (one snapshot,
+        in batches), or None when the export writes the frame of ``to_pandas``."""
         ...
 
     def to_pandas(self, query: Query | None = None, identity: Any = None) -> pd.DataFrame:

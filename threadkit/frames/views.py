@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from threadkit.db.query import Query
 from threadkit.db.schema import schema_paths
 from threadkit.errors import InvalidQuery
 from threadkit.frames.columns import ColumnNamespace
+from threadkit.frames.export import BATCH_SIZE, Batches, write_partitioned
 from threadkit.frames.frame import arrow_stream, frame_to_arrow, frame_to_parquet, to_pandas
 from threadkit.frames.history import conflicts, history, readable_conflicts, readable_history
 from threadkit.frames.ingest import create_many, from_pandas
@@ -104,9 +106,57 @@ class FrameViews:
         path: str | os.PathLike[str],
         query: Query | None = None,
         identity: PublicKey | str | None = None,
+        *,
+        partition_by: str | Sequence[str] | None = None,
+        overwrite: bool = False,
+        max_partitions: int = 1024,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
-        """Write documents (matching ``query``) to a Parquet file."""
-        frame_to_parquet(self.to_pandas(query, identity), path)
+        """Write documents (matching ``query``) to a Parquet file, or a partitioned dataset.
+
+        Without ``partition_by``, one file of the table ``to_arrow`` gives. With it, a
+        hive-partitioned dataset in the directory ``path`` (``city=Oslo/part-0.parquet``…)
+        that DuckDB, Polars, Dask and pyarrow read as one table; the whole collection is
+        streamed ``batch_size`` documents at a time, so it need not fit in memory
+        (:mod:`threadkit.frames.export`). ``overwrite=True`` replaces a directory that
+        is not empty; the dataset appears there only once it is complete.
+
+        Raises
+        ------
+        InvalidInput
+            For an unknown partition column, ``_id``, a column of arrays, objects or
+            mixed values, a ``path`` that is a file or a directory with files in it
+            (without ``overwrite``), or more than ``max_partitions`` directories;
+            nothing is written then.
+        InvalidQuery
+            For a ``query`` that is not a Query.
+
+        Examples
+        --------
+        >>> people.to_parquet("people", partition_by="city")  # doctest: +SKIP
+        >>> duckdb.sql("select * from read_parquet('people/**/*.parquet')")  # doctest: +SKIP
+        """
+        if query is not None and not isinstance(query, Query):
+            raise InvalidQuery(f"expected a tk.Query or None, not {type(query).__name__}")
+        if partition_by is None:
+            frame_to_parquet(self.to_pandas(query, identity), path)
+            return
+        write_partitioned(
+            path,
+            partition_by,
+            snapshot=self._raw_snapshot(query, batch_size),
+            schema=self._frame_schema(),
+            frame=lambda: self.to_pandas(query, identity),
+            overwrite=overwrite,
+            max_partitions=max_partitions,
+            batch_size=batch_size,
+        )
+
+    def _raw_snapshot(
+        self: CollectionFrames, query: Query | None, batch_size: int
+    ) -> AbstractContextManager[Batches] | None:
+        """The stored documents to stream for an export (None: export the frame)."""
+        return None
 
     def create_many(
         self: CollectionFrames, df: Any, chunk_size: int = 1000, progress: Any = None
@@ -203,6 +253,14 @@ class CollectionViews(FrameViews, TimeViews):
 
     def _log_source(self: CollectionSource, what: str) -> CollectionSource:
         return self
+
+    def _raw_snapshot(
+        self: CollectionSource, query: Query | None, batch_size: int
+    ) -> AbstractContextManager[Batches] | None:
+        whole = query is None or query.to_json() == Query().to_json()
+        if not whole or self.config.filter is not None:
+            return None  # what a reader sees: the frame of the matching documents
+        return self.raw_batches(batch_size)
 
     def _repr_html_(self: CollectionSource) -> str:
         """Name, count, indexes, schema fields and the first rows (for notebooks)."""
