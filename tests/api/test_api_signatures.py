@@ -24,6 +24,7 @@ NOT_REMOTE = {
     Collection: {
         "config",
         "db_reader",
+        "raw_batches",
         "raw_documents",
         "raw_documents_by_id",
         "stored_documents",
