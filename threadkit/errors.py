@@ -23,6 +23,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidDocument                       not a JSON object, or a bad `_id`
     │   ├── InvalidScript                         a validator or filter that does not compile
     │   ├── InvalidArchive                        a CAR file truncated, malformed, or not a threadkit export
+    │   ├── InvalidSnapshot                       a snapshot malformed, forged, untrusted or unknown
     │   ├── WriteRejected                         a write refused; the transaction leaves no trace
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
@@ -50,6 +51,7 @@ already catches the built-in kinds keeps working.
     │   │   │   └── DBNotFound
     │   │   ├── LogNotFound
     │   │   ├── BlockNotFound
+    │   │   ├── HistoryCompacted                  history before a snapshot a compaction dropped
     │   │   ├── CollectionNotFound
     │   │   └── InstanceNotFound
     │   ├── AlreadyExists                         something created twice
@@ -97,6 +99,7 @@ __all__ = [
     "DiskFull",
     "FeedClosed",
     "FrameTooLarge",
+    "HistoryCompacted",
     "InstanceExists",
     "InstanceNotFound",
     "IntegrityError",
@@ -110,6 +113,7 @@ __all__ = [
     "InvalidQuery",
     "InvalidSchema",
     "InvalidScript",
+    "InvalidSnapshot",
     "InvalidThreadID",
     "InvalidThreadKey",
     "InvalidTimestamp",
@@ -216,6 +220,10 @@ class InvalidScript(InvalidInput):
 
 class InvalidArchive(InvalidInput):
     """A CAR file that is truncated, malformed, or not the export of a threadkit database."""
+
+
+class InvalidSnapshot(InvalidInput):
+    """A snapshot that is malformed, forged, not trusted, or not known here (docs/lifecycle.md)."""
 
 
 class WriteRejected(InvalidInput):
@@ -340,6 +348,10 @@ class LogNotFound(NotFound):
 
 class BlockNotFound(NotFound):
     """No block with that CID in the repository."""
+
+
+class HistoryCompacted(NotFound):
+    """History before a snapshot asked of a database that dropped it (``db.compact``)."""
 
 
 class AlreadyExists(StoreError):

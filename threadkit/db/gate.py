@@ -19,7 +19,7 @@ from threadkit.core.clock import Timestamp
 from threadkit.core.identity import Identity, PublicKey, peer_id_bytes, public_key_from_peer_id
 from threadkit.core.records import Record, open_record
 from threadkit.core.writerproof import attest, delegate
-from threadkit.db import dockeys, members
+from threadkit.db import dockeys, members, snapshots
 from threadkit.db.change import Change, change_between
 from threadkit.db.events import Body, RecordEvent, decode_record_body, events_digest
 from threadkit.errors import InvalidInput, MalformedRecord, PermissionDenied, RecordError
@@ -195,6 +195,8 @@ class Gate:
             body, thread_id=self.db.id, log=log_key, counter=counter, author=record.author
         )
         members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        if body is not None and body.snapshot is not None and entry.kind == "write":
+            snapshots.note(txn, self.db, log_id, counter, record, body)
         self._held[(log_id, counter)] = (record, body, entry)
         if entry.kind == "genesis":
             self._members = True

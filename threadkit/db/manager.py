@@ -218,6 +218,8 @@ class Manager:
                     self.tables.applied,
                     self.tables.order,
                     self.tables.access,
+                    self.tables.snaps,
+                    self.tables.snapblocks,
                 ):
                     _delete_prefix(txn, table, db.prefix)
                 txn.delete(db.id.to_bytes(), db=self.tables.dbs)
