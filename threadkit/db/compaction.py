@@ -72,16 +72,23 @@ class Compacted:
     events: int
 
 
-def _writers_past(db: Database, front: bytes) -> list[str]:
-    """Logs that have written but hold no record stamped after ``front``."""
+def _writers_behind(db: Database, front: bytes, heads: dict[str, int]) -> list[str]:
+    """Logs that have written but hold no record after the snapshot stamped past ``front``.
+
+    This peer's own log is past it: its clock has merged every event it applied.
+    """
     finder = RecordFinder(db)
     behind = []
     for info in db._repo.list_logs(db.id):
-        if not info.counter:
+        if not info.counter or info.id == db.log_id:
             continue
-        found = finder.record_at(info.id, info.counter)
-        keys = found.keys if found is not None else ()
-        if not keys or max(keys) <= front:
+        past = False
+        for counter in range(info.counter, heads.get(info.id, 0), -1):
+            found = finder.record_at(info.id, counter)
+            if found is not None and found.keys:
+                past = max(found.keys) > front
+                break
+        if not past:
             behind.append(info.id)
     return behind
 
@@ -101,7 +108,7 @@ def compact(db: Database, before: Any, *, force: bool = False) -> Compacted:
     front = bytes(manifest["frontier"])
     heads = snapshots.heads_of(manifest)
     if not force:
-        behind = _writers_past(db, front)
+        behind = _writers_behind(db, front, heads)
         if behind:
             raise InvalidInput(
                 f"cannot compact {db.name!r} before snapshot {snap} yet: log(s) "
@@ -114,15 +121,19 @@ def compact(db: Database, before: Any, *, force: bool = False) -> Compacted:
             dropped, took = trim.drop_through(txn, db._repo.tables, db.id, log_id, counter)
             records += dropped
             size += took
-        events = _fold_events(txn, db, front)
+        events = _fold_events(txn, db, front, _snapshot_docs(blocks))
         snapshots.put_mark(
             txn, db, "compacted", {"root": snap.cid, "heads": heads, "frontier": front}
         )
     return Compacted(str(snap), records, size, events)
 
 
-def _fold_events(txn: Any, db: Database, front: bytes) -> int:
-    """Fold each instance's events up to ``front`` into its last one; return events dropped."""
+def _fold_events(txn: Any, db: Database, front: bytes, docs: dict[bytes, bytes]) -> int:
+    """Fold each instance's events up to ``front`` into its last one; return events dropped.
+
+    ``docs`` are the snapshot's documents (keys without the prefix): each instance live
+    at the frontier becomes one create of its document there.
+    """
     tables = db._tables
     prefix = db.prefix
     cursor = txn.cursor(tables.events)
@@ -140,23 +151,29 @@ def _fold_events(txn: Any, db: Database, front: bytes) -> int:
         runs.setdefault(key[: -len(front)], []).append(order)
     for instance, orders in runs.items():
         last = orders[-1]
-        raw = txn.get(instance + last, db=tables.events)
-        code, _, _, author, record = cbor2.loads(raw)
-        if Action.from_code(code) is not Action.DELETE:
-            coll_and_id = instance[len(prefix) :]
-            doc = txn.get(prefix + coll_and_id, db=tables.docs)
-            if doc is not None and txn.get(prefix + coll_and_id, db=tables.inst) == last:
-                value = cbor2.dumps([Action.CREATE.code, cbor2.loads(doc), None, author, record])
-                txn.put(instance + last, value, db=tables.events)
-            else:
-                continue  # the document changed after the frontier: its base stays whole
-        elif len(orders) == 1:
-            continue
+        code, _, _, author, record = cbor2.loads(txn.get(instance + last, db=tables.events))
+        doc = docs.get(instance[len(prefix) :])
+        if doc is not None:  # live at the frontier: its document there, as one create
+            value = cbor2.dumps([Action.CREATE.code, cbor2.loads(doc), None, author, record])
+            txn.put(instance + last, value, db=tables.events)
+        elif Action.from_code(code) is not Action.DELETE or len(orders) == 1:
+            continue  # absent at the frontier but not by a delete: kept whole
         for order in orders[:-1]:
             txn.delete(instance + order, db=tables.events)
             txn.delete(prefix + order, db=tables.order)
             dropped += 1
     return dropped
+
+
+def _snapshot_docs(blocks: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds)."""
+    docs: dict[bytes, bytes] = {}
+    for _, block in blocks[1:]:
+        node = cbor2.loads(block)
+        if node["t"] == "docs":
+            rows = node["rows"]
+            docs.update(zip(rows[::2], rows[1::2], strict=True))
+    return docs
 
 
 def frontier(db: Database) -> tuple[bytes, dict[str, int], bytes] | None:

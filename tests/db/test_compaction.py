@@ -1,0 +1,103 @@
+"""Compaction (threadkit.db.compaction): db.compact(before=snapshot).
+
+Records and history before the snapshot go from this peer; the documents, indexes and
+configs stay exactly those of a peer that kept everything, later writes replicate both
+ways, a peer joining afterwards bootstraps from the snapshot, and time travel before it
+is a clear error naming the snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from snapshot_helpers import exchange, state
+
+import threadkit as tk
+from threadkit import errors
+from threadkit.db import bootstrap
+from threadkit.db.handoff import handoff, replica
+from threadkit.store.trim import compact_copy
+
+LIVE = ("colls", "docs", "inst", "index", "losers")
+
+
+def _live(db: Any) -> dict[str, dict[bytes, bytes]]:
+    return {name: rows for name, rows in state(db).items() if name in LIVE}
+
+
+def _edit(db: Any, docs: int, saves: int) -> None:
+    coll = db.new_collection("c", indexes=[{"path": "n"}])
+    coll.create(*[{"_id": f"d{i}", "n": 0, "text": "x" * 200} for i in range(docs)])
+    for n in range(1, saves):
+        with coll.write_txn() as txn:
+            txn.save(*[{"_id": f"d{i}", "n": n} for i in range(docs)])
+
+
+def test_compaction_drops_records_and_history_and_keeps_the_state(tmp_path: Path) -> None:
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b, tk.Peer(memory=True) as c:
+        db = a.new_db("k")
+        _edit(db, 30, 10)
+        snap = db.snapshot()
+        db["c"].save({"_id": "d0", "n": 100})
+        full = replica(b, db)
+        handoff(db, full)
+        before_copy = compact_copy(a.repo, tmp_path / "before")
+        done = db.compact(snap)
+        # each instance's create and 9 saves: one create of its document stays
+        assert done.records == snap.heads[db.log_id] and done.events == 30 * 9
+        assert compact_copy(a.repo, tmp_path / "after") < before_copy
+        assert _live(db) == _live(full)
+        assert len(db._repo.read_log(db.id, db.log_id)) == 2  # the snapshot and the save
+        # time travel before the snapshot names it; after it, it works
+        with pytest.raises(errors.HistoryCompacted, match=str(snap)):
+            db["c"].at(0)
+        with pytest.raises(errors.HistoryCompacted, match=str(snap)):
+            db["c"].at({db.log_id: 3})
+        now = db["c"].at(db.heads())
+        assert now.equals(full["c"].at(full.heads()))
+        assert sorted(now["n"]) == [9] * 29 + [100]
+        assert len(db.history()) < len(full.history())
+        # later writes replicate both ways
+        db["c"].save({"_id": "d1", "n": 200})
+        full["c"].save({"_id": "d2", "n": 300})
+        exchange(db, full)
+        assert _live(db) == _live(full)
+        # a peer joining after the compaction bootstraps from the snapshot it kept
+        late = bootstrap.install(c.manager, bootstrap.offer(db), db.key, db.id, "k", [a.identity])
+        exchange(db, full, late)
+        assert _live(late) == _live(full) == _live(db)
+        assert late["c"].find_by_id("d2")["n"] == 300
+
+
+def test_compaction_waits_for_every_writer_to_pass_the_snapshot() -> None:
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b:
+        db = a.new_db("k")
+        db.new_collection("c").create({"_id": "x", "n": 1})
+        other = replica(b, db)
+        exchange(db, other)
+        other["c"].save({"_id": "x", "n": 2})
+        exchange(db, other)
+        snap = db.snapshot()
+        with pytest.raises(errors.InvalidInput, match=other.log_id):
+            db.compact(snap)
+        exchange(db, other)
+        other["c"].save({"_id": "x", "n": 3})  # its clock has merged the snapshot's stamps
+        exchange(db, other)
+        assert db.compact(snap).records > 0
+        assert _live(db) == _live(other)
+
+
+def test_force_and_a_snapshot_whose_blocks_are_not_held() -> None:
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b:
+        db = a.new_db("k")
+        db.new_collection("c").create({"_id": "x", "n": 1})
+        other = replica(b, db)
+        exchange(db, other)
+        other["c"].save({"_id": "x", "n": 2})
+        snap = db.snapshot()
+        exchange(db, other)
+        with pytest.raises(errors.InvalidSnapshot, match="blocks"):
+            other.compact(snap, force=True)
+        assert db.compact(snap, force=True).records == 2
