@@ -205,7 +205,9 @@ def test_a_wrong_snapshot_by_a_trusted_author_is_found_bad_and_never_offered() -
         other = replica(c, db)
         handoff(db, other)
         with other._repo.transaction(write=True) as txn:
-            snapshots.put_blocks(txn, other, snapshots.get_blocks(db, snap.cid) or [])
+            snapshots.put_blocks(
+                txn, other._tables, other.prefix, snapshots.get_blocks(db, snap.cid) or []
+            )
         assert other.verify_snapshot(snap) is False
         assert other.snapshots()[-1].status == "bad"
         assert bootstrap.offer(other) is None

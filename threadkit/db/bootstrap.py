@@ -12,9 +12,10 @@ that record's log key — checks everything before it writes anything
   is written right after the heads it was taken at);
 - the author is **trusted**: one of the identities the joiner lists (``trust=``).
 
-Then :func:`install` creates the database with each log starting at the manifest's
-head (:func:`threadkit.store.trim.start_at`), writes the state rows under the new
-database's prefix, and applies the snapshot record itself as the next record of its
+Then :func:`install` creates the database — in one transaction, so no record can
+arrive in between — with each log starting at the manifest's head
+(:func:`threadkit.store.trim.start_at`) and the state rows under the new database's
+prefix, and applies the snapshot record itself as the next record of its
 log; the records after the heads then arrive and apply as usual, and their ``prev``
 links check each log's head CID in the manifest.
 
@@ -43,7 +44,7 @@ from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
-from threadkit.db import members, snapshots
+from threadkit.db import dockeys, members, snapshots
 from threadkit.db.events import decode_record_body
 from threadkit.errors import InvalidInput, InvalidSnapshot, RecordError, ThreadkitError
 from threadkit.store import logs, threads, trim
@@ -205,48 +206,34 @@ def install(
     tables = [_rows(chunk) for chunk in checked.chunks]
 
     def prepare(txn: StoreWriteTxn) -> None:
-        repo_tables = manager.repo.tables
+        # the thread, its logs started at the heads, and the state, in new_db's transaction
+        repo_tables, doc_tables = manager.repo.tables, manager.tables
+        prefix = manager.next_prefix(txn)
         threads.add_thread(txn, repo_tables, thread_id, key, name)
         for head in checked.manifest["heads"]:
             log_id = log_id_from_bytes(bytes(head["log"]))
-            logs.add_log(
-                txn, repo_tables, thread_id, PublicKey.from_bytes(bytes(head["pub"])), None, ()
-            )
+            public = PublicKey.from_bytes(bytes(head["pub"]))
+            logs.add_log(txn, repo_tables, thread_id, public, None, ())
             cid = bytes(head["head"]) if head["head"] is not None else None
             trim.start_at(txn, repo_tables, thread_id, log_id, cid, head["counter"])
+            applied = dockeys.applied_key(prefix, bytes(head["log"]))
+            txn.put(applied, head["counter"].to_bytes(8, "big"), db=doc_tables.applied)
+        for table, rows in tables:
+            cursor = txn.cursor(getattr(doc_tables, table))
+            cursor.putmulti([(prefix + rows[i], rows[i + 1]) for i in range(0, len(rows), 2)])
+        snapshots.put_blocks(txn, doc_tables, prefix, item.blocks)
+        base = {"root": checked.root, "heads": snapshots.heads_of(checked.manifest)}
+        snapshots.put_mark(txn, doc_tables, prefix, "base", base)
 
     db = manager.new_db(name, thread_id=thread_id, key=key, adopt=True, prepare=prepare)
-    try:
-        _fill(db, checked, tables, item)
-    except BaseException:
-        manager.delete_db(db.id)
-        raise
-    db.apply_records(checked.log_id, [checked.record])
-    return db
-
-
-def _fill(
-    db: Database, checked: Checked, tables: list[tuple[str, list[bytes]]], item: Offer
-) -> None:
-    """Write the state rows, the applied counters and the marks; reload the engine."""
-    handles = {n: getattr(db._tables, n) for n in snapshots.STATE_TABLES}
-    prefix = db.prefix
-    with db._write_lock, db._repo.transaction(write=True) as txn:
-        for name, rows in tables:
-            cursor = txn.cursor(handles[name])
-            cursor.putmulti([(prefix + rows[i], rows[i + 1]) for i in range(0, len(rows), 2)])
-        for head in checked.manifest["heads"]:
-            db._set_applied(txn, bytes(head["log"]), head["counter"])
-        snapshots.put_blocks(txn, db, item.blocks)
-        base = {"root": checked.root, "heads": snapshots.heads_of(checked.manifest)}
-        snapshots.put_mark(txn, db, "base", base)
-        db.engine.load(txn)
     frontier = bytes(checked.manifest["frontier"])
     if frontier:
         db.hlc.update(Timestamp.from_bytes(frontier[:12]))
     for history in db.engine.colls.values():
         if history.keys:
             db.hlc.update(Timestamp.from_bytes(max(history.keys)[:12]))
+    db.apply_records(checked.log_id, [checked.record])
+    return db
 
 
 def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:

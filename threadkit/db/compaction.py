@@ -123,7 +123,11 @@ def compact(db: Database, before: Any, *, force: bool = False) -> Compacted:
             size += took
         events = _fold_events(txn, db, front, _snapshot_docs(blocks))
         snapshots.put_mark(
-            txn, db, "compacted", {"root": snap.cid, "heads": heads, "frontier": front}
+            txn,
+            db._tables,
+            db.prefix,
+            "compacted",
+            {"root": snap.cid, "heads": heads, "frontier": front},
         )
     return Compacted(str(snap), records, size, events)
 

@@ -58,6 +58,7 @@ from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 if TYPE_CHECKING:
     from threadkit.db.change import Change
     from threadkit.db.database import Database
+    from threadkit.db.doctables import DocTables
 
 __all__ = [
     "FORMAT",
@@ -280,7 +281,7 @@ def take(db: Database) -> Snapshot:
         # the access entry every receiver makes of this record, so states stay equal
         db.gate.note(txn, db.log_id, counter, record)
         db.gate.settle(txn)
-        put_blocks(txn, db, blocks)
+        put_blocks(txn, db._tables, db.prefix, blocks)
         snap = Snapshot(
             root,
             record.cid,
@@ -311,11 +312,12 @@ def _blocks_table(db: Database) -> Any:
     return db._tables.snapblocks
 
 
-def put_blocks(txn: StoreWriteTxn, db: Database, blocks: list[tuple[bytes, bytes]]) -> None:
-    """Keep snapshot blocks (already checked against their CIDs)."""
-    table = _blocks_table(db)
+def put_blocks(
+    txn: StoreWriteTxn, tables: DocTables, prefix: bytes, blocks: list[tuple[bytes, bytes]]
+) -> None:
+    """Keep a database's snapshot blocks (already checked against their CIDs)."""
     for cid, block in blocks:
-        txn.put(db.prefix + cid, block, db=table)
+        txn.put(prefix + cid, block, db=tables.snapblocks)
 
 
 def get_blocks(db: Database, root: bytes) -> list[tuple[bytes, bytes]] | None:
@@ -429,6 +431,8 @@ def mark(db: Database, which: str) -> dict[str, Any] | None:
     return cbor2.loads(raw) if raw else None
 
 
-def put_mark(txn: StoreWriteTxn, db: Database, which: str, value: dict[str, Any]) -> None:
+def put_mark(
+    txn: StoreWriteTxn, tables: DocTables, prefix: bytes, which: str, value: dict[str, Any]
+) -> None:
     """Set the ``base`` or ``compacted`` mark of a database."""
-    txn.put(db.prefix + which.encode(), cbor2.dumps(value), db=_snaps(db))
+    txn.put(prefix + which.encode(), cbor2.dumps(value), db=tables.snaps)
