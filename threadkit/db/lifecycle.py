@@ -6,9 +6,11 @@ commit path; each method delegates to the module that does the job.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from threadkit.db import bootstrap, compaction, snapshots
+from threadkit.db.compaction import Compacted
+from threadkit.db.snapshots import Snapshot
 
 if TYPE_CHECKING:
     from threadkit.db.database import Database
@@ -16,12 +18,16 @@ if TYPE_CHECKING:
 __all__ = ["Lifecycle"]
 
 
+def _db(mixin: Lifecycle) -> Database:
+    return cast("Database", mixin)
+
+
 class Lifecycle:
     """Snapshots and compaction of a database (mixed into ``Database``)."""
 
     __slots__ = ()
 
-    def snapshot(self: Database) -> snapshots.Snapshot:
+    def snapshot(self) -> Snapshot:
         """Write a signed snapshot of the state at the current heads, as a record.
 
         The documents, collection configs and every table the records fold into, at
@@ -45,13 +51,13 @@ class Lifecycle:
         >>> snap.heads  # doctest: +SKIP
         {'12D3KooW…': 42}
         """
-        return snapshots.take(self)
+        return snapshots.take(_db(self))
 
-    def snapshots(self: Database) -> list[snapshots.Snapshot]:
+    def snapshots(self) -> list[Snapshot]:
         """The snapshots of this database's thread this peer knows, oldest first."""
-        return snapshots.list_snapshots(self)
+        return snapshots.list_snapshots(_db(self))
 
-    def verify_snapshot(self: Database, snap: snapshots.Snapshot | bytes | str) -> bool:
+    def verify_snapshot(self, snap: Snapshot | bytes | str) -> bool:
         """Replay the records up to a snapshot's heads; True when its state is theirs.
 
         The verdict is kept (``snap.status`` becomes ``verified`` or ``bad``); a bad
@@ -62,11 +68,9 @@ class Lifecycle:
         InvalidSnapshot
             Unknown snapshot, its blocks not held, or records up to its heads missing.
         """
-        return bootstrap.verify(self, snap)
+        return bootstrap.verify(_db(self), snap)
 
-    def compact(
-        self: Database, before: snapshots.Snapshot | bytes | str, *, force: bool = False
-    ) -> compaction.Compacted:
+    def compact(self, before: Snapshot | bytes | str, *, force: bool = False) -> Compacted:
         """Drop this peer's records and history from before a snapshot (opt-in).
 
         Parameters
@@ -91,4 +95,4 @@ class Lifecycle:
         InvalidInput
             A writer has not written since the snapshot and ``force`` is False.
         """
-        return compaction.compact(self, before, force=force)
+        return compaction.compact(_db(self), before, force=force)

@@ -252,7 +252,8 @@ def take(db: Database) -> Snapshot:
     def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
         heads = []
         applied = db.gate.heads(txn)
-        for info in sorted(list_logs(txn, db._repo.tables, db.id), key=lambda i: i.id):
+        infos = sorted(list_logs(txn, db._repo.tables, db.id), key=lambda i: i.id)
+        for info in infos:
             if applied.get(info.id, 0) != info.counter:
                 raise InvalidInput(
                     f"log {info.id} of {db.name!r} holds records not applied yet: "
@@ -288,7 +289,7 @@ def take(db: Database) -> Snapshot:
             db.log_id,
             counter,
             str(db.identity.public),
-            {log_id_from_bytes(bytes(h["log"])): h["counter"] for h in heads},
+            {info.id: info.counter for info in infos},
             True,
             "made",
         )
