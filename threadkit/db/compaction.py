@@ -93,7 +93,9 @@ def _writers_behind(db: Database, front: bytes, heads: dict[str, int]) -> list[s
     return behind
 
 
-def compact(db: Database, before: Any, *, force: bool = False) -> Compacted:
+def compact(
+    db: Database, before: Any, *, force: bool = False, keep_blocks: bool = True
+) -> Compacted:
     """Drop records and history before a snapshot (see :meth:`Database.compact`)."""
     snap = snapshots.get_snapshot(db, before)
     if snap.status == "bad":
@@ -122,6 +124,9 @@ def compact(db: Database, before: Any, *, force: bool = False) -> Compacted:
             records += dropped
             size += took
         events = _fold_events(txn, db, front, _snapshot_docs(blocks))
+        if not keep_blocks:  # this peer can then no longer start a joiner from it
+            for cid, _ in blocks:
+                txn.delete(db.prefix + cid, db=db._tables.snapblocks)
         snapshots.put_mark(
             txn,
             db._tables,

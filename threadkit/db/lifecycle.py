@@ -70,7 +70,9 @@ class Lifecycle:
         """
         return bootstrap.verify(_db(self), snap)
 
-    def compact(self, before: Snapshot | bytes | str, *, force: bool = False) -> Compacted:
+    def compact(
+        self, before: Snapshot | bytes | str, *, force: bool = False, keep_blocks: bool = True
+    ) -> Compacted:
         """Drop this peer's records and history from before a snapshot (opt-in).
 
         Parameters
@@ -80,6 +82,9 @@ class Lifecycle:
         force : bool
             Compact although some writer has not written since the snapshot (a record
             of theirs sorting before it would then be folded on the compacted state).
+        keep_blocks : bool
+            Keep the snapshot's blocks (default), so that joiners can start from it here;
+            False drops them too (they hold the full state and history at the snapshot).
 
         Returns
         -------
@@ -95,4 +100,4 @@ class Lifecycle:
         InvalidInput
             A writer has not written since the snapshot and ``force`` is False.
         """
-        return compaction.compact(_db(self), before, force=force)
+        return compaction.compact(_db(self), before, force=force, keep_blocks=keep_blocks)
