@@ -38,6 +38,7 @@ import cbor2
 
 from threadkit.core.cid import cid_to_string
 from threadkit.db import snapshots
+from threadkit.db.doctables import delete_prefix
 from threadkit.db.events import Action
 from threadkit.db.points import Selection
 from threadkit.db.timeline import RecordFinder, key_stamp
@@ -171,7 +172,28 @@ def _fold_events(txn: Any, db: Database, front: bytes, docs: dict[bytes, bytes])
             txn.delete(instance + order, db=tables.events)
             txn.delete(prefix + order, db=tables.order)
             dropped += 1
+    if dropped:
+        _rewrite(txn, tables.events, prefix)
     return dropped
+
+
+def _rewrite(txn: Any, table: Any, prefix: bytes) -> None:
+    """Write a database's rows of ``table`` again, in order, so their pages are full.
+
+    Deleting most of a table's rows leaves its B-tree pages nearly empty (LMDB merges only
+    pages under a quarter full), and a compacted copy keeps them; rows written again in
+    key order fill fresh pages (appended when no other database's rows follow).
+    """
+    cursor = txn.cursor(table)
+    rows = []
+    if cursor.set_range(prefix):
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                break
+            rows.append((bytes(key), bytes(value)))
+    delete_prefix(txn, table, prefix)
+    at_end = not cursor.set_range(prefix)
+    cursor.putmulti(rows, append=at_end)
 
 
 def _snapshot_docs(blocks: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
