@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.cid import cid_to_string, verify_block
-from threadkit.core.clock import Timestamp
+from threadkit.core.clock import HLC, Timestamp
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
 from threadkit.db import dockeys, members, snapshots
+from threadkit.db.dockeys import db_prefix
+from threadkit.db.doctables import open_db_tables
 from threadkit.db.events import decode_record_body
 from threadkit.errors import InvalidInput, InvalidSnapshot, RecordError, ThreadkitError
 from threadkit.store import logs, threads, trim
@@ -247,7 +249,6 @@ def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:
         The snapshot is unknown here, its blocks are not held, or this peer lacks some
         of the records up to its heads (a bootstrapped or compacted peer).
     """
-    from threadkit.db.manager import Manager
     from threadkit.store.repo import Repo
 
     snap = snapshots.get_snapshot(db, which)
@@ -270,8 +271,14 @@ def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:
         )
     size = max(64 * 1024**2, 8 * sum(len(b) for _, b in blocks))
     with Repo.temporary(durable=False, map_size=size * 4) as repo:
-        manager = Manager(repo, Identity.generate())
-        replica = manager.new_db(db.name, thread_id=db.id, key=db.key)
+        own = Identity.generate()
+        with repo.transaction(write=True) as txn:
+            threads.add_thread(txn, repo.tables, db.id, db.key, db.name)
+            logs.add_log(txn, repo.tables, db.id, own.public, own, ())
+        # the same class, in a throwaway repo: the replay is the engine's and the gate's own
+        replica = type(db)(
+            repo, open_db_tables(repo), db.id, db.name, db.key, db_prefix(1), own, own, HLC()
+        )
         for log_id, (public, records) in gathered.items():
             repo.add_log(db.id, public)
             if records:
