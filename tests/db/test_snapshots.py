@@ -229,3 +229,20 @@ def test_snapshot_arguments() -> None:
         closed = a.new_db("m", open=False)
         with pytest.raises(errors.InvalidInput, match="members"):
             closed.snapshot()
+
+
+def test_chunks_that_do_not_decompress_or_expand_too_far_are_refused() -> None:
+    import zlib
+
+    import cbor2
+
+    bomb = zlib.compress(b"\0" * (snapshots.MAX_CHUNK_ROWS + 10), 9)
+    with pytest.raises(errors.InvalidSnapshot, match="over its size limit"):
+        snapshots.read_chunk(cbor2.dumps({"t": "docs", "z": bomb}, canonical=True))
+    with pytest.raises(errors.InvalidSnapshot, match="does not decompress"):
+        snapshots.read_chunk(cbor2.dumps({"t": "docs", "z": b"not zlib"}, canonical=True))
+    rows = zlib.compress(cbor2.dumps([b"k"]), 1)
+    with pytest.raises(errors.InvalidSnapshot, match="not a table's rows"):
+        snapshots.read_chunk(cbor2.dumps({"t": "docs", "z": rows}, canonical=True))
+    with pytest.raises(errors.InvalidSnapshot, match="not a table's rows"):
+        snapshots.read_chunk(cbor2.dumps({"t": "db_dbs", "z": b""}, canonical=True))

@@ -200,9 +200,8 @@ def _snapshot_docs(blocks: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds)."""
     docs: dict[bytes, bytes] = {}
     for _, block in blocks[1:]:
-        node = cbor2.loads(block)
-        if node["t"] == "docs":
-            rows = node["rows"]
+        name, rows = snapshots.read_chunk(block)
+        if name == "docs":
             docs.update(zip(rows[::2], rows[1::2], strict=True))
     return docs
 
