@@ -244,5 +244,7 @@ def test_chunks_that_do_not_decompress_or_expand_too_far_are_refused() -> None:
     rows = zlib.compress(cbor2.dumps([b"k"]), 1)
     with pytest.raises(errors.InvalidSnapshot, match="not a table's rows"):
         snapshots.read_chunk(cbor2.dumps({"t": "docs", "z": rows}, canonical=True))
+    with pytest.raises(errors.InvalidSnapshot, match="truncated"):
+        snapshots.read_chunk(cbor2.dumps({"t": "docs", "z": b""}, canonical=True))
     with pytest.raises(errors.InvalidSnapshot, match="not a table's rows"):
-        snapshots.read_chunk(cbor2.dumps({"t": "db_dbs", "z": b""}, canonical=True))
+        snapshots.read_chunk(cbor2.dumps({"t": "db_dbs", "z": zlib.compress(b"\x80")}))

@@ -212,6 +212,8 @@ def read_chunk(block: bytes) -> tuple[str, list[bytes]]:
         if inflate.unconsumed_tail or not inflate.eof:
             raise InvalidSnapshot("a snapshot chunk is truncated or over its size limit")
         rows = cbor2.loads(raw)
+    except InvalidSnapshot:
+        raise
     except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError) as exc:
         raise InvalidSnapshot(f"a snapshot chunk does not decode: {exc}") from None
     except zlib.error as exc:
