@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from snapshot_helpers import exchange, state
 
 import threadkit as tk
@@ -103,3 +105,53 @@ def test_force_and_a_snapshot_whose_blocks_are_not_held() -> None:
         assert db.compact(snap, force=True, keep_blocks=False).records == 2
         assert bootstrap.offer(db) is None  # nothing left to start a joiner from
         assert [s.held for s in db.snapshots()] == [False]
+
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "save", "delete", "sync"]),
+        st.integers(0, 1),
+        st.integers(0, 3),
+        st.one_of(st.integers(-3, 3), st.text(max_size=3), st.none()),
+    ),
+    max_size=20,
+)
+
+
+def _apply(dbs: list[Any], plan: list[Any]) -> None:
+    for op, writer, n, value in plan:
+        coll, doc_id = dbs[writer]["c"], f"d{n}"
+        if op == "create" and not coll.has(doc_id):
+            coll.create({"_id": doc_id, "v": value})
+        elif op == "save" and coll.has(doc_id):
+            coll.save({"_id": doc_id, "v": value, "w": [value]})
+        elif op == "delete" and coll.has(doc_id):
+            coll.delete(doc_id)
+        elif op == "sync":
+            exchange(*dbs)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, steps)
+def test_property_compaction_keeps_the_state_and_later_writes_converge(
+    before: list[Any], after: list[Any]
+) -> None:
+    """Two writers, concurrent edits; one compacts at a snapshot once both wrote after it:
+    its documents, instances, indexes and configs stay those of a replica that kept
+    everything, through the writes that follow on both sides."""
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b, tk.Peer(memory=True) as c:
+        first = a.new_db("p")
+        first.new_collection("c", indexes=[{"path": "v"}])
+        dbs = [first, replica(b, first)]
+        exchange(*dbs)
+        _apply(dbs, before)
+        exchange(*dbs)
+        snap = first.snapshot()
+        dbs[1]["c"].create({"v": "past the snapshot"})
+        exchange(*dbs)
+        keeper = replica(c, first)
+        exchange(*dbs, keeper)
+        first.compact(snap)
+        _apply(dbs, after)
+        exchange(*dbs, keeper)
+        assert _live(first) == _live(keeper) == _live(dbs[1])
