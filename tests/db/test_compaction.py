@@ -155,3 +155,21 @@ def test_property_compaction_keeps_the_state_and_later_writes_converge(
         _apply(dbs, after)
         exchange(*dbs, keeper)
         assert _live(first) == _live(keeper) == _live(dbs[1])
+
+
+def test_a_deleted_compacted_database_leaves_no_log_start_behind() -> None:
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b:
+        db = a.new_db("k")
+        db.new_collection("c").create({"_id": "x", "n": 1})
+        snap = db.snapshot()
+        copy = bootstrap.install(b.manager, bootstrap.offer(db), db.key, db.id, "k", [a.identity])
+        b.manager.delete_db(copy.id)
+        with b.repo.transaction() as txn:
+            assert not any(
+                bytes(k).startswith(b"logstart/") for k, _ in txn.cursor(b.repo.tables.meta)
+            )
+        again = replica(b, db)  # the same thread and logs, joined in full this time
+        handoff(db, again)
+        assert again["c"].find_by_id("x")["n"] == 1
+        db.compact(snap)
+        assert len(db._repo.read_log(db.id, db.log_id)) == 1
