@@ -18,6 +18,7 @@ SUITES = {
     "frames": "bench.bench_frames",
     "relay": "bench.bench_relay",
     "archive": "bench.bench_archive",
+    "lifecycle": "bench.bench_lifecycle",
     "access": "bench.bench_access",
     "startup": "bench.bench_startup",
     "scale": "bench.bench_scale",

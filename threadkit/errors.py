@@ -24,6 +24,7 @@ already catches the built-in kinds keeps working.
     │   ├── InvalidScript                         a validator or filter that does not compile
     │   ├── InvalidArchive                        a CAR file truncated, malformed, or not a threadkit export
     │   ├── InvalidMigration                      a bad migration transform, or documents it cannot carry
+    │   ├── InvalidSnapshot                       a snapshot malformed, forged, untrusted or unknown
     │   ├── WriteRejected                         a write refused; the transaction leaves no trace
     │   │   ├── SchemaViolation                   the document does not satisfy the schema
     │   │   ├── ScriptRejected                    the write validator did not return true
@@ -51,6 +52,7 @@ already catches the built-in kinds keeps working.
     │   │   │   └── DBNotFound
     │   │   ├── LogNotFound
     │   │   ├── BlockNotFound
+    │   │   ├── HistoryCompacted                  history before a snapshot a compaction dropped
     │   │   ├── CollectionNotFound
     │   │   └── InstanceNotFound
     │   ├── AlreadyExists                         something created twice
@@ -98,6 +100,7 @@ __all__ = [
     "DiskFull",
     "FeedClosed",
     "FrameTooLarge",
+    "HistoryCompacted",
     "InstanceExists",
     "InstanceNotFound",
     "IntegrityError",
@@ -112,6 +115,7 @@ __all__ = [
     "InvalidQuery",
     "InvalidSchema",
     "InvalidScript",
+    "InvalidSnapshot",
     "InvalidThreadID",
     "InvalidThreadKey",
     "InvalidTimestamp",
@@ -222,6 +226,10 @@ class InvalidArchive(InvalidInput):
 
 class InvalidMigration(InvalidInput):
     """A schema migration whose transform is malformed, or that existing documents fail."""
+
+
+class InvalidSnapshot(InvalidInput):
+    """A snapshot that is malformed, forged, not trusted, or not known here (docs/lifecycle.md)."""
 
 
 class WriteRejected(InvalidInput):
@@ -346,6 +354,10 @@ class LogNotFound(NotFound):
 
 class BlockNotFound(NotFound):
     """No block with that CID in the repository."""
+
+
+class HistoryCompacted(NotFound):
+    """History before a snapshot asked of a database that dropped it (``db.compact``)."""
 
 
 class AlreadyExists(StoreError):

@@ -13,6 +13,7 @@ import traceback
 from typing import Any
 
 from forger import forge, read_disk
+from lifecycle_cmds import LIFECYCLE
 from waits import poll_until, wait_for_docs, wait_for_heads
 
 import threadkit as tk
@@ -90,7 +91,10 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {}
     if cmd == "join":
         db = peer.new_db_from_addr(
-            msg["addr"], tk.ThreadKey.from_string(msg["key"]), timeout=msg.get("timeout")
+            msg["addr"],
+            tk.ThreadKey.from_string(msg["key"]),
+            timeout=msg.get("timeout"),
+            trust=msg.get("trust"),
         )
         return {"id": str(db.id), "name": db.name}
     if cmd == "join_lan":
@@ -258,6 +262,8 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
                             break
                         found = found or needle in bytes(key) + bytes(value)
         return {"found": found}
+    if cmd in LIFECYCLE:
+        return LIFECYCLE[cmd](_db(msg), msg)
     if cmd == "repo_path":
         return {"path": str(peer.repo.path)}
     if cmd == "create_bg":

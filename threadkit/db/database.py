@@ -41,6 +41,7 @@ from threadkit.db.engine import Change, Engine
 from threadkit.db.events import Action, RecordEvent, encode_body, encode_creates
 from threadkit.db.gate import Attested, Gate, WriteAs, Writer, author_of, resolve_writer
 from threadkit.db.judging import threaddb_event
+from threadkit.db.lifecycle import Lifecycle
 from threadkit.db.listen import Event as ListenEvent
 from threadkit.db.listen import Feed, Listeners
 from threadkit.db.membership import Membership
@@ -94,7 +95,7 @@ class DBInfo:
     key: ThreadKey
 
 
-class Database(Membership):
+class Database(Membership, Lifecycle):
     """A database (a thread) in a peer's repo. Get one from ``peer.new_db`` / ``peer.get_db``.
 
     The store's class: ``tk.Database`` is this class with the notebook views

@@ -20,6 +20,8 @@ db_losers     prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id           
 db_applied    prefix ‖ log id bytes                                  u64be counter applied
 db_order      prefix ‖ order key                                     coll ‖ 00 ‖ id (history)
 db_access     prefix ‖ log id bytes ‖ u64be counter                  CBOR entry (:mod:`.members`)
+db_snaps      prefix ‖ "s" ‖ CID, prefix ‖ "base"/"compacted"         CBOR (:mod:`.snapshots`)
+db_snapblocks prefix ‖ CID                                           snapshot block
 ============= ====================================================== ===============================
 
 An order key is ``stamp (12 bytes) ‖ log id bytes`` (:func:`threadkit.core.clock.order_key`);
@@ -61,8 +63,13 @@ LOSERS = b"db_losers"
 APPLIED = b"db_applied"
 ORDER = b"db_order"
 ACCESS = b"db_access"
+SNAPS = b"db_snaps"
+SNAPBLOCKS = b"db_snapblocks"
 
-TABLES = (DBS, COLLS, DOCS, INST, EVENTS, INDEX, LOST, LOSERS, APPLIED, ORDER, ACCESS)
+TABLES = (
+    *(DBS, COLLS, DOCS, INST, EVENTS, INDEX, LOST, LOSERS, APPLIED, ORDER, ACCESS),
+    *(SNAPS, SNAPBLOCKS),
+)
 
 _PREFIX = struct.Struct(">I")
 

@@ -32,6 +32,8 @@ class DocTables:
     ----------
     dbs, colls, docs, inst, events, index, lost, losers, applied, order, access : Any
         LMDB database handles for the ``db_*`` tables of the same names.
+    snaps, snapblocks : Any
+        The snapshots known and the snapshot blocks held (:mod:`.snapshots`).
     """
 
     dbs: Any
@@ -45,6 +47,8 @@ class DocTables:
     applied: Any
     order: Any
     access: Any
+    snaps: Any
+    snapblocks: Any
 
 
 def open_db_tables(repo: Repo) -> DocTables:

@@ -236,19 +236,23 @@ def encode_body(
     events: list[RecordEvent],
     proof: dict[str, Any] | None = None,
     member: dict[str, Any] | None = None,
+    snapshot: dict[str, Any] | None = None,
 ) -> bytes:
     """The record body node of a transaction's events, with its writer proof node.
 
     A body without ``proof`` is the one written before writer proofs (byte for byte).
-    A membership event (``member``) goes alone, with no events.
+    A membership event (``member``) or a snapshot (``snapshot``, :mod:`.snapshots`) goes
+    alone, with no events.
     """
-    if not events and member is None:
+    if not events and member is None and snapshot is None:
         raise MalformedRecord("a record body needs at least one event")
     node: dict[str, Any] = {"v": BODY_VERSION, "events": [e.to_node() for e in events]}
     if proof is not None:
         node["w"] = proof
     if member is not None:
         node["m"] = member
+    if snapshot is not None:
+        node["s"] = snapshot
     return cbor2.dumps(node)
 
 
@@ -335,11 +339,14 @@ class Body:
         None in a body written before writer proofs.
     member : dict or None
         The membership event node, if the record is one.
+    snapshot : dict or None
+        The snapshot node ``{root: CID}``, if the record carries one (:mod:`.snapshots`).
     """
 
     events: list[RecordEvent]
     proof: object | None = None
     member: dict[str, Any] | None = None
+    snapshot: dict[str, Any] | None = None
 
 
 def decode_body(data: bytes) -> list[RecordEvent]:
@@ -355,16 +362,21 @@ def decode_record_body(data: bytes) -> Body:
         raise MalformedRecord(f"record body is not CBOR: {exc}") from None
     if not isinstance(node, dict) or node.get("v") != BODY_VERSION:
         raise MalformedRecord(f"record body is not a version {BODY_VERSION} event list")
-    if not node.keys() <= {"v", "events", "w", "m"}:
+    if not node.keys() <= {"v", "events", "w", "m", "s"}:
         raise MalformedRecord(f"record body has unknown fields {sorted(node)}")
     events = node.get("events")
     member = node.get("m")
+    snapshot = node.get("s")
     if member is not None and (not isinstance(member, dict) or events != []):
         raise MalformedRecord("a membership record holds one membership map and no events")
-    if not isinstance(events, list) or (not events and member is None):
+    if snapshot is not None and (
+        not isinstance(snapshot, dict) or events != [] or member is not None
+    ):
+        raise MalformedRecord("a snapshot record holds one snapshot map and no events")
+    if not isinstance(events, list) or (not events and member is None and snapshot is None):
         raise MalformedRecord("record body holds no events")
     parsed = [RecordEvent.from_node(e) for e in events]
     for before, after in itertools.pairwise(parsed):
         if after.stamp <= before.stamp:
             raise MalformedRecord("events in a record body must have increasing stamps")
-    return Body(parsed, node.get("w"), member)
+    return Body(parsed, node.get("w"), member, snapshot)

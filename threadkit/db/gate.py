@@ -29,7 +29,7 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, open_record
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.core.writerproof import attest, delegate
-from threadkit.db import dockeys, epochs, members
+from threadkit.db import dockeys, epochs, members, snapshots
 from threadkit.db.change import Change, change_between
 from threadkit.db.events import Body, RecordEvent, decode_record_body
 from threadkit.errors import (
@@ -294,6 +294,8 @@ class Gate:
         """Make the entry of a received record (its events are applied by :meth:`settle`)."""
         entry, body = self._entry(txn, log_id, counter, record)
         members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        if body is not None and body.snapshot is not None and entry.kind == "write":
+            snapshots.note(txn, self.db, log_id, counter, record, body)
         self._held[(log_id, counter)] = (record, body, entry)
         if entry.kind == "genesis":
             self._members = True

@@ -169,11 +169,11 @@ class Manager:
                 else:
                     threads.add_thread(txn, self.repo.tables, thread_id, key, name)
                 logs.add_log(txn, self.repo.tables, thread_id, log_key.public, log_key, ())
-                raw = txn.get(_NEXT_PREFIX, db=self.tables.dbs)
-                number = int.from_bytes(raw, "big") if raw else 1
+                prefix = self.next_prefix(txn)
+                number = int.from_bytes(prefix, "big")
                 txn.put(_NEXT_PREFIX, (number + 1).to_bytes(4, "big"), db=self.tables.dbs)
                 entry = {
-                    "prefix": dockeys.db_prefix(number),
+                    "prefix": prefix,
                     "name": name,
                     "log": log_key.public.peer_id,
                 }
@@ -184,6 +184,11 @@ class Manager:
         for callback in list(self._new_db_callbacks):
             callback(db)
         return db
+
+    def next_prefix(self, txn: StoreTxn) -> bytes:
+        """The key prefix the next database created in ``txn`` gets (a bootstrap fills it)."""
+        raw = txn.get(_NEXT_PREFIX, db=self.tables.dbs)
+        return dockeys.db_prefix(int.from_bytes(raw, "big") if raw else 1)
 
     def on_new_db(self, callback: Callable[[Database], None]) -> None:
         """Call ``callback(db)`` for every database created from now on (the network attaches)."""
@@ -218,6 +223,8 @@ class Manager:
                     self.tables.applied,
                     self.tables.order,
                     self.tables.access,
+                    self.tables.snaps,
+                    self.tables.snapblocks,
                 ):
                     _delete_prefix(txn, table, db.prefix)
                 txn.delete(db.id.to_bytes(), db=self.tables.dbs)

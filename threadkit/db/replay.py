@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from threadkit.db.compaction import check_point, frontier
 from threadkit.db.points import Point, resolve
 from threadkit.db.timeline import EventRow, RecordFinder, event_rows
 
@@ -59,8 +60,16 @@ def documents_at(
         the collection's JSON Schema then (None when it did not exist).
     """
     finder = RecordFinder(db)
+    check_point(db, when, None)  # a head set short of the snapshot's names dropped records
     selection = resolve(db, when, finder)
-    rows = [r for r in event_rows(db, collection, finder=finder) if selection.includes(r)]
+    check_point(db, when, selection)
+    compacted = frontier(db)  # a point after it includes every folded event before it
+    front = compacted[0] if compacted else b""
+    rows = [
+        r
+        for r in event_rows(db, collection, finder=finder)
+        if selection.includes(r) or r.key <= front
+    ]
     return replay(collection, rows, reader)
 
 

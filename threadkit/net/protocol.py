@@ -61,7 +61,10 @@ that much plus CBOR framing: always below :data:`MAX_FRAME`."""
 _AUTH_DOMAIN = b"threadkit/1.0.0 auth"
 _READ_CHECK_DOMAIN = b"threadkit/1.0.0 read key check"
 
-REQUEST_TYPES = frozenset({"get_logs", "push_log", "get_records", "push_records", "exchange_edges"})
+REQUEST_TYPES = frozenset(
+    {"get_logs", "push_log", "get_records", "push_records", "exchange_edges"}
+    | {"get_snapshot", "get_blocks"}  # joining from a snapshot (threadkit/net/bootstrap.py)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,9 @@ def decode_request(data: bytes) -> dict[str, Any]:
                 )
             )
         message["logs"] = wanted
+    elif kind == "get_blocks":
+        cids = _list(message.get("cids"), "cids")[:4096]
+        message["cids"] = [_bytes(c, "cid", 64) for c in cids]
     elif kind == "exchange_edges":
         edges = []
         for item in _list(message.get("threads"), "threads")[:4096]:

@@ -31,6 +31,7 @@ from threadkit.errors import (
     ThreadkitError,
 )
 from threadkit.net import protocol as p
+from threadkit.net.bootstrap import join_from_snapshot
 from threadkit.net.client import Requester
 from threadkit.net.context import ServiceContext, peer_id_str, text_or_none
 from threadkit.net.push import Pusher
@@ -168,12 +169,19 @@ class Puller:
         )
 
     async def join(
-        self, target: ThreadAddr, key: ThreadKey, name: str | None, pull: bool = True
+        self,
+        target: ThreadAddr,
+        key: ThreadKey,
+        name: str | None,
+        pull: bool = True,
+        trust: frozenset[str] | None = None,
     ) -> Database:
         """Join the database at ``target``: its logs, this peer's log, then its records.
 
         With ``pull`` False the records are pulled in the background (the database is
-        returned at once, empty; ``db.sync()`` waits for them).
+        returned at once, empty; ``db.sync()`` waits for them). With ``trust`` (public key
+        strings), a snapshot by one of them starts the database when the peer has one
+        (:mod:`.bootstrap`); the records after it are pulled.
         """
         import trio
 
@@ -192,7 +200,13 @@ class Puller:
             except DBNotFound:
                 return ctx.manager.new_db(db_name, thread_id=thread_id, key=key, adopt=True)
 
-        db = await trio.to_thread.run_sync(create)
+        db = None
+        if trust is not None and not ctx.repo.has_thread(thread_id):
+            db = await join_from_snapshot(
+                ctx, self.client, target.peer_id, thread_id, key, db_name, trust
+            )
+        if db is None:
+            db = await trio.to_thread.run_sync(create)
         self.attach(db)
         ctx.store_logs(thread_id, reply)
         await self.pusher.push_log(target.peer_id, thread_id, db.log_id)

@@ -26,6 +26,7 @@ from threadkit.errors import (
     TooManyLogs,
 )
 from threadkit.net import protocol as p
+from threadkit.net.bootstrap import blocks_reply, snapshot_reply
 from threadkit.net.client import close_stream, reset_stream
 from threadkit.net.context import ServiceContext, peer_id_str, thread_id_from
 from threadkit.net.receive import Receiver
@@ -173,6 +174,10 @@ class Server:
             return p.ok_reply()
         if kind == "get_records":
             return p.ok_reply(logs=self._records_for(thread_id, request["logs"]))
+        if kind == "get_snapshot":
+            return p.ok_reply(**snapshot_reply(ctx, thread_id))
+        if kind == "get_blocks":
+            return p.ok_reply(blocks=blocks_reply(ctx, thread_id, request["cids"]))
         # push_records
         log_id = peer_id_str(request["log"])
         try:

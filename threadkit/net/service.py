@@ -195,15 +195,16 @@ class ThreadService:
         name: str | None = None,
         timeout: float | None = None,
         pull: bool = True,
+        trust: frozenset[str] | None = None,
     ) -> Database:
         """Join a database at a thread address: pull its logs and records; returns it ready.
 
         With ``pull`` False, returns once the database exists here; its records are
-        pulled in the background.
+        pulled in the background. ``trust``: start from a snapshot by one of these keys.
         """
         target = ThreadAddr.parse(addr)
         result: Database = self.node.call(
-            self._puller.join, target, key, name, pull, timeout=timeout or self.timeout * 3
+            self._puller.join, target, key, name, pull, trust, timeout=timeout or self.timeout * 3
         )
         return result
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.addr import tcp_port
-from threadkit.core.identity import Identity
+from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID as ThreadIDType
 from threadkit.core.keys import ThreadKey as ThreadKeyType
 from threadkit.db.archive import MAX_ARCHIVE_SIZE, export_thread, import_db
+from threadkit.db.bootstrap import trusted_keys
 from threadkit.db.manager import Manager
 from threadkit.errors import DBNotFound, InvalidInput, InvalidThreadKey, NetworkError, RepoClosed
 from threadkit.net.addrs import is_loopback, parse_announce
@@ -499,6 +500,7 @@ class Peer(ThreadsAPI):
         name: str | None = None,
         timeout: float | None = None,
         pull: bool = True,
+        trust: Iterable[Identity | PublicKey | str] | None = None,
     ) -> Database:
         """Join a database another peer serves: connect, pull its logs and records, return it.
 
@@ -519,7 +521,11 @@ class Peer(ThreadsAPI):
             False: return as soon as the database exists here, before its records have
             arrived (they are pulled in the background): open ``db.listen(...)`` to watch
             them come, ``db.sync()`` to wait for them.
+        trust : iterable of Identity, PublicKey or str, optional
+            Start from the peer's newest snapshot when one of these wrote it (checked,
+            docs/lifecycle.md), then pull the records after it; else pull every record.
         """
+        trusted = None if trust is None else trusted_keys(trust)
         if isinstance(key, str):
             key = ThreadKeyType.from_string(key.strip())
         if not isinstance(key, ThreadKeyType):
@@ -537,7 +543,7 @@ class Peer(ThreadsAPI):
             return self.join(
                 addr.strip().removeprefix("/thread/").strip("/"), key, name, timeout, pull
             )
-        return _composed(self._online_service().join(addr, key, name, timeout, pull))
+        return _composed(self._online_service().join(addr, key, name, timeout, pull, trusted))
 
     def join(
         self,

@@ -16,6 +16,7 @@ from threadkit.store import codec, layout
 from threadkit.store.logs import read_head
 from threadkit.store.models import StoredRecord
 from threadkit.store.tables import Tables
+from threadkit.store.trim import log_start
 from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["get_record", "has_record", "locate", "read_back", "read_log"]
@@ -145,8 +146,10 @@ def _read_range(
     prefix = layout.log_prefix(thread_id, log_id)
     get, records_db = txn.get, tables.records
     with txn.cursor(db=tables.index) as cursor:
-        found = cursor.set_key(layout.index_key(prefix, after + 1))
-        for counter in range(after + 1, stop + 1):
+        # a log started at a snapshot, or whose older records were dropped, starts later
+        start = max(after + 1, log_start(txn, tables, prefix))
+        found = cursor.set_key(layout.index_key(prefix, start))
+        for counter in range(start, stop + 1):
             if not found or bytes(cursor.key()) != layout.index_key(prefix, counter):
                 raise StoreError(f"log {log_id} of thread {thread_id}: index entry {counter} lost")
             cid = bytes(cursor.value())

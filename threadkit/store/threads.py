@@ -123,6 +123,8 @@ def delete_thread(txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID) -> No
         txn.delete(cid, db=tables.records)
     _delete_prefix(txn, tables.logs, prefix)
     _delete_prefix(txn, tables.heads, prefix)
+    # where its logs start, when they start later than their first record (trim.py)
+    _delete_prefix(txn, tables.meta, b"logstart/" + prefix.hex().encode())
 
 
 def thread_not_found(thread_id: ThreadID) -> ThreadNotFound:

@@ -1,0 +1,145 @@
+"""Snapshots and compaction (docs/lifecycle.md): joins from a snapshot, disk after compaction.
+
+Figures, each beside a baseline measured in the same run (joins over loopback libp2p,
+two peers in this process, durable repos in a temporary directory):
+
+- ``join_100k_from_snapshot``: join of 100,000 documents written in 100 transactions,
+  from the source's snapshot (``new_db_from_addr(..., trust=[source])``), beside the
+  join that pulls and applies every record (alternating rounds).
+- ``join_20_saves_from_snapshot``: join of 10,000 documents each saved 20 times
+  (210,000 events) from a snapshot, beside the full join.
+- ``disk_after_compact``: the LMDB file of that database after ``db.compact`` (written as
+  a compacted copy, ``env.copy(compact=True)``), beside the same 10,000 documents written
+  once; with the snapshot's blocks kept (joiners can start from it here) and dropped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import threadkit as tk
+from bench.harness import Figure, figure
+from threadkit.store.trim import compact_copy
+
+__all__ = ["run"]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _join(root: Path, name: str, source: tk.Peer, db: tk.Database, trust: bool) -> float:
+    """Seconds for a fresh durable peer to join ``db`` (from a snapshot when ``trust``)."""
+    addr, key = db.info().addrs[0], db.key
+    with tk.Peer(root / name, network=True, pull_interval=0) as peer:
+        seconds = _timed(
+            lambda: peer.new_db_from_addr(
+                addr, key, timeout=600, trust=[source.identity] if trust else None
+            )
+        )
+        joined = peer.get_db(db.id)
+        assert joined["Items"].count() == db["Items"].count()
+        assert not trust or any(s.held for s in joined.snapshots()), "no snapshot join"
+    return seconds
+
+
+def _many(root: Path, rounds: int) -> list[Figure]:
+    docs, txns = 100_000, 100
+    with tk.Peer(root / "src100k", network=True, pull_interval=0) as source:
+        db = source.new_db("bench")
+        coll = db.new_collection("Items")
+        per = docs // txns
+        for t in range(txns):
+            coll.create(*({"n": t * per + i, "name": f"item-{t}-{i}"} for i in range(per)))
+        snap = db.snapshot()
+        fast, full = [], []
+        for n in range(rounds):
+            full.append(docs / _join(root, f"full{n}", source, db, False))
+            fast.append(docs / _join(root, f"fast{n}", source, db, True))
+    return [
+        figure(
+            "join_100k_from_snapshot",
+            "docs/s",
+            "join pulling and applying every record",
+            fast,
+            full,
+            docs=docs,
+            txns=txns,
+            snapshot_heads=sum(snap.heads.values()),
+        )
+    ]
+
+
+def _saves(root: Path, rounds: int) -> list[Figure]:
+    docs, saves = 10_000, 20
+    with tk.Peer(root / "src20", network=True, pull_interval=0) as source:
+        db = source.new_db("bench")
+        coll = db.new_collection("Items")
+        coll.create(*({"_id": f"d{i}", "n": 0, "name": f"item-{i}"} for i in range(docs)))
+        for s in range(saves):
+            with coll.write_txn() as txn:
+                txn.save(*({"_id": f"d{i}", "n": s + 1} for i in range(docs)))
+        snap = db.snapshot()
+        fast, full = [], []
+        for n in range(rounds):
+            full.append(_join(root, f"f20-{n}", source, db, False))
+            fast.append(_join(root, f"s20-{n}", source, db, True))
+        done = db.compact(snap)
+        kept = compact_copy(source.repo, root / "copy-kept")
+        with source.repo.transaction(write=True) as txn:  # what keep_blocks=False drops
+            for cid, _ in _blocks(db, snap.cid):
+                txn.delete(db.prefix + cid, db=db._tables.snapblocks)
+        dropped = compact_copy(source.repo, root / "copy-dropped")
+    with tk.Peer(root / "once", network=False) as once:
+        coll = once.new_db("bench").new_collection("Items")
+        coll.create(*({"_id": f"d{i}", "n": saves, "name": f"item-{i}"} for i in range(docs)))
+        written_once = compact_copy(once.repo, root / "copy-once")
+    join = figure(
+        "join_20_saves_from_snapshot",
+        "joins/s",
+        "join pulling and applying every record",
+        [1 / s for s in fast],
+        [1 / s for s in full],
+        docs=docs,
+        events=docs * (saves + 1),
+        seconds_best=round(min(fast), 2),
+        full_join_seconds_best=round(min(full), 2),
+    )
+    disk = Figure(
+        figure="disk_after_compact",
+        value=round(dropped / written_once, 2),
+        unit="× the bytes of the documents written once",
+        baseline="the same documents written once (compacted LMDB copy)",
+        baseline_value=written_once,
+        ratio=round(dropped / written_once, 2),
+        median=round(dropped / written_once, 2),
+        baseline_median=written_once,
+        rounds=1,
+        detail={
+            "bytes_snapshot_blocks_dropped": dropped,
+            "bytes_snapshot_blocks_kept": kept,
+            "ratio_blocks_kept": round(kept / written_once, 2),
+            "records_dropped": done.records,
+            "events_folded": done.events,
+        },
+    )
+    return [join, disk]
+
+
+def _blocks(db: tk.Database, root: bytes) -> list[tuple[bytes, bytes]]:
+    from threadkit.db.snapshots import get_blocks
+
+    return get_blocks(db, root) or []
+
+
+def run(rounds: int = 2) -> list[Figure]:
+    """The join and disk figures (joins are slow: at most 2 rounds each)."""
+    rounds = max(1, min(rounds, 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        return [*_many(root, rounds), *_saves(root, 1)]
