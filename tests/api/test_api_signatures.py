@@ -47,7 +47,7 @@ NOT_REMOTE = {
     # rejected records are read from the record log, which the daemon's API does not serve
     | {"rejected"}
     # lifecycle calls the daemon's API has no call for yet (docs/lifecycle.md)
-    | {"migrate"},
+    | {"compact", "migrate", "snapshot", "snapshots", "verify_snapshot"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save
