@@ -61,9 +61,9 @@ import sys
 import threadkit as tk
 with tk.Peer(sys.argv[1], network=False) as peer:
     db = peer.new_db("bench")
+    docs = [{"n": i, "name": f"user{i}", "score": i * 0.5} for i in range(int(sys.argv[2]))]
     for name in ("a", "b"):
-        coll = db.new_collection(name)
-        coll.create([{"n": i, "name": f"user{i}", "score": i * 0.5} for i in range(int(sys.argv[2]))])
+        db.new_collection(name).create(docs)
     print(db.id, flush=True)
 """
 
