@@ -420,7 +420,8 @@ class SchemaValidator:
     dialects, and schemas ``fastjsonschema`` cannot compile, are checked by
     ``jsonschema`` (:attr:`compiled` tells which). A failing document is re-checked by
     ``jsonschema`` for its best error: the JSON path of the failing part and the reason.
-    Instances are safe to share between threads.
+    ``jsonschema`` is imported only then (and by :func:`prepare_schema` for a supplied
+    schema). Instances are safe to share between threads.
 
     Examples
     --------
