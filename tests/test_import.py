@@ -114,3 +114,73 @@ def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         threadkit.no_such_name  # noqa: B018
     assert not hasattr(threadkit, "also_missing")
+
+
+_FIRST_CALLS = textwrap.dedent(
+    """
+    import json, sys
+    import threadkit as tk
+    late = ("jsonschema", "referencing", "rfc3987_syntax", "lark", "numpy", "pandas", "pyarrow")
+    def loaded():
+        return sorted(m for m in late if m in sys.modules)
+    seen = {}
+    with tk.Peer(memory=True, network=False) as peer:
+        seen["peer"] = loaded()
+        db = peer.new_db("notes")
+        notes = db.new_collection("Notes", indexes=["n"])
+        notes.create([{"n": i} for i in range(10)])
+        hits = notes.find(tk.where("n").gt(4))
+        seen["find"] = loaded()
+        seen["hits"] = len(hits)
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_first_calls_without_a_schema_import_no_schema_or_frame_library() -> None:
+    """A peer, a schema-less collection, writes and a find load neither jsonschema nor numpy."""
+    result = _child(_FIRST_CALLS)
+    assert result["peer"] == []
+    assert result["find"] == []
+    assert result["hits"] == 5
+
+
+_SCHEMA_FRESH = textwrap.dedent(
+    """
+    import json
+    import threadkit as tk
+    out = []
+    with tk.Peer(memory=True, network=False) as peer:
+        db = peer.new_db("people")
+        for bad in ({"type": "objekt"}, {"properties": {"a": {"pattern": "("}}}):
+            try:
+                db.new_collection("Bad", schema=bad)
+            except tk.errors.InvalidSchema as err:
+                out.append(str(err))
+        people = db.new_collection("People", schema={
+            "properties": {"age": {"type": "integer", "minimum": 0},
+                           "tags": {"type": "array", "items": {"type": "string"}}},
+            "required": ["age"],
+        })
+        for doc in ({"age": -1}, {"tags": ["a"]}, {"age": 1, "tags": [1]}):
+            try:
+                people.create(doc)
+            except tk.errors.SchemaViolation as err:
+                out.append(str(err))
+        people.create({"age": 3, "tags": ["x"]})
+        out.append(len(people.find()))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_schema_checks_in_a_fresh_process() -> None:
+    """The first schema'd collection of a process imports jsonschema and gives its messages."""
+    assert _child(_SCHEMA_FRESH) == [
+        "not a valid JSON Schema at $.type: 'objekt' is not valid under any of the given schemas",
+        "not a valid JSON Schema at $.properties.a.pattern: '(' is not a 'regex'",
+        "document does not match the schema at $.age: -1 is less than the minimum of 0",
+        "document does not match the schema at $: 'age' is a required property",
+        "document does not match the schema at $.tags[0]: 1 is not of type 'string'",
+        1,
+    ]

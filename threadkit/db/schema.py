@@ -46,16 +46,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, Final, TypeAlias
+from functools import cached_property
+from typing import Any, Final
 
 import fastjsonschema
-import jsonschema
-import referencing
-import referencing.exceptions
-from jsonschema.exceptions import (
-    SchemaError,
-    best_match,
-)
 
 from threadkit.db.schemareading import (
     ID_FIELD,
@@ -85,10 +79,6 @@ __all__ = [
     "schema_paths",
 ]
 
-# A jsonschema validator class (jsonschema ships no type information here).
-_ValidatorClass: TypeAlias = Any
-
-
 DEFAULT_SCHEMA: Final[Mapping[str, Any]] = {
     "type": "object",
     "properties": {ID_FIELD: {"type": "string"}},
@@ -99,21 +89,25 @@ DEFAULT_SCHEMA: Final[Mapping[str, Any]] = {
 
 _DRAFT7: Final = "http://json-schema.org/draft-07/schema#"
 
-# ``$schema`` (without scheme, trailing "#" or slash) → jsonschema validator class.
-_DIALECTS: Final[Mapping[str, _ValidatorClass]] = {
-    "json-schema.org/draft-03/schema": jsonschema.Draft3Validator,
-    "json-schema.org/draft-04/schema": jsonschema.Draft4Validator,
-    "json-schema.org/draft-06/schema": jsonschema.Draft6Validator,
-    "json-schema.org/draft-07/schema": jsonschema.Draft7Validator,
-    "json-schema.org/draft/2019-09/schema": jsonschema.Draft201909Validator,
-    "json-schema.org/draft/2020-12/schema": jsonschema.Draft202012Validator,
+# ``$schema`` (without scheme, trailing "#" or slash) → the name of its jsonschema
+# validator class. ``jsonschema`` is imported where it is used, not here: importing it
+# costs 0.05–3 s (its format checkers import ``rfc3987_syntax`` when installed, which
+# compiles a grammar), and a collection without a schema, or a document that passes the
+# compiled checks, never needs it.
+_DIALECTS: Final[Mapping[str, str]] = {
+    "json-schema.org/draft-03/schema": "Draft3Validator",
+    "json-schema.org/draft-04/schema": "Draft4Validator",
+    "json-schema.org/draft-06/schema": "Draft6Validator",
+    "json-schema.org/draft-07/schema": "Draft7Validator",
+    "json-schema.org/draft/2019-09/schema": "Draft201909Validator",
+    "json-schema.org/draft/2020-12/schema": "Draft202012Validator",
 }
 
 # Dialects fastjsonschema implements faithfully, and the ``$schema`` that selects each.
-_FAST_DIALECTS: Final[Mapping[_ValidatorClass, str]] = {
-    jsonschema.Draft4Validator: "http://json-schema.org/draft-04/schema#",
-    jsonschema.Draft6Validator: "http://json-schema.org/draft-06/schema#",
-    jsonschema.Draft7Validator: _DRAFT7,
+_FAST_DIALECTS: Final[Mapping[str, str]] = {
+    "Draft4Validator": "http://json-schema.org/draft-04/schema#",
+    "Draft6Validator": "http://json-schema.org/draft-06/schema#",
+    "Draft7Validator": _DRAFT7,
 }
 
 # Keywords whose value is one subschema, a list of them, or a name → subschema map.
@@ -148,11 +142,11 @@ _NO_FETCH: Final = {
 }
 
 
-def _dialect(schema: Mapping[str, Any]) -> _ValidatorClass:
-    """The jsonschema validator class for the dialect ``schema`` names (draft 7 if none)."""
+def _dialect(schema: Mapping[str, Any]) -> str:
+    """The jsonschema validator class name for the dialect ``schema`` names (draft 7 if none)."""
     uri = schema.get("$schema")
     if uri is None:
-        return jsonschema.Draft7Validator
+        return "Draft7Validator"
     if not isinstance(uri, str):
         raise InvalidSchema(f"$schema must be a URI string, not {uri!r}")
     key = uri.split("://", 1)[-1].split("#", 1)[0].rstrip("/")
@@ -353,15 +347,10 @@ def prepare_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         prepared: dict[str, Any] = json.loads(json.dumps(schema, allow_nan=False))
     except (TypeError, ValueError, RecursionError) as err:
         raise InvalidSchema(f"the schema is not JSON: {err}") from None
-    cls = _dialect(prepared)
-    try:
-        cls.check_schema(prepared)
-    except SchemaError as err:
-        where = err.json_path if err.path else "the root"
-        raise InvalidSchema(f"not a valid JSON Schema at {where}: {_clip(err.message)}") from None
-    except RecursionError:
-        raise InvalidSchema(f"the schema is nested deeper than {MAX_DEPTH} levels") from None
-    id_key = "id" if cls in (jsonschema.Draft3Validator, jsonschema.Draft4Validator) else "$id"
+    dialect = _dialect(prepared)
+    if prepared != DEFAULT_SCHEMA:  # the default is valid: no need to import jsonschema
+        _check_metaschema(dialect, prepared)
+    id_key = "id" if dialect in ("Draft3Validator", "Draft4Validator") else "$id"
     _check_refs(prepared, id_key)
     _check_loops(prepared)
 
@@ -393,6 +382,20 @@ def prepare_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     return prepared
 
 
+def _check_metaschema(dialect: str, schema: dict[str, Any]) -> None:
+    """Raise InvalidSchema unless ``schema`` is valid against its dialect's metaschema."""
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        getattr(jsonschema, dialect).check_schema(schema)
+    except SchemaError as err:
+        where = err.json_path if err.path else "the root"
+        raise InvalidSchema(f"not a valid JSON Schema at {where}: {_clip(err.message)}") from None
+    except RecursionError:
+        raise InvalidSchema(f"the schema is nested deeper than {MAX_DEPTH} levels") from None
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
@@ -417,7 +420,8 @@ class SchemaValidator:
     dialects, and schemas ``fastjsonschema`` cannot compile, are checked by
     ``jsonschema`` (:attr:`compiled` tells which). A failing document is re-checked by
     ``jsonschema`` for its best error: the JSON path of the failing part and the reason.
-    Instances are safe to share between threads.
+    ``jsonschema`` is imported only then (and by :func:`prepare_schema` for a supplied
+    schema). Instances are safe to share between threads.
 
     Examples
     --------
@@ -431,10 +435,9 @@ less than the minimum of 0
 
     def __init__(self, schema: Mapping[str, Any] | None) -> None:
         self._schema = prepare_schema(schema)
-        cls = _dialect(self._schema)
-        self._jsonschema = cls(self._schema, registry=referencing.Registry())
+        self._dialect = _dialect(self._schema)
         self._fast: Any = None
-        fast_dialect = _FAST_DIALECTS.get(cls)
+        fast_dialect = _FAST_DIALECTS.get(self._dialect)
         if fast_dialect is not None and not _has_data_references(self._schema):
             # fastjsonschema rewrites $ref in place and picks its dialect from $schema
             # (2019-09 when absent), so it gets its own copy with the dialect spelled out.
@@ -449,6 +452,15 @@ less than the minimum of 0
                 )
             except Exception:  # any failure to compile: use jsonschema
                 self._fast = None
+
+    @cached_property
+    def _jsonschema(self) -> Any:
+        """The ``jsonschema`` validator, built on first use (two threads may both build it)."""
+        import jsonschema
+        import referencing
+
+        cls = getattr(jsonschema, self._dialect)
+        return cls(self._schema, registry=referencing.Registry())
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -517,6 +529,8 @@ less than the minimum of 0
                 pass
             else:
                 return
+        from jsonschema.exceptions import best_match
+
         try:
             error = best_match(self._jsonschema.iter_errors(doc))
         except RecursionError:

@@ -30,13 +30,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadkit.errors import InvalidInput
-from threadkit.frames import build as fb
-from threadkit.frames import cbor_columns as cc
 from threadkit.frames.dtypes import schema_targets
 from threadkit.frames.frame import frame_to_arrow
+
+if TYPE_CHECKING:
+    from threadkit.frames import build as fb
 
 __all__ = ["check_target", "partition_columns", "write_partitioned"]
 
@@ -153,6 +154,10 @@ class _Plan:
     """The columns of the whole snapshot: one pass classifying every batch."""
 
     def __init__(self, batches: Batches, schema: dict[str, Any]) -> None:
+        # imported here: they import numpy, and the views import this module with a peer
+        from threadkit.frames import build as fb
+        from threadkit.frames import cbor_columns as cc
+
         self.targets, self.order = schema_targets(schema)
         total: dict[str, Any] = {}
         met: dict[str, None] = {}
@@ -165,6 +170,9 @@ class _Plan:
 
     def frames(self, batches: Batches, columns: fb.Plan | None = None) -> Iterator[Any]:
         """Each batch's frame, with the whole snapshot's columns (or ``columns``)."""
+        from threadkit.frames import build as fb
+        from threadkit.frames import cbor_columns as cc
+
         for values in batches():
             rows = fb.classify(cc.decode(values), self.targets)
             yield fb.build(rows, self.columns if columns is None else columns)
