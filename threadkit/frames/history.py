@@ -398,12 +398,25 @@ def _shorten(frame: pd.DataFrame, columns: tuple[str, ...], keep: tuple[str, ...
     shown = frame.loc[:, list(keep)].copy()
     for column in columns:
         if column in shown:
-            shown[column] = pd.Series(
-                [short_id(v) if isinstance(v, str) else None for v in shown[column]],
-                index=shown.index,
-                dtype="string",
-            )
+            shown[column] = pd.Series(_short_ids(shown[column]), index=shown.index, dtype="string")
     return shown
+
+
+def _short_ids(values: pd.Series) -> Any:
+    """:func:`short_id` of each string of a column (None for anything else), with Arrow kernels."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(values.dtype, pd.StringDtype):
+        return [short_id(v) if isinstance(v, str) else None for v in values]
+    texts = pa.array(values.array).cast(pa.large_string())
+    tails = pc.binary_join_element_wise(
+        pa.scalar("…", pa.large_string()),
+        pc.utf8_slice_codeunits(texts, -_SHORT),
+        pa.scalar("", pa.large_string()),
+    )
+    return pc.if_else(pc.greater(pc.utf8_length(texts), _SHORT + 1), tails, texts)
 
 
 def readable_history(frame: pd.DataFrame) -> pd.DataFrame:

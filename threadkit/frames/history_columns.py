@@ -96,7 +96,7 @@ def _order_key_size(db: DatabaseSource) -> int | None:
 
 
 def _by_distinct(values: Any, encode: Any) -> Any:
-    """An Arrow string array of ``encode(v)`` for each value, ``encode`` called once per distinct."""
+    """An Arrow string array of ``encode(v)`` for each value (one call per distinct value)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -122,8 +122,8 @@ def history_columns(
     Returns
     -------
     dict[str, pandas.Series] or None
-        Each column by name, in the total order; None when the stored keys do not have the layout the columnar
-        read relies on (see the module's docstring).
+        Each column by name, in the total order; None when the stored keys do
+        not have the layout the columnar read relies on (see the module's docstring).
     """
     import pyarrow as pa
 
