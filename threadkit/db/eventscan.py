@@ -25,14 +25,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice, takewhile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import cbor2
+
+from threadkit.core.clock import Timestamp
+from threadkit.core.identity import peer_id_bytes
+from threadkit.core.records import open_record
 from threadkit.db import dockeys
+from threadkit.db.timeline import FoundRecord, RecordFinder, log_of_key
+from threadkit.errors import ThreadkitError
 
 if TYPE_CHECKING:
     from threadkit.db.database import Database
 
-__all__ = ["RawEvents", "scan_events"]
+__all__ = ["KeyFinder", "RawEvents", "scan_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +96,86 @@ def scan_events(db: Database, collection: str | None = None) -> RawEvents:
         cursor.set_range(prefix)
         values = list(islice(cursor.iternext(keys=False, values=True), len(keys)))
     return RawEvents(keys, values, len(engine.prefix))
+
+
+class KeyFinder(RecordFinder):
+    """A :class:`~threadkit.db.timeline.RecordFinder` whose search reads only event stamps.
+
+    The binary search over a log's records needs each probed record's order keys,
+    not its events checked and parsed (most of the cost of a record of thousands of
+    events); the record found is then decoded and checked in full, as the plain
+    finder decodes it, and returned only when it holds the key.
+
+    Parameters
+    ----------
+    db : Database
+        The database (read-only).
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._full = RecordFinder(db)
+
+    def _open(self, log_id: str, stored: Any) -> FoundRecord | None:
+        db = self._db
+        try:
+            public = db._repo.get_log(db.id, log_id).public
+            record = open_record(
+                stored.blocks,
+                service_key=db.key,
+                log_key=public,
+                cid=stored.cid,
+                verify_signature=False,
+            )
+            events = cbor2.loads(db.gate.read_body(record))["events"]
+            log_bytes = peer_id_bytes(log_id)
+            keys = tuple(Timestamp.checked(*e["t"]).to_bytes() + log_bytes for e in events)
+        except (ThreadkitError, cbor2.CBORDecodeError, LookupError, TypeError, ValueError):
+            return None
+        found = FoundRecord(stored.cid, str(record.author), stored.counter, keys, ())
+        self._cache[(log_id, stored.counter)] = found
+        return found
+
+    def locate(self, key: bytes) -> FoundRecord | None:
+        """The record that holds the event with order key ``key``, decoded in full, or None."""
+        log_id = log_of_key(key)
+        probed = self._gallop(log_id, key)
+        if probed is None:
+            probed = super().locate(key)  # the plain search (and its linear fallback)
+        if probed is None:
+            return None
+        found = self._full.record_at(log_id, probed.counter)
+        return found if found is not None and key in found.keys else None
+
+    def _gallop(self, log_id: str, key: bytes) -> FoundRecord | None:
+        """Counters 1, 2, 4, … until a record ends at or after ``key``, then a binary search.
+
+        Collection events are mostly early in a log (a collection is created before
+        its documents): they are found in a few probes of small records.
+        """
+        db = self._db
+        try:
+            head = db._repo.get_head(db.id, log_id).counter
+        except ThreadkitError:
+            return None
+        lo, hi, counter = 1, head, 1
+        while counter <= head:
+            found = self.record_at(log_id, counter)
+            if found is None or not found.keys:
+                return None
+            if key <= found.keys[-1]:
+                hi = counter
+                break
+            lo, counter = counter + 1, counter * 2
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            found = self.record_at(log_id, mid)
+            if found is None or not found.keys:
+                return None
+            if key < found.keys[0]:
+                hi = mid - 1
+            elif key > found.keys[-1]:
+                lo = mid + 1
+            else:
+                return found if key in found.keys else None
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from threadkit.db.eventscan import RawEvents, scan_events
+from threadkit.db.eventscan import KeyFinder, RawEvents, scan_events
 from threadkit.db.points import Point, Selection, resolve
 from threadkit.db.replay import documents_at
 from threadkit.db.timeline import (
@@ -73,6 +73,10 @@ class Timeline:
     ) -> list[EventEntry | None]:
         """Instance events by (collection, instance, order key): :func:`stored_events`."""
         return stored_events(self._db, wanted)
+
+    def key_finder(self) -> RecordFinder:
+        """A record finder whose search decodes only stamps: :class:`.eventscan.KeyFinder`."""
+        return KeyFinder(self._db)
 
     def finder(self) -> RecordFinder:
         """A record finder for this database (it caches decoded records)."""

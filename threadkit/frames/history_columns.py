@@ -131,15 +131,15 @@ def history_columns(
     raw = db.timeline.raw_events(collection)
     if size is None or not raw.keys:
         return None
-    extra = db.timeline.collection_events(collection)
     keys = pa.array(raw.keys, pa.binary())
     try:
         names, instances = _names_and_ids(keys, raw.start, size)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # an _id that is not valid UTF-8
         return None
     with paused_gc():
+        extra = db.timeline.collection_events(collection, db.timeline.key_finder())
         rows = cbor2.loads(array_header(len(raw.values)) + b"".join(raw.values))
-    return _frame(rows, keys, names, instances, extra, size, rejected)
+        return _frame(rows, keys, names, instances, extra, size, rejected)
 
 
 def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any]:
