@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -95,14 +96,16 @@ def _order_key_size(db: DatabaseSource) -> int | None:
     return _STAMP_SIZE + sizes.pop() if len(sizes) == 1 else None
 
 
-def _by_distinct(values: Any, encode: Any) -> Any:
-    """An Arrow string array of ``encode(v)`` for each value (one call per distinct value)."""
+def _by_distinct(values: Any, encode: Any, order: Any = None) -> Any:
+    """An Arrow string array of ``encode(v)`` for each value, taken in ``order`` (one
+    ``encode`` call per distinct value; only the small indices are reordered)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     encoded = pc.dictionary_encode(values)
     texts = pa.array([encode(v) for v in encoded.dictionary.to_pylist()], pa.large_string())
-    return texts.take(encoded.indices)
+    indices = encoded.indices if order is None else encoded.indices.take(order)
+    return texts.take(indices)
 
 
 def history_columns(
@@ -138,8 +141,12 @@ def history_columns(
         return None
     with paused_gc():
         extra = db.timeline.collection_events(collection, db.timeline.key_finder())
-        rows = cbor2.loads(array_header(len(raw.values)) + b"".join(raw.values))
-        return _frame(rows, keys, names, instances, extra, size, rejected)
+        head = array_header(len(raw.values))
+        encoded = b"".join(chain((head,), raw.values))
+        rows = cbor2.loads(encoded)
+        fields = _fields(rows, _long_rows(raw.values, encoded, len(head)), extra)
+        del rows  # its lists go before collection resumes; the patches hold no containers
+        return _frame(fields, keys, names, instances, extra, size, rejected)
 
 
 def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any]:
@@ -154,8 +161,35 @@ def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any]:
     return names, ids.cast(pa.large_string())
 
 
+def _fields(rows: list[list[Any]], long_rows: list[int], extra: Sequence[EventRow]) -> Any:
+    """Action codes, patches, authors and record CIDs of the stored and collection events."""
+    import pyarrow as pa
+
+    data: list[Any] = list(map(itemgetter(1), rows))
+    for i in long_rows:
+        row = rows[i]
+        if row[_PURGED_AT] is not None:
+            data[i] = dict(MARKER)
+    data.extend(e.data for e in extra)
+    codes = pa.array([*map(itemgetter(0), rows), *(e.action.code for e in extra)], pa.int64())
+    authors = pa.array([*map(itemgetter(3), rows), *(e.author for e in extra)], pa.large_string())
+    records = pa.array([*map(itemgetter(4), rows), *(e.record for e in extra)], pa.binary())
+    return codes, data, authors, records
+
+
+def _long_rows(values: Sequence[bytes], encoded: bytes, start: int) -> list[int]:
+    """Indices of the values whose CBOR array has more items than the purge's position
+    (only those can carry a purge), from the first byte of each in ``encoded``."""
+    import numpy as np
+
+    sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    starts = np.cumsum(sizes) - sizes + start
+    firsts = np.frombuffer(encoded, dtype=np.uint8)[starts]
+    return list(np.flatnonzero(firsts > 0x80 + _PURGED_AT).tolist())
+
+
 def _frame(
-    rows: list[list[Any]],
+    fields: Any,
     keys: Any,
     names: Any,
     instances: Any,
@@ -168,14 +202,16 @@ def _frame(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n, total = len(rows), len(rows) + len(extra)
+    codes, data, authors, records = fields
+    n, total = len(keys), len(keys) + len(extra)
     order_keys = pc.binary_slice(keys, -size).cast(pa.binary(size))
     tail = b"".join(e.key for e in extra)
     buffer = order_keys.buffers()[1].to_pybytes()[: n * size] + tail
     packed = np.frombuffer(buffer, dtype=f"S{size}", count=total)
-    order = pa.array(np.argsort(packed, kind="stable"))
+    ordered = np.argsort(packed, kind="stable")
+    order = pa.array(ordered)
     layout = [("wall", ">u8"), ("logical", ">u4"), ("log", f"V{size - _STAMP_SIZE}")]
-    stamps = np.frombuffer(buffer, dtype=np.dtype(layout))
+    stamps = np.frombuffer(buffer, dtype=np.dtype(layout))[ordered]
     walls = stamps["wall"].astype(np.int64)
     hlc = pc.binary_join_element_wise(
         pa.array(walls).cast(pa.large_string()),
@@ -189,37 +225,25 @@ def _frame(
         ),
         log_id_from_bytes,
     )
-    codes = pa.array([*map(itemgetter(0), rows), *(e.action.code for e in extra)], pa.int64())
-    actions = _by_distinct(codes, lambda code: str(Action.from_code(code)))
-    authors = pa.array([*map(itemgetter(3), rows), *(e.author for e in extra)], pa.large_string())
-    records = _by_distinct(
-        pa.array([*map(itemgetter(4), rows), *(e.record for e in extra)], pa.binary()), cid_text
-    )
-    data: list[Any] = list(map(itemgetter(1), rows))
-    for i, row in enumerate(rows):
-        if len(row) > _PURGED_AT and row[_PURGED_AT] is not None:
-            data[i] = dict(MARKER)
-    data.extend(e.data for e in extra)
-    patches = np.empty(total, dtype=object)
-    patches[:] = data
     names = pa.concat_arrays([names, pa.array([e.collection for e in extra], pa.large_string())])
     instances = pa.concat_arrays(
         [instances, pa.array([e.instance for e in extra], pa.large_string())]
     )
     reasons = pa.array(_reasons(rejected, packed, size, names, instances), pa.large_string())
-    ordered = order.to_numpy()
+    patches = np.empty(total, dtype=object)
+    patches[:] = data
     columns = {
         "hlc": hlc,
-        "author": authors,
+        "author": _by_distinct(authors, str, order),
         "log": logs,
-        "record": records,
-        "collection": names,
-        "instance": instances,
-        "action": actions,
-        "reason": reasons,
+        "record": _by_distinct(records, cid_text, order),
+        "collection": _by_distinct(names, str, order),
+        "instance": instances.take(order),
+        "action": _by_distinct(codes, lambda code: str(Action.from_code(code)), order),
+        "reason": reasons.take(order),
     }
-    series = {name: pd.Series(array.take(order), dtype="string") for name, array in columns.items()}
-    series["time"] = pd.to_datetime(pd.Series(walls[ordered]), unit="ns", utc=True)
+    series = {name: pd.Series(array, dtype="string") for name, array in columns.items()}
+    series["time"] = pd.to_datetime(pd.Series(walls), unit="ns", utc=True)
     series["patch"] = pd.Series(patches[ordered], dtype=object)
     series["rejected"] = series["reason"].notna().astype(bool)
     return series
