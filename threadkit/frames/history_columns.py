@@ -136,9 +136,12 @@ def history_columns(
         return None
     keys = pa.array(raw.keys, pa.binary())
     try:
-        names, instances = _names_and_ids(keys, raw.start, size)
+        cut = _names_and_ids(keys, raw.start, size)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # an _id that is not valid UTF-8
         return None
+    if cut is None:
+        return None
+    names, instances = cut
     with paused_gc():
         extra = db.timeline.collection_events(collection, db.timeline.key_finder())
         head = array_header(len(raw.values))
@@ -149,11 +152,15 @@ def history_columns(
         return _frame(fields, keys, names, instances, extra, size, rejected)
 
 
-def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any]:
-    """Each key's collection name and ``_id``, as Arrow string arrays."""
+def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any] | None:
+    """Each key's collection name and ``_id``, as Arrow string arrays (None: a key that
+    has no ``_id`` terminator just before an order key of ``size`` bytes)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    ends = pc.binary_slice(keys, -size - 1, -size)  # the byte before the order key
+    if not pc.all(pc.equal(ends, pa.scalar(b"\x00", pa.binary()))).as_py():
+        return None  # another key layout
     middle = pc.binary_slice(keys, start, -size - 1)  # name 00 escaped-id (its 00 dropped)
     parts = pc.split_pattern(middle, b"\x00", max_splits=1)
     names = pc.list_element(parts, 0).cast(pa.large_string())
