@@ -15,6 +15,8 @@ baseline of the same run:
 - ``df_cold`` — ``coll.df`` with every cached frame dropped, µs per document, beside a
   plain LMDB full scan and CBOR decode of the N documents;
 - ``history`` — ``db.history()`` of the N events, µs per event, beside the same scan;
+  ``history_columns_vs_rows`` — the same figure beside the frame built event by event
+  (``history_by_rows``, the path before the columnar read), same repo, same run;
 - ``reopen`` (fresh process) — ``tk.Peer(path)`` to the collection in hand, seconds,
   after a first ``tk.Peer(memory=True)`` has imported what a peer imports on first use
   (``first_peer_imports``, reported apart), beside ``lmdb.open`` of the plain
@@ -164,6 +166,7 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
     import threadkit as tk
     from threadkit.db.query import where
     from threadkit.frames import cache
+    from threadkit.frames.history import history_by_rows, readable_history
 
     out: dict[str, Any] = {"docs": n}
     repo = tmp / f"repo-{n}"
@@ -195,6 +198,7 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
         shown: list[int] = []
         out["history_s"] = _timed(lambda: shown.append(len(db.history())), 1)
         out["history_rows"] = shown[0]
+        out["history_by_rows_s"] = _timed(lambda: readable_history(history_by_rows(db)), 1)
         env.close()
     out["disk_bytes"] = sum(p.stat().st_size for p in repo.rglob("*") if p.is_file())
     out["plain_disk_bytes"] = sum(p.stat().st_size for p in plain_path.rglob("*") if p.is_file())
@@ -244,6 +248,13 @@ def _figures(results: list[dict[str, Any]]) -> Iterator[Figure]:
             lambda r: per_doc(r, "history_s"),
             "plain LMDB full scan + CBOR decode (per document)",
             lambda r: per_doc(r, "plain_scan_s"),
+        ),
+        (
+            "history_columns_vs_rows",
+            "µs per event (db.history(), built from columns)",
+            lambda r: per_doc(r, "history_s"),
+            "the same frame built event by event (history_by_rows, readable), same repo",
+            lambda r: per_doc(r, "history_by_rows_s"),
         ),
         (
             "first_find_per_returned_doc",

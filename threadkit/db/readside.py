@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from threadkit.db.eventscan import KeyFinder, RawEvents, scan_events
 from threadkit.db.points import Point, Selection, resolve
 from threadkit.db.replay import documents_at
 from threadkit.db.timeline import (
@@ -18,6 +19,7 @@ from threadkit.db.timeline import (
     LogState,
     RecordFinder,
     RecordNode,
+    collection_event_rows,
     event_rows,
     heads,
     log_states,
@@ -56,11 +58,25 @@ class Timeline:
         """Every event (of one collection), in total order: :func:`event_rows`."""
         return event_rows(self._db, collection, collection_events=collection_events, finder=finder)
 
+    def raw_events(self, collection: str | None = None) -> RawEvents:
+        """The stored instance events, raw, in key order: :func:`.eventscan.scan_events`."""
+        return scan_events(self._db, collection)
+
+    def collection_events(
+        self, collection: str | None = None, finder: RecordFinder | None = None
+    ) -> list[EventRow]:
+        """Collection events (of one collection), by name: :func:`collection_event_rows`."""
+        return collection_event_rows(self._db, collection, finder)
+
     def stored_events(
         self, wanted: Iterable[tuple[str, str, bytes | None]]
     ) -> list[EventEntry | None]:
         """Instance events by (collection, instance, order key): :func:`stored_events`."""
         return stored_events(self._db, wanted)
+
+    def key_finder(self) -> RecordFinder:
+        """A record finder whose search decodes only stamps: :class:`.eventscan.KeyFinder`."""
+        return KeyFinder(self._db)
 
     def finder(self) -> RecordFinder:
         """A record finder for this database (it caches decoded records)."""

@@ -64,6 +64,7 @@ __all__ = [
     "RecordFinder",
     "RecordNode",
     "cid_text",
+    "collection_event_rows",
     "event_rows",
     "heads",
     "key_stamp",
@@ -382,10 +383,20 @@ def event_rows(
     with db.read_txn() as txn:
         rows = list(_instance_events(txn, db, collection))
     if collection_events:
-        names = [collection] if collection else sorted(db.engine.colls)
-        rows.extend(_collection_events(db, names, finder or RecordFinder(db)))
+        rows.extend(collection_event_rows(db, collection, finder))
     rows.sort(key=lambda r: r.key)
     return rows
+
+
+def collection_event_rows(
+    db: Database, collection: str | None = None, finder: RecordFinder | None = None
+) -> list[EventRow]:
+    """The collection create/update/delete/migrate events (of one collection), by name.
+
+    Not in total order: :func:`event_rows` sorts them among the instance events.
+    """
+    names = [collection] if collection else sorted(db.engine.colls)
+    return list(_collection_events(db, names, finder or RecordFinder(db)))
 
 
 @dataclass(frozen=True, slots=True)
