@@ -358,9 +358,9 @@ class Gate:
             if not any(e.kind == "genesis" for e in base):
                 return self._settle_open(txn)
             if self._touched is not txn:
-                changes = self._settle_held(txn, base)
-                if changes is not None:
-                    return changes
+                held = self._settle_held(txn, base)
+                if held is not None:
+                    return held
             entries = list(members.iter_entries(txn, table, prefix))
             verdicts = members.verdicts(entries)
             ring = self.ring(txn, entries, verdicts)
