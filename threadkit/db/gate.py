@@ -175,14 +175,15 @@ class Gate:
         so only a change of membership, in this transaction or another, reads the table
         again; ``write`` (``txn`` itself) writes a mark when there is none yet.
         """
-        table, prefix = self.db._tables.access, self.db.prefix
-        mark = members.membership_mark(txn, table, prefix)
+        tables, prefix = self.db._tables, self.db.prefix
+        mark = members.membership_mark(txn, tables.applied, prefix)
         cached = self._base
         if mark is not None and cached is not None and cached[0] == mark:
             return cached[1]
         if mark is None and write is not None:
-            mark = members.new_mark(write, table, prefix)
-        base = [e for e in members.iter_entries(txn, table, prefix) if e.kind in epochs.MEMBERSHIP]
+            mark = members.new_mark(write, tables.applied, prefix)
+        entries = members.iter_entries(txn, tables.access, prefix)
+        base = [e for e in entries if e.kind in epochs.MEMBERSHIP]
         if mark is not None:
             self._base = (mark, base)
         return base
@@ -254,6 +255,12 @@ class Gate:
             self._delegations[writer.public] = node
         return node
 
+    def _put(self, txn: StoreWriteTxn, entry: members.Entry) -> None:
+        """Store an entry; a membership entry gets a new membership mark with it."""
+        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        if entry.kind in epochs.MEMBERSHIP:
+            members.new_mark(txn, self.db._tables.applied, self.db.prefix)
+
     def heads(self, txn: StoreTxn) -> dict[str, int]:
         """Per log, the highest record counter applied here: what a membership event saw."""
         out: dict[str, int] = {}
@@ -302,7 +309,7 @@ class Gate:
             if self._sealing[0]:
                 fields = {**fields, "sealed": [self._sealing[0], self._sealing[1]]}
         entry = self.check_local(txn, counter, kind, writer, members.stamp_int(stamp), fields)
-        members.put_entry(txn, db._tables.access, db.prefix, entry)
+        self._put(txn, entry)
         if kind in epochs.MEMBERSHIP:
             self._touched = txn
 
@@ -311,7 +318,7 @@ class Gate:
     def note(self, txn: StoreWriteTxn, log_id: str, counter: int, record: Record) -> None:
         """Make the entry of a received record (its events are applied by :meth:`settle`)."""
         entry, body = self._entry(txn, log_id, counter, record)
-        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        self._put(txn, entry)
         if body is not None and body.snapshot is not None and entry.kind == "write":
             snapshots.note(txn, self.db, log_id, counter, record, body)
         self._held[(log_id, counter)] = (record, body, entry)
@@ -370,7 +377,7 @@ class Gate:
             off = [e for e in entries if e.ok and verdicts.get((e.log, e.counter))]
             on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
             for e in [*off, *on]:
-                members.put_entry(txn, table, prefix, _with_ok(e, not e.ok))
+                self._put(txn, _with_ok(e, not e.ok))
             if off:
                 return self._rebuild(
                     txn, [e for e in entries if not verdicts.get((e.log, e.counter))], ring
@@ -390,7 +397,6 @@ class Gate:
         The membership is that of the last settle (no membership entry came since), which
         left every other entry's ``ok`` equal to its verdict, and its key ring unchanged.
         """
-        table, prefix = self.db._tables.access, self.db.prefix
         held = [entry for _, (_, _, entry) in sorted(self._held.items())]
         ring = self.ring(txn, base)
         if self._rekey(txn, [e for e in held if e.kind == "locked"], ring):
@@ -401,7 +407,7 @@ class Gate:
         changes: list[Change] = []
         for e in held:
             if not verdicts.get((e.log, e.counter)):
-                members.put_entry(txn, table, prefix, _with_ok(e, True))
+                self._put(txn, _with_ok(e, True))
                 changes.extend(self._apply(txn, e, ring))
         return changes
 
@@ -429,7 +435,7 @@ class Gate:
                 entry = _with_ok(entry, e.ok)  # an applied one is dropped by the rebuild
             else:
                 continue
-            members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+            self._put(txn, entry)
             changed = True
         return changed
 
@@ -446,10 +452,9 @@ class Gate:
     def _settle_open(self, txn: StoreWriteTxn) -> list[Change]:
         """Without a genesis each record's verdict is its own: no fold over the others."""
         changes: list[Change] = []
-        table, prefix = self.db._tables.access, self.db.prefix
         for position, (_, _, entry) in sorted(self._held.items()):
             if not members.verdicts([entry]).get(position):
-                members.put_entry(txn, table, prefix, _with_ok(entry, True))
+                self._put(txn, _with_ok(entry, True))
                 changes.extend(self._apply(txn, entry, epochs.Keyring(self.db.key)))
         return changes
 

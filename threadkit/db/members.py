@@ -61,7 +61,8 @@ ROLE_NAMES = {"reader": roles.Role.READER, "writer": roles.Role.WRITER, "admin":
 
 _COUNTER = struct.Struct(">Q")
 _MARK = b"\xff"
-"""The key (after the prefix) of the membership mark; log id bytes never start with ff."""
+"""The key (after the prefix) of the membership mark in ``db_applied``; log id bytes never
+start with ff."""
 _MEMBER_KINDS = {
     "genesis": roles.Kind.GENESIS,
     "grant": roles.Kind.GRANT,
@@ -279,17 +280,15 @@ def _key(prefix: bytes, log: str, counter: int) -> bytes:
 
 
 def put_entry(txn: StoreWriteTxn, table: Any, prefix: bytes, entry: Entry) -> None:
-    """Store (or replace) an entry; a membership entry also gets the table a new mark
-    (:func:`membership_mark`)."""
+    """Store (or replace) an entry (a membership entry with a :func:`new_mark`)."""
     txn.put(_key(prefix, entry.log, entry.counter), entry.encode(), db=table)
-    if entry.kind in _MEMBER_KINDS:
-        new_mark(txn, table, prefix)
 
 
 def membership_mark(txn: StoreTxn, table: Any, prefix: bytes) -> bytes | None:
-    """The database's membership mark: random bytes written anew with every membership
-    entry (in the same transaction), so a mark seen once names one set of membership
-    entries for good, an aborted transaction's included; None when not written yet."""
+    """The database's membership mark in ``table`` (``db_applied``: local, never in a
+    snapshot): random bytes written anew with every membership entry (in the same
+    transaction), so a mark seen once names one set of membership entries for good, an
+    aborted transaction's included; None when not written yet."""
     raw = txn.get(prefix + _MARK, db=table)
     return None if raw is None else bytes(raw)
 
@@ -310,8 +309,6 @@ def iter_entries(txn: StoreTxn, table: Any, prefix: bytes) -> Iterator[Entry]:
         if not key.startswith(prefix):
             return
         key = bytes(key)
-        if len(key) == len(prefix) + len(_MARK):
-            continue  # the membership mark
         log = base58.b58encode(key[len(prefix) : -_COUNTER.size]).decode()
         (counter,) = _COUNTER.unpack(key[-_COUNTER.size :])
         node = cbor2.loads(value)
