@@ -154,7 +154,7 @@ class Gate:
         self.db = db
         self._delegations: dict[PublicKey, dict[str, Any]] = {}
         self._held: dict[tuple[str, int], tuple[Record, Body | None, members.Entry]] = {}
-        self._base: tuple[bytes, list[members.Entry]] | None = None
+        self._base: tuple[bytes | None, list[members.Entry]] | None = None
         """The membership entries, by the membership mark they were read under."""
         self._touched: StoreTxn | None = None
         """The transaction a membership entry was last admitted or noted in."""
@@ -167,25 +167,24 @@ class Gate:
         """True once the database has a genesis: the members' rules then judge every record."""
         return any(e.kind == "genesis" for e in self.membership(txn))
 
-    def membership(self, txn: StoreTxn, write: StoreWriteTxn | None = None) -> list[members.Entry]:
+    def membership(self, txn: StoreTxn) -> list[members.Entry]:
         """The membership entries (genesis, grants, revokes, modes) as ``txn`` sees them.
 
         What every verdict depends on besides the judged record itself (docs/access.md,
-        "Cost"). Kept in memory by the membership mark (:func:`.members.membership_mark`),
-        so only a change of membership, in this transaction or another, reads the table
-        again; ``write`` (``txn`` itself) writes a mark when there is none yet.
+        "What a verdict depends on"). Kept in memory by the membership mark
+        (:func:`.members.membership_mark`), so only a change of membership, in this
+        transaction or another, reads the table again. No mark yet (a store written
+        before marks) names the entries read without one: every membership entry written
+        since came with a mark (:meth:`_put`).
         """
         tables, prefix = self.db._tables, self.db.prefix
         mark = members.membership_mark(txn, tables.applied, prefix)
         cached = self._base
-        if mark is not None and cached is not None and cached[0] == mark:
+        if cached is not None and cached[0] == mark:
             return cached[1]
-        if mark is None and write is not None:
-            mark = members.new_mark(write, tables.applied, prefix)
         entries = members.iter_entries(txn, tables.access, prefix)
         base = [e for e in entries if e.kind in epochs.MEMBERSHIP]
-        if mark is not None:
-            self._base = (mark, base)
+        self._base = (mark, base)
         return base
 
     # ------------------------------------------------------------------ keys
@@ -361,7 +360,7 @@ class Gate:
         """
         try:
             table, prefix = self.db._tables.access, self.db.prefix
-            base = self.membership(txn, txn)
+            base = self.membership(txn)
             if not any(e.kind == "genesis" for e in base):
                 return self._settle_open(txn)
             if self._touched is not txn:
