@@ -9,7 +9,7 @@ from replicas import know_log, log_records
 from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.records import create_record
 from threadkit.core.writerproof import delegate
-from threadkit.db import received
+from threadkit.db import epochs, members, received
 from threadkit.db.database import Database
 from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.db.members import member_node
@@ -97,3 +97,20 @@ def state(db: Database) -> tuple[Any, ...]:
     members = db.members().to_dict("records")
     configs = {c.name: c.config.write_validator for c in db.list_collections()}
     return docs, rejected, members, configs
+
+
+def assert_settled(db: Database) -> None:
+    """Every stored ``ok`` flag is the entry's verdict over all entries, and that verdict is
+    the one over the membership entries and the entry alone (what the gate computes)."""
+    with db._repo.transaction() as txn:
+        entries = list(members.iter_entries(txn, db._tables.access, db.prefix))
+        base = db.gate.membership(txn)
+    full = members.verdicts(entries)
+    assert [(e.log, e.counter) for e in base] == [
+        (e.log, e.counter) for e in entries if e.kind in epochs.MEMBERSHIP
+    ]
+    for e in entries:
+        place = (e.log, e.counter)
+        assert e.ok == (not full[place]), (e, full[place])
+        if e.kind not in epochs.MEMBERSHIP:
+            assert members.verdicts([*base, e])[place] == full[place]

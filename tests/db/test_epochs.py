@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from members_helpers import forge, handoff_all, state
+from members_helpers import assert_settled, forge, handoff_all, state
 from replicas import know_log, log_records, replica
 
 import threadkit as tk
@@ -283,12 +283,14 @@ def test_any_delivery_order_gives_remaining_members_the_same_state(
                 with pytest.raises(DecryptionError):
                     ring.read(by_place[(entry.log, entry.counter)])
             event(f"locked records left: {min(len(waiting), 1)}")
+            assert_settled(fresh)
             states.append((state(fresh), held))
         assert states[0] == states[1]
         epochs_seen = max(states[0][1], default=0)
         event(f"epochs: {min(epochs_seen, 2)}")
         for db in dbs:  # every member holding the owner's keys agrees once it has everything
             handoff_all(db, *[d for d in dbs if d is not db])
+            assert_settled(db)
         remaining = [db for db in dbs if owner.role_of(db.identity.public) != "none"]
         for db in remaining:
             if _keys(db) == states[0][1]:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from members_helpers import (
     NO_PROOF,
+    assert_settled,
     forged_create,
     forged_grant,
     forged_strip,
@@ -358,12 +359,14 @@ def test_any_delivery_order_gives_the_same_state_and_rejections(
                 take = rng.randint(1, len(queues[log_id]))
                 batch, queues[log_id] = queues[log_id][:take], queues[log_id][take:]
                 assert fresh.apply_records(log_id, batch).gap is None
+            assert_settled(fresh)
             states.append(state(fresh))
         assert states[0] == states[1]
         event(f"rejected records: {min(len(states[0][1]), 3)}")
         for db in dbs:  # every actor, once it has everything, agrees too
             handoff_all(db, *[d for d in dbs if d is not db])
             assert state(db)[:3] == states[0][:3]
+            assert_settled(db)
 
 
 def test_a_peer_writes_as_the_identity_it_is_given(stack: ExitStack) -> None:

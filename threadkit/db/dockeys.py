@@ -18,6 +18,7 @@ db_index      prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id           
 db_lost       prefix ‖ coll ‖ 00 ‖ id ‖ order key ‖ path              CBOR {winner, reason?}
 db_losers     prefix ‖ coll ‖ 00 ‖ path ‖ 00 ‖ value ‖ id            b"" (lost a unique value)
 db_applied    prefix ‖ log id bytes                                  u64be counter applied
+db_applied    prefix ‖ ff                                            membership mark (random)
 db_order      prefix ‖ order key                                     coll ‖ 00 ‖ id (history)
 db_access     prefix ‖ log id bytes ‖ u64be counter                  CBOR entry (:mod:`.members`)
 db_snaps      prefix ‖ "s" ‖ CID, prefix ‖ "base"/"compacted"         CBOR (:mod:`.snapshots`)

@@ -154,8 +154,10 @@ class Gate:
         self.db = db
         self._delegations: dict[PublicKey, dict[str, Any]] = {}
         self._held: dict[tuple[str, int], tuple[Record, Body | None, members.Entry]] = {}
-        self._members: bool | None = None
-        """Whether the database has a genesis (None: not looked up yet)."""
+        self._base: tuple[bytes | None, list[members.Entry]] | None = None
+        """The membership entries, by the membership mark they were read under."""
+        self._touched: StoreTxn | None = None
+        """The transaction a membership entry was last admitted or noted in."""
         self._opened: dict[bytes, SymmetricKey | None] = {}
         self._ring: tuple[tuple[tuple[str, int], ...], epochs.Keyring] | None = None
         """The last keyring, by the membership entries it was made from (a pure function)."""
@@ -163,12 +165,27 @@ class Gate:
 
     def has_members(self, txn: StoreTxn) -> bool:
         """True once the database has a genesis: the members' rules then judge every record."""
-        if self._members is None:
-            self._members = any(
-                e.kind == "genesis"
-                for e in members.iter_entries(txn, self.db._tables.access, self.db.prefix)
-            )
-        return self._members
+        return any(e.kind == "genesis" for e in self.membership(txn))
+
+    def membership(self, txn: StoreTxn) -> list[members.Entry]:
+        """The membership entries (genesis, grants, revokes, modes) as ``txn`` sees them.
+
+        What every verdict depends on besides the judged record itself (docs/access.md,
+        "What a verdict depends on"). Kept in memory by the membership mark
+        (:func:`.members.membership_mark`), so only a change of membership, in this
+        transaction or another, reads the table again. No mark yet (a store written
+        before marks) names the entries read without one: every membership entry written
+        since came with a mark (:meth:`_put`).
+        """
+        tables, prefix = self.db._tables, self.db.prefix
+        mark = members.membership_mark(txn, tables.applied, prefix)
+        cached = self._base
+        if cached is not None and cached[0] == mark:
+            return cached[1]
+        entries = members.iter_entries(txn, tables.access, prefix)
+        base = [e for e in entries if e.kind in epochs.MEMBERSHIP]
+        self._base = (mark, base)
+        return base
 
     # ------------------------------------------------------------------ keys
 
@@ -184,9 +201,9 @@ class Gate:
         other entries), so it is kept, keyed by their positions, until they change.
         """
         if entries is None:
-            if not self.has_members(txn):
+            entries = self.membership(txn)
+            if not any(e.kind == "genesis" for e in entries):
                 return epochs.Keyring(self.db.key)
-            entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
         key = tuple(sorted((e.log, e.counter) for e in entries if e.kind in epochs.MEMBERSHIP))
         cached = self._ring
         if cached is not None and cached[0] == key:
@@ -237,6 +254,12 @@ class Gate:
             self._delegations[writer.public] = node
         return node
 
+    def _put(self, txn: StoreWriteTxn, entry: members.Entry) -> None:
+        """Store an entry; a membership entry gets a new membership mark with it."""
+        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        if entry.kind in epochs.MEMBERSHIP:
+            members.new_mark(txn, self.db._tables.applied, self.db.prefix)
+
     def heads(self, txn: StoreTxn) -> dict[str, int]:
         """Per log, the highest record counter applied here: what a membership event saw."""
         out: dict[str, int] = {}
@@ -263,12 +286,11 @@ class Gate:
         if isinstance(writer, Attested):
             more["via"] = str(self.db.identity.public)
         entry = members.Entry(self.db.log_id, counter, kind, stamp, str(author), more, ok=True)
-        if kind == "genesis":
-            self._members = True
-        elif kind in ("write", "config") and not self.has_members(txn):
+        base = self.membership(txn)
+        if kind in ("write", "config") and not any(e.kind == "genesis" for e in base):
             return entry  # an open database without members: no fold to run
-        entries = list(members.iter_entries(txn, self.db._tables.access, self.db.prefix))
-        reason = members.verdicts([*entries, entry]).get((entry.log, counter), "")
+        # a verdict depends on the membership entries and the record alone (docs/access.md)
+        reason = members.verdicts([*base, entry]).get((entry.log, counter), "")
         if reason:
             raise PermissionDenied(reason)
         return entry
@@ -286,19 +308,21 @@ class Gate:
             if self._sealing[0]:
                 fields = {**fields, "sealed": [self._sealing[0], self._sealing[1]]}
         entry = self.check_local(txn, counter, kind, writer, members.stamp_int(stamp), fields)
-        members.put_entry(txn, db._tables.access, db.prefix, entry)
+        self._put(txn, entry)
+        if kind in epochs.MEMBERSHIP:
+            self._touched = txn
 
     # -------------------------------------------------------------- receiving
 
     def note(self, txn: StoreWriteTxn, log_id: str, counter: int, record: Record) -> None:
         """Make the entry of a received record (its events are applied by :meth:`settle`)."""
         entry, body = self._entry(txn, log_id, counter, record)
-        members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+        self._put(txn, entry)
         if body is not None and body.snapshot is not None and entry.kind == "write":
             snapshots.note(txn, self.db, log_id, counter, record, body)
         self._held[(log_id, counter)] = (record, body, entry)
-        if entry.kind == "genesis":
-            self._members = True
+        if entry.kind in epochs.MEMBERSHIP:
+            self._touched = txn
 
     def _entry(
         self, txn: StoreTxn, log_id: str, counter: int, record: Record
@@ -329,11 +353,20 @@ class Gate:
         return entry, body
 
     def settle(self, txn: StoreWriteTxn) -> list[Change]:
-        """Fold every entry; apply what is newly accepted, rebuild when an applied one is not."""
+        """Judge the entries; apply what is newly accepted, rebuild when an applied one is not.
+
+        When no membership entry came in this transaction, only the records it noted
+        need a verdict (:meth:`_settle_held`); else every entry is judged again.
+        """
         try:
             table, prefix = self.db._tables.access, self.db.prefix
-            if not self.has_members(txn):
+            base = self.membership(txn)
+            if not any(e.kind == "genesis" for e in base):
                 return self._settle_open(txn)
+            if self._touched is not txn:
+                held = self._settle_held(txn, base)
+                if held is not None:
+                    return held
             entries = list(members.iter_entries(txn, table, prefix))
             verdicts = members.verdicts(entries)
             ring = self.ring(txn, entries, verdicts)
@@ -343,7 +376,7 @@ class Gate:
             off = [e for e in entries if e.ok and verdicts.get((e.log, e.counter))]
             on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
             for e in [*off, *on]:
-                members.put_entry(txn, table, prefix, _with_ok(e, not e.ok))
+                self._put(txn, _with_ok(e, not e.ok))
             if off:
                 return self._rebuild(
                     txn, [e for e in entries if not verdicts.get((e.log, e.counter))], ring
@@ -354,6 +387,28 @@ class Gate:
             return changes
         finally:
             self._held.clear()
+            self._touched = None
+
+    def _settle_held(self, txn: StoreWriteTxn, base: list[members.Entry]) -> list[Change] | None:
+        """Judge and apply the records noted in this transaction against the membership
+        entries alone; None when a locked one opened (then every entry is judged again).
+
+        The membership is that of the last settle (no membership entry came since), which
+        left every other entry's ``ok`` equal to its verdict, and its key ring unchanged.
+        """
+        held = [entry for _, (_, _, entry) in sorted(self._held.items())]
+        ring = self.ring(txn, base)
+        if self._rekey(txn, [e for e in held if e.kind == "locked"], ring):
+            return None
+        verdicts = members.verdicts([*base, *held])
+        if any(e.ok for e in held):
+            return None  # noted over an applied entry (never, as entries are noted): judge all
+        changes: list[Change] = []
+        for e in held:
+            if not verdicts.get((e.log, e.counter)):
+                self._put(txn, _with_ok(e, True))
+                changes.extend(self._apply(txn, e, ring))
+        return changes
 
     def _rekey(
         self,
@@ -379,7 +434,7 @@ class Gate:
                 entry = _with_ok(entry, e.ok)  # an applied one is dropped by the rebuild
             else:
                 continue
-            members.put_entry(txn, self.db._tables.access, self.db.prefix, entry)
+            self._put(txn, entry)
             changed = True
         return changed
 
@@ -396,10 +451,9 @@ class Gate:
     def _settle_open(self, txn: StoreWriteTxn) -> list[Change]:
         """Without a genesis each record's verdict is its own: no fold over the others."""
         changes: list[Change] = []
-        table, prefix = self.db._tables.access, self.db.prefix
         for position, (_, _, entry) in sorted(self._held.items()):
             if not members.verdicts([entry]).get(position):
-                members.put_entry(txn, table, prefix, _with_ok(entry, True))
+                self._put(txn, _with_ok(entry, True))
                 changes.extend(self._apply(txn, entry, epochs.Keyring(self.db.key)))
         return changes
 

@@ -22,6 +22,7 @@ and the state rebuilt.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ __all__ = [
     "iter_entries",
     "locked",
     "member_node",
+    "membership_mark",
+    "new_mark",
     "put_entry",
     "stamp_int",
     "verdicts",
@@ -57,6 +60,9 @@ ROLE_NAMES = {"reader": roles.Role.READER, "writer": roles.Role.WRITER, "admin":
 """The roles a grant may give, by name."""
 
 _COUNTER = struct.Struct(">Q")
+_MARK = b"\xff"
+"""The key (after the prefix) of the membership mark in ``db_applied``; log id bytes never
+start with ff."""
 _MEMBER_KINDS = {
     "genesis": roles.Kind.GENESIS,
     "grant": roles.Kind.GRANT,
@@ -274,8 +280,24 @@ def _key(prefix: bytes, log: str, counter: int) -> bytes:
 
 
 def put_entry(txn: StoreWriteTxn, table: Any, prefix: bytes, entry: Entry) -> None:
-    """Store (or replace) an entry."""
+    """Store (or replace) an entry (a membership entry with a :func:`new_mark`)."""
     txn.put(_key(prefix, entry.log, entry.counter), entry.encode(), db=table)
+
+
+def membership_mark(txn: StoreTxn, table: Any, prefix: bytes) -> bytes | None:
+    """The database's membership mark in ``table`` (``db_applied``: local, never in a
+    snapshot): random bytes written anew with every membership entry (in the same
+    transaction), so a mark seen once names one set of membership entries for good, an
+    aborted transaction's included; None when not written yet."""
+    raw = txn.get(prefix + _MARK, db=table)
+    return None if raw is None else bytes(raw)
+
+
+def new_mark(txn: StoreWriteTxn, table: Any, prefix: bytes) -> bytes:
+    """Write a new membership mark (:func:`membership_mark`) and return it."""
+    mark = os.urandom(16)
+    txn.put(prefix + _MARK, mark, db=table)
+    return mark
 
 
 def iter_entries(txn: StoreTxn, table: Any, prefix: bytes) -> Iterator[Entry]:
