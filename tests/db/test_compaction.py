@@ -173,3 +173,35 @@ def test_a_deleted_compacted_database_leaves_no_log_start_behind() -> None:
         assert again["c"].find_by_id("x")["n"] == 1
         db.compact(snap)
         assert len(db._repo.read_log(db.id, db.log_id)) == 1
+
+
+def test_a_purged_document_compacts_with_the_rest() -> None:
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b:
+        db = a.new_db("k")
+        _edit(db, 5, 3)
+        db["c"].delete("d0")
+        db["c"].purge("d0")
+        snap = db.snapshot()
+        db["c"].save({"_id": "d1", "n": 100})
+        full = replica(b, db)
+        handoff(db, full)
+        done = db.compact(snap)
+        assert done.events > 0
+        assert _live(db) == _live(full)
+        assert not db["c"].has("d0")
+
+
+def test_compacting_across_a_migration_is_refused_before_anything_changes() -> None:
+    with tk.Peer(memory=True) as a:
+        db = a.new_db("k")
+        _edit(db, 5, 3)
+        db.migrate("c", transform=[{"rename": "text", "to": "body"}])
+        snap = db.snapshot()
+        db["c"].save({"_id": "d1", "n": 100})
+        before = state(db)
+        records = len(db._repo.read_log(db.id, db.log_id))
+        with pytest.raises(errors.InvalidInput, match="'c' were migrated"):
+            db.compact(snap)
+        assert state(db) == before
+        assert len(db._repo.read_log(db.id, db.log_id)) == records
+        assert db["c"].find_by_id("d1")["n"] == 100
