@@ -205,3 +205,19 @@ def test_compacting_across_a_migration_is_refused_before_anything_changes() -> N
         assert state(db) == before
         assert len(db._repo.read_log(db.id, db.log_id)) == records
         assert db["c"].find_by_id("d1")["n"] == 100
+
+
+def test_a_compacted_database_refuses_to_export_an_archive_that_would_not_import(
+    tmp_path: Path,
+) -> None:
+    with tk.Peer(memory=True) as a:
+        db = a.new_db("k")
+        _edit(db, 3, 2)
+        snap = db.snapshot()
+        db["c"].save({"_id": "d1", "n": 100})
+        db.export(tmp_path / "before.car")  # before compaction an archive is fine
+        db.compact(snap)
+        target = tmp_path / "after.car"
+        with pytest.raises(errors.InvalidInput, match=f"compacted from snapshot {snap}"):
+            db.export(target)
+        assert not target.exists()

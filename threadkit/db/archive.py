@@ -35,6 +35,7 @@ from threadkit.core.identity import PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
+from threadkit.db import snapshots
 from threadkit.db.names import check_name
 from threadkit.errors import (
     ChainError,
@@ -114,7 +115,21 @@ def export_db(db: Database, path: str | os.PathLike[str], keys: str = "none") ->
     """Write ``db`` (all logs, all records, as stored) to ``path`` as a CARv1 archive.
 
     See :meth:`Database.export` and :func:`export_thread`.
+
+    Raises
+    ------
+    InvalidInput
+        The database was compacted or bootstrapped from a snapshot: its logs start
+        mid-chain, and an archive of them would not import.
     """
+    for which, how in (("compacted", "was compacted"), ("base", "was bootstrapped")):
+        started = snapshots.mark(db, which)
+        if started is not None:
+            raise InvalidInput(
+                f"cannot export {db.name!r}: it {how} from snapshot "
+                f"{cid_to_string(started['root'])}, so its logs start mid-chain and an "
+                "archive of them would not import (docs/lifecycle.md)"
+            )
     return export_thread(db._repo, db.id, path, keys)
 
 
