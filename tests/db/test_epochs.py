@@ -24,6 +24,7 @@ from threadkit.core.symmetric import SymmetricKey
 from threadkit.db import epochs, members
 from threadkit.db.database import Database
 from threadkit.db.events import decode_record_body
+from threadkit.db.gate import Attested
 from threadkit.db.members import member_node
 from threadkit.errors import DecryptionError, PermissionDenied, ScriptRejected
 
@@ -197,6 +198,23 @@ def test_sealed_keys_go_to_the_remaining_members_only(stack: ExitStack) -> None:
     # a demotion leaves read access: no new epoch
     demote = owner.grant(d.identity.public, "reader")
     assert "epoch" not in (decode_record_body(owner.gate.read_body(demote)).member or {})
+
+
+def test_a_revoke_a_daemon_attests_rotates_with_keys_the_daemon_sealed(
+    stack: ExitStack,
+) -> None:
+    """A daemon (here an admin's peer) attests the owner's revoke: it seals the new epoch
+    with its own key, the only one it holds, and every other peer accepts the rotation."""
+    owner, daemon, gone, stays = club(stack, ["admin", "reader", "writer"])
+    daemon.revoke(gone.identity.public, identity=Attested(owner.identity.public))
+    daemon["Notes"].create({"_id": "after"})
+    assert log_records(daemon)[-1].epoch == 1
+    for db in (owner, stays, gone):
+        handoff_all(db, daemon)
+    for db in (owner, stays):
+        assert db.role_of(gone.identity.public) == "none"
+        assert 1 in _keys(db) and "after" in ids(db)
+    assert 1 not in _keys(gone) and "after" not in ids(gone)
 
 
 def test_an_open_database_never_rotates(stack: ExitStack) -> None:
