@@ -31,9 +31,8 @@ import cbor2
 
 from threadkit.core.clock import Timestamp
 from threadkit.core.identity import peer_id_bytes
-from threadkit.core.records import open_record
 from threadkit.db import dockeys
-from threadkit.db.timeline import FoundRecord, RecordFinder, log_of_key
+from threadkit.db.timeline import FoundRecord, RecordFinder, log_of_key, open_stored
 from threadkit.errors import ThreadkitError
 
 if TYPE_CHECKING:
@@ -119,14 +118,7 @@ class KeyFinder(RecordFinder):
     def _open(self, log_id: str, stored: Any) -> FoundRecord | None:
         db = self._db
         try:
-            public = db._repo.get_log(db.id, log_id).public
-            record = open_record(
-                stored.blocks,
-                service_key=db.key,
-                log_key=public,
-                cid=stored.cid,
-                verify_signature=False,
-            )
+            record = open_stored(db, db._repo.get_log(db.id, log_id).public, stored)
             events = cbor2.loads(db.gate.read_body(record))["events"]
             log_bytes = peer_id_bytes(log_id)
             keys = tuple(Timestamp.checked(*e["t"]).to_bytes() + log_bytes for e in events)

@@ -54,7 +54,10 @@ from threadkit.errors import ThreadkitError
 from threadkit.store.layout import log_id_from_bytes
 
 if TYPE_CHECKING:
+    from threadkit.core.identity import PublicKey
+    from threadkit.core.records import Record
     from threadkit.db.database import Database
+    from threadkit.store.models import StoredRecord
 
 __all__ = [
     "EventEntry",
@@ -70,6 +73,7 @@ __all__ = [
     "key_stamp",
     "log_of_key",
     "log_states",
+    "open_stored",
     "records",
     "stamp_text",
     "stored_events",
@@ -240,13 +244,8 @@ class RecordFinder:
 
     def _open(self, log_id: str, stored: Any) -> FoundRecord | None:
         try:
-            public = self._db._repo.get_log(self._db.id, log_id).public
-            record = open_record(
-                stored.blocks,
-                service_key=self._db.key,
-                log_key=public,
-                cid=stored.cid,
-                verify_signature=False,
+            record = open_stored(
+                self._db, self._db._repo.get_log(self._db.id, log_id).public, stored
             )
             events = decode_body(self._db.gate.read_body(record))
         except ThreadkitError:  # unreadable body (no read key) or malformed
@@ -436,6 +435,17 @@ class RecordNode:
         return self.events[0].stamp if self.events else None
 
 
+def open_stored(db: Database, log_public: PublicKey, stored: StoredRecord) -> Record:
+    """A record of one of the database's logs, as stored, opened with its thread key.
+
+    Its signature is not checked again: it was checked on the way in.
+    """
+    return open_record(
+        stored.blocks, service_key=db.key, log_key=log_public, cid=stored.cid,
+        verify_signature=False,
+    )  # fmt: skip
+
+
 def records(db: Database) -> Iterator[RecordNode]:
     """Every record of every log of a database, log by log, oldest-first.
 
@@ -450,13 +460,7 @@ def records(db: Database) -> Iterator[RecordNode]:
             author: str | None = None
             events: tuple[RecordEvent, ...] | None = None
             try:
-                record = open_record(
-                    stored.blocks,
-                    service_key=db.key,
-                    log_key=info.public,
-                    cid=stored.cid,
-                    verify_signature=False,
-                )
+                record = open_stored(db, info.public, stored)
                 author = str(record.author)
                 if can_read:
                     body = db.gate.read_body(record)
