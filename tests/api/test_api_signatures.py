@@ -30,9 +30,7 @@ NOT_REMOTE = {
         "stored_documents",
         "visible",
         "visible_documents",
-    }
-    # lifecycle calls the daemon's API has no call for yet (docs/lifecycle.md)
-    | {"purge"},
+    },
     Database: {
         "apply_records",
         "close",
@@ -45,9 +43,7 @@ NOT_REMOTE = {
         "timeline",
     }
     # rejected records are read from the record log, which the daemon's API does not serve
-    | {"rejected"}
-    # lifecycle calls the daemon's API has no call for yet (docs/lifecycle.md)
-    | {"compact", "migrate", "snapshot", "snapshots", "verify_snapshot"},
+    | {"rejected"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save

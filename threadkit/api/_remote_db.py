@@ -12,6 +12,7 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._remote_collection import RemoteCollection
+from threadkit.api._remote_lifecycle import RemoteLifecycle
 from threadkit.api._remote_members import RemoteMembers
 from threadkit.api._requests import collection_config, info_dict, needs_log
 from threadkit.api.proto import threads_pb2 as pb
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["RemoteDatabase", "RemoteFeed"]
 
 
-class RemoteDatabase(RemoteMembers, DatabaseViews, GraphViews):
+class RemoteDatabase(RemoteMembers, RemoteLifecycle, DatabaseViews, GraphViews):
     """A database on a daemon, with :class:`threadkit.Database`'s methods.
 
     Its views (``from_pandas``, ``history``, ``conflicts``, ``heads``, ``dag``,
