@@ -142,7 +142,7 @@ class RemoteCollection(FrameViews, TimeViews):
         InstanceNotFound
             The instance never existed on the daemon.
         WriteRejected
-            The instance is live: delete it first.
+            The instance is live (not deleted).
         PermissionDenied
             The caller (or the daemon) may not write documents in the database.
         """
