@@ -296,3 +296,37 @@ def test_who_may_do_what_in_a_members_only_database(closed: Daemon) -> None:
         assert plain(theirs["Notes"].find_by_id("o")) == {"_id": "o", "text": "owner's"}
         with pytest.raises(errors.InvalidSnapshot):
             theirs.compact(b"\x01x")  # an admin gets past the role check to the snapshot's
+
+
+def test_the_proxy_serves_the_lifecycle_service(daemon: Daemon) -> None:
+    """grpc-web clients reach ``threadkit.pb.Lifecycle`` through the proxy port too."""
+    from test_api_proxy import GrpcWebError, _run, http_call
+
+    service = "/threadkit.pb.Lifecycle/"
+    with client(daemon) as mine:
+        db = mine.new_db("web")
+        db.new_collection("Items").create({"_id": "a", "name": "pen"})
+
+    async def scenario() -> None:
+        request = lpb.MigrateRequest(
+            dbID=db.id.to_bytes(),
+            collectionName="Items",
+            transformJSON=b'[{"rename": "name", "to": "title"}]',
+        )
+        await http_call(daemon.proxy, service + "Migrate", request, lpb.LifecycleReply)
+        listed = await http_call(
+            daemon.proxy,
+            service + "ListSnapshots",
+            lpb.ListSnapshotsRequest(dbID=db.id.to_bytes()),
+            lpb.ListSnapshotsReply,
+        )
+        assert list(listed.snapshots) == []
+        bad = lpb.VerifySnapshotRequest(dbID=db.id.to_bytes())
+        with pytest.raises(GrpcWebError, match="a snapshot CID is required") as caught:
+            await http_call(daemon.proxy, service + "VerifySnapshot", bad, lpb.VerifySnapshotReply)
+        assert caught.value.code == 3  # INVALID_ARGUMENT
+
+    _run(scenario())
+    with client(daemon) as mine:
+        items = mine.get_db(db.id)["Items"]
+        assert plain(items.find_by_id("a")) == {"_id": "a", "title": "pen"}
