@@ -59,14 +59,14 @@ def snapshot_info(snap: Snapshot) -> lpb.SnapshotInfo:
     )
 
 
-def _json(raw: bytes, what: str, kind: type[errors.InvalidInput]) -> Any:
-    """A request's JSON field (None when empty); ``kind`` when it is not JSON."""
+def _json(raw: bytes) -> tuple[Any, str]:
+    """A request's JSON field (None when empty) and "", or None and why it is not JSON."""
     if not raw:
-        return None
+        return None, ""
     try:
-        return json.loads(bytes(raw).decode("utf-8"))
+        return json.loads(bytes(raw).decode("utf-8")), ""
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise kind(f"{what} is not valid JSON: {str(exc)[:120]}") from None
+        return None, f"is not valid JSON: {str(exc)[:120]}"
 
 
 def _cid(raw: bytes) -> bytes:
@@ -96,11 +96,15 @@ class LifecycleService(lpb_grpc.LifecycleServicer):
         """Migrate a collection (``db.migrate``), attested for the caller."""
         who = self.tokens.identity(context)
         db = self._db(request.dbID)
-        transform = _json(request.transformJSON, "transformJSON", errors.InvalidMigration)
-        if transform is None:
-            raise errors.InvalidMigration("a migration needs a transform")
-        schema = _json(request.schemaJSON, "schemaJSON", errors.InvalidSchema)
-        indexes = _json(request.indexesJSON, "indexesJSON", errors.InvalidIndex)
+        transform, why = _json(request.transformJSON)
+        if why or transform is None:
+            raise errors.InvalidMigration(f"transformJSON {why or 'is empty'}")
+        schema, why = _json(request.schemaJSON)
+        if why:
+            raise errors.InvalidSchema(f"schemaJSON {why}")
+        indexes, why = _json(request.indexesJSON)
+        if why:
+            raise errors.InvalidIndex(f"indexesJSON {why}")
         if schema is not None and not isinstance(schema, dict):
             raise errors.InvalidSchema("schemaJSON must be a JSON object")
         if indexes is not None and not isinstance(indexes, list):

@@ -59,12 +59,13 @@ def _cid(snap: object) -> bytes:
     raise InvalidSnapshot(f"expected a Snapshot or its CID, got {type(snap).__name__}")
 
 
-def _json(value: Any, what: str, kind: type[InvalidInput]) -> bytes:
+def _json(value: Any) -> tuple[bytes, str]:
+    """``value`` as JSON and "", or b"" and why JSON cannot carry it."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise kind(f"{what} cannot be sent as JSON: {str(exc)[:120]}") from None
-    return text.encode("utf-8")
+        return b"", f"cannot be sent as JSON: {str(exc)[:120]}"
+    return text.encode("utf-8"), ""
 
 
 class RemoteLifecycle:
@@ -131,13 +132,18 @@ class RemoteLifecycle:
             if isinstance(indexes, str | dict):
                 raise InvalidIndex("indexes must be a list of indexes")
             listed = [Index.coerce(i) for i in indexes]
-            nodes = [{"path": i.path, "unique": i.unique} for i in listed]
-            wire_indexes = _json(nodes, "indexes", InvalidIndex)
+            wire_indexes, _ = _json([{"path": i.path, "unique": i.unique} for i in listed])
+        wire_transform, why = _json(node)
+        if why:
+            raise InvalidMigration(f"the transform {why}")
+        wire_schema, why = _json(schema) if schema is not None else (b"", "")
+        if why:
+            raise InvalidSchema(f"the schema {why}")
         request = lpb.MigrateRequest(
             dbID=self._raw,
             collectionName=collection,
-            transformJSON=_json(node, "the transform", InvalidMigration),
-            schemaJSON=_json(schema, "schema", InvalidSchema) if schema is not None else b"",
+            transformJSON=wire_transform,
+            schemaJSON=wire_schema,
             indexesJSON=wire_indexes,
         )
         self._lifecycle_call("Migrate", request, identity)
