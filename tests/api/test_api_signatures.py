@@ -36,14 +36,16 @@ NOT_REMOTE = {
         "close",
         "collection_class",
         "commit",
-        "export",
         "on_record",
         "read_txn",  # a snapshot over every collection; the API's transactions are per collection
         "sync",
         "timeline",
     }
     # rejected records are read from the record log, which the daemon's API does not serve
-    | {"rejected"},
+    | {"rejected"}
+    # writes an archive where the database lives, a path a remote caller cannot name
+    # safely (docs/daemon.md, "Life cycle")
+    | {"export"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save

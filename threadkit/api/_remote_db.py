@@ -37,6 +37,11 @@ __all__ = ["RemoteDatabase", "RemoteFeed"]
 class RemoteDatabase(RemoteMembers, RemoteLifecycle, DatabaseViews, GraphViews):
     """A database on a daemon, with :class:`threadkit.Database`'s methods.
 
+    The members methods (:class:`~threadkit.api._remote_members.RemoteMembers`) and the
+    life-cycle ones (``migrate``, ``snapshot``, ``snapshots``, ``verify_snapshot``,
+    ``compact``: :class:`~threadkit.api._remote_lifecycle.RemoteLifecycle`) call
+    threadkit's own services on the daemon.
+
     Its views (``from_pandas``, ``history``, ``conflicts``, ``heads``, ``dag``,
     ``plot_dag``, ``logs``) are the embedded database's
     (:class:`threadkit.frames.views.DatabaseViews`, :class:`threadkit.graph.GraphViews`);
