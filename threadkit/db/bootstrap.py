@@ -207,7 +207,9 @@ def install(
             txn.put(applied, head["counter"].to_bytes(8, "big"), db=doc_tables.applied)
         for table, rows in tables:
             cursor = txn.cursor(getattr(doc_tables, table))
-            cursor.putmulti([(prefix + rows[i], rows[i + 1]) for i in range(0, len(rows), 2)])
+            values = prefix if table in snapshots.PREFIXED_VALUES else b""
+            pairs = [(prefix + rows[i], values + rows[i + 1]) for i in range(0, len(rows), 2)]
+            cursor.putmulti(pairs)
         snapshots.put_blocks(txn, doc_tables, prefix, item.blocks)
         base = {"root": checked.root, "heads": snapshots.heads_of(checked.manifest)}
         snapshots.put_mark(txn, doc_tables, prefix, "base", base)

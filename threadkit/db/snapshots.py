@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "PREFIXED_VALUES",
     "STATE_TABLES",
     "Snapshot",
     "chunks_of",
@@ -83,6 +84,11 @@ FORMAT = "threadkit/snapshot/1"
 STATE_TABLES = ("colls", "docs", "inst", "events", "index", "lost", "losers", "order", "access")
 """The document store's tables a snapshot holds (``DocTables`` fields): every one the
 records fold into. ``db_applied`` (how far this peer has applied each log) is local."""
+
+PREFIXED_VALUES = frozenset({"order"})
+"""Tables whose values start with the database's prefix (``db_order``: ``coll ‖ 00 ‖ id``):
+a snapshot holds them without it, and a joiner puts its own prefix back, so the state is
+the same bytes whichever prefix the database has in each repo."""
 
 CHUNK_BYTES = 1 << 20
 """Bytes of rows per chunk block, about."""
@@ -148,7 +154,8 @@ def _tables(db: Database) -> dict[str, Any]:
 
 
 def state_rows(txn: StoreTxn, db: Database) -> Iterator[tuple[str, list[bytes]]]:
-    """Per table of :data:`STATE_TABLES`, runs of its rows (keys without the prefix)."""
+    """Per table of :data:`STATE_TABLES`, runs of its rows (keys without the prefix, and
+    the values of ``order``, which are instance keys, too: see :data:`PREFIXED_VALUES`)."""
     prefix = db.prefix
     start = len(prefix)
     for name, table in _tables(db).items():
@@ -157,11 +164,12 @@ def state_rows(txn: StoreTxn, db: Database) -> Iterator[tuple[str, list[bytes]]]
             continue
         rows: list[bytes] = []
         size = 0
+        strip = name in PREFIXED_VALUES
         for key, value in cursor.iternext():
             if not key.startswith(prefix):
                 break
             rows.append(bytes(key[start:]))
-            rows.append(bytes(value))
+            rows.append(bytes(value[start:] if strip else value))
             size += len(key) + len(value)
             if size >= CHUNK_BYTES:
                 yield name, rows
