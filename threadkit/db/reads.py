@@ -5,9 +5,10 @@ batches, and queries compiled to a matcher that decides the common cases without
 A query's candidates are read in three steps, none of them document by document in
 Python beyond what must be: the index entries of a lookup give the encoded ``_id`` s that
 follow their values (:func:`index_refs`, never decoding a value or an id); the documents'
-keys are those bytes behind the collection's prefix, fetched in ``_id`` order and decoded
-in one pass (:func:`load_refs`, :func:`scan`); a document that does not decode is left out
-with a warning, as every multi-document read does.
+keys are those bytes behind the collection's prefix, fetched in ``_id`` order by one
+cursor and decoded by one ``cbor2`` call per chunk (:func:`load_refs`, :func:`scan`,
+:func:`decode_docs`); a document that does not decode is left out with a warning, as every
+multi-document read does.
 
 :func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
 document: criteria whose field holds the criterion's type (or is missing or null) are
