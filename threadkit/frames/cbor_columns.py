@@ -112,7 +112,8 @@ class Batch:
     n : int
         Number of documents (rows).
     raw : bytes
-        The concatenated encoded documents.
+        The concatenated encoded documents, then 16 zero bytes (header reads of the walk
+        never run off its end).
     columns : dict[str, Cells]
         Cells by dot path, in the order the paths were first met.
     """
@@ -171,13 +172,12 @@ class _Acc:
 
 
 class _Walker:
-    def __init__(self, raw: bytes, only: tuple[str, ...] | None = None) -> None:
-        self.raw = raw
+    def __init__(self, padded: bytes, only: tuple[str, ...] | None = None) -> None:
+        self.raw = padded  # the documents, then _PAD zero bytes
         self.only = None if only is None else frozenset(only)
         self.under = tuple(path + "." for path in only or ())
         parts = [path.split(".") for path in only or ()]
         self.above = frozenset(".".join(p[:i]) for p in parts for i in range(1, len(p)))
-        padded = raw + bytes(_PAD)
         self.buf: U8Array = np.frombuffer(padded, dtype=np.uint8)
         # unaligned big-endian words at every byte offset (stride 1): one gather per read
         self.words = {
@@ -393,7 +393,7 @@ class _Walker:
 
 def _walk(values: Sequence[bytes], only: tuple[str, ...] | None = None) -> Batch:
     n = len(values)
-    raw = b"".join(values)
+    raw = b"".join([*values, bytes(_PAD)])  # one copy, padded
     batch = Batch(n, raw)
     if not n:
         return batch

@@ -31,8 +31,9 @@ __all__ = ["scan_select"]
 def _cell_values(rows: fb.Rows) -> Values:
     """The :data:`.select.Values` of decoded cells: what a frame built from them holds."""
     batch = rows.batch
+    columns: dict[tuple[str, str], Any] = {}  # one per path: criteria often share a field
 
-    def values(path: str, dtype: str, which: npt.NDArray[np.bool_]) -> Any:
+    def column(path: str, dtype: str) -> Any:
         cells = batch.columns[path]  # at most one cell per row (classify keeps the last)
         if dtype in ("Int64", "float64"):
             out = np.full(batch.n, np.nan)
@@ -40,7 +41,7 @@ def _cell_values(rows: fb.Rows) -> Values:
             out[cells.rows[ints]] = cells.a[ints]
             floats = (cells.kinds == cc.FLOATI) | (cells.kinds == cc.FLOATF)
             out[cells.rows[floats]] = cells.a[floats].view(np.float64)
-            return exact_floats(out[which])
+            return out
         out_obj = np.full(batch.n, None, dtype=object)
         raw = batch.raw
         for row, kind, a, b in zip(
@@ -54,7 +55,14 @@ def _cell_values(rows: fb.Rows) -> Values:
                 out_obj[row] = raw[a : a + b].decode("utf-8")
             elif kind in (cc.TRUE, cc.FALSE):
                 out_obj[row] = kind == cc.TRUE
-        return out_obj[which]
+        return out_obj
+
+    def values(path: str, dtype: str, which: npt.NDArray[np.bool_]) -> Any:
+        key = (path, dtype)
+        if key not in columns:
+            columns[key] = column(path, dtype)
+        found = columns[key][which]
+        return exact_floats(found) if dtype in ("Int64", "float64") else found
 
     return values
 
