@@ -259,7 +259,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_property_bootstrap_from_a_members_snapshot_equals_full_replay(ops: list[Any]) -> None:
     """Owner O and peers A, B grant, revoke (rotating keys), write and snapshot, syncing
@@ -311,8 +311,9 @@ def test_property_bootstrap_from_a_members_snapshot_equals_full_replay(ops: list
             exchange(*dbs)
             try:
                 made.append((0, first.snapshot()))
-            except errors.PermissionDenied:
-                return  # the owner's snapshot is refused only when it is not a writer
+            except errors.InvalidInput:  # it holds a record it cannot read (a lost key)
+                event("no snapshot: a locked record")
+                return
         who, snap = made[-1]
         try:
             joined = _join(pj, dbs[who], snap, trust=[peers[who].identity])
