@@ -23,6 +23,7 @@ import threadkit as tk
 from threadkit import errors
 from threadkit.core import dagcbor
 from threadkit.core.identity import Identity
+from threadkit.core.symmetric import SymmetricKey
 from threadkit.db import basestate, bootstrap, members, snapmembers, snapshots
 from threadkit.db.bootstrap import Offer
 from threadkit.db.handoff import replica
@@ -115,10 +116,10 @@ def test_a_revoked_member_cannot_bootstrap_the_rotated_state() -> None:
             _join(m, db, trust=[o.identity])
         assert m.list_dbs() == [] and not m.repo.has_thread(db.id)
         # the chunks are ciphertext under epoch 1: the thread key does not open them
-        manifest, *rest = snapshots.get_blocks(db, db.snapshots()[-1].cid) or []
+        _manifest, *rest = snapshots.get_blocks(db, db.snapshots()[-1].cid) or []
         chunk = rest[0][1]
         assert b"secret-after" not in chunk
-        key = snapmembers.SymmetricKey(db.key.read or b"")
+        key = SymmetricKey(db.key.read or b"")
         with pytest.raises(errors.InvalidSnapshot, match="does not open"):
             snapshots.read_chunk(chunk, key)
 
@@ -220,7 +221,7 @@ def test_tampered_members_blocks_and_manifests_are_refused() -> None:
         db.snapshot()
         item = bootstrap.offer(db)
         assert item is not None
-        root, manifest = item.blocks[0]
+        _root, manifest = item.blocks[0]
         node = snapshots.chunks_of(manifest)
         listed = bytes(node["members"][0])
         blocks = dict(item.blocks)

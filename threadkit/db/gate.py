@@ -30,8 +30,8 @@ from threadkit.core.records import Record, open_record
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.core.writerproof import attest, delegate
 from threadkit.db import basestate, dockeys, epochs, members, snapshots
-from threadkit.db.epochs import MEMBERSHIP
 from threadkit.db.change import Change, change_between
+from threadkit.db.epochs import MEMBERSHIP
 from threadkit.db.events import Body, RecordEvent, decode_record_body
 from threadkit.errors import (
     DecryptionError,
@@ -378,9 +378,9 @@ class Gate:
             on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
             for e in [*off, *on]:
                 self._put(txn, _with_ok(e, not e.ok))
-            base = basestate.heads(txn, self.db)
-            if base:  # bootstrapped: the records before the snapshot are not held
-                early = basestate.before_base(base, [*off, *on])
+            start = basestate.heads(txn, self.db)
+            if start:  # bootstrapped: the records before the snapshot are not held
+                early = basestate.before_base(start, [*off, *on])
                 basestate.note_stale(txn, self.db, [e for e in early if e.kind not in MEMBERSHIP])
             if off:
                 return self._rebuild(

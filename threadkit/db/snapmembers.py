@@ -55,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEMBERS_BYTES",
-    "chunk_key",
     "check_rows",
+    "chunk_key",
     "entry_of_row",
     "member_blocks",
     "open_offer",
@@ -74,9 +74,11 @@ _COMMIT = 32
 # ------------------------------------------------------------------ taking
 
 
-def records_of(db: Database, blocks: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, int], Any]:
+def records_of(
+    db: Database, blocks: Iterable[tuple[bytes, bytes]]
+) -> dict[tuple[str, int], RecordBlocks]:
     """The membership records a snapshot's ``members`` blocks hold, by ``(log, counter)``."""
-    out: dict[tuple[str, int], Any] = {}
+    out: dict[tuple[str, int], RecordBlocks] = {}
     for _, block in blocks:
         for log, counter, record in read_members(block):
             out[(log_id_from_bytes(log), counter)] = record
@@ -92,10 +94,11 @@ def member_blocks(txn: StoreTxn, db: Database) -> list[tuple[bytes, bytes]]:
     from threadkit.db import snapshots
 
     entries = sorted(db.gate.membership(txn), key=lambda e: (e.log, e.counter))
-    earlier: dict[tuple[str, int], Any] | None = None
+    earlier: dict[tuple[str, int], RecordBlocks] | None = None
     rows: list[list[Any]] = []
     for entry in entries:
         found = reads.read_log(txn, db._repo.tables, db.id, entry.log, entry.counter - 1, 1)
+        blocks: RecordBlocks | None
         if found and found[0].counter == entry.counter:
             blocks = found[0].blocks
         else:
@@ -326,4 +329,3 @@ def decrypt(block: bytes, key: SymmetricKey) -> bytes:
         return key.decrypt(block)
     except DecryptionError:
         raise InvalidSnapshot("a snapshot chunk does not open with its epoch's read key") from None
-
