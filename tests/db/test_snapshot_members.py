@@ -81,6 +81,7 @@ def test_a_joiner_from_a_members_snapshot_judges_later_records_as_a_full_replay(
         assert "may not write" in rejected["reason"][0]
         assert_settled(joined)
         assert basestate.stale(joined) == []
+        assert db.verify_snapshot(snap) is True  # the replay reads epoch 1 too
         with pytest.raises(errors.PermissionDenied):  # a reader may not write a snapshot
             joined.snapshot()
 
@@ -101,6 +102,38 @@ def test_a_bootstrapped_writer_snapshots_again_from_its_base_records() -> None:
         exchange(db, first, second)
         assert state(second) == state(db)
         assert member_state(second) == member_state(db)
+
+
+def test_a_late_revoke_cutting_a_write_inside_the_snapshot_is_listed_as_stale() -> None:
+    """O revokes writer B without having seen B's write; admin A had seen it and snapshots.
+    The revoke reaches the joiner after its bootstrap: the verdicts are a full replay's,
+    and the write, whose events the joiner never held, is listed as stale."""
+    joiner = Identity.generate()
+    with (
+        tk.Peer(memory=True) as o,
+        tk.Peer(memory=True) as a,
+        tk.Peer(memory=True) as b,
+        tk.Peer(memory=True, identity=joiner) as j,
+        tk.Peer(memory=True, identity=joiner) as f,
+    ):
+        db = o.new_db("m", open=False)
+        db.new_collection("c")
+        db.grant(a.identity.public, "admin")
+        db.grant(b.identity.public, "writer")
+        db.grant(joiner.public, "reader")
+        adb, bdb = replica(a, db), replica(b, db)
+        exchange(db, adb, bdb)
+        bdb["c"].create({"_id": "cut"})
+        exchange(adb, bdb)
+        db.revoke(b.identity.public)  # O has not seen "cut"
+        joined = _join(j, adb, adb.snapshot(), trust=[a.identity])
+        assert _ids(joined) == ["cut"]
+        full = replica(f, db)
+        exchange(db, adb, bdb, joined, full)
+        assert _ids(full) == []
+        assert state(joined)["access"] == state(full)["access"]
+        assert member_state(joined)[1:] == member_state(full)[1:]
+        assert basestate.stale(joined) == [(bdb.log_id, 1)]
 
 
 def test_a_revoked_member_cannot_bootstrap_the_rotated_state() -> None:
