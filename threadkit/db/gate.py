@@ -5,7 +5,9 @@ it holds has an entry in ``db_access``. After each delivery the gate folds the e
 (:func:`.members.verdicts`): records newly accepted are applied, and when a record
 already applied is now rejected (a revoke that arrived late cut it), the database's
 state is rebuilt from its accepted records. The engine is order-independent, so the
-state is that of applying exactly the accepted records, on every peer.
+state is that of applying exactly the accepted records, on every peer. A database
+bootstrapped from a snapshot rebuilds from the snapshot's state instead of the records
+before it, which it does not hold (:mod:`.basestate`).
 
 Records of a key epoch from 1 are read with the keys this peer holds
 (:mod:`.epochs`); one whose key is not held is kept **locked** (signed by its log key,
