@@ -42,7 +42,7 @@ from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
-from threadkit.db import dockeys, members, snapmembers, snapshots
+from threadkit.db import dockeys, members, snapjoin, snapmembers, snapshots
 from threadkit.db.dockeys import db_prefix
 from threadkit.db.doctables import open_db_tables
 from threadkit.db.events import decode_record_body
@@ -190,7 +190,7 @@ def install(
     checked = check_offer(
         item, thread_id, key, trusted_keys(trust) | {str(manager.identity.public)}
     )
-    tables, kept = snapmembers.open_offer(
+    tables, kept = snapjoin.open_offer(
         checked.manifest, dict(item.blocks), checked.chunks, thread_id=thread_id, key=key,
         me=manager.identity,
     )  # fmt: skip

@@ -58,6 +58,7 @@ from threadkit.core.cid import cid_of, cid_to_string
 from threadkit.core.identity import peer_id_bytes
 from threadkit.core.records import Record, create_record
 from threadkit.core.symmetric import SymmetricKey
+from threadkit.db import snapmembers
 from threadkit.db.events import Body, encode_body
 from threadkit.errors import InvalidInput, InvalidSnapshot, StoreError
 from threadkit.store import chain
@@ -226,9 +227,7 @@ def read_chunk(block: bytes, key: SymmetricKey | None = None) -> tuple[str, list
         if not isinstance(packed, bytes):
             raise InvalidSnapshot("a snapshot chunk is not a table's rows")
         if key is not None:
-            from threadkit.db.snapmembers import decrypt
-
-            packed = decrypt(packed, key)
+            packed = snapmembers.decrypt(packed, key)
         inflate = zlib.decompressobj()
         raw = inflate.decompress(packed, MAX_CHUNK_ROWS)
         if inflate.unconsumed_tail or not inflate.eof:
@@ -347,15 +346,15 @@ def take(db: Database) -> Snapshot:
             )
         sealed, seal, listed = None, None, []
         if db.gate.has_members(txn):
-            from threadkit.db import snapmembers
-
             locked = [e for e in db.gate.fold(txn)[0] if e.kind == "locked"]
             if locked:
                 raise InvalidInput(
                     f"database {db.name!r} holds record {locked[0].log}:{locked[0].counter} "
                     "of a key epoch this peer cannot read: it cannot fold it into a snapshot"
                 )
-            listed = snapmembers.member_blocks(txn, db)
+            base = mark_in(txn, db._tables, db.prefix, "base")  # a bootstrapped database
+            held = held_blocks(txn, db, base["root"], "members") if base else []
+            listed = snapmembers.member_blocks(txn, db, held)
             epoch, commits, seal = snapmembers.sealing_key(db.gate.ring(txn))
             sealed = ([cid for cid, _ in listed], epoch, commits)
         chunks, frontier = state_blocks(txn, db, seal)
