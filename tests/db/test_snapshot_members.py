@@ -22,10 +22,13 @@ from snapshot_helpers import exchange, state
 import threadkit as tk
 from threadkit import errors
 from threadkit.core import dagcbor
-from threadkit.core.identity import Identity
+from threadkit.core.cid import cid_of
+from threadkit.core.identity import Identity, peer_id_bytes
+from threadkit.core.records import create_record
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.db import basestate, bootstrap, members, snapmembers, snapshots
 from threadkit.db.bootstrap import Offer
+from threadkit.db.events import encode_body
 from threadkit.db.handoff import replica
 from threadkit.db.members import member_node
 
@@ -230,7 +233,7 @@ def test_an_unsigned_grant_is_refused() -> None:
         _refused(b, db, "does not count: unproven")
 
 
-def test_a_verdict_the_records_do_not_give_and_a_hidden_member_are_refused() -> None:
+def test_a_verdict_the_records_do_not_give_is_refused() -> None:
     with tk.Peer(memory=True) as o, tk.Peer(memory=True) as b:
         db = o.new_db("m", open=False)
         db.new_collection("c")
@@ -273,6 +276,77 @@ def test_tampered_members_blocks_and_manifests_are_refused() -> None:
         node["epoch"] = -1
         with pytest.raises(errors.InvalidSnapshot, match="malformed members"):
             snapshots.chunks_of(dagcbor.encode(node))
+
+
+def _forged_offer(db: Any, change: Any, chunks: Any = None) -> Offer:
+    """An offer whose manifest ``change(node, blocks)`` rewrote, signed anew by the
+    author's own keys (what its modified code could publish): only the joiner's
+    membership checks stand between it and the install."""
+    item = bootstrap.offer(db)
+    assert item is not None
+    node = snapshots.chunks_of(item.blocks[0][1])
+    blocks = dict(item.blocks[1:])
+    if chunks is not None:
+        node["chunks"] = [c for c, _ in chunks]
+        blocks.update(dict(chunks))
+    change(node, blocks)
+    node["heads"] = [
+        {**h, "head": dagcbor.Link(h["head"]) if h["head"] else None} for h in node["heads"]
+    ]
+    for part in ("chunks", "members"):
+        if part in node:
+            node[part] = [dagcbor.Link(bytes(c)) for c in node[part]]
+    manifest = dagcbor.encode(node)
+    root = cid_of(manifest)
+    head = next(h for h in snapshots.chunks_of(manifest)["heads"] if h["pub"] == item.log_key)
+    body = encode_body([], db.gate.proof(db.identity, []), snapshot={"root": root, "t": [1, 0]})
+    record = create_record(
+        body, log_key=db.log_key, key=db.key, prev=bytes(head["head"]), author=db.identity.public
+    )
+    listed = snapshots.block_cids(snapshots.chunks_of(manifest))
+    return Offer([(root, manifest), *[(c, blocks[c]) for c in listed]], record.blocks, item.log_key)
+
+
+def test_forged_members_parts_signed_by_a_trusted_author_are_refused() -> None:
+    with tk.Peer(memory=True) as o, tk.Peer(memory=True) as b, tk.Peer(memory=True) as c:
+        db = o.new_db("m", open=False)
+        db.new_collection("c")
+        db.grant(b.identity.public, "reader")
+        db.grant(c.identity.public, "reader")
+        db["c"].create({"_id": "x"})
+        db.snapshot()
+        # the forging itself works: an unchanged manifest, signed anew, installs
+        unchanged = _forged_offer(db, lambda node, blocks: None)
+        assert _ids(bootstrap.install(c.manager, unchanged, db.key, db.id, "m", [o.identity])) == [
+            "x"
+        ]
+
+        def drop_grant(node: Any, blocks: Any) -> None:
+            cid = bytes(node["members"][0])
+            rows = cbor2.loads(blocks[cid])["r"]
+            kept = cbor2.dumps({"t": "members", "r": rows[:1]}, canonical=True)
+            node["members"] = [cid_of(kept)]
+            blocks[cid_of(kept)] = kept
+
+        _refused(b, db, "membership entry without its record", _forged_offer(db, drop_grant))
+
+        def foreign(node: Any, blocks: Any) -> None:
+            cid = bytes(node["members"][0])
+            rows = cbor2.loads(blocks[cid])["r"]
+            rows[1][0] = peer_id_bytes(Identity.generate().public.peer_id)
+            moved = cbor2.dumps({"t": "members", "r": rows}, canonical=True)
+            node["members"] = [cid_of(moved)]
+            blocks[cid_of(moved)] = moved
+
+        _refused(b, db, "not one of the snapshot's records", _forged_offer(db, foreign))
+
+        def no_members(node: Any, blocks: Any) -> None:
+            for part in ("members", "epoch", "commits"):
+                node.pop(part)
+
+        with db.read_txn() as txn:
+            plain, _ = snapshots.state_blocks(txn, db)  # the rows, not sealed
+        _refused(b, db, "holds members but not their records", _forged_offer(db, no_members, plain))
 
 
 # ------------------------------------------------------------------ property
