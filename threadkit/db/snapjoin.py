@@ -62,12 +62,17 @@ def _recorded(
         if block is None:
             raise InvalidSnapshot(f"the snapshot offer lacks members block {cid_to_string(cid)}")
         for log, counter, blocks in snapmembers.read_members(block):
-            log_id = log_id_from_bytes(log)
-            head = heads.get(log_id)
+            try:
+                log_id = log_id_from_bytes(log)
+                head = heads.get(log_id)
+                public = PublicKey.from_bytes(bytes(head["pub"])) if head else None
+            except ThreadkitError as exc:
+                raise InvalidSnapshot(f"a membership record names no log: {exc}") from None
             where = f"membership record {log_id}:{counter}"
             if head is None or counter > head["counter"] or (log_id, counter) in out:
                 raise InvalidSnapshot(f"{where} is not one of the snapshot's records")
-            public = PublicKey.from_bytes(bytes(head["pub"]))
+            if public is None or public.peer_id != log_id:
+                raise InvalidSnapshot(f"{where}: the manifest names another key for its log")
             try:
                 record = open_record(blocks, service_key=key, log_key=public)
                 if record.epoch:

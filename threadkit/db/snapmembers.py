@@ -56,9 +56,7 @@ _COMMIT = 32
 # ------------------------------------------------------------------ taking
 
 
-def records_of(
-    db: Database, blocks: Iterable[tuple[bytes, bytes]]
-) -> dict[tuple[str, int], RecordBlocks]:
+def records_of(blocks: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, int], RecordBlocks]:
     """The membership records a snapshot's ``members`` blocks hold, by ``(log, counter)``."""
     out: dict[tuple[str, int], RecordBlocks] = {}
     for _, block in blocks:
@@ -85,7 +83,7 @@ def member_blocks(
             blocks = found[0].blocks
         else:
             if earlier is None:
-                earlier = records_of(db, base)
+                earlier = records_of(base)
             blocks = earlier.get((entry.log, entry.counter))
             if blocks is None:
                 raise InvalidInput(
