@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from snapshot_helpers import state
+from snapshot_helpers import exchange, state
 
 import threadkit as tk
+from threadkit.core.identity import Identity
 from threadkit.db import bootstrap
 from threadkit.db.handoff import handoff, replica
 
@@ -43,3 +44,49 @@ def test_a_snapshot_is_the_same_whatever_prefix_the_database_has() -> None:
         assert _unprefixed(joined) == _unprefixed(full) == _unprefixed(db)
         cols = ["collection", "instance", "action"]
         assert joined.history("Items")[cols].equals(db.history("Items")[cols])
+
+
+def test_a_bootstrapped_rebuild_puts_its_own_prefix_back() -> None:
+    """A late revoke cuts a write the joiner had applied: the joiner rebuilds from its
+    snapshot's rows (basestate.restore), which must carry the joiner's prefix in the
+    ``order`` values as the bootstrap did."""
+    joiner = Identity.generate()
+    with (
+        tk.Peer(memory=True) as o,
+        tk.Peer(memory=True) as b,
+        tk.Peer(memory=True, identity=joiner) as j,
+        tk.Peer(memory=True, identity=joiner) as f,
+    ):
+        j.new_db("j1")  # the joiner's next prefix is 2, the owner's 1
+        db = o.new_db("m", open=False)
+        db.new_collection("c")
+        db.grant(b.identity.public, "writer")
+        db.grant(joiner.public, "reader")
+        bdb = replica(b, db)
+        exchange(db, bdb)
+        db["c"].create([{"_id": f"o{i}", "n": i} for i in range(3)])
+        joined = _join(j, db)
+        assert joined.prefix != db.prefix
+        bdb["c"].create({"_id": "cut"})
+        exchange(bdb, joined)
+        assert "cut" in [d["_id"] for d in joined["c"].find()]
+        db.revoke(b.identity.public)  # the owner has not seen "cut": the revoke cuts it
+        full = replica(f, db)
+        exchange(db, bdb, joined, full)
+        assert sorted(d["_id"] for d in joined["c"].find()) == ["o0", "o1", "o2"]
+        assert _unprefixed(joined) == _unprefixed(full)
+        with joined.read_txn() as txn:
+            cursor = txn.cursor(db=joined._tables.order)
+            assert cursor.set_range(joined.prefix)
+            for key, value in cursor:
+                if not bytes(key).startswith(joined.prefix):
+                    break
+                assert bytes(value).startswith(joined.prefix)
+
+
+def _join(peer: Any, source: Any) -> Any:
+    item = bootstrap.offer(source, source.snapshot())
+    assert item is not None
+    return bootstrap.install(
+        peer.manager, item, source.key, source.id, source.name, [source.identity]
+    )

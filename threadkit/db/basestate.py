@@ -68,8 +68,9 @@ def restore(txn: StoreWriteTxn, db: Database) -> None:
         if name == "access":
             continue
         table = getattr(db._tables, name)
+        values = db.prefix if name in snapshots.PREFIXED_VALUES else b""
         for i in range(0, len(rows), 2):
-            txn.put(db.prefix + rows[i], rows[i + 1], db=table)
+            txn.put(db.prefix + rows[i], values + rows[i + 1], db=table)
             if name == "colls":
                 coll = rows[i][:-1].decode()
                 staged[coll] = CollHistory.decode(coll, rows[i + 1])
