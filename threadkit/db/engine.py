@@ -250,7 +250,8 @@ class Engine:
             okey = bytes(key[len(prefix) :])
             action, data, base, author, record, *more = cbor2.loads(value)
             epoch = history.at(okey)[1] if history else None
-            seen, purged = (*more, None, None)[:2]  # newer entries hold them (:mod:`.applying`)
+            # newer entries hold them (:mod:`.applying`, :mod:`.compaction`)
+            seen, purged, folded = (*more, None, None, None)[:3]
             events.append(
                 StoredEvent(
                     okey,
@@ -262,6 +263,7 @@ class Engine:
                     epoch or b"",
                     seen,
                     purged,
+                    folded,
                 )
             )
         return events

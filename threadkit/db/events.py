@@ -135,6 +135,10 @@ class RecordEvent:
     purged : bytes | None
         Not carried in records: set on an event read back from a store where a purge (at
         this key) erased its data (:mod:`.purge`).
+    folded : bytes | None
+        Not carried in records: set on the create that compaction left of an instance's
+        events up to a snapshot's frontier (this key); its document already went through
+        every migration up to there (:mod:`.compaction`).
     """
 
     stamp: Timestamp
@@ -145,6 +149,7 @@ class RecordEvent:
     base: bytes | None = None
     seen: bytes | None = None
     purged: bytes | None = None
+    folded: bytes | None = None
 
     def key(self, log_id: bytes) -> bytes:
         """The event's order key: stamp bytes ‖ log id bytes."""

@@ -158,6 +158,9 @@ class EventRow:
     purged : bytes | None
         Order key of the purge that erased its data (``data`` is then the marker
         ``{"_purged": True}``, :mod:`.purge`).
+    folded : bytes | None
+        On the create compaction left of an instance's earlier events: the snapshot's
+        frontier, up to which it holds the instance's state (:mod:`.compaction`).
     """
 
     key: bytes
@@ -170,6 +173,7 @@ class EventRow:
     record: bytes | None
     seen: bytes | None = None
     purged: bytes | None = None
+    folded: bytes | None = None
 
     @property
     def stamp(self) -> Timestamp:
@@ -193,6 +197,7 @@ class EventRow:
             self.base,
             self.seen,
             self.purged,
+            self.folded,
         )
 
 
@@ -301,7 +306,7 @@ def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator
         name = key[start:name_end].decode()
         instance_id, end = decode_id(key, name_end + 1)
         code, data, base, author, record, *more = cbor2.loads(value)
-        seen, purged = (*more, None, None)[:2]
+        seen, purged, folded = (*more, None, None, None)[:3]
         if purged is not None:
             data = dict(MARKER)
         yield EventRow(
@@ -315,6 +320,7 @@ def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator
             record,
             seen,
             purged,
+            folded,
         )
 
 
