@@ -75,8 +75,9 @@ def _find_db(peer: Any, name: str) -> Any:
         if len(named) == 1:
             return named[0]
         raise InvalidInput(
-            f"no database {name!r} in the repo" if not named else f"{name!r} names several "
-            "databases: give the thread id"
+            f"no database {name!r} in the repo"
+            if not named
+            else f"{name!r} names several databases: give the thread id"
         ) from None
 
 

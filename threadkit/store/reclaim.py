@@ -35,7 +35,15 @@ import lmdb
 if TYPE_CHECKING:
     from threadkit.store.repo import Repo
 
-__all__ = ["COPY_NAME", "DATA_NAME", "Reclaimed", "discard_copy", "install", "reclaim", "write_copy"]
+__all__ = [
+    "COPY_NAME",
+    "DATA_NAME",
+    "Reclaimed",
+    "discard_copy",
+    "install",
+    "reclaim",
+    "write_copy",
+]
 
 DATA_NAME = "data.mdb"
 """LMDB's data file in a repo directory."""
