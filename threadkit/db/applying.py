@@ -209,7 +209,7 @@ class Applier:
         if event.purged is not None or event.folded is not None:
             entry.append(event.purged)
         if event.folded is not None:  # only a replay of a compacted database's events
-            entry.append(event.folded)
+            entry.append(event.folded.to_node())
         value = cbor2.dumps(entry)
         ctx.txn.put(
             dockeys.event_prefix(coll, event.instance_id) + key, value, db=engine.tables.events

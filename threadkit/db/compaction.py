@@ -45,9 +45,11 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.cid import cid_to_string
-from threadkit.db import snapshots
+from threadkit.db import dockeys, snapshots
+from threadkit.db.docpath import get_path, indexable
 from threadkit.db.doctables import delete_prefix
-from threadkit.db.events import Action
+from threadkit.db.events import Action, Folded
+from threadkit.db.indexkeys import decode_id, encode_id, encode_value
 from threadkit.db.points import Selection
 from threadkit.db.timeline import RecordFinder, key_stamp
 from threadkit.errors import HistoryCompacted, InvalidInput, InvalidSnapshot
@@ -183,10 +185,11 @@ def _fold_events(
         code, _, _, author, record, *_ = cbor2.loads(txn.get(instance + last, db=tables.events))
         doc = docs.get(instance[len(prefix) :])
         if doc is not None:  # live at the frontier: its document there, as one create
-            # folded at the frontier: the fold neither migrates nor judges it again
-            node = [Action.CREATE.code, cbor2.loads(doc), None, author, record, None, None, through]
-            value = cbor2.dumps(node)
-            txn.put(instance + last, value, db=tables.events)
+            node = [Action.CREATE.code, cbor2.loads(doc), None, author, record]
+            folded = _folded(txn, db, instance, node[1], through)
+            if folded is not None:
+                node += [None, None, folded.to_node()]
+            txn.put(instance + last, cbor2.dumps(node), db=tables.events)
         elif Action.from_code(code) is not Action.DELETE or len(orders) == 1:
             continue  # absent at the frontier but not by a delete: kept whole
         for order in orders[:-1]:
@@ -196,6 +199,31 @@ def _fold_events(
     if dropped:
         _rewrite(txn, tables.events, prefix)
     return dropped
+
+
+def _folded(
+    txn: Any, db: Database, instance: bytes, doc: dict[str, Any], through: bytes
+) -> Folded | None:
+    """The mark of a compacted create, where the fold needs one: in a collection migrated
+    up to ``through`` (those migrations must not run again) or with unique indexes (the
+    claims its values keep); None elsewhere, which saves its bytes."""
+    start = len(db.prefix)
+    end = instance.index(b"\x00", start)
+    history = db.engine.colls.get(instance[start:end].decode())
+    config = history.current if history is not None else None
+    migrated = history is not None and any(k <= through for k in history.transforms)
+    if config is None or (not migrated and not config.unique_paths):
+        return None
+    instance_id, _ = decode_id(instance, end + 1)
+    claims = {}
+    for path in config.unique_paths:
+        value = get_path(doc, path)
+        if indexable(value):
+            entry = dockeys.index_prefix(instance[: end + 1], path) + encode_value(value)
+            claim = txn.get(entry + encode_id(instance_id), db=db._tables.index)
+            if claim is not None:
+                claims[path] = bytes(claim)
+    return Folded(through, claims)
 
 
 def _rewrite(txn: Any, table: Any, prefix: bytes) -> None:

@@ -31,7 +31,7 @@ from threadkit.db.claims import Claims
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
 from threadkit.db.doctables import DocTables, delete_prefix, load_doc, open_db_tables
-from threadkit.db.events import Action, RecordEvent
+from threadkit.db.events import Action, Folded, RecordEvent
 from threadkit.db.indexing import Indexes, duplicates
 from threadkit.db.indexkeys import decode_id
 from threadkit.db.judging import LOCAL, RECEIVED, Judge
@@ -252,6 +252,8 @@ class Engine:
             epoch = history.at(okey)[1] if history else None
             # newer entries hold them (:mod:`.applying`, :mod:`.compaction`)
             seen, purged, folded = (*more, None, None, None)[:3]
+            if folded is not None:
+                folded = Folded.from_node(folded)
             events.append(
                 StoredEvent(
                     okey,

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from threadkit.db.events import Action
+from threadkit.db.events import Action, Folded
 from threadkit.db.patch import apply_patch, leaf_paths, patch_paths
 
 __all__ = [
@@ -79,10 +79,11 @@ class StoredEvent:
         Key of the latest migration of the collection its writer had applied.
     purged : bytes | None
         Key of the purge that erased its data (None: not purged).
-    folded : bytes | None
+    folded : Folded | None
         Set on the create compaction left of an instance's events up to a snapshot's
-        frontier (this key): its document is the instance's state there, already through
-        the migrations up to it and judged (None: an event as written).
+        frontier: its document is the instance's state there, already through the
+        migrations up to ``folded.through`` and judged, with its unique claims (None: an
+        event as written).
     """
 
     key: bytes
@@ -94,7 +95,7 @@ class StoredEvent:
     epoch: bytes
     seen: bytes | None = None
     purged: bytes | None = None
-    folded: bytes | None = None
+    folded: Folded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,8 @@ def fold(
             # compaction's create: the state at the frontier, which every migration up to
             # it has already rewritten (events after it still are, when not seen)
             _apply(instance_id, state, event, _accept)
-            while at < len(migrations) and migrations[at].key <= event.folded:
+            state.value_since.update(event.folded.claims)
+            while at < len(migrations) and migrations[at].key <= event.folded.through:
                 at += 1
             continue
         rewritten = _unseen(event, migrations[:at])
