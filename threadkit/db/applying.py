@@ -203,7 +203,7 @@ class Applier:
     def _store_event(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> None:
         engine = self.engine
         coll = engine.coll_key(event.collection)
-        entry = [event.action.code, event.data, event.base, ctx.author, ctx.record]
+        entry: list[Any] = [event.action.code, event.data, event.base, ctx.author, ctx.record]
         if event.seen is not None or event.purged is not None or event.folded is not None:
             entry.append(event.seen)  # the event index value holds what it was written against
         if event.purged is not None or event.folded is not None:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import lmdb
 
+from threadkit.errors import StoreError
+
 if TYPE_CHECKING:
     from threadkit.store.repo import Repo
 
@@ -98,10 +100,15 @@ def write_copy(repo: Repo) -> Path:
         os.close(fd)
         target.unlink(missing_ok=True)
         if isinstance(exc, (OSError, lmdb.Error)):
-            raise repo._error(exc) from exc
+            raise _copy_failed(repo, exc) from exc
         raise
     os.close(fd)
     return target
+
+
+def _copy_failed(repo: Repo, exc: Exception) -> StoreError:
+    """The store's error for a failed copy (a full disk is DiskFull)."""
+    return repo._error(exc)
 
 
 def install(directory: Path, copy: Path) -> None:
