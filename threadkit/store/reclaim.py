@@ -139,5 +139,8 @@ def reclaim(repo: Repo) -> Reclaimed:
         repo._live_env()
         before = data.stat().st_size
         copy = write_copy(repo)
-        repo._reopen(lambda: install(repo.path, copy))
+        try:
+            repo._reopen(lambda: install(repo.path, copy))
+        finally:
+            discard_copy(repo.path)  # left only when the rename failed
         return Reclaimed(before, data.stat().st_size)
