@@ -7,7 +7,9 @@
   its own ``_id`` (issue 16's definition); peer B (this process) joined A's database and
   listens on the collection (``db.listen``): docs/s until all have reached B's listener;
   then 200 writes paced 20 ms apart, and the p50/p95 time from a write's start on A to
-  its event on B.
+  its event on B. Beside docs/s, the CPU seconds per document each process spent during
+  the 2,000 (Linux, from ``/proc``): on a shared machine docs/s follows the load, the CPU
+  cost per document much less.
 - W5: three peers (child processes) make 500 writes each at the same time; seconds
   until every peer holds all 1,500 documents.
 """
@@ -79,6 +81,15 @@ def _baseline(requests: int = 300) -> tuple[float, float]:
     return fresh, same
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (NaN where ``/proc`` is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
     from procs import PeerProcess
 
@@ -100,11 +111,14 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
                         done.set()
 
         threading.Thread(target=collect, daemon=True).start()
-        start = time.time()
         docs = [{"_id": f"w4-{i:06d}", "i": i} for i in range(writes)]
+        cpu_a, cpu_b = _cpu_seconds(a.proc.pid), _cpu_seconds(os.getpid())
+        start = time.time()
         a.call("create_each", db=shared["id"], coll="Docs", docs=docs, timeout=300)
         done.wait(timeout=120)
         elapsed = time.time() - start
+        cpu_a = _cpu_seconds(a.proc.pid) - cpu_a
+        cpu_b = _cpu_seconds(os.getpid()) - cpu_b
         throughput = len(arrivals) / elapsed
         arrivals.clear()
         done.clear()
@@ -131,6 +145,8 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
         "p50_ms": statistics.median(latencies) if latencies else float("nan"),
         "p95_ms": latencies[int(len(latencies) * 0.95) - 1] if latencies else float("nan"),
         "visible": len(latencies),
+        "cpu_a_us": cpu_a / writes * 1e6,
+        "cpu_b_us": cpu_b / writes * 1e6,
     }
 
 
@@ -187,6 +203,9 @@ def run(rounds: int = 1) -> list[Figure]:
             p50_visible_ms=round(w4["p50_ms"], 1),
             p95_visible_ms=round(w4["p95_ms"], 1),
             paced_visible=w4["visible"],
+            cpu_us_per_doc_A=round(w4["cpu_a_us"]),
+            cpu_us_per_doc_B=round(w4["cpu_b_us"]),
+            load=round(os.getloadavg()[0], 2),
         ),
         figure(
             "W5_three_peer_convergence",

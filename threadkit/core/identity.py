@@ -11,11 +11,12 @@ accepts that form too, so keys from py-libp2p, Go and JS all load.
 
 from __future__ import annotations
 
+import functools
+
 import base58
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from multiformats import multihash
 
 from threadkit.core._multibase import decode_any, encode_base32
 from threadkit.errors import InvalidKey
@@ -189,38 +190,83 @@ class Identity:
 def peer_id_from_public_bytes(public_bytes: bytes) -> str:
     """The peer id string of libp2p protobuf public key bytes (identity multihash, base58btc).
 
-    base58 comes from the ``base58`` package: multiformats' codec takes ~0.4 ms per
-    peer id here, 30 times longer, and peer ids are encoded on every log lookup.
+    base58 comes from the ``base58`` package and the multihash is framed here:
+    multiformats' codec and its argument checks take ~0.4 ms per peer id, 30 times
+    longer, and peer ids are encoded on every log lookup.
     """
-    return str(base58.b58encode(bytes(multihash.wrap(public_bytes, "identity"))).decode())
+    raw = bytes(public_bytes)
+    return str(base58.b58encode(b"\x00" + _varint(len(raw)) + raw).decode())
 
 
 def peer_id_bytes(peer_id: str) -> bytes:
     """The binary multihash of a peer id string (checked to be a multihash)."""
     if not isinstance(peer_id, str) or not peer_id:
         raise InvalidKey(f"peer id must be a non-empty string, got {peer_id!r}")
+    return _peer_id_bytes(peer_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _peer_id_bytes(peer_id: str) -> bytes:
+    # cached: every stored record, entry and applied mark names its log by these bytes,
+    # and a database has a handful of logs (a failed parse raises, so is not cached)
     try:
         raw = bytes(base58.b58decode(peer_id))
-        code, digest = multihash.unwrap_raw(raw)
-    except (ValueError, KeyError, IndexError) as exc:
+        code, digest = _unwrap_multihash(raw)
+    except ValueError as exc:
         raise InvalidKey(f"peer id {peer_id[:80]!r} is not a base58btc multihash: {exc}") from None
-    if (code == 0x00 and len(digest) > 42) or (code == 0x12 and len(digest) != 32):
-        raise InvalidKey(f"peer id {peer_id[:80]!r} has a digest of the wrong size")
     if code not in (0x00, 0x12):
         raise InvalidKey(f"peer id {peer_id[:80]!r} uses hash {code:#x}, not identity or sha2-256")
+    if (code == 0x00 and len(digest) > 42) or (code == 0x12 and len(digest) != 32):
+        raise InvalidKey(f"peer id {peer_id[:80]!r} has a digest of the wrong size")
     return raw
 
 
 def public_key_from_peer_id(peer_id: str) -> PublicKey:
     """The Ed25519 public key inlined in a peer id."""
-    mh = peer_id_bytes(peer_id)
-    try:
-        code, digest = multihash.unwrap_raw(mh)
-    except (ValueError, KeyError) as exc:
-        raise InvalidKey(f"peer id {peer_id[:80]!r} is not a multihash: {exc}") from None
+    peer_id_bytes(peer_id)  # a str that parses, so it can be a cache key
+    return _public_key_from_peer_id(peer_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key_from_peer_id(peer_id: str) -> PublicKey:
+    # one PublicKey per log: its peer id and string forms are then computed once
+    code, digest = _unwrap_multihash(peer_id_bytes(peer_id))
     if code != 0x00:
         raise InvalidKey(f"peer id {peer_id[:80]!r} does not inline its key (not an identity hash)")
-    return PublicKey.from_bytes(bytes(digest))
+    return PublicKey.from_bytes(digest)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _unwrap_varint(raw: bytes, at: int) -> tuple[int, int]:
+    """The unsigned varint at ``raw[at:]`` and where it ends; ValueError when malformed."""
+    value = shift = 0
+    for end in range(at, min(len(raw), at + 9)):
+        byte = raw[end]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if byte == 0 and end > at:
+                raise ValueError("varint is not minimally encoded")
+            return value, end + 1
+        shift += 7
+    raise ValueError("truncated or overlong varint")
+
+
+def _unwrap_multihash(raw: bytes) -> tuple[int, bytes]:
+    """``<code><size><digest>`` to ``(code, digest)``; ValueError when the size is wrong."""
+    code, at = _unwrap_varint(raw, 0)
+    size, at = _unwrap_varint(raw, at)
+    digest = raw[at:]
+    if size != len(digest):
+        raise ValueError(f"multihash lists size {size}, but the digest has size {len(digest)}")
+    return code, digest
 
 
 def _as_bytes(data: object, what: str) -> bytes:

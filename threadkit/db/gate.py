@@ -157,6 +157,8 @@ class Gate:
         self.db = db
         self._delegations: dict[PublicKey, dict[str, Any]] = {}
         self._held: dict[tuple[str, int], tuple[Record, Body | None, members.Entry]] = {}
+        self._unsaved: list[members.Entry] = []
+        """Entries noted but not yet stored: :meth:`settle` stores each once."""
         self._base: tuple[bytes | None, list[members.Entry]] | None = None
         """The membership entries, by the membership mark they were read under."""
         self._touched: StoreTxn | None = None
@@ -320,7 +322,10 @@ class Gate:
     def note(self, txn: StoreWriteTxn, log_id: str, counter: int, record: Record) -> None:
         """Make the entry of a received record (its events are applied by :meth:`settle`)."""
         entry, body = self._entry(txn, log_id, counter, record)
-        self._put(txn, entry)
+        if entry.kind in epochs.MEMBERSHIP:
+            self._put(txn, entry)  # with a new membership mark, which settle reads
+        else:
+            self._unsaved.append(entry)  # stored by settle, once, with its verdict
         if body is not None and body.snapshot is not None and entry.kind == "write":
             snapshots.note(txn, self.db, log_id, counter, record, body)
         self._held[(log_id, counter)] = (record, body, entry)
@@ -366,6 +371,9 @@ class Gate:
             base = self.membership(txn)
             if not any(e.kind == "genesis" for e in base):
                 return self._settle_open(txn)
+            for entry in self._unsaved:
+                self._put(txn, entry)
+            self._unsaved.clear()
             if self._touched is not txn:
                 held = self._settle_held(txn, base)
                 if held is not None:
@@ -394,6 +402,7 @@ class Gate:
             return changes
         finally:
             self._held.clear()
+            self._unsaved.clear()
             self._touched = None
 
     def _settle_held(self, txn: StoreWriteTxn, base: list[members.Entry]) -> list[Change] | None:
@@ -461,8 +470,14 @@ class Gate:
         )
 
     def _settle_open(self, txn: StoreWriteTxn) -> list[Change]:
-        """Without a genesis each record's verdict is its own: no fold over the others."""
+        """Without a genesis each record's verdict is its own: no fold over the others.
+
+        Each entry noted is stored here, once, with the verdict it is applied with.
+        """
         changes: list[Change] = []
+        for entry in self._unsaved:
+            if members.verdicts([entry]).get((entry.log, entry.counter)):
+                self._put(txn, entry)
         for position, (_, _, entry) in sorted(self._held.items()):
             if not members.verdicts([entry]).get(position):
                 self._put(txn, _with_ok(entry, True))

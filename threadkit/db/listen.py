@@ -8,10 +8,9 @@ The subscriber can then re-read the collection to resync.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -114,9 +113,11 @@ class Feed:
         self.instance_id = instance_id
         self.actions = actions
         self._owner = owner
-        self._queue: queue.Queue[Event | Lagged | None] = queue.Queue(maxsize)
+        self._items: deque[Event | Lagged | None] = deque()
+        self._maxsize = maxsize
         self._missed = 0
-        self._lock = threading.Lock()
+        self._ready = threading.Condition(threading.Lock())
+        """Guards the items and the missed count; notified once per batch offered."""
         self.closed = False
 
     def wants(self, event: Event) -> bool:
@@ -127,20 +128,25 @@ class Feed:
             and (self.instance_id is None or event.instance_id == self.instance_id)
         )
 
-    def _offer(self, event: Event) -> None:
-        with self._lock:
-            if self._missed:
-                if self._queue.qsize() >= self._queue.maxsize - 1:
+    def _offer(self, events: list[Event]) -> None:
+        """Queue events (one commit's) and wake the reader once; the ones that do not
+        fit are counted for a :class:`Lagged` marker (one place is kept for it)."""
+        items, room = self._items, self._maxsize - 1
+        with self._ready:
+            added = len(items)
+            for event in events:
+                if self._missed:
+                    if len(items) >= room:
+                        self._missed += 1
+                        continue
+                    items.append(Lagged(self._missed))
+                    self._missed = 0
+                if len(items) >= room:
                     self._missed += 1
-                    return
-                self._queue.put_nowait(Lagged(self._missed))
-                self._missed = 0
-            try:
-                if self._queue.qsize() >= self._queue.maxsize - 1:
-                    raise queue.Full
-                self._queue.put_nowait(event)
-            except queue.Full:
-                self._missed += 1
+                else:
+                    items.append(event)
+            if len(items) > added:
+                self._ready.notify_all()
 
     def get(self, timeout: float | None = None) -> Event | Lagged:
         """The next event.
@@ -158,36 +164,33 @@ class Feed:
         return item
 
     def _next(self, timeout: float | None) -> Event | Lagged | None:
-        if self.closed and self._queue.empty():
+        if self.closed and not self._items:
             return None
         lagged = self._lagged()
         if lagged is not None:
             return lagged
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise Timeout(f"no event within {timeout} s") from None
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise Timeout(f"no event within {timeout} s")
+            return self._items.popleft()
 
     def _lagged(self) -> Lagged | None:
         """A Lagged marker once the reader has caught up with a queue that overflowed."""
-        with self._lock:
-            if self._missed and self._queue.empty():
+        with self._ready:
+            if self._missed and not self._items:
                 missed, self._missed = self._missed, 0
                 return Lagged(missed)
         return None
 
     def get_nowait(self) -> Event | Lagged | None:
         """The next event if one is waiting (or a Lagged marker), else None."""
-        if self.closed and self._queue.empty():
+        if self.closed and not self._items:
             return None
         lagged = self._lagged()
         if lagged is not None:
             return lagged
-        try:
-            item = self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        return item
+        with self._ready:
+            return self._items.popleft() if self._items else None
 
     def __iter__(self) -> Iterator[Event | Lagged]:
         while (item := self._next(None)) is not None:
@@ -199,8 +202,10 @@ class Feed:
             return
         self.closed = True
         self._owner._remove(self)
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        with self._ready:
+            if len(self._items) < self._maxsize:
+                self._items.append(None)
+                self._ready.notify_all()
 
     def __enter__(self) -> Feed:
         return self
@@ -241,10 +246,11 @@ class Listeners:
             feeds = list(self._feeds)
         if not feeds:
             return
-        for event in events:
-            for feed in feeds:
-                if feed.wants(event):
-                    feed._offer(event)
+        events = list(events)
+        for feed in feeds:
+            wanted = [event for event in events if feed.wants(event)]
+            if wanted:
+                feed._offer(wanted)
 
     def close_all(self) -> None:
         """Close every feed (the database is closing)."""
