@@ -120,12 +120,28 @@ def history_columns(
         Each column by name, in the total order; None when the stored keys do
         not have the layout the columnar read relies on (see the module's docstring).
     """
-    import pyarrow as pa
-
     size = _order_key_size(db)
     raw = db.timeline.raw_events(collection)
     if size is None or not raw.keys:
         return None
+    with paused_gc():
+        columns = _columns(db, collection, raw, size, rejected, readable)
+        # a collection walks every item of a list it finds young: these lists go first
+        raw.keys.clear()
+        raw.values.clear()
+    return columns
+
+
+def _columns(
+    db: DatabaseSource,
+    collection: str | None,
+    raw: RawEvents,
+    size: int,
+    rejected: Mapping[tuple[str, str, bytes], str],
+    readable: bool,
+) -> dict[str, pd.Series] | None:
+    import pyarrow as pa
+
     keys = pa.array(raw.keys, pa.binary())
     try:
         cut = _names_and_ids(raw, keys, size)
@@ -133,11 +149,10 @@ def history_columns(
         return None
     if cut is None:
         return None
-    with paused_gc():
-        extra = db.timeline.collection_events(collection, db.timeline.key_finder())
-        values = decode_values(raw.values)
-        raw.values.clear()  # the decoded values replace them
-        return _frame(values, keys, cut, extra, size, rejected, readable)
+    extra = db.timeline.collection_events(collection, db.timeline.key_finder())
+    values = decode_values(raw.values)
+    raw.values.clear()  # the decoded values replace them
+    return _frame(values, keys, cut, extra, size, rejected, readable)
 
 
 class _Names:
