@@ -72,3 +72,8 @@ def test_lists_of_equal_length_stay_one_per_event() -> None:
 def test_a_value_that_is_not_cbor_fails() -> None:
     with pytest.raises(cbor2.CBORDecodeError):
         decode_values([cbor2.dumps([0, {}, None, "k", b"r"])[:-3]])
+
+
+def test_an_empty_value_fails() -> None:
+    with pytest.raises(cbor2.CBORDecodeError):
+        decode_values([cbor2.dumps([0, {}, None, "k", b"r"]), b""])

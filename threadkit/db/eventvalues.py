@@ -110,8 +110,8 @@ def _decode(values: Sequence[bytes]) -> EventValues:
     stream = b"\x41".join([head, *values])
     view = np.frombuffer(stream, dtype=np.uint8)
     starts = np.cumsum(sizes + 1) - sizes + len(head)  # each value's first byte
-    seconds = view[np.minimum(starts + 1, len(view) - 1)]
-    short = (view[starts] == _SHORT_HEAD) & (seconds < 24) & (sizes > 1)
+    firsts, seconds = (view[np.minimum(starts + i, len(view) - 1)] for i in (0, 1))
+    short = (firsts == _SHORT_HEAD) & (seconds < 24) & (sizes > 1)
     if short.all():
         flat = cbor2.loads(stream)
         return EventValues(seconds.astype(np.int64), flat[2::6], flat[4::6], flat[5::6])
