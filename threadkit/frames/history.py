@@ -190,7 +190,7 @@ def shown_history(db: DatabaseSource, collection: str | None = None) -> pd.DataF
 
     if collection is not None and collection not in db.engine.colls:
         _unknown_collection(db, collection)
-    columns = history_columns(db, collection, _lost_index(db, collection), readable=True)
+    columns = history_columns(db, collection, _lost_index(db, collection), shorten=short_id)
     if columns is None:
         return readable_history(history_by_rows(db, collection))
     return pd.DataFrame(columns, columns=list(READABLE_HISTORY_COLUMNS))

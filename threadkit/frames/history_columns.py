@@ -12,7 +12,7 @@ CID is encoded once, not once per event); the total order is one stable
 collections' config histories) are appended before the sort, as
 :func:`threadkit.db.timeline.event_rows` does.
 
-With ``readable=True`` it builds :func:`threadkit.frames.history.readable_history`
+Given ``shorten`` it builds :func:`threadkit.frames.history.readable_history`
 of that frame directly: the short log and record ids are cut from the distinct
 ids, and the columns the readable frame drops (``hlc``, ``author``) are not built.
 
@@ -98,7 +98,7 @@ def history_columns(
     collection: str | None,
     rejected: Mapping[tuple[str, str, bytes], str],
     *,
-    readable: bool = False,
+    shorten: Callable[[str], str | None] | None = None,
 ) -> dict[str, pd.Series] | None:
     """The columns of the :func:`threadkit.frames.history.history` frame, built at once.
 
@@ -110,9 +110,10 @@ def history_columns(
         Only this collection's events (the caller has checked that it exists).
     rejected : Mapping
         Rejected events, ``(collection, _id, order key) → reason``.
-    readable : bool, optional
-        The columns of :func:`threadkit.frames.history.readable_history` of that
-        frame instead (short log and record ids; no ``hlc``, no ``author``).
+    shorten : callable, optional
+        Given (:func:`threadkit.frames.history.short_id`): the columns of
+        :func:`threadkit.frames.history.readable_history` of that frame instead, log
+        and record ids shortened by it, no ``hlc``, no ``author``.
 
     Returns
     -------
@@ -125,7 +126,7 @@ def history_columns(
     if size is None or not raw.keys:
         return None
     with paused_gc():
-        columns = _columns(db, collection, raw, size, rejected, readable)
+        columns = _columns(db, collection, raw, size, rejected, shorten)
         # a collection walks every item of a list it finds young: these lists go first
         raw.keys.clear()
         raw.values.clear()
@@ -138,7 +139,7 @@ def _columns(
     raw: RawEvents,
     size: int,
     rejected: Mapping[tuple[str, str, bytes], str],
-    readable: bool,
+    shorten: Callable[[str], str | None] | None,
 ) -> dict[str, pd.Series] | None:
     import pyarrow as pa
 
@@ -152,7 +153,7 @@ def _columns(
     extra = db.timeline.collection_events(collection, db.timeline.key_finder())
     values = decode_values(raw.values)
     raw.values.clear()  # the decoded values replace them
-    return _frame(values, keys, cut, extra, size, rejected, readable)
+    return _frame(values, keys, cut, extra, size, rejected, shorten)
 
 
 class _Names:
@@ -217,14 +218,12 @@ def _frame(
     extra: Sequence[EventRow],
     size: int,
     rejected: Mapping[tuple[str, str, bytes], str],
-    readable: bool,
+    shorten: Callable[[str], str | None] | None,
 ) -> dict[str, pd.Series]:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    from threadkit.frames.history import short_id
 
     n, total = len(keys), len(keys) + len(extra)
     order_keys = pc.binary_slice(keys, -size).cast(pa.binary(size))
@@ -258,10 +257,10 @@ def _frame(
 
     def log_text(log: bytes) -> str | None:
         text = log_id_from_bytes(log)
-        return short_id(text) if readable else text
+        return text if shorten is None else shorten(text)
 
     def record_text(cid: bytes) -> str | None:
-        return short_id(cid_text(cid)) if readable else cid_text(cid)
+        return cid_text(cid) if shorten is None else shorten(cid_text(cid))
 
     columns = {
         "log": _texts(log_bytes, log_text),
@@ -271,7 +270,7 @@ def _frame(
         "action": _texts(codes, lambda code: str(Action.from_code(code)), order),
         "reason": reasons.take(order),
     }
-    if not readable:
+    if shorten is None:
         columns["hlc"] = pc.binary_join_element_wise(
             pa.array(walls).cast(pa.large_string()),
             pa.array(stamps["logical"].astype(np.int64)).cast(pa.large_string()),
