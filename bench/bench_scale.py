@@ -14,7 +14,10 @@ baseline of the same run:
   document (best of 3, warm), beside the plain LMDB index scan, gets and decode;
 - ``df_cold`` — ``coll.df`` with every cached frame dropped, µs per document, beside a
   plain LMDB full scan and CBOR decode of the N documents;
-- ``history`` — ``db.history()`` of the N events, µs per event, beside the same scan;
+- ``history`` — ``db.history()`` of the N events, µs per event (best and median of 3,
+  each round after a round of the same plain scan: its baseline), the frame held until
+  the round's clock stops (freeing it is timed apart, ``history_free_s``), with the
+  process's resident memory while it is held and its peak during the call;
   ``history_columns_vs_rows`` — the same figure beside the frame built event by event
   (``history_by_rows``, the path before the columnar read), same repo, same run;
 - ``reopen`` (fresh process) — ``tk.Peer(path)`` to the collection in hand, seconds,
@@ -28,6 +31,9 @@ baseline of the same run:
 
 Each figure carries ``growth``: its per-document value (seconds for reopen, MB above
 the imports for RSS) ÷ the same at 10,000 documents, from the same run.
+
+``--only history`` measures the history figures alone (the repo and the plain
+environment are still written per size).
 """
 
 from __future__ import annotations
@@ -103,6 +109,45 @@ def _plain_scan(env: lmdb.Environment) -> int:
         return sum(1 for v in txn.cursor(docs).iternext(keys=False) if cbor2.loads(v))
 
 
+def _memory_mb(field: str = "VmRSS") -> float:
+    """A ``/proc/self/status`` memory field of this process, MB (VmHWM: the peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    """Start VmHWM afresh from the current RSS (Linux ``clear_refs``; kept if refused)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def _history_rounds(db: Any, env: lmdb.Environment, rounds: int, out: dict[str, Any]) -> None:
+    """``db.history()`` in rounds after the plain scan, the frame held while timed."""
+    for key in ("history_s", "history_scan_s", "history_free_s", "history_rss_mb"):
+        out[key] = []
+    out["history_peak_mb"] = []
+    for _ in range(rounds):
+        out["history_scan_s"] += _timed(lambda: _plain_scan(env), 1)
+        gc.collect()
+        before = _memory_mb()
+        _reset_peak()
+        start = time.perf_counter()
+        frame = db.history()
+        out["history_s"].append(time.perf_counter() - start)
+        out["history_peak_mb"].append(_memory_mb("VmHWM") - before)
+        out["history_rss_mb"].append(_memory_mb() - before)
+        out["history_rows"] = len(frame)
+        start = time.perf_counter()
+        del frame
+        out["history_free_s"].append(time.perf_counter() - start)
+
+
 def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
@@ -161,7 +206,7 @@ def _child(path: str, db_id: str, plain: str, city: str) -> dict[str, float]:
     }
 
 
-def measure(n: int, tmp: Path) -> dict[str, Any]:
+def measure(n: int, tmp: Path, only_history: bool = False) -> dict[str, Any]:
     """Every figure of the suite at ``n`` documents (raw numbers, seconds and MB)."""
     import threadkit as tk
     from threadkit.db.query import where
@@ -181,6 +226,11 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
         out["write_docs_per_s"] = n / (time.perf_counter() - start)
         db_id = str(db.id)
         env = _plain(plain_path, n)
+        if only_history:
+            _history_rounds(db, env, 3, out)
+            out["history_by_rows_s"] = _timed(lambda: readable_history(history_by_rows(db)), 1)
+            env.close()
+            return out
         eq = where("city").eq(city)
         hits = len(coll.find(eq))
         assert hits == len(_plain_city(env, city)) == n // len(CITIES)
@@ -195,9 +245,7 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
 
         out["df_cold_s"] = _timed(cold_df, 2)
         cache.clear(db)
-        shown: list[int] = []
-        out["history_s"] = _timed(lambda: shown.append(len(db.history())), 1)
-        out["history_rows"] = shown[0]
+        _history_rounds(db, env, 3, out)
         out["history_by_rows_s"] = _timed(lambda: readable_history(history_by_rows(db)), 1)
         env.close()
     out["disk_bytes"] = sum(p.stat().st_size for p in repo.rglob("*") if p.is_file())
@@ -246,8 +294,8 @@ def _figures(results: list[dict[str, Any]]) -> Iterator[Figure]:
             "history_per_event",
             "µs per event",
             lambda r: per_doc(r, "history_s"),
-            "plain LMDB full scan + CBOR decode (per document)",
-            lambda r: per_doc(r, "plain_scan_s"),
+            "plain LMDB full scan + CBOR decode (per document), each round before the history",
+            lambda r: per_doc(r, "history_scan_s"),
         ),
         (
             "history_columns_vs_rows",
@@ -300,6 +348,8 @@ def _figures(results: list[dict[str, Any]]) -> Iterator[Figure]:
         ),
     ]
     for name, unit, work, base_name, baseline in rows:
+        if any(not _has(r, work) for r in results):
+            continue  # not measured in this run (--only)
         for r in results:
             values, base_values = work(r), baseline(r)
             best, base_best = min(values), min(base_values)
@@ -310,6 +360,18 @@ def _figures(results: list[dict[str, Any]]) -> Iterator[Figure]:
                 growth = above / first if first > 0 else float("nan")
             else:
                 growth = best / min(work(base))
+            detail = {
+                "docs": r["docs"],
+                f"growth_vs_{base['docs']}": round(growth, 3),
+                "write_docs_per_s": round(r["write_docs_per_s"]),
+            }
+            if name == "history_per_event":
+                detail.update(
+                    {
+                        key: [round(v, 3) for v in r[key]]
+                        for key in ("history_free_s", "history_rss_mb", "history_peak_mb")
+                    }
+                )
             yield Figure(
                 figure=f"scale_{name}_{r['docs']}",
                 value=round(best, 3),
@@ -320,20 +382,24 @@ def _figures(results: list[dict[str, Any]]) -> Iterator[Figure]:
                 median=round(statistics.median(values), 3),
                 baseline_median=round(statistics.median(base_values), 3),
                 rounds=len(values),
-                detail={
-                    "docs": r["docs"],
-                    f"growth_vs_{base['docs']}": round(growth, 3),
-                    "write_docs_per_s": round(r["write_docs_per_s"]),
-                },
+                detail=detail,
             )
 
 
-def scale(sizes: list[int]) -> list[Figure]:
+def _has(result: dict[str, Any], work: Callable[[dict[str, Any]], list[float]]) -> bool:
+    try:
+        work(result)
+    except KeyError:
+        return False
+    return True
+
+
+def scale(sizes: list[int], only_history: bool = False) -> list[Figure]:
     """Measure every size (smallest first: the growth is against it) and return the figures."""
     results = []
     for n in sorted(sizes):
         with tempfile.TemporaryDirectory(prefix=f"tk-scale-{n}-") as tmp:
-            results.append(measure(n, Path(tmp)))
+            results.append(measure(n, Path(tmp), only_history))
             print(json.dumps({"raw": results[-1]}, default=str), file=sys.stderr, flush=True)
     return list(_figures(results))
 
@@ -350,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m bench.bench_scale [--sizes N ...]``."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scale", description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--only", choices=["history"], help="measure these figures alone")
     args = parser.parse_args(argv)
-    for fig in scale(args.sizes):
+    for fig in scale(args.sizes, only_history=args.only == "history"):
         emit(fig)
     return 0
 

@@ -10,6 +10,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import threadkit as tk
+from threadkit.db.events import array_header
 from threadkit.db.handoff import handoff, replica
 from threadkit.errors import ThreadkitError
 from threadkit.frames.history import (
@@ -18,8 +19,9 @@ from threadkit.frames.history import (
     history_by_rows,
     readable_history,
     short_id,
+    shown_history,
 )
-from threadkit.frames.history_columns import array_header, history_columns
+from threadkit.frames.history_columns import history_columns
 
 IDS = ["a", "b", "é-ü", "with\x00nul", "x" * 40, "日本"]
 OPS = st.lists(
@@ -65,6 +67,9 @@ def _same(db: Any, collection: str | None) -> None:
     assert list(fast["patch"]) == list(slow["patch"])
     shown = readable_history(fast)
     assert list(shown.columns) == list(READABLE_HISTORY_COLUMNS)
+    # built directly (short ids from the distinct ids, no hlc/author): the same frame
+    pd.testing.assert_frame_equal(shown_history(db, collection), readable_history(slow))
+    pd.testing.assert_frame_equal(db.history(collection), readable_history(slow))
     for column in ("log", "record"):
         expected = pd.Series([short_id(v) for v in slow[column].tolist()], dtype="string")
         pd.testing.assert_series_equal(shown[column], expected, check_names=False)

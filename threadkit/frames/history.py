@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from threadkit.frames.source import DatabaseSource
 
-__all__ = ["conflicts", "history", "history_by_rows", "value_at"]
+__all__ = ["conflicts", "history", "history_by_rows", "shown_history", "value_at"]
 
 _SAVE_LOST_TO_DELETE = "saved an instance that a concurrent write deleted"
 
@@ -181,6 +181,19 @@ def history(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
     if columns is None:
         return history_by_rows(db, collection)
     return pd.DataFrame(columns, columns=list(HISTORY_COLUMNS))
+
+
+def shown_history(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:
+    """:func:`readable_history` of :func:`history` (what ``db.history()`` shows), built
+    without the columns it drops."""
+    import pandas as pd
+
+    if collection is not None and collection not in db.engine.colls:
+        _unknown_collection(db, collection)
+    columns = history_columns(db, collection, _lost_index(db, collection), shorten=short_id)
+    if columns is None:
+        return readable_history(history_by_rows(db, collection))
+    return pd.DataFrame(columns, columns=list(READABLE_HISTORY_COLUMNS))
 
 
 def history_by_rows(db: DatabaseSource, collection: str | None = None) -> pd.DataFrame:

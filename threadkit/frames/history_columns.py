@@ -1,15 +1,20 @@
 """``db.history()`` built from columns: the events table decoded at once, not event by event.
 
 :func:`threadkit.frames.history.history` documents the frame. This module builds
-the same frame without an object per event: the stored keys and values come raw
-from the events table (:mod:`threadkit.db.eventscan`); the values are decoded by
-one ``cbor2`` call over their concatenation (a CBOR array of them); the keys are
-cut into collection, ``_id`` and order key by Arrow string kernels; stamps, log
-ids, record CIDs and actions come from the fixed-size order keys and from the
-few distinct values (a log id or CID is encoded once, not once per event); the
-total order is one stable ``argsort`` of the order keys. The collection events
-(a handful, read from the collections' config histories) are appended before the
-sort, as :func:`threadkit.db.timeline.event_rows` does.
+the same frame without an object per event beyond its ``patch``: the stored keys
+and values come raw from the events table (:mod:`threadkit.db.eventscan`); the
+values are decoded by one ``cbor2`` call (:mod:`threadkit.db.eventvalues`); the
+keys are cut into collection (one run of keys per collection: they are sorted),
+``_id`` and order key by Arrow kernels; stamps, log ids, record CIDs and actions
+come from the fixed-size order keys and from the few distinct values (a log id or
+CID is encoded once, not once per event); the total order is one stable
+``argsort`` of the order keys. The collection events (a handful, read from the
+collections' config histories) are appended before the sort, as
+:func:`threadkit.db.timeline.event_rows` does.
+
+Given ``shorten`` it builds :func:`threadkit.frames.history.readable_history`
+of that frame directly: the short log and record ids are cut from the distinct
+ids, and the columns the readable frame drops (``hlc``, ``author``) are not built.
 
 :func:`history_columns` returns None when the keys do not have the layout this
 relies on (order keys of one size: every log id of the database the same length,
@@ -32,47 +37,27 @@ Examples
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
-
-import cbor2
 
 from threadkit.core.identity import peer_id_bytes
 from threadkit.db.events import Action
-from threadkit.db.purge import MARKER
+from threadkit.db.eventvalues import decode_values
 from threadkit.db.timeline import EventRow, cid_text
 from threadkit.store.layout import log_id_from_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from threadkit.db.eventscan import RawEvents
     from threadkit.frames.source import DatabaseSource
 
-__all__ = ["array_header", "history_columns", "paused_gc"]
+__all__ = ["history_columns", "paused_gc"]
 
 _STAMP_SIZE = 12
-_PURGED_AT = 6  # [code, data, base, author, record, seen, purged]
-
-
-def array_header(n: int) -> bytes:
-    """The CBOR head of a definite-length array of ``n`` items.
-
-    Examples
-    --------
-    >>> cbor2.loads(array_header(2) + cbor2.dumps(1) + cbor2.dumps("x"))
-    [1, 'x']
-    >>> array_header(24).hex(), array_header(70_000).hex()
-    ('9818', '9a00011170')
-    """
-    if n < 24:
-        return bytes([0x80 + n])
-    for code, size in ((0x98, 1), (0x99, 2), (0x9A, 4)):
-        if n < 1 << (8 * size):
-            return bytes([code]) + n.to_bytes(size, "big")
-    return b"\x9b" + n.to_bytes(8, "big")
 
 
 @contextmanager
@@ -96,7 +81,7 @@ def _order_key_size(db: DatabaseSource) -> int | None:
     return _STAMP_SIZE + sizes.pop() if len(sizes) == 1 else None
 
 
-def _by_distinct(values: Any, encode: Any, order: Any = None) -> Any:
+def _texts(values: Any, encode: Callable[[Any], str | None], order: Any = None) -> Any:
     """An Arrow string array of ``encode(v)`` for each value, taken in ``order`` (one
     ``encode`` call per distinct value; only the small indices are reordered)."""
     import pyarrow as pa
@@ -109,7 +94,11 @@ def _by_distinct(values: Any, encode: Any, order: Any = None) -> Any:
 
 
 def history_columns(
-    db: DatabaseSource, collection: str | None, rejected: Mapping[tuple[str, str, bytes], str]
+    db: DatabaseSource,
+    collection: str | None,
+    rejected: Mapping[tuple[str, str, bytes], str],
+    *,
+    shorten: Callable[[str], str | None] | None = None,
 ) -> dict[str, pd.Series] | None:
     """The columns of the :func:`threadkit.frames.history.history` frame, built at once.
 
@@ -121,6 +110,10 @@ def history_columns(
         Only this collection's events (the caller has checked that it exists).
     rejected : Mapping
         Rejected events, ``(collection, _id, order key) → reason``.
+    shorten : callable, optional
+        Given (:func:`threadkit.frames.history.short_id`): the columns of
+        :func:`threadkit.frames.history.readable_history` of that frame instead, log
+        and record ids shortened by it, no ``hlc``, no ``author``.
 
     Returns
     -------
@@ -128,130 +121,171 @@ def history_columns(
         Each column by name, in the total order; None when the stored keys do
         not have the layout the columnar read relies on (see the module's docstring).
     """
-    import pyarrow as pa
-
     size = _order_key_size(db)
     raw = db.timeline.raw_events(collection)
     if size is None or not raw.keys:
         return None
+    with paused_gc():
+        columns = _columns(db, collection, raw, size, rejected, shorten)
+        # a collection walks every item of a list it finds young: these lists go first
+        raw.keys.clear()
+        raw.values.clear()
+    return columns
+
+
+def _columns(
+    db: DatabaseSource,
+    collection: str | None,
+    raw: RawEvents,
+    size: int,
+    rejected: Mapping[tuple[str, str, bytes], str],
+    shorten: Callable[[str], str | None] | None,
+) -> dict[str, pd.Series] | None:
+    import pyarrow as pa
+
     keys = pa.array(raw.keys, pa.binary())
     try:
-        cut = _names_and_ids(keys, raw.start, size)
+        cut = _names_and_ids(raw, keys, size)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # an _id that is not valid UTF-8
         return None
     if cut is None:
         return None
-    names, instances = cut
-    with paused_gc():
-        extra = db.timeline.collection_events(collection, db.timeline.key_finder())
-        head = array_header(len(raw.values))
-        encoded = b"".join(chain((head,), raw.values))
-        rows = cbor2.loads(encoded)
-        fields = _fields(rows, _long_rows(raw.values, encoded, len(head)), extra)
-        del rows  # its lists go before collection resumes; the patches hold no containers
-        return _frame(fields, keys, names, instances, extra, size, rejected)
+    extra = db.timeline.collection_events(collection, db.timeline.key_finder())
+    values = decode_values(raw.values)
+    raw.values.clear()  # the decoded values replace them
+    return _frame(values, keys, cut, extra, size, rejected, shorten)
 
 
-def _names_and_ids(keys: Any, start: int, size: int) -> tuple[Any, Any] | None:
-    """Each key's collection name and ``_id``, as Arrow string arrays (None: a key that
-    has no ``_id`` terminator just before an order key of ``size`` bytes)."""
+class _Names:
+    """Each event's collection: distinct names, and an index into them per event."""
+
+    def __init__(self, names: list[str], codes: Any) -> None:
+        self.names, self.codes = names, codes
+
+    def extended(self, more: Sequence[str]) -> _Names:
+        """These and ``more`` after them."""
+        import numpy as np
+
+        names = list(self.names)
+        at = {name: i for i, name in enumerate(names)}
+        extra = [at.setdefault(name, len(at)) for name in more]
+        names.extend(sorted(set(at) - set(names), key=at.__getitem__))
+        return _Names(names, np.concatenate([self.codes, np.array(extra, dtype=np.int64)]))
+
+    def __getitem__(self, i: int) -> str:
+        return self.names[int(self.codes[i])]
+
+
+def _names_and_ids(raw: RawEvents, keys: Any, size: int) -> tuple[_Names, Any] | None:
+    """Each key's collection and ``_id`` (Arrow strings);
+    None when a key has no ``_id`` terminator just before an order key of ``size`` bytes.
+
+    The keys are sorted, so each collection's keys are one run, found by bisection.
+    """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     ends = pc.binary_slice(keys, -size - 1, -size)  # the byte before the order key
     if not pc.all(pc.equal(ends, pa.scalar(b"\x00", pa.binary()))).as_py():
         return None  # another key layout
-    middle = pc.binary_slice(keys, start, -size - 1)  # name 00 escaped-id (its 00 dropped)
-    parts = pc.split_pattern(middle, b"\x00", max_splits=1)
-    names = pc.list_element(parts, 0).cast(pa.large_string())
-    ids = pc.replace_substring(pc.list_element(parts, 1), b"\x00\xff", b"\x00")
-    return names, ids.cast(pa.large_string())
-
-
-def _fields(rows: list[list[Any]], long_rows: list[int], extra: Sequence[EventRow]) -> Any:
-    """Action codes, patches, authors and record CIDs of the stored and collection events."""
-    import pyarrow as pa
-
-    data: list[Any] = list(map(itemgetter(1), rows))
-    for i in long_rows:
-        row = rows[i]
-        if row[_PURGED_AT] is not None:
-            data[i] = dict(MARKER)
-    data.extend(e.data for e in extra)
-    codes = pa.array([*map(itemgetter(0), rows), *(e.action.code for e in extra)], pa.int64())
-    authors = pa.array([*map(itemgetter(3), rows), *(e.author for e in extra)], pa.large_string())
-    records = pa.array([*map(itemgetter(4), rows), *(e.record for e in extra)], pa.binary())
-    return codes, data, authors, records
-
-
-def _long_rows(values: Sequence[bytes], encoded: bytes, start: int) -> list[int]:
-    """Indices of the values whose CBOR array has more items than the purge's position
-    (only those can carry a purge), from the first byte of each in ``encoded``."""
-    import numpy as np
-
-    sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    starts = np.cumsum(sizes) - sizes + start
-    firsts = np.frombuffer(encoded, dtype=np.uint8)[starts]
-    return list(np.flatnonzero(firsts > 0x80 + _PURGED_AT).tolist())
+    names: list[str] = []
+    lengths: list[int] = []
+    ids: list[Any] = []
+    at, start = 0, raw.start
+    while at < len(raw.keys):
+        key = raw.keys[at]
+        name_end = key.find(b"\x00", start)
+        if name_end < 0 or name_end > len(key) - size - 2:
+            return None
+        stop = bisect_left(raw.keys, key[:name_end] + b"\x01", at)
+        names.append(key[start:name_end].decode())
+        lengths.append(stop - at)
+        ids.append(pc.binary_slice(keys.slice(at, stop - at), name_end + 1, -size - 1))
+        at = stop
+    escaped = pa.concat_arrays(ids)
+    data = escaped.buffers()[2]
+    if data is not None and b"\x00" in data.to_pybytes():  # "\x00" is escaped as 00 FF
+        escaped = pc.replace_substring(escaped, b"\x00\xff", b"\x00")
+    codes = np.repeat(np.arange(len(names), dtype=np.int64), lengths)
+    return _Names(names, codes), escaped.cast(pa.large_string())
 
 
 def _frame(
-    fields: Any,
+    values: Any,
     keys: Any,
-    names: Any,
-    instances: Any,
+    cut: tuple[Any, Any],
     extra: Sequence[EventRow],
     size: int,
     rejected: Mapping[tuple[str, str, bytes], str],
+    shorten: Callable[[str], str | None] | None,
 ) -> dict[str, pd.Series]:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    codes, data, authors, records = fields
     n, total = len(keys), len(keys) + len(extra)
     order_keys = pc.binary_slice(keys, -size).cast(pa.binary(size))
-    tail = b"".join(e.key for e in extra)
-    buffer = order_keys.buffers()[1].to_pybytes()[: n * size] + tail
-    packed = np.frombuffer(buffer, dtype=f"S{size}", count=total)
+    packed = np.concatenate(
+        [
+            np.frombuffer(order_keys.buffers()[1], dtype=f"S{size}", count=n),
+            np.array([e.key for e in extra], dtype=f"S{size}"),
+        ]
+    )
     ordered = np.argsort(packed, kind="stable")
     order = pa.array(ordered)
     layout = [("wall", ">u8"), ("logical", ">u4"), ("log", f"V{size - _STAMP_SIZE}")]
-    stamps = np.frombuffer(buffer, dtype=np.dtype(layout))[ordered]
+    stamps = packed.view(np.dtype(layout))[ordered]
     walls = stamps["wall"].astype(np.int64)
-    hlc = pc.binary_join_element_wise(
-        pa.array(walls).cast(pa.large_string()),
-        pa.array(stamps["logical"].astype(np.int64)).cast(pa.large_string()),
-        pa.scalar(".", pa.large_string()),
+    log_bytes = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(size - _STAMP_SIZE),
+        total,
+        [None, pa.py_buffer(np.ascontiguousarray(stamps["log"]).tobytes())],
     )
-    log_bytes = np.ascontiguousarray(stamps["log"]).tobytes()
-    logs = _by_distinct(
-        pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(size - _STAMP_SIZE), total, [None, pa.py_buffer(log_bytes)]
-        ),
-        log_id_from_bytes,
+    names = cut[0].extended([e.collection for e in extra])
+    instances = pa.concat_arrays([cut[1], pa.array([e.instance for e in extra], pa.large_string())])
+    records = pa.concat_arrays(
+        [pa.array(values.records, pa.binary()), pa.array([e.record for e in extra], pa.binary())]
     )
-    names = pa.concat_arrays([names, pa.array([e.collection for e in extra], pa.large_string())])
-    instances = pa.concat_arrays(
-        [instances, pa.array([e.instance for e in extra], pa.large_string())]
-    )
-    reasons = pa.array(_reasons(rejected, packed, size, names, instances), pa.large_string())
-    patches = np.empty(total, dtype=object)
-    patches[:] = data
+    extra_codes = np.array([e.action.code for e in extra], dtype=np.int64)
+    codes = pa.array(np.concatenate([values.codes, extra_codes]))
+    patches = np.fromiter(chain(values.data, (e.data for e in extra)), dtype=object, count=total)[
+        ordered
+    ]
+    reasons = _reasons(rejected, packed, size, names, instances)
+
+    def log_text(log: bytes) -> str | None:
+        text = log_id_from_bytes(log)
+        return text if shorten is None else shorten(text)
+
+    def record_text(cid: bytes) -> str | None:
+        return cid_text(cid) if shorten is None else shorten(cid_text(cid))
+
     columns = {
-        "hlc": hlc,
-        "author": _by_distinct(authors, str, order),
-        "log": logs,
-        "record": _by_distinct(records, cid_text, order),
-        "collection": _by_distinct(names, str, order),
+        "log": _texts(log_bytes, log_text),
+        "record": _texts(records, record_text, order),
+        "collection": pa.array(names.names, pa.large_string()).take(names.codes[ordered]),
         "instance": instances.take(order),
-        "action": _by_distinct(codes, lambda code: str(Action.from_code(code)), order),
+        "action": _texts(codes, lambda code: str(Action.from_code(code)), order),
         "reason": reasons.take(order),
     }
+    if shorten is None:
+        columns["hlc"] = pc.binary_join_element_wise(
+            pa.array(walls).cast(pa.large_string()),
+            pa.array(stamps["logical"].astype(np.int64)).cast(pa.large_string()),
+            pa.scalar(".", pa.large_string()),
+        )
+        authors = pa.concat_arrays(
+            [
+                pa.array(values.authors, pa.large_string()),
+                pa.array([e.author for e in extra], pa.large_string()),
+            ]
+        )
+        columns["author"] = _texts(authors, str, order)
     series = {name: pd.Series(array, dtype="string") for name, array in columns.items()}
     series["time"] = pd.to_datetime(pd.Series(walls), unit="ns", utc=True)
-    series["patch"] = pd.Series(patches[ordered], dtype=object)
+    series["patch"] = pd.Series(patches, dtype=object)
     series["rejected"] = series["reason"].notna().astype(bool)
     return series
 
@@ -260,18 +294,19 @@ def _reasons(
     rejected: Mapping[tuple[str, str, bytes], str],
     packed: Any,
     size: int,
-    names: Any,
+    names: _Names,
     instances: Any,
-) -> list[str | None]:
-    """Each event's rejection reason (None: not rejected), in storage order."""
+) -> Any:
+    """Each event's rejection reason (null: not rejected), in storage order, as Arrow strings."""
     import numpy as np
+    import pyarrow as pa
 
-    out: list[str | None] = [None] * len(packed)
     if not rejected:
-        return out
+        return pa.nulls(len(packed), pa.large_string())
+    out: list[str | None] = [None] * len(packed)
     wanted = np.array([key for _, _, key in rejected], dtype=f"S{size}")
     raw = packed.view(np.uint8).reshape(len(packed), size)
     for i in np.flatnonzero(np.isin(packed, wanted)).tolist():
         key = raw[i].tobytes()
-        out[i] = rejected.get((names[i].as_py(), instances[i].as_py(), key))
-    return out
+        out[i] = rejected.get((names[i], instances[i].as_py(), key))
+    return pa.array(out, pa.large_string())

@@ -27,7 +27,7 @@ from threadkit.errors import InvalidQuery
 from threadkit.frames.columns import ColumnNamespace
 from threadkit.frames.export import BATCH_SIZE, Batches, write_partitioned
 from threadkit.frames.frame import arrow_stream, frame_to_arrow, frame_to_parquet, to_pandas
-from threadkit.frames.history import conflicts, history, readable_conflicts, readable_history
+from threadkit.frames.history import conflicts, history, readable_conflicts, shown_history
 from threadkit.frames.ingest import create_many, from_pandas
 from threadkit.frames.lazy import LazyFrame, caller_vars, compile_for, query_frame
 from threadkit.frames.timetravel import collection_at, diff
@@ -318,8 +318,8 @@ class DatabaseViews:
         ``full=True`` gives every column with the whole ids (``hlc``, ``author``…;
         :func:`threadkit.frames.history.history`).
         """
-        frame = history(self._log_source("history()"), collection)
-        return frame if full else readable_history(frame)
+        source = self._log_source("history()")
+        return history(source, collection) if full else shown_history(source, collection)
 
     def conflicts(
         self: DatabaseLog, collection: str | None = None, *, full: bool = False
