@@ -26,7 +26,7 @@ from threadkit.core.clock import order_key
 from threadkit.db.bulkcheck import new_instances, unique_values_free
 from threadkit.db.events import Action, RecordEvent
 from threadkit.db.judging import REFUSALS
-from threadkit.db.reducer import StoredEvent, step
+from threadkit.db.schema import DEFAULT_SCHEMA
 
 if TYPE_CHECKING:
     from threadkit.db.applying import Applier, RecordContext
@@ -71,16 +71,18 @@ def apply_received_creates(
     if not new_instances(ctx.txn, engine.tables, coll, ids, ids):
         return None
     afters: list[dict[str, Any]] = []
-    validate = config.schema_validator.validate
-    try:
-        for event in events:
-            after = step(event.instance_id, None, _stored(event))
-            if after is None:
-                return None
-            validate({k: v for k, v in after.items() if k != "_mod"} if "_mod" in after else after)
-            afters.append(after)
-    except REFUSALS:
-        return None
+    for event in events:
+        after = {"_id": event.instance_id}
+        after.update(event.data or {})
+        after["_id"] = event.instance_id  # step()'s document of a create
+        afters.append(after)
+    if config.schema != DEFAULT_SCHEMA:  # (the default holds any object with a string _id)
+        validate = config.schema_validator.validate
+        try:
+            for after in afters:
+                validate({k: v for k, v in after.items() if k != "_mod"})
+        except REFUSALS:
+            return None
     if not unique_values_free(ctx.txn, engine.tables, coll, config, afters):
         return None
     raws = [cbor2.dumps(e.data) for e in events]
@@ -91,10 +93,6 @@ def apply_received_creates(
     ]
     creates = [(e.stamp, e.instance_id, a) for e, a in zip(events, afters, strict=True)]
     return applier.put_creates(ctx, collection, config, creates, raws, keys, docs)
-
-
-def _stored(event: RecordEvent) -> StoredEvent:
-    return StoredEvent(b"", event.action, event.data, None, "", b"", b"", None, None)
 
 
 def _id_first(event: RecordEvent) -> bool:
