@@ -8,8 +8,9 @@ from the thread's peers with ``get_records``: every log in one request, up to
 :data:`~threadkit.net.protocol.MAX_REPLY_BYTES` per reply, again until each log reaches
 its head. Each record is opened (CID, decryption, signature) and chained as it arrives;
 a peer whose log does not start at the first record (it compacted, or bootstrapped too)
-or does not reach the head is passed over for the next. When no peer can serve them, the
-snapshot is marked ``unverifiable`` and a warning logged.
+or does not reach the head is passed over for the next. When the peers that answer cannot
+serve them, the snapshot is marked ``unverifiable`` and a warning logged; when no peer
+answers at all, it stays ``received`` (unchecked), and ``db.verify_snapshot`` tries again.
 """
 
 from __future__ import annotations
@@ -58,15 +59,34 @@ class Backfill:
         return self.ctx.node.call(self.fetch, db, snap, timeout=SOURCE_TIMEOUT)
 
     async def fetch(self, db: Database, snap: Snapshot) -> dict[str, list[Record]] | None:
-        """The records before ``snap``, per log, from the first peer that has them all."""
+        """The records before ``snap``, per log, from the first peer that has them all;
+        None when the peers that answered do not hold them.
+
+        Raises
+        ------
+        NetworkError
+            No peer could be asked (none known, or none answered): nothing is known yet.
+        """
+        answered = False
+        failures = []
         for peer_id in self.ctx.peers_of(db.id):
             try:
                 got = await self._fetch_from(peer_id, db, snap)
-            except (NetworkError, ThreadkitError, OSError) as exc:
-                log.info("records before snapshot %s from %s: %s", snap, peer_id, exc)
+            except (NetworkError, OSError) as exc:
+                failures.append(f"{peer_id}: {exc}")
                 continue
+            except ThreadkitError as exc:  # it answered, with records that do not check
+                log.info("records before snapshot %s from %s: %s", snap, peer_id, exc)
+                answered = True
+                continue
+            answered = True
             if got is not None:
                 return got
+        if not answered:
+            raise NetworkError(
+                f"no peer could be asked for the records before snapshot {snap}: "
+                + ("; ".join(failures) or "no peer known")
+            )
         return None
 
     async def _fetch_from(
@@ -120,7 +140,8 @@ class Backfill:
                 self.ctx.stats.error(f"snapshot {snap} unverifiable: {why}")
                 return
             good = await trio.to_thread.run_sync(backfill.check_bootstrap, db, snap, gathered)
-        except (NetworkError, ThreadkitError, OSError) as exc:
+        except (NetworkError, ThreadkitError, OSError) as exc:  # checked on the next call
+            log.warning("snapshot %s could not be checked yet: %s", snap, exc)
             self.ctx.stats.error(f"checking snapshot {snap}: {exc}")
             return
         if not good:
