@@ -9,7 +9,8 @@ two peers in this process, durable repos in a temporary directory):
 - ``join_100k_full``: the same join without ``trust=`` (every record pulled and applied,
   a record of creates in one batch, :mod:`threadkit.db.bulkreceive`), beside the previous
   path (every event applied one by one: ``bulkreceive.enabled = False``), in the same
-  alternating rounds.
+  alternating rounds; its detail gives the same records applied with no network at all
+  (``apply_only``), the bound a faster transfer could reach.
 - ``join_20_saves_from_snapshot``: join of 10,000 documents each saved 20 times
   (210,000 events) from a snapshot, beside the full join.
 - ``disk_after_compact``: the LMDB file of that database after ``db.compact`` (written as
@@ -60,6 +61,20 @@ def _join(
     return seconds
 
 
+def _apply_only(root: Path, name: str, db: tk.Database) -> float:
+    """Seconds to apply ``db``'s records in a fresh durable peer with no network at all:
+    what the join's apply costs, the bound any transfer scheme leaves."""
+    from threadkit.db.handoff import know_log, log_records, replica
+
+    records = log_records(db)
+    with tk.Peer(root / name, network=False) as peer:
+        target = replica(peer, db)
+        know_log(target, db)
+        seconds = _timed(lambda: target.apply_records(db.log_id, records))
+        assert target["Items"].count() == db["Items"].count()
+    return seconds
+
+
 def _many(root: Path, rounds: int) -> list[Figure]:
     docs, txns = 100_000, 100
     with tk.Peer(root / "src100k", network=True, pull_interval=0) as source:
@@ -69,11 +84,12 @@ def _many(root: Path, rounds: int) -> list[Figure]:
         for t in range(txns):
             coll.create(*({"n": t * per + i, "name": f"item-{t}-{i}"} for i in range(per)))
         snap = db.snapshot()
-        fast, full, before = [], [], []
+        fast, full, before, local = [], [], [], []
         for n in range(rounds):
             before.append(docs / _join(root, f"before{n}", source, db, False, bulk=False))
             full.append(docs / _join(root, f"full{n}", source, db, False))
             fast.append(docs / _join(root, f"fast{n}", source, db, True))
+            local.append(docs / _apply_only(root, f"local{n}", db))
     return [
         figure(
             "join_100k_full",
@@ -83,6 +99,8 @@ def _many(root: Path, rounds: int) -> list[Figure]:
             before,
             docs=docs,
             txns=txns,
+            apply_only_best=round(max(local)),
+            apply_only_median=round(sorted(local)[len(local) // 2]),
         ),
         figure(
             "join_100k_from_snapshot",
