@@ -146,7 +146,7 @@ def rebuild(db: Database, snap: snapshots.Snapshot, rows: list[tuple[str, list[b
     records this peer holds after the heads (in one transaction)."""
     heads = snapshots.mark(db, "base") or {}
     at = {str(k): int(v) for k, v in dict(heads.get("heads", {})).items()}
-    before = _docs(db)
+    before, names = _docs(db), set(db.engine.colls)
 
     def attempt(txn: StoreWriteTxn) -> None:
         for name in snapshots.STATE_TABLES:
@@ -177,7 +177,7 @@ def rebuild(db: Database, snap: snapshots.Snapshot, rows: list[tuple[str, list[b
     finally:
         with db.read_txn() as txn:
             db.engine.load(txn)
-    db._after_commit(_changed(db, before, _docs(db)), None)
+    db._after_commit(_changed(db, names | set(db.engine.colls), before, _docs(db)), None)
 
 
 def _docs(db: Database) -> dict[bytes, bytes]:
@@ -192,9 +192,11 @@ def _docs(db: Database) -> dict[bytes, bytes]:
     return out
 
 
-def _changed(db: Database, before: dict[bytes, bytes], after: dict[bytes, bytes]) -> list[Change]:
-    """The changes listeners see: every document the rebuild changed."""
-    colls = {db.engine.coll_key(name): name for name in db.engine.colls}
+def _changed(
+    db: Database, names: set[str], before: dict[bytes, bytes], after: dict[bytes, bytes]
+) -> list[Change]:
+    """The changes listeners see: every document of collections ``names`` the rebuild changed."""
+    colls = {db.engine.coll_key(name): name for name in names}
     out = []
     for key in sorted(before.keys() | after.keys()):
         if before.get(key) == after.get(key):
