@@ -12,8 +12,10 @@ import pytest
 from snapshot_helpers import state
 
 import threadkit as tk
-from threadkit.core.records import Record
+from threadkit.core.records import Record, create_record
+from threadkit.core.writerproof import delegate
 from threadkit.db import backfill, bootstrap, dockeys
+from threadkit.db.events import Action, RecordEvent, encode_body
 from threadkit.db.handoff import handoff, log_records, replica
 from threadkit.errors import InvalidSnapshot
 
@@ -112,3 +114,30 @@ def test_no_peer_with_the_records_makes_it_unverifiable() -> None:
             joined.verify_snapshot(snap)
         assert [s.status for s in joined.snapshots()] == ["unverifiable"]
         assert bootstrap.offer(joined) is not None  # still in use: it may well be right
+
+
+def test_a_head_its_log_does_not_end_at_marks_it_bad() -> None:
+    """The log's owner signed another record at the head's counter (a fork): the records
+    chain from the first, but not to the head the manifest names."""
+    with tk.Peer(memory=True) as a, tk.Peer(memory=True) as b:
+        db = a.new_db("s")
+        _write(db)
+        snap = db.snapshot()
+        joined = bootstrap.install(b.manager, bootstrap.offer(db), db.key, db.id, "s", [a.identity])
+        before = state(joined)
+        history = _history(db, snap)
+        records = history[db.log_id]
+        stamp = db.hlc.now()
+        event = RecordEvent(stamp, Action.CREATE, "Items", "fork", {"n": 1})
+        proof = delegate(db.identity, thread_id=db.id, log=db.log_key.public).to_node()
+        fork = create_record(
+            encode_body([event], proof),
+            log_key=db.log_key,
+            key=db.key,
+            prev=records[-2].cid,
+            author=db.identity.public,
+        )
+        history[db.log_id] = [*records[:-1], fork]
+        assert backfill.check_bootstrap(joined, backfill.base_snapshot(joined), history) is False  # type: ignore[arg-type]
+        assert [s.status for s in joined.snapshots() if s.cid == snap.cid] == ["bad"]
+        assert state(joined) == before  # nothing to rebuild from

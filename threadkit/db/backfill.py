@@ -121,8 +121,21 @@ def check_bootstrap(
     """
     logs = wanted(db, snap)
     for log_id, want in logs.items():
-        if not check_chain(gathered.get(log_id, []), want, complete=True):
+        records = gathered.get(log_id, [])
+        if not check_chain(records, want, complete=False) or len(records) != want[1]:
             raise InvalidSnapshot(f"the records of log {log_id} do not reach the snapshot's head")
+        if not check_chain(records, want, complete=True):
+            # the log's own signed chain, to the counter the manifest names, ends elsewhere
+            snapshots.set_status(db, snap, "bad")
+            log.warning(
+                "snapshot %s by %s, which %s bootstrapped from, is WRONG: it names a head of "
+                "log %s that its records do not end at; the records after it cannot chain on",
+                snap,
+                snap.author,
+                db.name,
+                log_id,
+            )
+            return False
     blocks = snapshots.get_blocks(db, snap.cid) or []
     publics = {log_id: want[0] for log_id, want in logs.items()}
     good, replica_rows = bootstrap.replay_matches(db, blocks, publics, gathered)
