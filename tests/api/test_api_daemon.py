@@ -109,6 +109,7 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
         "threadkit/api/proto/threads.proto",
         "threadkit/api/proto/threadsnet.proto",
         "threadkit/api/proto/members.proto",
+        "threadkit/api/proto/lifecycle.proto",
     ]
     for proto in protos:
         (tmp_path / proto).parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,8 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     args = ["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}"]
     assert protoc.main([*args, *(str(tmp_path / p) for p in protos)]) == 0
     for name in ("threads_pb2", "threads_pb2_grpc", "threadsnet_pb2", "threadsnet_pb2_grpc",
-                 "members_pb2", "members_pb2_grpc"):  # fmt: skip
+                 "members_pb2", "members_pb2_grpc",
+                 "lifecycle_pb2", "lifecycle_pb2_grpc"):  # fmt: skip
         fresh = tmp_path / "threadkit/api/proto" / f"{name}.py"
         committed = ROOT / "threadkit/api/proto" / f"{name}.py"
         assert filecmp.cmp(fresh, committed, shallow=False), f"{name}.py is stale: regenerate"

@@ -30,15 +30,12 @@ NOT_REMOTE = {
         "stored_documents",
         "visible",
         "visible_documents",
-    }
-    # lifecycle calls the daemon's API has no call for yet (docs/lifecycle.md)
-    | {"purge"},
+    },
     Database: {
         "apply_records",
         "close",
         "collection_class",
         "commit",
-        "export",
         "on_record",
         "read_txn",  # a snapshot over every collection; the API's transactions are per collection
         "sync",
@@ -46,8 +43,9 @@ NOT_REMOTE = {
     }
     # rejected records are read from the record log, which the daemon's API does not serve
     | {"rejected"}
-    # lifecycle calls the daemon's API has no call for yet (docs/lifecycle.md)
-    | {"compact", "migrate", "snapshot", "snapshots", "verify_snapshot"},
+    # writes an archive where the database lives, a path a remote caller cannot name
+    # safely (docs/daemon.md, "Life cycle")
+    | {"export"},
     # a read transaction's writes only raise ReadOnlyTransaction; the remote one has none
     ReadTxn: {"create", "delete", "save", "verify"},
     # the API's WriteTransaction commits on the client's half-close and has no partial save

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from threadkit import errors
 from threadkit.api._remote_txn import RemoteReadTxn, RemoteWriteTxn
 from threadkit.api._requests import doc_list, dump_doc, id_list, info_dict, needs_log, query_json
+from threadkit.api.proto import lifecycle_pb2 as lpb
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.db.collection import update_fields
 from threadkit.db.query import Query
+from threadkit.db.values import check_id
 from threadkit.frames.frame import frame_from_documents
 from threadkit.frames.lazy import compile_with_schema
 from threadkit.frames.views import FrameViews, TimeViews
@@ -117,6 +119,37 @@ class RemoteCollection(FrameViews, TimeViews):
             dbID=self._raw, collectionName=self.name, instanceIDs=id_list(instance_ids)
         )
         self._call("Delete", request, identity)
+
+    def purge(self, instance_id: str, identity: Identity | PublicKey | str | None = None) -> None:
+        """Erase a deleted document's contents for good, on the daemon and on peers.
+
+        threadkit's ``Lifecycle`` service (a threadkit daemon only): the daemon writes the
+        purge as an event it attests for ``identity`` (default the client's token), which
+        replicates like a delete (see ``Collection.purge`` and docs/lifecycle.md for what
+        a purge cannot promise).
+
+        Parameters
+        ----------
+        instance_id : str
+            A deleted instance (it must have existed).
+        identity : Identity, PublicKey or str, optional
+            Who the call acts as (:meth:`threadkit.api.client.Client.metadata`).
+
+        Raises
+        ------
+        InvalidDocument
+            ``instance_id`` is not a valid ``_id`` (nothing is sent).
+        InstanceNotFound
+            The instance never existed on the daemon.
+        WriteRejected
+            The instance is live (not deleted).
+        PermissionDenied
+            The caller (or the daemon) may not write documents in the database.
+        """
+        request = lpb.PurgeRequest(
+            dbID=self._raw, collectionName=self.name, instanceID=check_id(instance_id)
+        )
+        self.db.client.call("Purge", request, identity, api=self.db.client.lifecycle_api)
 
     def verify(self, *docs: Any, identity: Identity | PublicKey | str | None = None) -> None:
         """Check documents against the schema and write validator without writing."""

@@ -12,6 +12,7 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._remote_collection import RemoteCollection
+from threadkit.api._remote_lifecycle import RemoteLifecycle
 from threadkit.api._remote_members import RemoteMembers
 from threadkit.api._requests import collection_config, info_dict, needs_log
 from threadkit.api.proto import threads_pb2 as pb
@@ -33,8 +34,13 @@ if TYPE_CHECKING:
 __all__ = ["RemoteDatabase", "RemoteFeed"]
 
 
-class RemoteDatabase(RemoteMembers, DatabaseViews, GraphViews):
+class RemoteDatabase(RemoteMembers, RemoteLifecycle, DatabaseViews, GraphViews):
     """A database on a daemon, with :class:`threadkit.Database`'s methods.
+
+    The members methods (:class:`~threadkit.api._remote_members.RemoteMembers`) and the
+    life-cycle ones (``migrate``, ``snapshot``, ``snapshots``, ``verify_snapshot``,
+    ``compact``: :class:`~threadkit.api._remote_lifecycle.RemoteLifecycle`) call
+    threadkit's own services on the daemon.
 
     Its views (``from_pandas``, ``history``, ``conflicts``, ``heads``, ``dag``,
     ``plot_dag``, ``logs``) are the embedded database's

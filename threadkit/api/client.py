@@ -46,6 +46,7 @@ from threadkit import errors
 from threadkit.api._remote_collection import RemoteCollection
 from threadkit.api._remote_db import RemoteDatabase, RemoteFeed
 from threadkit.api._remote_txn import RemoteReadTxn, RemoteWriteTxn
+from threadkit.api.proto import lifecycle_pb2_grpc as lpb_grpc
 from threadkit.api.proto import members_pb2_grpc as mpb_grpc
 from threadkit.api.proto import threads_pb2 as pb
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
@@ -113,6 +114,10 @@ class Client:
         members_stub: Any = mpb_grpc.MembersStub
         self.members_api: Any = members_stub(self._channel)
         """threadkit's Members service (not ThreadDB's: a threadkit daemon serves it)."""
+        lifecycle_stub: Any = lpb_grpc.LifecycleStub
+        self.lifecycle_api: Any = lifecycle_stub(self._channel)
+        """threadkit's Lifecycle service (migrate, purge, snapshots, compact; a threadkit
+        daemon serves it)."""
         self.schemas: dict[tuple[bytes, str], dict[str, Any]] = {}
         """The schema last seen per (database id, collection): compiles queries only."""
         self._tokens: dict[str, str] = {}  # tokens of identities passed as identity=

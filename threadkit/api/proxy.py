@@ -89,12 +89,12 @@ the client, still sending, sees the RESOURCE_EXHAUSTED reply; beyond it the conn
 
 def known_methods() -> frozenset[str]:
     """The ``/<service>/<Method>`` paths the daemon serves (the DB and the Net API, and
-    threadkit's Members service)."""
-    from threadkit.api.proto import members_pb2, threads_pb2, threadsnet_pb2
+    threadkit's Members and Lifecycle services)."""
+    from threadkit.api.proto import lifecycle_pb2, members_pb2, threads_pb2, threadsnet_pb2
 
     return frozenset(
         f"/{service.full_name}/{method.name}"
-        for module in (threads_pb2, threadsnet_pb2, members_pb2)
+        for module in (threads_pb2, threadsnet_pb2, members_pb2, lifecycle_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     )

@@ -32,10 +32,12 @@ import grpc
 
 from threadkit import errors
 from threadkit.api._db_service import DBService
+from threadkit.api._lifecycle_service import LifecycleService
 from threadkit.api._members_service import MembersService
 from threadkit.api._net_service import NetService
 from threadkit.api._servicing import Tokens
 from threadkit.api.limits import APILimits, StreamGuard
+from threadkit.api.proto import lifecycle_pb2_grpc as lpb_grpc
 from threadkit.api.proto import members_pb2_grpc as mpb_grpc
 from threadkit.api.proto import threads_pb2_grpc as pb_grpc
 from threadkit.api.proto import threadsnet_pb2_grpc as netpb_grpc
@@ -106,6 +108,8 @@ class APIServer:
         add_net(NetService(peer, tokens, guard), self._server)
         add_members: Any = mpb_grpc.add_MembersServicer_to_server
         add_members(MembersService(peer, tokens), self._server)
+        add_lifecycle: Any = lpb_grpc.add_LifecycleServicer_to_server
+        add_lifecycle(LifecycleService(peer, tokens), self._server)
         self.port = 0
 
     def start(self) -> None:

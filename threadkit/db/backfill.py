@@ -166,7 +166,8 @@ def rebuild(db: Database, snap: snapshots.Snapshot, rows: list[tuple[str, list[b
             delete_prefix(txn, getattr(db._tables, name), db.prefix)
         for name, chunk in rows:
             cursor = txn.cursor(getattr(db._tables, name))
-            pairs = [(db.prefix + chunk[i], chunk[i + 1]) for i in range(0, len(chunk), 2)]
+            values = db.prefix if name in snapshots.PREFIXED_VALUES else b""
+            pairs = [(db.prefix + chunk[i], values + chunk[i + 1]) for i in range(0, len(chunk), 2)]
             cursor.putmulti(pairs)
         db.engine.load(txn)
         for info in db._repo.list_logs(db.id):

@@ -42,7 +42,7 @@ from threadkit.core.identity import Identity, PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
-from threadkit.db import dockeys, members, snapshots
+from threadkit.db import dockeys, members, snapjoin, snapmembers, snapshots
 from threadkit.db.dockeys import db_prefix
 from threadkit.db.doctables import open_db_tables
 from threadkit.db.events import decode_record_body
@@ -198,7 +198,10 @@ def install(
     checked = check_offer(
         item, thread_id, key, trusted_keys(trust) | {str(manager.identity.public)}
     )
-    tables = [snapshots.read_chunk(chunk) for chunk in checked.chunks]
+    tables, kept = snapjoin.open_offer(
+        checked.manifest, dict(item.blocks), checked.chunks, thread_id=thread_id, key=key,
+        me=manager.identity,
+    )  # fmt: skip
 
     def prepare(txn: StoreWriteTxn) -> None:
         # the thread, its logs started at the heads, and the state, in new_db's transaction
@@ -215,9 +218,11 @@ def install(
             txn.put(applied, head["counter"].to_bytes(8, "big"), db=doc_tables.applied)
         for table, rows in tables:
             cursor = txn.cursor(getattr(doc_tables, table))
-            cursor.putmulti([(prefix + rows[i], rows[i + 1]) for i in range(0, len(rows), 2)])
+            values = prefix if table in snapshots.PREFIXED_VALUES else b""
+            pairs = [(prefix + rows[i], values + rows[i + 1]) for i in range(0, len(rows), 2)]
+            cursor.putmulti(pairs)
         snapshots.put_blocks(txn, doc_tables, prefix, item.blocks)
-        base = {"root": checked.root, "heads": snapshots.heads_of(checked.manifest)}
+        base = {"root": checked.root, "heads": snapshots.heads_of(checked.manifest), **kept}
         snapshots.put_mark(txn, doc_tables, prefix, "base", base)
 
     db = manager.new_db(name, thread_id=thread_id, key=key, adopt=True, prepare=prepare)
@@ -287,9 +292,10 @@ def replay_matches(
             threads.add_thread(txn, repo.tables, db.id, db.key, db.name)
             logs.add_log(txn, repo.tables, db.id, own.public, own, ())
         # the same class, in a throwaway repo: the replay is the engine's and the gate's own
-        replica = type(db)(
-            repo, open_db_tables(repo), db.id, db.name, db.key, db_prefix(1), own, own, HLC()
-        )
+        replica = type(db)(  # with db's identity: it reads the key epochs db reads
+            repo, open_db_tables(repo), db.id, db.name, db.key, db_prefix(1), own, db.identity,
+            HLC(),
+        )  # fmt: skip
         for log_id, public in publics.items():
             repo.add_log(db.id, public)
             if gathered.get(log_id):
@@ -298,6 +304,9 @@ def replay_matches(
             rows = [(name, list(chunk)) for name, chunk in snapshots.state_rows(txn, replica)]
             _, frontier = snapshots.state_blocks(txn, replica)
     # rows, not CIDs: another zlib build may compress the same rows to other bytes
-    theirs = [snapshots.read_chunk(block) for _, block in blocks[1:]]
+    with db.read_txn() as txn:
+        sealed = snapmembers.chunk_key(manifest, db.gate.ring(txn))
+    chunked = blocks[1 : 1 + len(manifest["chunks"])]
+    theirs = [snapshots.read_chunk(block, sealed) for _, block in chunked]
     good = rows == theirs and frontier == bytes(manifest["frontier"])
     return good, rows

@@ -99,6 +99,12 @@ def compact(
 ) -> Compacted:
     """Drop records and history before a snapshot (see :meth:`Database.compact`)."""
     snap = snapshots.get_snapshot(db, before)
+    with db.read_txn() as txn:
+        if db.gate.has_members(txn):  # a late revoke's rebuild needs the records
+            raise InvalidInput(
+                f"cannot compact {db.name!r}: compacting a database with "
+                "members is not built yet (docs/lifecycle.md)"
+            )
     if snap.status == "bad":
         raise InvalidSnapshot(f"snapshot {snap} was found bad: it cannot anchor a compaction")
     blocks = snapshots.get_blocks(db, snap.cid)

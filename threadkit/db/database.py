@@ -243,10 +243,15 @@ class Database(Membership, Lifecycle):
                     )
 
     def migrate(
-        self, collection: str, transform: Any, schema: Any = None, indexes: Any = None
+        self,
+        collection: str,
+        transform: Any,
+        schema: Any = None,
+        indexes: Any = None,
+        identity: WriteAs = None,
     ) -> None:
         """Migrate a collection's documents and config in one event (:mod:`.migrations`)."""
-        migrations.migrate(self, collection, transform, schema, indexes)
+        migrations.migrate(self, collection, transform, schema, indexes, identity)
 
     def delete_collection(self, name: str, identity: WriteAs = None) -> None:
         """Delete a collection and its documents (an event: it replicates)."""

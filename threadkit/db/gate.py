@@ -5,7 +5,9 @@ it holds has an entry in ``db_access``. After each delivery the gate folds the e
 (:func:`.members.verdicts`): records newly accepted are applied, and when a record
 already applied is now rejected (a revoke that arrived late cut it), the database's
 state is rebuilt from its accepted records. The engine is order-independent, so the
-state is that of applying exactly the accepted records, on every peer.
+state is that of applying exactly the accepted records, on every peer. A database
+bootstrapped from a snapshot rebuilds from the snapshot's state instead of the records
+before it, which it does not hold (:mod:`.basestate`).
 
 Records of a key epoch from 1 are read with the keys this peer holds
 (:mod:`.epochs`); one whose key is not held is kept **locked** (signed by its log key,
@@ -29,8 +31,9 @@ from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, open_record
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.core.writerproof import attest, delegate
-from threadkit.db import dockeys, epochs, members, snapshots
+from threadkit.db import basestate, dockeys, epochs, members, snapshots
 from threadkit.db.change import Change, change_between
+from threadkit.db.epochs import MEMBERSHIP
 from threadkit.db.events import Body, RecordEvent, decode_record_body
 from threadkit.errors import (
     DecryptionError,
@@ -377,6 +380,10 @@ class Gate:
             on = [e for e in entries if not e.ok and not verdicts.get((e.log, e.counter))]
             for e in [*off, *on]:
                 self._put(txn, _with_ok(e, not e.ok))
+            start = basestate.heads(txn, self.db)
+            if start:  # bootstrapped: the records before the snapshot are not held
+                early = basestate.before_base(start, [*off, *on])
+                basestate.note_stale(txn, self.db, [e for e in early if e.kind not in MEMBERSHIP])
             if off:
                 return self._rebuild(
                     txn, [e for e in entries if not verdicts.get((e.log, e.counter))], ring
@@ -425,6 +432,8 @@ class Gate:
                 continue
             if e.kind == "locked" and sealed[0] in ring.keys:
                 record = self._stored(txn, e.log, e.counter)
+                if record is None:
+                    continue
                 entry, body = self._entry(txn, e.log, e.counter, record)
                 if entry.kind == "locked":
                     continue
@@ -438,8 +447,11 @@ class Gate:
             changed = True
         return changed
 
-    def _stored(self, txn: StoreTxn, log_id: str, counter: int) -> Record:
+    def _stored(self, txn: StoreTxn, log_id: str, counter: int) -> Record | None:
+        """A record of the log; None when not held (before the log's start)."""
         stored = reads.read_log(txn, self.db._repo.tables, self.db.id, log_id, counter - 1, 1)
+        if not stored or stored[0].counter != counter:
+            return None
         return open_record(
             stored[0].blocks,
             service_key=self.db.key,
@@ -463,6 +475,8 @@ class Gate:
         held = self._held.get((entry.log, entry.counter))
         if held is None:
             record = self._stored(txn, entry.log, entry.counter)
+            if record is None:  # before the snapshot a bootstrapped database started from
+                return []
             try:
                 body: Body | None = decode_record_body(ring.read(record)[0])
             except (RecordError, MalformedRecord):
@@ -481,6 +495,7 @@ class Gate:
         engine = self.db.engine
         before = _documents(engine, txn)
         engine.reset(txn)
+        basestate.restore(txn, self.db)  # a bootstrapped database: its snapshot's state
         for entry in sorted(accepted, key=lambda e: (e.log, e.counter)):
             self._apply(txn, entry, ring)
         after = _documents(engine, txn)

@@ -44,7 +44,9 @@ class Lifecycle:
         The documents, collection configs and every table the records fold into, at
         this peer's heads, go into content-addressed blocks; a record in this peer's log,
         signed and proved as every record, carries the CID of their manifest. Peers that
-        trust this peer's identity can join from it (docs/lifecycle.md).
+        trust this peer's identity can join from it (docs/lifecycle.md). A database with
+        members also carries its membership records, and seals the state under its
+        newest key epoch (docs/access.md).
 
         Returns
         -------
@@ -54,7 +56,10 @@ class Lifecycle:
         Raises
         ------
         InvalidInput
-            The database has members (not built yet), or holds records not applied.
+            The database holds records not applied, or (with members) a record of a
+            key epoch this peer cannot read.
+        PermissionDenied
+            The database has members and this peer's identity may not write.
 
         Examples
         --------

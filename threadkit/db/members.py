@@ -234,7 +234,7 @@ def entry_for(
 def _stamp_of(body: Body) -> int:
     if body.events:
         return stamp_int(body.events[0].stamp)
-    member = body.member or {}
+    member = body.member or body.snapshot or {}  # a snapshot's stamp: when it was taken
     try:
         wall, logical = member["t"]
         return stamp_int(Timestamp.checked(wall, logical))

@@ -49,6 +49,7 @@ from threadkit.errors import InvalidInput, InvalidMigration, ScriptError
 if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.engine import Engine
+    from threadkit.db.gate import WriteAs
     from threadkit.store.txntypes import StoreTxn
 
 __all__ = ["FoldMigration", "fast_path_fits", "fold_migrations", "migrate"]
@@ -147,6 +148,7 @@ def migrate(
     transform: object,
     schema: dict[str, Any] | None = None,
     indexes: Iterable[Index | str | dict[str, Any]] | None = None,
+    identity: WriteAs = None,
 ) -> None:
     """Migrate a collection: commit its new config and ``transform`` as one event.
 
@@ -163,6 +165,8 @@ def migrate(
     indexes : iterable, optional
         The new indexes (default: the current ones, with paths renamed by the transform's
         ``rename`` steps and those on dropped paths removed).
+    identity : Identity or Attested, optional
+        The writer (as for ``update_collection``); a members' database needs admin.
 
     Raises
     ------
@@ -171,6 +175,8 @@ def migrate(
         new schema or would share a unique value, before anything is written.
     CollectionNotFound, InvalidSchema, InvalidIndex
         As for ``update_collection``.
+    PermissionDenied
+        The writer may not change collections (docs/access.md).
     """
     parsed = parse_transform(transform)
     current = db.engine.config(collection)
@@ -188,7 +194,9 @@ def migrate(
             db.engine, txn, collection, config, FoldMigration(b"", b"", parsed, db.engine)
         )
 
-    db._commit_collection_event(Action.MIGRATE_COLLECTION, config, check=check, node=node)
+    db._commit_collection_event(
+        Action.MIGRATE_COLLECTION, config, check=check, node=node, who=identity
+    )
 
 
 def _moved_indexes(current: CollectionConfig, transform: Transform) -> list[Index]:

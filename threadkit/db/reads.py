@@ -5,9 +5,10 @@ batches, and queries compiled to a matcher that decides the common cases without
 A query's candidates are read in three steps, none of them document by document in
 Python beyond what must be: the index entries of a lookup give the encoded ``_id`` s that
 follow their values (:func:`index_refs`, never decoding a value or an id); the documents'
-keys are those bytes behind the collection's prefix, fetched in ``_id`` order and decoded
-in one pass (:func:`load_refs`, :func:`scan`); a document that does not decode is left out
-with a warning, as every multi-document read does.
+keys are those bytes behind the collection's prefix, fetched in ``_id`` order by one
+cursor and decoded by one ``cbor2`` call per chunk (:func:`load_refs`, :func:`scan`,
+:func:`decode_docs`); a document that does not decode is left out with a warning, as every
+multi-document read does.
 
 :func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
 document: criteria whose field holds the criterion's type (or is missing or null) are
@@ -17,11 +18,13 @@ decided by one generated function; anything else (another type, arrays, ``contai
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from itertools import takewhile
-from operator import itemgetter
+from operator import is_not, itemgetter
 from typing import Any
 
 import cbor2
@@ -66,11 +69,46 @@ def decode_docs(
     list[dict[str, Any]]
         The documents, in order.
     """
-    loads = cbor2.loads
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        decoded = _decode_together(chunk)
+        out += decoded if decoded is not None else _decode_each(chunk, collection, what)
+    return out
+
+
+def _decode_together(values: Sequence[bytes]) -> list[Any] | None:
+    """The values decoded by one ``cbor2`` call, as the items of one CBOR array of their
+    number; None unless that call reads exactly their bytes and gives a map for each (each
+    value is then decoded alone).
+
+    The store writes each document as one ``cbor2.dumps`` of a checked JSON object: one
+    complete map, without the shared-value or string-reference tags whose meaning could
+    reach into another item, so the items of the array are the documents. A value that is
+    cut short or carries bytes after its map makes the call fail, read other than all
+    the bytes, or give a non-map item. (Only a damaged file could still hold values that
+    split into maps otherwise, e.g. two maps in one value beside an empty one.)
+    """
+    n = len(values)
+    if n < 24:
+        head = bytes([0x80 + n])
+    elif n < 1 << 16:
+        head = b"\x99" + n.to_bytes(2, "big")
+    else:
+        head = b"\x9a" + n.to_bytes(4, "big")
+    raw = head + b"".join(values)
+    stream = io.BytesIO(raw)
     try:
-        return list(map(loads, values))
+        items = cbor2.CBORDecoder(stream).decode()
     except _DECODE_ERRORS:
-        pass
+        return None
+    if stream.tell() != len(raw) or not set(map(type, items)) <= {dict}:
+        return None
+    return items  # type: ignore[no-any-return]
+
+
+def _decode_each(values: Sequence[bytes], collection: str, what: str) -> list[dict[str, Any]]:
+    loads = cbor2.loads
     out = []
     for value in values:
         try:
@@ -171,8 +209,13 @@ def load_refs(
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
     coll = dockeys.coll_key(engine.prefix, collection)
-    found = txn.cursor(engine.tables.docs).getmulti([coll + ref for ref in refs])
-    return decode_docs(list(map(itemgetter(1), found)), collection)
+    # one cursor, keys in order: each get starts from the page the last one ended on
+    get = txn.cursor(engine.tables.docs).get
+    found: list[bytes] = list(filter(_PRESENT, map(get, map(coll.__add__, refs))))  # type: ignore[arg-type]
+    return decode_docs(found, collection)
+
+
+_PRESENT = partial(is_not, None)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -14,11 +14,19 @@ blocks; a **manifest** block links them and names the heads:
     manifest {"format": "threadkit/snapshot/1", "thread": <thread id bytes>,
               "heads": [{"log": <log id bytes>, "pub": <log public key bytes>,
                          "counter": <int>, "head": CID | null}, …],
-              "chunks": [CID, …], "frontier": <order key of the newest event, or b"">}
+              "chunks": [CID, …], "frontier": <order key of the newest event, or b"">,
+              # a database with members only (threadkit/db/snapmembers.py):
+              "members": [CID, …], "epoch": <int>, "commits": <bytes>}
+
+In a database with members, ``z`` is encrypted under the read key of key epoch
+``epoch`` (the keys named by ``commits``), and the ``members`` blocks carry every
+membership record up to the heads, whole and signed, so that a joiner folds them with
+the normal code (:mod:`.snapmembers`, docs/access.md).
 
 The manifest's CID names the snapshot. It is carried as a **record** in the author's own
 log, right after the heads it was taken at: the record's body is
-``{v: 1, events: [], w: <writer proof>, s: {root: CID(manifest)}}``, signed by the log
+``{v: 1, events: [], w: <writer proof>, s: {root: CID(manifest), t: [wall, logical]}}``
+(``t``, its stamp, places it in the members fold), signed by the log
 key and proved by the author's writer proof like every record, so the author's
 signature covers the manifest and, through its links, every chunk. The record's
 ``prev`` is the author log's head in the manifest. Peers replicate the record as any
@@ -49,6 +57,8 @@ from threadkit.core import dagcbor
 from threadkit.core.cid import cid_of, cid_to_string
 from threadkit.core.identity import peer_id_bytes
 from threadkit.core.records import Record, create_record
+from threadkit.core.symmetric import SymmetricKey
+from threadkit.db import snapmembers
 from threadkit.db.events import Body, encode_body
 from threadkit.errors import InvalidInput, InvalidSnapshot, StoreError
 from threadkit.store import chain
@@ -63,13 +73,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "PREFIXED_VALUES",
     "STATE_TABLES",
     "Snapshot",
+    "block_cids",
     "chunks_of",
     "get_blocks",
     "get_snapshot",
+    "held_blocks",
     "list_snapshots",
     "manifest_of",
+    "mark_in",
     "note",
     "put_blocks",
     "read_chunk",
@@ -83,6 +97,11 @@ FORMAT = "threadkit/snapshot/1"
 STATE_TABLES = ("colls", "docs", "inst", "events", "index", "lost", "losers", "order", "access")
 """The document store's tables a snapshot holds (``DocTables`` fields): every one the
 records fold into. ``db_applied`` (how far this peer has applied each log) is local."""
+
+PREFIXED_VALUES = frozenset({"order"})
+"""Tables whose values start with the database's prefix (``db_order``: ``coll ‖ 00 ‖ id``):
+a snapshot holds them without it, and a joiner puts its own prefix back, so the state is
+the same bytes whichever prefix the database has in each repo."""
 
 CHUNK_BYTES = 1 << 20
 """Bytes of rows per chunk block, about."""
@@ -149,7 +168,8 @@ def _tables(db: Database) -> dict[str, Any]:
 
 
 def state_rows(txn: StoreTxn, db: Database) -> Iterator[tuple[str, list[bytes]]]:
-    """Per table of :data:`STATE_TABLES`, runs of its rows (keys without the prefix)."""
+    """Per table of :data:`STATE_TABLES`, runs of its rows (keys without the prefix, and
+    the values of ``order``, which are instance keys, too: see :data:`PREFIXED_VALUES`)."""
     prefix = db.prefix
     start = len(prefix)
     for name, table in _tables(db).items():
@@ -158,11 +178,12 @@ def state_rows(txn: StoreTxn, db: Database) -> Iterator[tuple[str, list[bytes]]]
             continue
         rows: list[bytes] = []
         size = 0
+        strip = name in PREFIXED_VALUES
         for key, value in cursor.iternext():
             if not key.startswith(prefix):
                 break
             rows.append(bytes(key[start:]))
-            rows.append(bytes(value))
+            rows.append(bytes(value[start:] if strip else value))
             size += len(key) + len(value)
             if size >= CHUNK_BYTES:
                 yield name, rows
@@ -171,18 +192,23 @@ def state_rows(txn: StoreTxn, db: Database) -> Iterator[tuple[str, list[bytes]]]
             yield name, rows
 
 
-def state_blocks(txn: StoreTxn, db: Database) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def state_blocks(
+    txn: StoreTxn, db: Database, seal: SymmetricKey | None = None
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The chunk blocks of the database's state, ``(cid, block)``, and its frontier.
 
     A chunk is canonical DAG-CBOR ``{t: <table>, z: <bytes>}``, ``z`` the zlib
     compression (level 1) of the CBOR array ``[key, value, …]``: the rows repeat
     authors, record CIDs and field names, and shrink about fourfold, which is what a
     joiner waits for. Chunks are cut by uncompressed size, so the rows each holds do not
-    depend on the zlib build; :func:`read_chunk` reads one back.
+    depend on the zlib build; :func:`read_chunk` reads one back. With ``seal`` (a
+    database with members) ``z`` is then encrypted under it.
     """
     blocks = []
     for name, rows in state_rows(txn, db):
         packed = zlib.compress(cbor2.dumps(rows), 1)
+        if seal is not None:
+            packed = seal.encrypt(packed)
         block = cbor2.dumps({"t": name, "z": packed}, canonical=True)
         blocks.append((cid_of(block), block))
     cursor = txn.cursor(db._tables.order)
@@ -197,9 +223,10 @@ MAX_CHUNK_ROWS = 64 * 1024 * 1024
 """Bytes a chunk's rows may take uncompressed (a chunk is cut at about 1 MiB)."""
 
 
-def read_chunk(block: bytes) -> tuple[str, list[bytes]]:
+def read_chunk(block: bytes, key: SymmetricKey | None = None) -> tuple[str, list[bytes]]:
     """A chunk block's table and rows ``[key, value, …]``; InvalidSnapshot when malformed.
 
+    ``key`` opens the chunk of a database with members (:func:`.snapmembers.chunk_key`).
     Decompression is bounded by :data:`MAX_CHUNK_ROWS`, so a small block cannot expand
     into gigabytes.
     """
@@ -208,6 +235,8 @@ def read_chunk(block: bytes) -> tuple[str, list[bytes]]:
         name, packed = (node.get("t"), node.get("z")) if isinstance(node, dict) else (None, None)
         if not isinstance(packed, bytes):
             raise InvalidSnapshot("a snapshot chunk is not a table's rows")
+        if key is not None:
+            packed = snapmembers.decrypt(packed, key)
         inflate = zlib.decompressobj()
         raw = inflate.decompress(packed, MAX_CHUNK_ROWS)
         if inflate.unconsumed_tail or not inflate.eof:
@@ -227,18 +256,25 @@ def read_chunk(block: bytes) -> tuple[str, list[bytes]]:
 
 
 def manifest_of(
-    db: Database, heads: list[dict[str, Any]], chunks: list[bytes], frontier: bytes
+    db: Database,
+    heads: list[dict[str, Any]],
+    chunks: list[bytes],
+    frontier: bytes,
+    sealed: tuple[list[bytes], int, bytes] | None = None,
 ) -> bytes:
-    """The manifest block (DAG-CBOR) of a snapshot."""
-    return dagcbor.encode(
-        {
-            "format": FORMAT,
-            "thread": db.id.to_bytes(),
-            "heads": [{**h, "head": dagcbor.Link(h["head"]) if h["head"] else None} for h in heads],
-            "chunks": [dagcbor.Link(c) for c in chunks],
-            "frontier": frontier,
-        }
-    )
+    """The manifest block (DAG-CBOR) of a snapshot; ``sealed`` is ``(members blocks,
+    epoch, commitments)`` of a database with members."""
+    node: dict[str, Any] = {
+        "format": FORMAT,
+        "thread": db.id.to_bytes(),
+        "heads": [{**h, "head": dagcbor.Link(h["head"]) if h["head"] else None} for h in heads],
+        "chunks": [dagcbor.Link(c) for c in chunks],
+        "frontier": frontier,
+    }
+    if sealed is not None:
+        node.update(members=[dagcbor.Link(c) for c in sealed[0]], epoch=sealed[1])
+        node["commits"] = sealed[2]
+    return dagcbor.encode(node)
 
 
 def chunks_of(manifest: bytes) -> dict[str, Any]:
@@ -267,7 +303,24 @@ def chunks_of(manifest: bytes) -> dict[str, Any]:
             raise InvalidSnapshot(f"snapshot manifest: malformed head {head!r:.200}")
     if not all(isinstance(c, bytes) for c in chunks):
         raise InvalidSnapshot("snapshot manifest: chunks must be CIDs")
+    if "members" in node or "epoch" in node or "commits" in node:
+        listed, epoch, commits = node.get("members"), node.get("epoch"), node.get("commits")
+        if (
+            not isinstance(listed, list)
+            or not all(isinstance(c, bytes) for c in listed)
+            or type(epoch) is not int
+            or epoch < 0
+            or not isinstance(commits, bytes)
+            or (epoch == 0) != (commits == b"")
+            or len(commits) % 32
+        ):
+            raise InvalidSnapshot("snapshot manifest: malformed members, epoch or commits")
     return node
+
+
+def block_cids(node: dict[str, Any]) -> list[bytes]:
+    """The CIDs of every block a decoded manifest links: its chunks, then its members."""
+    return [bytes(c) for c in [*node["chunks"], *node.get("members", [])]]
 
 
 def heads_of(node: dict[str, Any]) -> dict[str, int]:
@@ -280,13 +333,6 @@ def heads_of(node: dict[str, Any]) -> dict[str, int]:
 
 def take(db: Database) -> Snapshot:
     """Write a snapshot of ``db`` at its current heads (see :meth:`Database.snapshot`)."""
-    with db.read_txn() as txn:
-        members = db.gate.has_members(txn)
-    if members:
-        raise InvalidInput(
-            f"database {db.name!r} has members: snapshots of databases with members are "
-            "not built yet (their members' fold needs every record)"
-        )
     made: list[tuple[Snapshot, list[tuple[bytes, bytes]]]] = []
 
     def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
@@ -307,13 +353,27 @@ def take(db: Database) -> Snapshot:
                     "head": info.head,
                 }
             )
-        chunks, frontier = state_blocks(txn, db)
-        manifest = manifest_of(db, heads, [cid for cid, _ in chunks], frontier)
+        sealed, seal, listed = None, None, []
+        if db.gate.has_members(txn):
+            locked = [e for e in db.gate.fold(txn)[0] if e.kind == "locked"]
+            if locked:
+                raise InvalidInput(
+                    f"database {db.name!r} holds record {locked[0].log}:{locked[0].counter} "
+                    "of a key epoch this peer cannot read: it cannot fold it into a snapshot"
+                )
+            base = mark_in(txn, db._tables, db.prefix, "base")  # a bootstrapped database
+            held = held_blocks(txn, db, base["root"], "members") if base else []
+            listed = snapmembers.member_blocks(txn, db, held)
+            epoch, commits, seal = snapmembers.sealing_key(db.gate.ring(txn))
+            sealed = ([cid for cid, _ in listed], epoch, commits)
+        chunks, frontier = state_blocks(txn, db, seal)
+        manifest = manifest_of(db, heads, [cid for cid, _ in chunks], frontier, sealed)
         root = cid_of(manifest)
-        blocks = [(root, manifest), *chunks]
+        blocks = [(root, manifest), *chunks, *listed]
         stamp = db.hlc.now()
         db.gate.admit(txn, "write", db.identity, stamp)
-        body = encode_body([], db.gate.proof(db.identity, []), snapshot={"root": root})
+        node = {"root": root, "t": [stamp.wall, stamp.logical]}
+        body = encode_body([], db.gate.proof(db.identity, []), snapshot=node)
         record = create_record(
             body, log_key=db.log_key, key=db.key, prev=db._head(txn), author=db.identity.public
         )
@@ -362,18 +422,34 @@ def put_blocks(
 
 
 def get_blocks(db: Database, root: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The manifest and chunk blocks of a snapshot, manifest first; None unless all held."""
+    """The blocks of a snapshot: manifest, chunks, members blocks; None unless all held."""
     table = _blocks_table(db)
     with db.read_txn() as txn:
         manifest = txn.get(db.prefix + root, db=table)
         if manifest is None:
             return None
         out = [(root, bytes(manifest))]
-        for cid in chunks_of(bytes(manifest))["chunks"]:
-            block = txn.get(db.prefix + bytes(cid), db=table)
+        for cid in block_cids(chunks_of(bytes(manifest))):
+            block = txn.get(db.prefix + cid, db=table)
             if block is None:
                 return None
-            out.append((bytes(cid), bytes(block)))
+            out.append((cid, bytes(block)))
+    return out
+
+
+def held_blocks(txn: StoreTxn, db: Database, root: bytes, part: str) -> list[tuple[bytes, bytes]]:
+    """The ``chunks`` or ``members`` blocks of a snapshot this peer holds, in ``txn``;
+    InvalidSnapshot when one is not held."""
+    table = _blocks_table(db)
+    manifest = txn.get(db.prefix + root, db=table)
+    if manifest is None:
+        raise InvalidSnapshot(f"this peer does not hold snapshot {cid_to_string(root)}")
+    out = []
+    for cid in chunks_of(bytes(manifest)).get(part, []):
+        block = txn.get(db.prefix + bytes(cid), db=table)
+        if block is None:
+            raise InvalidSnapshot(f"this peer lacks block {cid_to_string(cid)} of a snapshot")
+        out.append((bytes(cid), bytes(block)))
     return out
 
 
@@ -468,7 +544,12 @@ def note(
 def mark(db: Database, which: str) -> dict[str, Any] | None:
     """The ``base`` or ``compacted`` mark of a database (None when it has none)."""
     with db.read_txn() as txn:
-        raw = txn.get(db.prefix + which.encode(), db=_snaps(db))
+        return mark_in(txn, db._tables, db.prefix, which)
+
+
+def mark_in(txn: StoreTxn, tables: DocTables, prefix: bytes, which: str) -> dict[str, Any] | None:
+    """:func:`mark` in a transaction."""
+    raw = txn.get(prefix + which.encode(), db=tables.snaps)
     return cbor2.loads(raw) if raw else None
 
 

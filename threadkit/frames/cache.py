@@ -15,9 +15,12 @@ be recomputed exactly), and a listen feed on the collection, subscribed
 
 A query with criteria (no sort or page, no read filter) and no entry of its own is
 answered from the entry of the whole collection (:mod:`.select`), kept current the same
-way; when there is none and the query would read every document, that entry is built
-for it (the columnar build costs less than decoding every document). Queries an index
-serves, and those the frame cannot answer exactly, get an entry of their own as above.
+way. When there is none and the query would read every document, the first such query
+of the collection is answered by one columnar scan that builds only the matching rows
+(:mod:`.scan`, nothing cached), and the next one builds that entry (the columnar build
+costs less than decoding every document, and later queries are answered from it).
+Queries an index serves, and those the frame cannot answer exactly, get an entry of
+their own as above.
 
 It can never return stale data: listeners are told synchronously inside the
 commit (local or received), before the write call returns, and a re-read
@@ -89,6 +92,8 @@ class _DBCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.entries: OrderedDict[tuple[str, str, str | None], _Entry] = OrderedDict()
+        self.scanned: set[str] = set()
+        """Collections a query was answered for by a scan (:mod:`.scan`) since the last clear."""
 
     def entry(self, key: tuple[str, str, str | None]) -> _Entry:
         with self.lock:
@@ -106,6 +111,7 @@ class _DBCache:
             for entry in self.entries.values():
                 entry.close()
             self.entries.clear()
+            self.scanned.clear()
 
 
 def _db_cache(db: DatabaseSource) -> _DBCache:
@@ -165,11 +171,12 @@ _EVERYTHING = Query().to_json()
 def _from_whole(cache: _DBCache, coll: CollectionSource, query: Query, reader: str) -> Any:
     """``query``'s rows from the cached frame of the whole collection.
 
-    The frame is built (and cached) for it when there is none and the query would
-    otherwise read every document: the columnar build of the whole collection costs less
-    than decoding every document for the scan (bench/RESULTS.md), and later queries are
-    answered from it. None when the query can use an index, or the frame cannot answer
-    it exactly (:func:`.select.select`).
+    When there is none and the query would otherwise read every document, the first such
+    query of the collection is answered by a columnar scan (:func:`.scan.scan_select`);
+    the next builds (and caches) the frame: the columnar build of the whole collection
+    costs less than decoding every document for the scan (bench/RESULTS.md), and later
+    queries are answered from it. None when the query can use an index, or the frame
+    (or the scan) cannot answer it exactly (:func:`.select.select`).
     """
     from threadkit.frames.select import can_answer, select
 
@@ -180,6 +187,13 @@ def _from_whole(cache: _DBCache, coll: CollectionSource, query: Query, reader: s
     if not current and (not can_answer(query) or not _scans(coll, query)):
         return None
     if whole is None:
+        with cache.lock:
+            first = coll.name not in cache.scanned
+            cache.scanned.add(coll.name)
+        if first:  # one query may be all there is: scan, cache nothing
+            from threadkit.frames.scan import scan_select
+
+            return scan_select(coll, query)
         whole = cache.entry(whole_key)
     with whole.lock:
         _refresh(whole, coll, Query(), reader)

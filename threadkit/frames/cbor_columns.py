@@ -112,7 +112,8 @@ class Batch:
     n : int
         Number of documents (rows).
     raw : bytes
-        The concatenated encoded documents.
+        The concatenated encoded documents, then 16 zero bytes (header reads of the walk
+        never run off its end).
     columns : dict[str, Cells]
         Cells by dot path, in the order the paths were first met.
     """
@@ -171,9 +172,12 @@ class _Acc:
 
 
 class _Walker:
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        padded = raw + bytes(_PAD)
+    def __init__(self, padded: bytes, only: tuple[str, ...] | None = None) -> None:
+        self.raw = padded  # the documents, then _PAD zero bytes
+        self.only = None if only is None else frozenset(only)
+        self.under = tuple(path + "." for path in only or ())
+        parts = [path.split(".") for path in only or ()]
+        self.above = frozenset(".".join(p[:i]) for p in parts for i in range(1, len(p)))
         self.buf: U8Array = np.frombuffer(padded, dtype=np.uint8)
         # unaligned big-endian words at every byte offset (stride 1): one gather per read
         self.words = {
@@ -187,6 +191,10 @@ class _Walker:
         )
         self.out: dict[str, _Acc] = {}
         self.uniform = True
+
+    def wanted(self, path: str) -> bool:
+        """Whether ``path`` holds cells asked for (its own, or under it)."""
+        return self.only is None or path in self.only or path.startswith(self.under)
 
     # -- CBOR item heads --------------------------------------------------------------
 
@@ -317,6 +325,8 @@ class _Walker:
 
     def values(self, path: str, rows: IntArray, pos: IntArray, depth: int) -> IntArray:
         """Emit the cells of the values at ``pos`` under ``path``; returns their ends."""
+        if not self.wanted(path) and path not in self.above:
+            return self.skip(pos, depth + 1)  # nothing asked for is here: no cells
         major, info, arg, hlen = self.head(pos)
         end = pos + hlen
         kinds = np.full(pos.shape, OBJ, dtype=np.int8)
@@ -381,31 +391,36 @@ class _Walker:
         return values
 
 
-def _walk(values: Sequence[bytes]) -> Batch:
+def _walk(values: Sequence[bytes], only: tuple[str, ...] | None = None) -> Batch:
     n = len(values)
-    raw = b"".join(values)
+    raw = b"".join([*values, bytes(_PAD)])  # one copy, padded
     batch = Batch(n, raw)
     if not n:
         return batch
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    walker = _Walker(raw)
+    walker = _Walker(raw, only)
     finish = walker.walk_map(np.arange(n, dtype=np.int64), starts, "", 0)
     if not np.array_equal(finish, ends):
         raise _Irregular  # trailing bytes, or a length that overran its document
-    batch.columns = {path: acc.cells() for path, acc in walker.out.items() if acc.rows}
+    batch.columns = {
+        path: acc.cells() for path, acc in walker.out.items() if acc.rows and walker.wanted(path)
+    }
     batch.uniform = walker.uniform
     return batch
 
 
-def decode(values: Sequence[bytes]) -> Batch:
+def decode(values: Sequence[bytes], only: Sequence[str] | None = None) -> Batch:
     """Decode encoded documents (CBOR maps) into per-path cells.
 
     Parameters
     ----------
     values : Sequence[bytes]
         One CBOR-encoded JSON object per row.
+    only : Sequence[str], optional
+        Only the cells of these paths and of the paths under them (``p.…``); values
+        elsewhere (but on the way to them) are stepped over. All paths by default.
 
     Returns
     -------
@@ -417,8 +432,9 @@ def decode(values: Sequence[bytes]) -> Batch:
     StoreError
         When even the normalised documents cannot be walked (a bug).
     """
+    wanted = None if only is None else tuple(only)
     try:
-        return _walk(values)
+        return _walk(values, wanted)
     except (_Irregular, IndexError):
         pass
     normalised = []
@@ -435,7 +451,7 @@ def decode(values: Sequence[bytes]) -> Batch:
             continue
         normalised.append(cbor2.dumps(doc))
     try:
-        return _walk(normalised)
+        return _walk(normalised, wanted)
     except (_Irregular, IndexError):
         raise StoreError("stored documents hold CBOR the column decoder cannot read") from None
 

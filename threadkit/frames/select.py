@@ -20,7 +20,7 @@ order them otherwise (:mod:`.cache`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from threadkit.db.query import Criterion, Op, Query
 from threadkit.frames import build as fb
 from threadkit.frames import cbor_columns as cc
 
-__all__ = ["can_answer", "select"]
+__all__ = ["Values", "can_answer", "exact_floats", "frame_values", "matching_rows", "select"]
 
 F, U, T = 0, 1, 2
 _EXACT = 2**53  # a float64 holds every integer up to this exactly
@@ -54,21 +54,38 @@ class _Unanswerable(Exception):
     """The frame cannot answer this exactly."""
 
 
-def _values(frame: Any, path: str, dtype: str, rows: npt.NDArray[np.bool_]) -> Any:
-    """The column's values on ``rows`` (those of the criterion's type), exactly comparable."""
-    column = frame[path]
-    if dtype in ("Int64", "float64"):
-        values = column.to_numpy(dtype="float64", na_value=np.nan)[rows]
-        if values.size and np.nanmax(np.abs(values), initial=0.0) > _EXACT:
-            raise _Unanswerable  # large integers may not be exact as floats
-        return values
-    return column.to_numpy(dtype=object, na_value=None)[rows]
+Values = Callable[[str, str, npt.NDArray[np.bool_]], Any]
+"""``values(path, dtype, rows)``: a column's values on ``rows`` (those of the criterion's
+type), exactly comparable — floats for numbers, Python objects otherwise."""
+
+
+def exact_floats(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``values``, when each is exactly the number it stands for (|v| ≤ 2**53, finite);
+    otherwise the columns cannot decide (:func:`matching_rows` gives None)."""
+    if values.size and np.nanmax(np.abs(values), initial=0.0) > _EXACT:
+        raise _Unanswerable  # large integers may not be exact as floats
+    return values
+
+
+def frame_values(frame: Any) -> Values:
+    """The :data:`Values` of a frame's columns."""
+
+    def values(path: str, dtype: str, rows: npt.NDArray[np.bool_]) -> Any:
+        column = frame[path]
+        if dtype in ("Int64", "float64"):
+            return exact_floats(column.to_numpy(dtype="float64", na_value=np.nan)[rows])
+        return column.to_numpy(dtype=object, na_value=None)[rows]
+
+    return values
 
 
 def _criterion(
-    frame: Any, kinds: Mapping[str, fb.KindArray], dtypes: Mapping[str, str], c: Criterion
+    n: int,
+    values: Values,
+    kinds: Mapping[str, fb.KindArray],
+    dtypes: Mapping[str, str],
+    c: Criterion,
 ) -> npt.NDArray[np.int8]:
-    n = len(frame)
     path = c.path
     if "." in path or path in ("_id", "_mod") or any(p.startswith(path + ".") for p in kinds):
         # a column "a.b" is a nested field or a key with a dot in it; "a" may be an object
@@ -95,7 +112,7 @@ def _criterion(
     dtype = dtypes.get(path)
     if dtype not in allowed:
         raise _Unanswerable
-    values = _values(frame, path, dtype, typed)
+    found = values(path, dtype, typed)
     items = c.value if c.op is Op.IN else (c.value,)
     assert isinstance(items, tuple)
     if c.value_type == "number" and not all(
@@ -103,30 +120,73 @@ def _criterion(
     ):
         raise _Unanswerable
     if c.op is Op.IN:
-        hit = np.zeros(values.shape, dtype=bool)
+        hit = np.zeros(found.shape, dtype=bool)
         for item in items:
-            hit |= np.asarray(np.equal(values, item), dtype=bool)
+            hit |= np.asarray(np.equal(found, item), dtype=bool)
     else:
-        hit = np.asarray(_COMPARE[c.op](values, c.value), dtype=bool)
+        hit = np.asarray(_COMPARE[c.op](found, c.value), dtype=bool)
     out[np.nonzero(typed)[0][hit]] = T
     return out
 
 
 def _evaluate(
-    frame: Any, kinds: Mapping[str, fb.KindArray], dtypes: Mapping[str, str], query: Query
+    n: int,
+    values: Values,
+    kinds: Mapping[str, fb.KindArray],
+    dtypes: Mapping[str, str],
+    query: Query,
 ) -> npt.NDArray[np.int8]:
-    n = len(frame)
     if not query.ands and not query.ors:
         return np.full(n, T, dtype=np.int8)
     result = np.full(n, F, dtype=np.int8)
     if query.ands:
         ands = np.full(n, T, dtype=np.int8)
         for c in query.ands:
-            np.minimum(ands, _criterion(frame, kinds, dtypes, c), out=ands)
+            np.minimum(ands, _criterion(n, values, kinds, dtypes, c), out=ands)
         result = ands
     for branch in query.ors:
-        np.maximum(result, _evaluate(frame, kinds, dtypes, branch), out=result)
+        np.maximum(result, _evaluate(n, values, kinds, dtypes, branch), out=result)
     return result
+
+
+def matching_rows(
+    n: int,
+    values: Values,
+    kinds: Mapping[str, fb.KindArray],
+    dtypes: Mapping[str, str],
+    query: Query,
+) -> npt.NDArray[np.bool_] | None:
+    """Which of ``n`` rows ``query`` matches, or None when that cannot be told exactly.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    values : Values
+        The rows' column values (:func:`frame_values`, or read from decoded cells).
+    kinds : Mapping[str, ndarray]
+        Per path, each row's cell kind (:attr:`.build.Rows.kinds`).
+    dtypes : Mapping[str, str]
+        Per path, the dtype the column plan of all ``n`` rows gives it.
+    query : Query
+        Criteria only (no sort, seek, skip or limit).
+
+    Returns
+    -------
+    ndarray of bool or None
+        None for a criterion the columns cannot decide exactly, and when some row
+        decides an error (the store's query reports it, naming the document).
+    """
+    if query.sort or query.seek_id or query.skip_count or query.limit_count:
+        return None
+    try:
+        outcome = _evaluate(n, values, kinds, dtypes, query)
+    except _Unanswerable:
+        return None
+    if (outcome == U).any():
+        return None
+    mask: npt.NDArray[np.bool_] = outcome == T
+    return mask
 
 
 def can_answer(query: Query) -> bool:
@@ -178,15 +238,9 @@ def select(
     pandas.DataFrame or None
         The matching rows (not a copy), or None when the frame cannot answer exactly.
     """
-    if query.sort or query.seek_id or query.skip_count or query.limit_count:
+    mask = matching_rows(len(frame), frame_values(frame), kinds, dict(columns), query)
+    if mask is None:
         return None
-    try:
-        outcome = _evaluate(frame, kinds, dict(columns), query)
-    except _Unanswerable:
-        return None
-    if (outcome == U).any():
-        return None  # some document decides an error: the store's query reports it
-    mask = outcome == T
     picked = {path: k[mask] for path, k in kinds.items()}
     if fb.plan(fb.counts(picked), targets, order, picked) != columns:
         return None

@@ -105,7 +105,7 @@ async def fetch_offer(
     pub = p._bytes(node.get("pub"), "log key", 64)
     root = cid_of(manifest)
     blocks: dict[bytes, bytes] = {}
-    want = [bytes(c) for c in snapshots.chunks_of(manifest)["chunks"]]
+    want = snapshots.block_cids(snapshots.chunks_of(manifest))  # chunks, members blocks
     while len(blocks) < len(set(want)):
         ask = [c for c in want if c not in blocks][:MAX_CIDS]
         reply = await client.request(
