@@ -9,9 +9,10 @@ from typing import Any
 
 import cbor2
 import pytest
-from snapshot_helpers import state
+from snapshot_helpers import exchange, state
 
 import threadkit as tk
+from threadkit.core.identity import Identity
 from threadkit.core.records import Record, create_record
 from threadkit.core.writerproof import delegate
 from threadkit.db import backfill, bootstrap, dockeys
@@ -141,3 +142,40 @@ def test_a_head_its_log_does_not_end_at_marks_it_bad() -> None:
         assert backfill.check_bootstrap(joined, backfill.base_snapshot(joined), history) is False  # type: ignore[arg-type]
         assert [s.status for s in joined.snapshots() if s.cid == snap.cid] == ["bad"]
         assert state(joined) == before  # nothing to rebuild from
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_a_members_snapshot_is_checked_too(wrong: bool) -> None:
+    """A database with members (a writer granted, a revoke rotating the read key): the
+    joiner's check replays the records with the key epochs sealed to it; a right snapshot
+    is verified, a wrong one found out and the state rebuilt to a full replay's bytes."""
+    reader = Identity.generate()
+    with (
+        tk.Peer(memory=True) as o,
+        tk.Peer(memory=True) as w,
+        tk.Peer(memory=True, identity=reader) as j,
+        tk.Peer(memory=True, identity=reader) as f,
+    ):
+        db = o.new_db("m", open=False)
+        db.new_collection("Items")
+        db.grant(w.identity.public, "writer")
+        db.grant(reader.public, "reader")
+        wdb = replica(w, db)
+        exchange(db, wdb)
+        ids = wdb["Items"].create(*({"n": i} for i in range(5)))
+        exchange(db, wdb)
+        db.revoke(w.identity.public)
+        db["Items"].create({"_id": "rotated", "n": 9})
+        if wrong:
+            _tamper(db, ids[2])
+        snap = db.snapshot()
+        db["Items"].save({"_id": "rotated", "n": 10})
+        joined = bootstrap.install(j.manager, bootstrap.offer(db), db.key, db.id, "m", [o.identity])
+        full = replica(f, db)
+        exchange(db, joined, full)
+        assert (state(joined) != state(full)) is wrong
+        joined.history_source = lambda _db, s: _history(db, s)
+        assert joined.verify_snapshot(snap) is (not wrong)
+        status = [s.status for s in joined.snapshots() if s.cid == snap.cid]
+        assert status == ["bad" if wrong else "verified"]
+        assert state(joined) == state(full)
