@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "__init__": 8,
     "demo": 9,
     "cli": 10,
+    "cli_compact": 9,
     "__main__": 11,
 }
 """Each top-level part of the package and its layer: a part may import only lower layers,

@@ -1,5 +1,5 @@
-"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench``, ``daemon``, ``export``
-and ``import``.
+"""The ``threadkit`` command: ``demo``, ``share``, ``info``, ``bench``, ``daemon``, ``export``,
+``import`` and ``compact`` (:mod:`threadkit.cli_compact`).
 
 ``export``/``import`` also count a missing database and a thread the repo already holds as
 bad input (exit code 2).
@@ -23,6 +23,7 @@ from typing import Any
 
 import threadkit as tk
 from threadkit import __version__
+from threadkit.cli_compact import add_compact
 from threadkit.datasets import read_csv
 from threadkit.db.names import check_name
 from threadkit.errors import AlreadyExists, InvalidArchive, InvalidInput, NotFound, ThreadkitError
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--name", default=None, help="local database name")
     restore.add_argument("--thread", default=None, help="the thread id the file must hold")
     restore.set_defaults(func=_cmd_import)
+    add_compact(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -262,6 +262,9 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
                             break
                         found = found or needle in bytes(key) + bytes(value)
         return {"found": found}
+    if cmd == "reclaim":
+        done = peer.reclaim()
+        return {"before": done.before, "after": done.after, "addrs": peer.addrs}
     if cmd in LIFECYCLE:
         return LIFECYCLE[cmd](_db(msg), msg)
     if cmd == "repo_path":

@@ -87,6 +87,7 @@ class RecordContext:
             epoch or b"",
             event.seen,
             event.purged,
+            event.folded,
         )
 
 
@@ -205,11 +206,13 @@ class Applier:
     def _store_event(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> None:
         engine = self.engine
         coll = engine.coll_key(event.collection)
-        entry = [event.action.code, event.data, event.base, ctx.author, ctx.record]
-        if event.seen is not None or event.purged is not None:
+        entry: list[Any] = [event.action.code, event.data, event.base, ctx.author, ctx.record]
+        if event.seen is not None or event.purged is not None or event.folded is not None:
             entry.append(event.seen)  # the event index value holds what it was written against
-        if event.purged is not None:
+        if event.purged is not None or event.folded is not None:
             entry.append(event.purged)
+        if event.folded is not None:  # only a replay of a compacted database's events
+            entry.append(event.folded.to_node())
         value = cbor2.dumps(entry)
         ctx.txn.put(
             dockeys.event_prefix(coll, event.instance_id) + key, value, db=engine.tables.events
@@ -221,6 +224,8 @@ class Applier:
     def _fast_apply(self, ctx: RecordContext, event: RecordEvent, key: bytes) -> bool:
         """Apply on top of the stored state when that is exact; False means re-fold."""
         engine, txn, tables = self.engine, ctx.txn, self.engine.tables
+        if event.folded is not None:
+            return False  # a compacted create (replayed): only the fold knows its rules
         coll = engine.coll_key(event.collection)
         doc_key = dockeys.doc_key(coll, event.instance_id)
         fresh = event.action is Action.CREATE and event.instance_id in ctx.fresh

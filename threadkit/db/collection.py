@@ -22,6 +22,7 @@ from threadkit.db.judging import threaddb_event
 from threadkit.db.patch import create_patch
 from threadkit.db.reads import scan_raw, scan_raw_batches
 from threadkit.db.txn import ReadTxn, WriteTxn, normalise_docs
+from threadkit.errors import RepoClosed
 
 if TYPE_CHECKING:
     from threadkit.db.database import Database
@@ -66,10 +67,12 @@ class Collection:
 
     def write_txn(self, identity: WriteAs = None) -> WriteTxn:
         """A write transaction (commit on exit, discard on exception)."""
+        _check_open(self.db)
         return WriteTxn(self, identity)
 
     def read_txn(self, identity: WriteAs = None) -> ReadTxn:
         """A read transaction over one consistent snapshot."""
+        _check_open(self.db)
         return ReadTxn(self, self._reader(identity))
 
     def create(self, *docs: Any, identity: WriteAs = None) -> list[str]:
@@ -262,3 +265,12 @@ class Collection:
     def _get_committed(self, instance_id: str) -> dict[str, Any] | None:
         """The committed document (no read filter), or None."""
         return self._access.get_committed(instance_id)
+
+
+def _check_open(db: Database) -> None:
+    """RepoClosed for a database its peer closed (``peer.close``, or ``peer.reclaim``)."""
+    if db.closed:
+        raise RepoClosed(
+            f"database {db.name!r} was closed with its peer's repo (peer.close or "
+            "peer.reclaim): get it again with peer.get_db"
+        )

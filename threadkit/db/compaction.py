@@ -6,7 +6,8 @@
   logs then start after those heads, :mod:`threadkit.store.trim`);
 - each instance's events up to the snapshot's **frontier** (its newest event) are
   folded into one: the instance's last event before the frontier becomes a ``create`` of
-  the document as it stood there (or is kept as it is when it deleted the instance),
+  the document as it stood there, marked *folded* at the frontier (or is kept as it is
+  when it deleted the instance),
   and the others go, with their history-order entries. Instances written after the
   frontier keep every later event; lost writes are kept.
 
@@ -18,6 +19,13 @@ bootstraps from the snapshot (whose blocks this peer keeps).
 What goes is history: ``coll.at()``/``diff()`` at a point before the frontier, or at a
 head set short of the snapshot's, raise :class:`~threadkit.errors.HistoryCompacted`
 naming the snapshot; ``db.history()`` lists the events after it.
+
+**Migrated collections.** The folded create holds the document as the snapshot has it,
+every migration up to the frontier already applied: the fold
+(:func:`threadkit.db.reducer.fold`) neither judges it again nor applies those migrations
+to it, while an event after the frontier whose writer had not seen one of them is still
+rewritten by it on arrival, as on a peer that kept everything. The mark is local: it is
+never carried in a record.
 
 **When it is safe.** Events from a writer that had not seen the snapshot can still sort
 before its frontier; folding one exactly needs the events compaction dropped. So
@@ -37,9 +45,11 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.cid import cid_to_string
-from threadkit.db import snapshots
+from threadkit.db import dockeys, snapshots
+from threadkit.db.docpath import get_path, indexable
 from threadkit.db.doctables import delete_prefix
-from threadkit.db.events import Action
+from threadkit.db.events import Action, Folded
+from threadkit.db.indexkeys import decode_id, encode_id, encode_value
 from threadkit.db.points import Selection
 from threadkit.db.timeline import RecordFinder, key_stamp
 from threadkit.errors import HistoryCompacted, InvalidInput, InvalidSnapshot
@@ -116,30 +126,29 @@ def compact(
     manifest = snapshots.chunks_of(blocks[0][1])
     front = bytes(manifest["frontier"])
     heads = snapshots.heads_of(manifest)
+    docs, through = _snapshot_rows(blocks, front)
     if not force:
-        behind = _writers_behind(db, front, heads)
+        late = _events_between(db, front, through)
+        if late:
+            raise InvalidInput(
+                f"cannot compact {db.name!r} before snapshot {snap}: {late} event(s) that "
+                "arrived after it sort before one of its migrations; pass force=True to fold "
+                "them on the compacted state (docs/lifecycle.md)"
+            )
+        behind = _writers_behind(db, through, heads)
         if behind:
             raise InvalidInput(
                 f"cannot compact {db.name!r} before snapshot {snap} yet: log(s) "
                 f"{', '.join(behind)} have not written since it, so a record of theirs "
                 "could still sort before it; wait, or pass force=True (docs/lifecycle.md)"
             )
-    migrated = sorted(n for n, h in db.engine.colls.items() if h.transforms)
-    if migrated:
-        # a compacted create holds its document as the snapshot has it, migrated; a refold
-        # would run the migrations it sorts before a second time
-        raise InvalidInput(
-            f"cannot compact {db.name!r} before snapshot {snap}: collection(s) "
-            f"{', '.join(repr(n) for n in migrated)} were migrated, and compacting a "
-            "migrated collection is not built yet (docs/lifecycle.md)"
-        )
     records = size = events = 0
     with db._write_lock, db._repo.transaction(write=True) as txn:
         for log_id, counter in heads.items():
             dropped, took = trim.drop_through(txn, db._repo.tables, db.id, log_id, counter)
             records += dropped
             size += took
-        events = _fold_events(txn, db, front, _snapshot_docs(blocks))
+        events = _fold_events(txn, db, front, through, docs)
         if not keep_blocks:  # this peer can then no longer start a joiner from it
             for cid, _ in blocks:
                 txn.delete(db.prefix + cid, db=db._tables.snapblocks)
@@ -148,16 +157,19 @@ def compact(
             db._tables,
             db.prefix,
             "compacted",
-            {"root": snap.cid, "heads": heads, "frontier": front},
+            {"root": snap.cid, "heads": heads, "frontier": through},
         )
     return Compacted(str(snap), records, size, events)
 
 
-def _fold_events(txn: Any, db: Database, front: bytes, docs: dict[bytes, bytes]) -> int:
+def _fold_events(
+    txn: Any, db: Database, front: bytes, through: bytes, docs: dict[bytes, bytes]
+) -> int:
     """Fold each instance's events up to ``front`` into its last one; return events dropped.
 
     ``docs`` are the snapshot's documents (keys without the prefix): each instance live
-    at the frontier becomes one create of its document there.
+    at the frontier becomes one create of its document there, folded ``through`` the
+    snapshot's last config event (or the frontier).
     """
     tables = db._tables
     prefix = db.prefix
@@ -179,8 +191,11 @@ def _fold_events(txn: Any, db: Database, front: bytes, docs: dict[bytes, bytes])
         code, _, _, author, record, *_ = cbor2.loads(txn.get(instance + last, db=tables.events))
         doc = docs.get(instance[len(prefix) :])
         if doc is not None:  # live at the frontier: its document there, as one create
-            value = cbor2.dumps([Action.CREATE.code, cbor2.loads(doc), None, author, record])
-            txn.put(instance + last, value, db=tables.events)
+            node = [Action.CREATE.code, cbor2.loads(doc), None, author, record]
+            folded = _folded(txn, db, instance, node[1], through)
+            if folded is not None:
+                node += [None, None, folded.to_node()]
+            txn.put(instance + last, cbor2.dumps(node), db=tables.events)
         elif Action.from_code(code) is not Action.DELETE or len(orders) == 1:
             continue  # absent at the frontier but not by a delete: kept whole
         for order in orders[:-1]:
@@ -190,6 +205,31 @@ def _fold_events(txn: Any, db: Database, front: bytes, docs: dict[bytes, bytes])
     if dropped:
         _rewrite(txn, tables.events, prefix)
     return dropped
+
+
+def _folded(
+    txn: Any, db: Database, instance: bytes, doc: dict[str, Any], through: bytes
+) -> Folded | None:
+    """The mark of a compacted create, where the fold needs one: in a collection migrated
+    up to ``through`` (those migrations must not run again) or with unique indexes (the
+    claims its values keep); None elsewhere, which saves its bytes."""
+    start = len(db.prefix)
+    end = instance.index(b"\x00", start)
+    history = db.engine.colls.get(instance[start:end].decode())
+    config = history.current if history is not None else None
+    migrated = history is not None and any(k <= through for k in history.transforms)
+    if config is None or (not migrated and not config.unique_paths):
+        return None
+    instance_id, _ = decode_id(instance, end + 1)
+    claims = {}
+    for path in config.unique_paths:
+        value = get_path(doc, path)
+        if indexable(value):
+            entry = dockeys.index_prefix(instance[: end + 1], path) + encode_value(value)
+            claim = txn.get(entry + encode_id(instance_id), db=db._tables.index)
+            if claim is not None:
+                claims[path] = bytes(claim)
+    return Folded(through, claims)
 
 
 def _rewrite(txn: Any, table: Any, prefix: bytes) -> None:
@@ -211,14 +251,38 @@ def _rewrite(txn: Any, table: Any, prefix: bytes) -> None:
     cursor.putmulti(rows, append=at_end)
 
 
-def _snapshot_docs(blocks: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds)."""
+def _snapshot_rows(
+    blocks: list[tuple[bytes, bytes]], front: bytes
+) -> tuple[dict[bytes, bytes], bytes]:
+    """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds), and the
+    key its documents are folded through: the frontier (its newest instance event), or a
+    config event after it (a migration the documents went through) when later."""
     docs: dict[bytes, bytes] = {}
+    through = front
     for _, block in blocks[1:]:
         name, rows = snapshots.read_chunk(block)
         if name == "docs":
             docs.update(zip(rows[::2], rows[1::2], strict=True))
-    return docs
+        elif name == "colls":
+            for value in rows[1::2]:
+                through = max([through, *(bytes(entry[0]) for entry in cbor2.loads(value))])
+    return docs, through
+
+
+def _events_between(db: Database, front: bytes, through: bytes) -> int:
+    """Instance events this peer holds sorting after ``front`` and up to ``through``: they
+    arrived after the snapshot (its newest instance event is ``front``)."""
+    if through <= front:
+        return 0
+    found = 0
+    with db.read_txn() as txn:
+        cursor = txn.cursor(db._tables.order)
+        if cursor.set_range(db.prefix + front + b"\x00"):
+            for key in cursor.iternext(keys=True, values=False):
+                if not bytes(key).startswith(db.prefix) or bytes(key) > db.prefix + through:
+                    break
+                found += 1
+    return found
 
 
 def frontier(db: Database) -> tuple[bytes, dict[str, int], bytes] | None:

@@ -32,7 +32,7 @@ from threadkit.db.claims import Claims
 from threadkit.db.colls import CollHistory
 from threadkit.db.config import CollectionConfig
 from threadkit.db.doctables import DocTables, delete_prefix, load_doc, open_db_tables
-from threadkit.db.events import Action, RecordEvent
+from threadkit.db.events import Action, Folded, RecordEvent
 from threadkit.db.indexing import Indexes, duplicates
 from threadkit.db.indexkeys import decode_id
 from threadkit.db.judging import LOCAL, RECEIVED, Judge
@@ -251,7 +251,10 @@ class Engine:
             okey = bytes(key[len(prefix) :])
             action, data, base, author, record, *more = cbor2.loads(value)
             epoch = history.at(okey)[1] if history else None
-            seen, purged = (*more, None, None)[:2]  # newer entries hold them (:mod:`.applying`)
+            # newer entries hold them (:mod:`.applying`, :mod:`.compaction`)
+            seen, purged, folded = (*more, None, None, None)[:3]
+            if folded is not None:
+                folded = Folded.from_node(folded)
             events.append(
                 StoredEvent(
                     okey,
@@ -263,6 +266,7 @@ class Engine:
                     epoch or b"",
                     seen,
                     purged,
+                    folded,
                 )
             )
         return events

@@ -49,6 +49,7 @@ __all__ = [
     "BODY_VERSION",
     "Action",
     "Body",
+    "Folded",
     "RecordEvent",
     "array_header",
     "decode_body",
@@ -113,6 +114,33 @@ _BY_CODE = {code: action for action, code in _CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
+class Folded:
+    """What compaction folded into an instance's one create (local: never in a record).
+
+    Attributes
+    ----------
+    through : bytes
+        The order key up to which the create's document is the instance's state: every
+        migration up to it has already rewritten it (:mod:`.compaction`).
+    claims : dict[str, bytes]
+        For each unique-indexed path holding a value there, the key since which it has
+        held it (its claim, as the fold's ``value_since`` had it).
+    """
+
+    through: bytes
+    claims: dict[str, bytes]
+
+    def to_node(self) -> list[Any]:
+        """``[through, {path: claim}]``, as the event index stores it."""
+        return [self.through, self.claims]
+
+    @classmethod
+    def from_node(cls, node: Any) -> Folded:
+        """Inverse of :meth:`to_node`."""
+        return cls(bytes(node[0]), {str(k): bytes(v) for k, v in node[1].items()})
+
+
+@dataclass(frozen=True, slots=True)
 class RecordEvent:
     """One event as written in a record body.
 
@@ -135,6 +163,9 @@ class RecordEvent:
     purged : bytes | None
         Not carried in records: set on an event read back from a store where a purge (at
         this key) erased its data (:mod:`.purge`).
+    folded : Folded | None
+        Not carried in records: set on the create that compaction left of an instance's
+        events up to a snapshot's frontier (:mod:`.compaction`).
     """
 
     stamp: Timestamp
@@ -145,6 +176,7 @@ class RecordEvent:
     base: bytes | None = None
     seen: bytes | None = None
     purged: bytes | None = None
+    folded: Folded | None = None
 
     def key(self, log_id: bytes) -> bytes:
         """The event's order key: stamp bytes ‖ log id bytes."""

@@ -122,14 +122,15 @@ class Lifecycle:
         -------
         Compacted
             Records, their bytes and events dropped. The LMDB file keeps its size (its
-            free pages are reused); ``threadkit.store.trim.compact_copy`` writes a
-            compacted copy.
+            free pages are reused) until ``peer.reclaim()`` swaps in a compacted copy
+            (``threadkit compact`` does both).
 
         Raises
         ------
         InvalidSnapshot
             The snapshot is unknown, bad, or its blocks are not held.
         InvalidInput
-            A writer has not written since the snapshot and ``force`` is False.
+            A writer has not written since the snapshot, or events that arrived after it
+            sort before one of its migrations, and ``force`` is False.
         """
         return compaction.compact(_db(self), before, force=force, keep_blocks=keep_blocks)

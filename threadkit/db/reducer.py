@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from threadkit.db.events import Action
+from threadkit.db.events import Action, Folded
 from threadkit.db.patch import apply_patch, leaf_paths, patch_paths
 
 __all__ = [
@@ -79,6 +79,11 @@ class StoredEvent:
         Key of the latest migration of the collection its writer had applied.
     purged : bytes | None
         Key of the purge that erased its data (None: not purged).
+    folded : Folded | None
+        Set on the create compaction left of an instance's events up to a snapshot's
+        frontier: its document is the instance's state there, already through the
+        migrations up to ``folded.through`` and judged, with its unique claims (None: an
+        event as written).
     """
 
     key: bytes
@@ -90,6 +95,7 @@ class StoredEvent:
     epoch: bytes
     seen: bytes | None = None
     purged: bytes | None = None
+    folded: Folded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +215,14 @@ def fold(
         if event.action is Action.PURGE or event.purged is not None:
             _purge(instance_id, state, event)
             continue
+        if event.folded is not None:
+            # compaction's create: the state at the frontier, which every migration up to
+            # it has already rewritten (events after it still are, when not seen)
+            _apply(instance_id, state, event, _accept)
+            state.value_since.update(event.folded.claims)
+            while at < len(migrations) and migrations[at].key <= event.folded.through:
+                at += 1
+            continue
         rewritten = _unseen(event, migrations[:at])
         if isinstance(rewritten, str):
             state.rejections.append(Rejection(event.key, rewritten))
@@ -217,6 +231,13 @@ def fold(
     for migration in migrations[at:]:
         _migrate(state, migration)
     return state
+
+
+def _accept(
+    event: StoredEvent, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> str | None:
+    """The judge of a folded create: its document was judged where it was written."""
+    return None
 
 
 def _migrate(state: FoldResult, migration: Migration) -> None:

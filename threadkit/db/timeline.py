@@ -47,7 +47,7 @@ from threadkit.core.clock import Timestamp
 from threadkit.core.identity import peer_id_bytes
 from threadkit.core.records import open_record
 from threadkit.db import dockeys
-from threadkit.db.events import Action, RecordEvent, decode_body
+from threadkit.db.events import Action, Folded, RecordEvent, decode_body
 from threadkit.db.indexkeys import decode_id
 from threadkit.db.purge import MARKER, mask_events
 from threadkit.errors import ThreadkitError
@@ -158,6 +158,9 @@ class EventRow:
     purged : bytes | None
         Order key of the purge that erased its data (``data`` is then the marker
         ``{"_purged": True}``, :mod:`.purge`).
+    folded : Folded | None
+        On the create compaction left of an instance's earlier events: what it holds
+        (:class:`~threadkit.db.events.Folded`, :mod:`.compaction`).
     """
 
     key: bytes
@@ -170,6 +173,7 @@ class EventRow:
     record: bytes | None
     seen: bytes | None = None
     purged: bytes | None = None
+    folded: Folded | None = None
 
     @property
     def stamp(self) -> Timestamp:
@@ -193,6 +197,7 @@ class EventRow:
             self.base,
             self.seen,
             self.purged,
+            self.folded,
         )
 
 
@@ -301,7 +306,9 @@ def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator
         name = key[start:name_end].decode()
         instance_id, end = decode_id(key, name_end + 1)
         code, data, base, author, record, *more = cbor2.loads(value)
-        seen, purged = (*more, None, None)[:2]
+        seen, purged, folded = (*more, None, None, None)[:3]
+        if folded is not None:
+            folded = Folded.from_node(folded)
         if purged is not None:
             data = dict(MARKER)
         yield EventRow(
@@ -315,6 +322,7 @@ def _instance_events(txn: Any, db: Database, collection: str | None) -> Iterator
             record,
             seen,
             purged,
+            folded,
         )
 
 

@@ -34,7 +34,9 @@ from threadkit.net.connmgr import ConnLimits
 from threadkit.net.pull import PullSettings
 from threadkit.net.relay import parse_relays
 from threadkit.peer._network import _close_quietly, _Net, _PeerSharing, _replicator_policy
+from threadkit.peer._reclaim import reclaim as _reclaim
 from threadkit.peer._threads import ThreadsAPI
+from threadkit.store.reclaim import Reclaimed
 from threadkit.store.repo import Repo
 from threadkit.views import Database
 
@@ -362,6 +364,15 @@ class Peer(ThreadsAPI):
         """
         limit = MAX_ARCHIVE_SIZE if max_size is None else max_size
         return _composed(import_db(self.manager, path, key, name, thread_id, limit))
+
+    def reclaim(self) -> Reclaimed:
+        """Give back the disk compaction and purges freed: swap in a compacted LMDB file.
+
+        Pauses a running network and reopens the databases: ``Database`` objects taken
+        before are closed (``get_db`` again). Crash-safe: the old or the new file is whole
+        (docs/lifecycle.md, :mod:`threadkit.peer._reclaim`). Returns ``before``/``after``.
+        """
+        return _reclaim(self)
 
     def delete_db(self, thread_id: ThreadID | str) -> None:
         """Delete a database and everything in it from this repo."""

@@ -69,7 +69,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record
 from threadkit.errors import DiskFull, InvalidInput, RepoClosed, RepoFormatError, StoreError
-from threadkit.store import chain, layout, logs, reads, threads
+from threadkit.store import chain, layout, logs, reads, reclaim, threads
 from threadkit.store.lock import RepoLock
 from threadkit.store.models import AcceptResult, Head, LogInfo, StoredRecord, ThreadInfo
 from threadkit.store.tables import Tables, open_tables
@@ -146,6 +146,8 @@ class Repo:
         self._path = directory
         self._temporary = temporary
         self._durable = durable
+        self._map_size = map_size
+        self._reopened = False
         self._write_lock = threading.RLock()
         self._env: Any = None
         env: Any = None
@@ -153,14 +155,8 @@ class Repo:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             lock = RepoLock(directory)
-            env = lmdb.open(
-                str(directory),
-                map_size=map_size,
-                max_dbs=MAX_TABLES,
-                sync=durable,
-                metasync=durable,
-                subdir=True,
-            )
+            reclaim.discard_copy(directory)  # one a killed reclaim left
+            env = self._open_env()
             tables = open_tables(env)
             _check_format(env, tables, directory)
         except BaseException as exc:
@@ -173,6 +169,46 @@ class Repo:
         self._finalizer = weakref.finalize(
             self, _shutdown, env, lock, directory if temporary else None
         )
+
+    def _open_env(self) -> Any:
+        return lmdb.open(
+            str(self._path),
+            map_size=self._map_size,
+            max_dbs=MAX_TABLES,
+            sync=self._durable,
+            metasync=self._durable,
+            subdir=True,
+        )
+
+    def _reopen(self, between: Callable[[], None]) -> None:
+        """Close the environment, run ``between`` (the repo lock still held), open it again.
+
+        Table handles opened before belong to the closed environment (:mod:`.reclaim`).
+        """
+        with self._write_lock:
+            env = self._live_env()
+            detached = self._finalizer.detach()
+            lock, temporary = detached[2][1:] if detached else (None, None)
+            self._env = None
+            env.close()
+            self._reopened = True
+            try:
+                between()
+            finally:
+                fresh = None
+                try:
+                    fresh = self._open_env()
+                    self._tables = open_tables(fresh)
+                except BaseException as exc:
+                    if fresh is not None:
+                        fresh.close()
+                    fresh = None
+                    if isinstance(exc, (OSError, lmdb.Error)):
+                        raise _open_error(self._path, exc) from exc
+                    raise
+                finally:
+                    self._finalizer = weakref.finalize(self, _shutdown, fresh, lock, temporary)
+                    self._env = fresh
 
     @classmethod
     def temporary(cls, *, map_size: int = DEFAULT_MAP_SIZE, durable: bool = True) -> Repo:
@@ -630,6 +666,11 @@ class Repo:
     def _error(self, exc: Exception) -> StoreError:
         if self._env is None:
             return RepoClosed(f"repo {self._path} was closed during the operation")
+        if self._reopened and "another environment" in str(exc):
+            return RepoClosed(
+                f"repo {self._path} was reopened (peer.reclaim): this handle belongs to the "
+                "environment before; get the database again (peer.get_db)"
+            )
         full = _disk_full(self._path, exc)
         if full is not None:
             return full

@@ -10,7 +10,8 @@ under ``logstart/<log prefix hex>``, so reads begin there and every other gap in
 still a damaged repo (:mod:`.reads`).
 
 LMDB does not give pages back to the file system: the freed pages are reused by later
-writes, and :func:`compact_copy` writes a copy without them (``env.copy(compact=True)``).
+writes; :func:`threadkit.store.reclaim.reclaim` swaps the repo's file for a copy without
+them, and :func:`compact_copy` writes such a copy elsewhere (``env.copy(compact=True)``).
 """
 
 from __future__ import annotations
