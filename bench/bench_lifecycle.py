@@ -6,6 +6,11 @@ two peers in this process, durable repos in a temporary directory):
 - ``join_100k_from_snapshot``: join of 100,000 documents written in 100 transactions,
   from the source's snapshot (``new_db_from_addr(..., trust=[source])``), beside the
   join that pulls and applies every record (alternating rounds).
+- ``join_100k_full``: the same join without ``trust=`` (every record pulled and applied,
+  a record of creates in one batch, :mod:`threadkit.db.bulkreceive`), beside the previous
+  path (every event applied one by one: ``bulkreceive.enabled = False``), in the same
+  alternating rounds; its detail gives the same records applied with no network at all
+  (``apply_only``), the bound a faster transfer could reach.
 - ``join_20_saves_from_snapshot``: join of 10,000 documents each saved 20 times
   (210,000 events) from a snapshot, beside the full join.
 - ``disk_after_compact``: the repo's ``data.mdb`` after the user path, ``db.compact`` then
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import threadkit as tk
 from bench.harness import Figure, figure
+from threadkit.db import bulkreceive
 
 __all__ = ["run"]
 
@@ -33,18 +39,39 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _join(root: Path, name: str, source: tk.Peer, db: tk.Database, trust: bool) -> float:
-    """Seconds for a fresh durable peer to join ``db`` (from a snapshot when ``trust``)."""
+def _join(
+    root: Path, name: str, source: tk.Peer, db: tk.Database, trust: bool, bulk: bool = True
+) -> float:
+    """Seconds for a fresh durable peer to join ``db`` (from a snapshot when ``trust``;
+    ``bulk`` False: received records applied event by event, the path before bulkreceive)."""
     addr, key = db.info().addrs[0], db.key
-    with tk.Peer(root / name, network=True, pull_interval=0) as peer:
-        seconds = _timed(
-            lambda: peer.new_db_from_addr(
-                addr, key, timeout=600, trust=[source.identity] if trust else None
+    bulkreceive.enabled = bulk
+    try:
+        with tk.Peer(root / name, network=True, pull_interval=0) as peer:
+            seconds = _timed(
+                lambda: peer.new_db_from_addr(
+                    addr, key, timeout=600, trust=[source.identity] if trust else None
+                )
             )
-        )
-        joined = peer.get_db(db.id)
-        assert joined["Items"].count() == db["Items"].count()
-        assert not trust or any(s.held for s in joined.snapshots()), "no snapshot join"
+            joined = peer.get_db(db.id)
+            assert joined["Items"].count() == db["Items"].count()
+            assert not trust or any(s.held for s in joined.snapshots()), "no snapshot join"
+    finally:
+        bulkreceive.enabled = True
+    return seconds
+
+
+def _apply_only(root: Path, name: str, db: tk.Database) -> float:
+    """Seconds to apply ``db``'s records in a fresh durable peer with no network at all:
+    what the join's apply costs, the bound any transfer scheme leaves."""
+    from threadkit.db.handoff import know_log, log_records, replica
+
+    records = log_records(db)
+    with tk.Peer(root / name, network=False) as peer:
+        target = replica(peer, db)
+        know_log(target, db)
+        seconds = _timed(lambda: target.apply_records(db.log_id, records))
+        assert target["Items"].count() == db["Items"].count()
     return seconds
 
 
@@ -57,11 +84,24 @@ def _many(root: Path, rounds: int) -> list[Figure]:
         for t in range(txns):
             coll.create(*({"n": t * per + i, "name": f"item-{t}-{i}"} for i in range(per)))
         snap = db.snapshot()
-        fast, full = [], []
+        fast, full, before, local = [], [], [], []
         for n in range(rounds):
+            before.append(docs / _join(root, f"before{n}", source, db, False, bulk=False))
             full.append(docs / _join(root, f"full{n}", source, db, False))
             fast.append(docs / _join(root, f"fast{n}", source, db, True))
+            local.append(docs / _apply_only(root, f"local{n}", db))
     return [
+        figure(
+            "join_100k_full",
+            "docs/s",
+            "the same join applying every event one by one (the previous path)",
+            full,
+            before,
+            docs=docs,
+            txns=txns,
+            apply_only_best=round(max(local)),
+            apply_only_median=round(sorted(local)[len(local) // 2]),
+        ),
         figure(
             "join_100k_from_snapshot",
             "docs/s",
@@ -71,7 +111,7 @@ def _many(root: Path, rounds: int) -> list[Figure]:
             docs=docs,
             txns=txns,
             snapshot_heads=sum(snap.heads.values()),
-        )
+        ),
     ]
 
 
@@ -153,8 +193,8 @@ def _blocks(db: tk.Database, root: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def run(rounds: int = 2) -> list[Figure]:
-    """The join and disk figures (joins are slow: at most 2 rounds each)."""
-    rounds = max(1, min(rounds, 2))
+    """The join and disk figures (joins are slow: at most 3 rounds each)."""
+    rounds = max(1, min(rounds, 3))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         return [*_many(root, rounds), *_saves(root, 1)]

@@ -153,9 +153,9 @@ class Applier:
             ]
             ctx.fresh = frozenset(i for _, i, _ in creates)
             return self.apply(ctx, events)
-        return self._put_creates(ctx, collection, config, creates, encoded, keys)
+        return self.put_creates(ctx, collection, config, creates, encoded, keys)
 
-    def _put_creates(
+    def put_creates(
         self,
         ctx: RecordContext,
         collection: str,
@@ -163,10 +163,13 @@ class Applier:
         creates: Sequence[tuple[Timestamp, str, dict[str, Any]]],
         encoded: Sequence[bytes],
         keys: list[bytes],
+        stored: Sequence[bytes] | None = None,
     ) -> list[Change]:
         """Write the entries of new instances, table by table (see :meth:`apply_creates`).
 
-        The entries are generated as LMDB takes them, so they never pile up as garbage.
+        ``encoded`` is each event's data as CBOR, ``stored`` each stored document's when
+        they differ (:mod:`.bulkreceive`). The entries are generated as LMDB takes them,
+        so they never pile up as garbage.
         """
         coll = self.engine.coll_key(collection)
         ids = [instance_id for _, instance_id, _ in creates]
@@ -185,7 +188,7 @@ class Applier:
                 ),
             ),
             (tables.order, ((prefix + k, d) for k, d in zip(keys, doc_keys, strict=True))),
-            (tables.docs, zip(doc_keys, encoded, strict=True)),
+            (tables.docs, zip(doc_keys, encoded if stored is None else stored, strict=True)),
             (tables.inst, zip(doc_keys, keys, strict=True)),
         ]
         indexes = [(path, dockeys.index_prefix(coll, path)) for path in config.index_paths]

@@ -55,7 +55,15 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.manager import Manager
 
-__all__ = ["Offer", "check_offer", "install", "offer", "trusted_keys", "verify"]
+__all__ = [
+    "Offer",
+    "check_offer",
+    "install",
+    "offer",
+    "replay_matches",
+    "trusted_keys",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,6 @@ def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:
         The snapshot is unknown here, its blocks are not held, or this peer lacks some
         of the records up to its heads (a bootstrapped or compacted peer).
     """
-    from threadkit.store.repo import Repo
 
     snap = snapshots.get_snapshot(db, which)
     blocks = snapshots.get_blocks(db, snap.cid)
@@ -259,6 +266,25 @@ def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:
             public,
             [open_record(s.blocks, service_key=db.key, log_key=public, cid=s.cid) for s in stored],
         )
+    publics = {log_id: public for log_id, (public, _) in gathered.items()}
+    records = {log_id: recs for log_id, (_, recs) in gathered.items()}
+    good, _ = replay_matches(db, blocks, publics, records)
+    snapshots.set_status(db, snap, "verified" if good else "bad")
+    return good
+
+
+def replay_matches(
+    db: Database,
+    blocks: list[tuple[bytes, bytes]],
+    publics: dict[str, PublicKey],
+    gathered: dict[str, list[Record]],
+) -> tuple[bool, list[tuple[str, list[bytes]]]]:
+    """Replay ``gathered`` (per log, its records up to a snapshot's heads) in a throwaway
+    repo through the same engine; whether the state is the snapshot's (``blocks``:
+    manifest, then chunks), and the replay's rows (:func:`.snapshots.state_rows`)."""
+    from threadkit.store.repo import Repo
+
+    manifest = snapshots.chunks_of(blocks[0][1])
     size = max(64 * 1024**2, 8 * sum(len(b) for _, b in blocks))
     with Repo.temporary(durable=False, map_size=size * 4) as repo:
         own = Identity.generate()
@@ -270,18 +296,17 @@ def verify(db: Database, which: snapshots.Snapshot | bytes | str) -> bool:
             repo, open_db_tables(repo), db.id, db.name, db.key, db_prefix(1), own, db.identity,
             HLC(),
         )  # fmt: skip
-        for log_id, (public, records) in gathered.items():
+        for log_id, public in publics.items():
             repo.add_log(db.id, public)
-            if records:
-                replica.apply_records(log_id, records)
+            if gathered.get(log_id):
+                replica.apply_records(log_id, gathered[log_id])
         with replica.read_txn() as txn:
-            chunks, frontier = snapshots.state_blocks(txn, replica)
+            rows = [(name, list(chunk)) for name, chunk in snapshots.state_rows(txn, replica)]
+            _, frontier = snapshots.state_blocks(txn, replica)
     # rows, not CIDs: another zlib build may compress the same rows to other bytes
     with db.read_txn() as txn:
         sealed = snapmembers.chunk_key(manifest, db.gate.ring(txn))
     chunked = blocks[1 : 1 + len(manifest["chunks"])]
     theirs = [snapshots.read_chunk(block, sealed) for _, block in chunked]
-    good = [snapshots.read_chunk(b) for _, b in chunks] == theirs
-    good = good and frontier == bytes(manifest["frontier"])
-    snapshots.set_status(db, snap, "verified" if good else "bad")
-    return good
+    good = rows == theirs and frontier == bytes(manifest["frontier"])
+    return good, rows

@@ -26,6 +26,7 @@ import cbor2
 from threadkit.core.clock import Timestamp
 from threadkit.db import dockeys
 from threadkit.db.applying import Applier, RecordContext
+from threadkit.db.bulkreceive import apply_received_creates
 from threadkit.db.change import Change
 from threadkit.db.claims import Claims
 from threadkit.db.colls import CollHistory
@@ -332,7 +333,8 @@ class Engine:
         A refused event is recorded as a lost write and skipped, the same way on every peer.
         """
         ctx = RecordContext(txn, log_id, author, record, RECEIVED)
-        return self.applier.apply(ctx, events)
+        bulk = apply_received_creates(self.applier, ctx, events)
+        return self.applier.apply(ctx, events) if bulk is None else bulk
 
     def apply_creates(
         self,

@@ -6,14 +6,21 @@ commit path; each method delegates to the module that does the job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from threadkit.db import bootstrap, compaction, snapshots
+from threadkit.db import backfill, bootstrap, compaction, snapshots
 from threadkit.db.compaction import Compacted
 from threadkit.db.snapshots import Snapshot
+from threadkit.errors import InvalidSnapshot
 
 if TYPE_CHECKING:
+    from threadkit.core.records import Record
     from threadkit.db.database import Database
+
+HistorySource = Callable[["Database", Snapshot], "dict[str, list[Record]] | None"]
+"""Fetches from peers the records before a snapshot, per log, chains checked; None when
+no peer holds them (set by the network layer, ``threadkit/net/backfill.py``)."""
 
 __all__ = ["Lifecycle"]
 
@@ -26,6 +33,10 @@ class Lifecycle:
     """Snapshots and compaction of a database (mixed into ``Database``)."""
 
     __slots__ = ()
+
+    history_source: HistorySource | None = None
+    """Where a bootstrapped database fetches the records before its snapshot (None: no
+    network; :func:`threadkit.db.backfill.check_bootstrap`)."""
 
     def snapshot(self) -> Snapshot:
         """Write a signed snapshot of the state at the current heads, as a record.
@@ -68,12 +79,28 @@ class Lifecycle:
         The verdict is kept (``snap.status`` becomes ``verified`` or ``bad``); a bad
         snapshot is never served to joiners nor compacted at.
 
+        A database that bootstrapped from ``snap`` fetches the records before it from its
+        peers (``history_source``); when the snapshot is wrong, the state is rebuilt from
+        them (:mod:`.backfill`).
+
         Raises
         ------
         InvalidSnapshot
-            Unknown snapshot, its blocks not held, or records up to its heads missing.
+            Unknown snapshot, its blocks not held, or records up to its heads missing
+            (here and, for the snapshot this database bootstrapped from, at every peer:
+            the status is then ``unverifiable``).
         """
-        return bootstrap.verify(_db(self), snap)
+        db = _db(self)
+        base = backfill.base_snapshot(db)
+        target = snapshots.get_snapshot(db, snap)
+        if base is None or base.cid != target.cid:
+            return bootstrap.verify(db, snap)
+        gathered = None if self.history_source is None else self.history_source(db, target)
+        if gathered is None:
+            why = "no peer serves the records before it (all compacted or bootstrapped)"
+            backfill.mark_unverifiable(db, target, why)
+            raise InvalidSnapshot(f"snapshot {target} cannot be checked here: {why}")
+        return backfill.check_bootstrap(db, target, gathered)
 
     def compact(
         self, before: Snapshot | bytes | str, *, force: bool = False, keep_blocks: bool = True

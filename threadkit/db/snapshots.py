@@ -137,7 +137,8 @@ class Snapshot:
     status : str
         ``"made"`` (written here), ``"received"`` (its record arrived; not checked),
         ``"verified"`` (a replay of the records gave the same state) or ``"bad"``
-        (a replay gave another state: the snapshot is ignored).
+        (a replay gave another state: the snapshot is ignored), or ``"unverifiable"`` (this
+        peer bootstrapped from it and no peer holds the records before it any more).
     """
 
     cid: bytes

@@ -31,6 +31,7 @@ from threadkit.errors import (
     ThreadkitError,
 )
 from threadkit.net import protocol as p
+from threadkit.net.backfill import Backfill
 from threadkit.net.bootstrap import join_from_snapshot
 from threadkit.net.client import Requester
 from threadkit.net.context import ServiceContext, peer_id_str, text_or_none
@@ -156,6 +157,7 @@ class Puller:
         self._pulling: set[tuple[str, bytes]] = set()
         self._pull_again: set[tuple[str, bytes]] = set()
         self._last_total: dict[tuple[str, bytes], int] = {}
+        self.backfill = Backfill(ctx, client)
 
     async def get_logs(self, peer_id: str, thread_id: ThreadID, key: ThreadKey) -> dict[str, Any]:
         """The ``get_logs`` reply of ``peer_id`` for a thread."""
@@ -181,7 +183,8 @@ class Puller:
         With ``pull`` False the records are pulled in the background (the database is
         returned at once, empty; ``db.sync()`` waits for them). With ``trust`` (public key
         strings), a snapshot by one of them starts the database when the peer has one
-        (:mod:`.bootstrap`); the records after it are pulled.
+        (:mod:`.bootstrap`); the records after it are pulled, and the snapshot is then
+        checked in the background against the records before it (:mod:`.backfill`).
         """
         import trio
 
@@ -205,6 +208,7 @@ class Puller:
             db = await join_from_snapshot(
                 ctx, self.client, target.peer_id, thread_id, key, db_name, trust
             )
+        bootstrapped = db is not None
         if db is None:
             db = await trio.to_thread.run_sync(create)
         self.attach(db)
@@ -214,6 +218,8 @@ class Puller:
             await self.pull(target.peer_id, thread_id)
         else:
             self.pull_later(target.peer_id, thread_id)
+        if bootstrapped:  # check the snapshot against the records before it (net/backfill.py)
+            ctx.node.spawn(self.backfill.verify_quietly, db)
         return db
 
     async def check_read_key(

@@ -169,6 +169,7 @@ class ThreadService:
         if self._ctx.stopped or db.id in self._attached:
             return
         self._attached.add(db.id)
+        db.history_source = self._puller.backfill.source  # snapshot checks (net/backfill.py)
         self._unsubscribe.append(db.on_record(self._on_local_record))
         self._set_own_addrs(db)
         if self.node.pubsub_enabled:
