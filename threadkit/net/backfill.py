@@ -167,7 +167,11 @@ class Backfill:
         still ``received``); try again while no peer answers (module docstring)."""
         import trio
 
-        snap = backfill.base_snapshot(db)
+        try:
+            snap = backfill.base_snapshot(db)
+        except ThreadkitError as exc:  # the base names a snapshot not indexed: nothing to check
+            log.warning("database %s: its base snapshot cannot be checked: %s", db.name, exc)
+            return
         if snap is None or snap.status != "received":
             return
         delay = RETRY
