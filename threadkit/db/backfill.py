@@ -14,7 +14,9 @@ from other peers (``threadkit/net/backfill.py``) and hands them here:
   marks the snapshot ``verified``. A mismatch marks it ``bad``, warns through the
   ``threadkit`` logger and **rebuilds** the state: the replay's rows replace the
   snapshot's, and the records this peer holds after the heads are applied again on top
-  (listeners are told of every document that changed).
+  (listeners are told of every document that changed). The replay's rows are kept as the
+  base from then on (:func:`.basestate.replace`), so a later rebuild of a database with
+  members (a late revoke) starts from them, not from the wrong snapshot.
 
 The fetched records are then dropped: the peer stays a bootstrapped peer (its logs start
 at the heads, like a compacted one), so verifying costs no disk. When no peer can serve
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.records import Record, open_record
-from threadkit.db import bootstrap, snapshots
+from threadkit.db import basestate, bootstrap, snapshots
 from threadkit.db.change import change_between
 from threadkit.db.doctables import delete_prefix, load_doc
 from threadkit.db.indexkeys import decode_id
@@ -142,7 +144,6 @@ def check_bootstrap(
     if good:
         snapshots.set_status(db, snap, "verified")
         return True
-    snapshots.set_status(db, snap, "bad")
     log.warning(
         "snapshot %s by %s, which %s bootstrapped from, is WRONG: the records before it "
         "give another state. The snapshot is marked bad and the state rebuilt from them.",
@@ -155,13 +156,18 @@ def check_bootstrap(
 
 
 def rebuild(db: Database, snap: snapshots.Snapshot, rows: list[tuple[str, list[bytes]]]) -> None:
-    """Replace the state with a replay's ``rows`` at ``snap``'s heads, then apply again the
-    records this peer holds after the heads (in one transaction)."""
+    """Mark ``snap`` bad, replace the state with a replay's ``rows`` at its heads (which
+    also become the base a later rebuild restores, :func:`.basestate.replace`), then apply
+    again the records this peer holds after the heads (in one transaction)."""
     heads = snapshots.mark(db, "base") or {}
     at = {str(k): int(v) for k, v in dict(heads.get("heads", {})).items()}
     before, names = _docs(db), set(db.engine.colls)
 
     def attempt(txn: StoreWriteTxn) -> None:
+        # the verdict, the new base and the state in one transaction: a peer stopped
+        # half-way still finds the snapshot unchecked, and checks it again when reopened
+        snapshots.set_status(db, snap, "bad", txn)
+        basestate.replace(txn, db, rows)
         for name in snapshots.STATE_TABLES:
             delete_prefix(txn, getattr(db._tables, name), db.prefix)
         for name, chunk in rows:

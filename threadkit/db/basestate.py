@@ -16,17 +16,26 @@ the gate records its position as **stale** in the ``base`` mark (:func:`note_sta
 :func:`stale`), logs a warning, and judges everything else as before: the verdicts and
 roles stay those of a full replay, the documents that record touched may not. Pulling
 the records before the snapshot and replaying them repairs it (docs/lifecycle.md).
+
+When the check of the snapshot (:mod:`.backfill`) finds it wrong, the replay's rows become
+the base instead (:func:`replace`): they are kept locally, under ``prefix ‖ "r" ‖ u32be``
+in the snapshots table, never served, and :func:`restore` reads them rather than the
+snapshot's chunks, so a later rebuild cannot bring the wrong rows back.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+import cbor2
 
 from threadkit.core.symmetric import SymmetricKey
 from threadkit.db import snapshots
 from threadkit.db.colls import CollHistory
+from threadkit.db.doctables import delete_prefix
 from threadkit.errors import StoreError
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
@@ -34,9 +43,12 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.members import Entry
 
-__all__ = ["before_base", "heads", "note_stale", "restore", "stale"]
+__all__ = ["before_base", "heads", "note_stale", "replace", "restore", "stale"]
 
 log = logging.getLogger("threadkit.db")
+
+ROWS = b"r"
+"""Key of the replayed base rows in the snapshots table: ``prefix ‖ "r" ‖ u32be``."""
 
 
 def heads(txn: StoreTxn, db: Database) -> dict[str, int]:
@@ -51,9 +63,9 @@ def before_base(base: dict[str, int], entries: Iterable[Entry]) -> list[Entry]:
 
 
 def restore(txn: StoreWriteTxn, db: Database) -> None:
-    """Put the rows of ``db``'s base snapshot back, after ``Engine.reset`` (in its write).
-
-    Does nothing for a database that was not bootstrapped.
+    """Put the rows of ``db``'s base back, after ``Engine.reset`` (in its write): the
+    replayed rows when the snapshot was found wrong (:func:`replace`), else the
+    snapshot's. Does nothing for a database that was not bootstrapped.
     """
     base = snapshots.mark_in(txn, db._tables, db.prefix, "base")
     if base is None:
@@ -61,9 +73,13 @@ def restore(txn: StoreWriteTxn, db: Database) -> None:
     staged = db.engine.staged_for(txn)
     if staged is None:
         raise StoreError("basestate.restore outside Engine.write (a bug)")
-    raw = base.get("key")
-    key = SymmetricKey(raw) if raw else None
-    for _, block in snapshots.held_blocks(txn, db, base["root"], "chunks"):
+    if base.get("replayed"):
+        key, blocks = None, _replayed(txn, db)
+    else:
+        raw = base.get("key")
+        key = SymmetricKey(raw) if raw else None
+        blocks = [b for _, b in snapshots.held_blocks(txn, db, base["root"], "chunks")]
+    for block in blocks:
         name, rows = snapshots.read_chunk(block, key)
         if name == "access":
             continue
@@ -74,6 +90,40 @@ def restore(txn: StoreWriteTxn, db: Database) -> None:
             if name == "colls":
                 coll = rows[i][:-1].decode()
                 staged[coll] = CollHistory.decode(coll, rows[i + 1])
+
+
+def replace(txn: StoreWriteTxn, db: Database, rows: list[tuple[str, list[bytes]]]) -> None:
+    """Make a replay's ``rows`` at the base's heads (:func:`.snapshots.state_rows`) the
+    base that :func:`restore` puts back, in place of the snapshot's (which was wrong).
+
+    The rows are kept here only, as unsealed chunks like a snapshot's; the ``base`` mark
+    keeps naming the snapshot (its heads and members blocks are right: the check
+    replayed the records up to those heads) and records ``replayed``.
+    """
+    base = snapshots.mark_in(txn, db._tables, db.prefix, "base")
+    if base is None:
+        raise StoreError(f"database {db.name!r} has no base to replace (a bug)")
+    start = db.prefix + ROWS
+    delete_prefix(txn, db._tables.snaps, start)
+    for i, (name, chunk) in enumerate(rows):
+        packed = zlib.compress(cbor2.dumps(chunk), 1)
+        block = cbor2.dumps({"t": name, "z": packed}, canonical=True)
+        txn.put(start + i.to_bytes(4, "big"), block, db=db._tables.snaps)
+    base["replayed"] = True
+    snapshots.put_mark(txn, db._tables, db.prefix, "base", base)
+
+
+def _replayed(txn: StoreTxn, db: Database) -> list[bytes]:
+    """The chunks :func:`replace` kept, in order."""
+    start = db.prefix + ROWS
+    out = []
+    cursor = txn.cursor(db._tables.snaps)
+    if cursor.set_range(start):
+        for key, value in cursor.iternext():
+            if not bytes(key).startswith(start) or len(key) != len(start) + 4:
+                break
+            out.append(bytes(value))
+    return out
 
 
 def note_stale(txn: StoreWriteTxn, db: Database, entries: list[Entry]) -> None:

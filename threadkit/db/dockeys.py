@@ -22,6 +22,7 @@ db_applied    prefix ‖ ff                                            membershi
 db_order      prefix ‖ order key                                     coll ‖ 00 ‖ id (history)
 db_access     prefix ‖ log id bytes ‖ u64be counter                  CBOR entry (:mod:`.members`)
 db_snaps      prefix ‖ "s" ‖ CID, prefix ‖ "base"/"compacted"         CBOR (:mod:`.snapshots`)
+db_snaps      prefix ‖ "r" ‖ u32be                                   chunk (:mod:`.basestate`)
 db_snapblocks prefix ‖ CID                                           snapshot block
 ============= ====================================================== ===============================
 

@@ -111,6 +111,7 @@ BLOCKS_TABLE = "db_snapblocks"
 SNAPS_TABLE = "db_snaps"
 """``prefix ‖ "s" ‖ CID(manifest)`` → CBOR entry of a snapshot record in the thread;
 ``prefix ‖ "base"`` → the snapshot a bootstrapped database started from;
+``prefix ‖ "r" ‖ u32be`` → the replayed rows that replaced a wrong base (:mod:`.basestate`);
 ``prefix ‖ "compacted"`` → the snapshot a compaction dropped history before."""
 
 
@@ -511,13 +512,18 @@ def get_snapshot(db: Database, which: Snapshot | bytes | str) -> Snapshot:
     raise InvalidSnapshot(f"database {db.name!r} has no snapshot {cid_to_string(cid)}")
 
 
-def set_status(db: Database, snap: Snapshot, status: str) -> Snapshot:
-    """Record a snapshot's status (``verified``, ``bad``)."""
+def set_status(
+    db: Database, snap: Snapshot, status: str, txn: StoreWriteTxn | None = None
+) -> Snapshot:
+    """Record a snapshot's status (``verified``, ``bad``), in ``txn`` when given."""
     new = Snapshot(
         snap.cid, snap.record, snap.log, snap.counter, snap.author, snap.heads, snap.held, status
     )
-    with db._repo.transaction(write=True) as txn:
+    if txn is not None:
         _put_entry(txn, db, new)
+        return new
+    with db._repo.transaction(write=True) as own:
+        _put_entry(own, db, new)
     return new
 
 

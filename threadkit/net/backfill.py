@@ -11,6 +11,11 @@ a peer whose log does not start at the first record (it compacted, or bootstrapp
 or does not reach the head is passed over for the next. When the peers that answer cannot
 serve them, the snapshot is marked ``unverifiable`` and a warning logged; when no peer
 answers at all, it stays ``received`` (unchecked), and ``db.verify_snapshot`` tries again.
+
+A peer stopped before the check finished finds its snapshot still ``received`` when it
+opens the database again with the network on: :meth:`Backfill.resume` checks it then,
+and again after :data:`RETRY` seconds (doubling up to :data:`RETRY_MAX`) while no peer
+answers, until the service stops.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ log = logging.getLogger("threadkit.net")
 
 SOURCE_TIMEOUT = 600.0
 """Seconds ``db.verify_snapshot`` waits for the records before a snapshot."""
+
+RETRY = 2.0
+"""Seconds :meth:`Backfill.resume` waits before asking again when no peer answered."""
+RETRY_MAX = 300.0
+"""The longest wait between two tries of :meth:`Backfill.resume`."""
 
 
 class Backfill:
@@ -125,27 +135,49 @@ class Backfill:
             if not await trio.to_thread.run_sync(_take, db, want, got, blocks):
                 return None
 
-    async def verify_quietly(self, db: Database) -> None:
-        """Check the snapshot ``db`` bootstrapped from, in the background (logs the verdict)."""
+    async def verify_quietly(self, db: Database) -> bool:
+        """Check the snapshot ``db`` bootstrapped from, in the background (logs the verdict).
+
+        Returns False when no peer could be asked (the snapshot stays ``received``), True
+        otherwise.
+        """
         import trio
 
         snap = backfill.base_snapshot(db)
         if snap is None or snap.status in ("verified", "bad"):
-            return
+            return True
         try:
             gathered = await self.fetch(db, snap)
             if gathered is None:
                 why = "no peer serves the records before it (all compacted or bootstrapped)"
                 await trio.to_thread.run_sync(backfill.mark_unverifiable, db, snap, why)
                 self.ctx.stats.error(f"snapshot {snap} unverifiable: {why}")
-                return
+                return True
             good = await trio.to_thread.run_sync(backfill.check_bootstrap, db, snap, gathered)
         except (NetworkError, ThreadkitError, OSError) as exc:  # checked on the next call
             log.warning("snapshot %s could not be checked yet: %s", snap, exc)
             self.ctx.stats.error(f"checking snapshot {snap}: {exc}")
-            return
+            return not isinstance(exc, (NetworkError, OSError))
         if not good:
             self.ctx.stats.error(f"snapshot {snap} was wrong: the state was rebuilt")
+        return True
+
+    async def resume(self, db: Database) -> None:
+        """Check the snapshot of a database opened before its check finished (its status
+        still ``received``); try again while no peer answers (module docstring)."""
+        import trio
+
+        try:
+            snap = backfill.base_snapshot(db)
+        except ThreadkitError as exc:  # the base names a snapshot not indexed: nothing to check
+            log.warning("database %s: its base snapshot cannot be checked: %s", db.name, exc)
+            return
+        if snap is None or snap.status != "received":
+            return
+        delay = RETRY
+        while not self.ctx.stopped and not await self.verify_quietly(db):
+            await trio.sleep(delay)
+            delay = min(2 * delay, RETRY_MAX)
 
 
 def _take(

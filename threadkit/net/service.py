@@ -149,6 +149,7 @@ class ThreadService:
         for db in self.manager.list_dbs():
             self.attach(db)
             self.node.spawn(self._pusher.announce, db.id, db.log_id)
+            self.node.spawn(self._puller.backfill.resume, db)  # a check cut short by a stop
         self.manager.on_new_db(self.attach)
         if self.pulling.enabled:
             self.node.spawn(self._puller.pull_loop)
