@@ -43,6 +43,9 @@ NOT_REMOTE = {
     }
     # rejected records are read from the record log, which the daemon's API does not serve
     | {"rejected"}
+    # where the embedded peer's network fetches records for a snapshot check; the daemon
+    # runs those checks itself
+    | {"history_source"}
     # writes an archive where the database lives, a path a remote caller cannot name
     # safely (docs/daemon.md, "Life cycle")
     | {"export"},
