@@ -13,7 +13,10 @@ Each round starts child processes one after the other (never two at once):
 - ``first_df``: the first ``coll.df`` in that process, beside ``import pandas`` timed in
   a fresh process of its own plus the twin collection's first ``.df`` (the frame built
   again with every module loaded): what a first ``.df`` cannot avoid paying. The first
-  ``query`` (after ``.df``, on the cached frame) is in ``detail`` beside the twin's.
+  ``query`` after ``.df`` (on the cached frame) is in ``detail`` beside the twin's.
+- ``first_query``: the first ``coll.query`` in a fresh process of its own, nothing read
+  before it (a range without index, nothing cached: it scans), beside ``import pandas``
+  in a fresh process plus the twin collection's first ``query`` right after it.
 
 The figures are 1 / seconds (higher is better, as every figure here); the seconds are in
 ``detail``. Children run with Python's bytecode cache on (as an installed package has it;
@@ -89,6 +92,20 @@ peer.close()
 print(json.dumps(out), flush=True)
 """
 
+FIRST_QUERY = """
+import json, sys, time
+import threadkit as tk
+peer = tk.Peer(sys.argv[1], network=False)
+db = peer.get_db(sys.argv[2])
+out = {}
+for key, name in (("first_query", "a"), ("twin_query", "b")):
+    t0 = time.perf_counter()
+    db[name].query("n > 100 and n < 1100")
+    out[key] = time.perf_counter() - t0
+peer.close()
+print(json.dumps(out), flush=True)
+"""
+
 
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -144,16 +161,21 @@ def run(rounds: int = 7) -> list[Figure]:
         libp2p_s: list[float] = []
         pandas_s: list[float] = []
         reads: list[dict[str, float]] = []
+        queries: list[dict[str, float]] = []
         for _ in range(rounds):
             libp2p_s.append(_time_to_ready(["-c", LIBP2P]))
             peer_s.append(_time_to_ready(["-c", PEER, repo]))
             pandas_s.append(json.loads(_child(["-c", PANDAS]))["import_pandas"])
             reads.append(json.loads(_child(["-c", READS, reads_repo, thread])))
+            queries.append(json.loads(_child(["-c", FIRST_QUERY, reads_repo, thread])))
 
     def col(key: str) -> list[float]:
         return [r[key] for r in reads]
 
     df_floor = [p + t for p, t in zip(pandas_s, col("twin_df"), strict=True)]
+    first_query = [q["first_query"] for q in queries]
+    twin_query = [q["twin_query"] for q in queries]
+    query_floor = [p + t for p, t in zip(pandas_s, twin_query, strict=True)]
     return [
         figure(
             "startup_peer_network_ready",
@@ -184,5 +206,15 @@ def run(rounds: int = 7) -> list[Figure]:
             **_stats("twin_df", col("twin_df")),
             **_stats("first_query", col("first_query")),
             **_stats("twin_query", col("twin_query")),
+        ),
+        figure(
+            "first_query_fresh_process",
+            f"1/s (1 / seconds of the first coll.query, nothing before it, {DOCS:,} docs)",
+            "import pandas in a fresh process + the twin collection's first query (1 / seconds)",
+            [1 / s for s in first_query],
+            [1 / s for s in query_floor],
+            **_stats("first_query", first_query),
+            **_stats("import_pandas", pandas_s),
+            **_stats("twin_query", twin_query),
         ),
     ]

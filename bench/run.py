@@ -22,6 +22,7 @@ SUITES = {
     "access": "bench.bench_access",
     "startup": "bench.bench_startup",
     "scale": "bench.bench_scale",
+    "arrow": "bench.bench_arrow",
 }
 
 
