@@ -1,12 +1,15 @@
-"""Backup and restore (docs/lifecycle.md): export and import of a 10,000-document database.
+"""Backup and restore (docs/lifecycle.md): export and import of a 100,000-document database.
 
-Figures, each beside baselines measured in alternating rounds of the same run:
+Figures, each beside baselines measured in alternating rounds of the same run, for
+100,000 documents written in 100 transactions of 1,000 and in 10,000 of 10:
 
-- ``export``: ``db.export`` of 10,000 documents written in 100 transactions (durable repo),
-  beside copying the repo's LMDB file (``data.mdb``) and a raw CAR write of the same blocks.
+- ``export``: ``db.export`` (durable repo), beside copying the repo's LMDB file
+  (``data.mdb``) and a raw CAR write of the same blocks.
 - ``import``: ``peer.import_db`` of that file into a fresh durable repo (every block hashed,
   every signature verified, the records stored and applied), beside copying the LMDB file
   and a raw CAR read (with hashing) of the same file.
+
+At most :data:`MAX_ROUNDS` rounds (a round of the 10,000-transaction import takes seconds).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import threadkit as tk
 from bench.harness import Figure, figure
 from threadkit.store import car
 
-DOCS = 10_000
+DOCS = 100_000
 TXNS = (100, 10_000)
-"""Two shapes: 100 transactions of 100 documents, and one document per transaction."""
+"""Two shapes: 100 transactions of 1,000 documents, and 10,000 of 10."""
+MAX_ROUNDS = 3
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -43,8 +47,9 @@ def _source(root: Path, txns: int) -> tuple[tk.Peer, tk.Database]:
     return peer, db
 
 
-def run(rounds: int = 5) -> list[Figure]:
+def run(rounds: int = MAX_ROUNDS) -> list[Figure]:
     """The export and import figures, for each shape of :data:`TXNS`."""
+    rounds = max(1, min(rounds, MAX_ROUNDS))
     return [fig for txns in TXNS for fig in _run(rounds, txns)]
 
 
@@ -92,7 +97,8 @@ def _run(rounds: int, txns: int) -> list[Figure]:
             "copy of the LMDB file",
             export,
             copies,
-            raw_car_write_docs_per_s=round(statistics.median(raw_writes)),
+            raw_car_write_docs_per_s=round(max(raw_writes)),
+            raw_car_write_median=round(statistics.median(raw_writes)),
             **common,
         ),
         figure(
@@ -101,7 +107,8 @@ def _run(rounds: int, txns: int) -> list[Figure]:
             "copy of the LMDB file",
             imports,
             copies2,
-            raw_car_read_docs_per_s=round(statistics.median(raw_reads)),
+            raw_car_read_docs_per_s=round(max(raw_reads)),
+            raw_car_read_median=round(statistics.median(raw_reads)),
             **common,
         ),
     ]

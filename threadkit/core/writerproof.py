@@ -278,7 +278,10 @@ def verify_proof(
     if not isinstance(proof, WriterProof):
         raise WriterProofError(f"expected a WriterProof, got {type(proof).__name__}")
     if proof.kind is ProofKind.DELEGATION:
-        message = proof_message(ProofKind.DELEGATION, thread_id=thread_id, log=log)
+        if isinstance(thread_id, ThreadID) and isinstance(log, PublicKey):
+            message = _delegation_message(thread_id, log)
+        else:  # proof_message names what is wrong
+            message = proof_message(ProofKind.DELEGATION, thread_id=thread_id, log=log)
         ok = _verify_cached(proof.signer.raw, proof.sig, message)
     else:
         message = proof_message(
@@ -294,6 +297,12 @@ def verify_proof(
         assert proof.client is not None  # from_node and attest guarantee it
         return Authorship(proof.client, proof.kind, via=proof.signer)
     return Authorship(proof.signer, proof.kind)
+
+
+@functools.lru_cache(maxsize=4096)
+def _delegation_message(thread_id: ThreadID, log: PublicKey) -> bytes:
+    """A delegation's message: the same for every record of its log, encoded once."""
+    return proof_message(ProofKind.DELEGATION, thread_id=thread_id, log=log)
 
 
 @functools.lru_cache(maxsize=4096)

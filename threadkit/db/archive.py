@@ -35,7 +35,7 @@ from threadkit.core.identity import PublicKey
 from threadkit.core.ids import ThreadID
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, RecordBlocks, open_record
-from threadkit.db import snapshots
+from threadkit.db import received, snapshots
 from threadkit.db.names import check_name
 from threadkit.errors import (
     ChainError,
@@ -306,9 +306,10 @@ def import_db(
                 chain.accept(txn, tables, thread_id, entry.public.peer_id, entry.records)
 
     # one write transaction holds the thread, its logs and records, and the new database;
-    # the records are folded when the database opens (db.received.catch_up), which a crash
-    # in between only delays to the next open
-    return manager.new_db(name, thread_id, key, adopt=True, prepare=store)
+    # the records are folded when the database opens (db.received.catch_up, with the
+    # records opened above), which a crash in between only delays to the next open
+    with received.opened_records(r for entry in entries for r in entry.records):
+        return manager.new_db(name, thread_id, key, adopt=True, prepare=store)
 
 
 def _manifest(block: bytes) -> dict[str, Any]:

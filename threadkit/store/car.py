@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -61,9 +62,9 @@ def write_car(out: BinaryIO, roots: list[bytes], blocks: Iterable[tuple[bytes, b
         ``(binary CID, block bytes)`` pairs, written in this order.
     """
     header = dagcbor.encode({"version": 1, "roots": [Link(r) for r in roots]})
-    written = out.write(varint.encode(len(header)) + header)
+    written = out.write(_encode_varint(len(header)) + header)
     for cid, block in blocks:
-        written += out.write(varint.encode(len(cid) + len(block)) + cid)
+        written += out.write(_encode_varint(len(cid) + len(block)) + cid)
         written += out.write(block)
     return written
 
@@ -124,6 +125,19 @@ def _blocks(source: BinaryIO, verify: bool) -> Iterator[tuple[bytes, bytes]]:
         yield cid, block
 
 
+# multiformats.varint checks its arguments' types at run time (~15 µs a call, most of a
+# raw CAR read of small blocks); section lengths repeat, so each is coded by it once
+@functools.lru_cache(maxsize=4096)
+def _encode_varint(value: int) -> bytes:
+    return varint.encode(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_varint(raw: bytes) -> int:
+    value: int = varint.decode(raw)
+    return value
+
+
 def _read_varint(source: BinaryIO, what: str, allow_end: bool) -> int | None:
     raw = bytearray()
     while True:
@@ -138,7 +152,7 @@ def _read_varint(source: BinaryIO, what: str, allow_end: bool) -> int | None:
         if len(raw) >= _MAX_VARINT:
             raise InvalidArchive(f"CAR {what} varint is longer than {_MAX_VARINT} bytes")
     try:
-        value: int = varint.decode(bytes(raw))
+        value = _decode_varint(bytes(raw))
     except ValueError as exc:
         raise InvalidArchive(f"CAR {what}: {exc}") from None
     return value
