@@ -34,6 +34,10 @@ the frontier — each writer's clock has passed it, and its later records sort a
 or ``force=True``. A record that still arrives with an event before the frontier is
 applied against the folded base (logged as a warning): its instance may then differ
 from a peer that kept the history.
+
+**Databases with members** compact on a bootstrapped database's footing
+(:mod:`.membercompact`): a ``base`` mark names the snapshot, whose rows a rebuild after
+a late revoke restores, and whose ``members`` blocks keep the membership records dropped.
 """
 
 from __future__ import annotations
