@@ -79,13 +79,18 @@ def prepare(
             )
         key = snapmembers.chunk_key(manifest, db.gate.ring(txn))
     carried = set(snapmembers.records_of(_members_blocks(manifest, blocks)))
-    for e in entries:
-        if e.kind in epochs.MEMBERSHIP and e.counter <= heads.get(e.log, 0):
-            if (e.log, e.counter) not in carried:
-                raise InvalidSnapshot(
-                    f"snapshot {snap} lacks membership record {e.log}:{e.counter}: "
-                    f"{db.name!r} cannot be compacted at it"
-                )
+    missing = [
+        e
+        for e in entries
+        if e.kind in epochs.MEMBERSHIP
+        and e.counter <= heads.get(e.log, 0)
+        and (e.log, e.counter) not in carried
+    ]
+    if missing:
+        raise InvalidSnapshot(
+            f"snapshot {snap} lacks membership record {missing[0].log}:{missing[0].counter}: "
+            f"{db.name!r} cannot be compacted at it"
+        )
     return key
 
 
