@@ -96,7 +96,20 @@ def test_a_compacted_members_database_rebuilds_on_its_snapshot_after_a_late_revo
         with pytest.raises(errors.HistoryCompacted, match=str(snap)):
             adb["c"].at(0)
         second = adb.snapshot()  # its membership records come from the base's members blocks
-        assert second.held
+        exchange(db, adb, bdb, twin)
+        db["c"].create({"_id": "o-past-2"})
+        exchange(db, adb, bdb, twin)
+        adb.compact(
+            second, force=True
+        )  # B, revoked, cannot write past it; all its records are here
+        assert snapshots.mark(adb, "base")["root"] == second.cid
+        db.grant(b.identity.public, "writer")
+        exchange(db, adb, bdb, twin)
+        bdb["c"].save({"_id": "x", "n": 100})
+        exchange(db, adb, bdb, twin)
+        assert adb["c"].find_by_id("x")["n"] == 100
+        assert _live(adb) == _live(twin)
+        assert member_state(adb) == member_state(twin)
 
 
 def test_a_late_revoke_cutting_a_write_inside_the_snapshot_is_listed_as_stale() -> None:
@@ -202,6 +215,7 @@ step = st.one_of(
     st.tuples(st.just("snap"), st.just(1), st.none(), st.none()),
     st.tuples(st.just("sync"), st.integers(0, 2), st.integers(0, 2), st.none()),
     st.tuples(st.just("late"), st.just(3), st.integers(2, 2), st.sampled_from(["revoke", *ROLES])),
+    st.tuples(st.just("feed"), st.integers(0, 2), st.none(), st.none()),
 )
 
 
@@ -219,6 +233,9 @@ def _run(dbs: list[Any], keys: list[Any], ops: list[Any], late: Any) -> None:
                 db.snapshot()
             elif op == "sync":
                 exchange(dbs[who], dbs[n])
+            elif op == "feed":  # L hears from a peer; nobody hears from L
+                for info in db._repo.list_logs(db.id):
+                    _forward(db, late, info.id)
             elif value == "revoke":  # L, whose log the others get only at the end
                 late.revoke(keys[n])
             else:
@@ -233,10 +250,10 @@ def test_property_a_compacted_members_database_behaves_as_its_uncompacted_twin(
     before: list[Any], after: list[Any]
 ) -> None:
     """Owner O, admin A (who compacts) and B (granted and revoked at random) write, grant,
-    revoke and snapshot, syncing pairwise; admin L grants and revokes B concurrently, its
-    log held back until everything else is done — a late revoke the compaction never saw.
-    A compacts at its newest snapshot once every log passed it (or with ``force`` when
-    only a revoked writer's log lags: all its records are already exchanged). T, with
+    revoke and snapshot, syncing pairwise; admin L, fed their logs now and then, grants
+    and revokes B concurrently, its log held back until everything else is done — a late
+    revoke the compaction never saw. A compacts at a snapshot once every log passed it (or
+    with ``force`` when only a revoked writer's log lags: all its records are exchanged). T, with
     A's identity, keeps everything. After all is exchanged: the access table, members(),
     rejected() and roles are T's always; the documents, instances, indexes and configs
     too unless ``basestate.stale`` lists a write inside the snapshot.
