@@ -270,6 +270,7 @@ def test_property_a_compacted_members_database_behaves_as_its_uncompacted_twin(
         keys = [p0.identity.public, ida.public, p2.identity.public, pl.identity.public]
         first.grant(ida.public, "admin")
         first.grant(keys[3], "admin")
+        first.grant(keys[2], "writer")  # L knows it: its revoke of B can cut B's writes
         dbs = [first, replica(p1, first), replica(p2, first)]
         late = replica(pl, first)
         exchange(*dbs)
