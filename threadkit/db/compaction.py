@@ -34,6 +34,10 @@ the frontier — each writer's clock has passed it, and its later records sort a
 or ``force=True``. A record that still arrives with an event before the frontier is
 applied against the folded base (logged as a warning): its instance may then differ
 from a peer that kept the history.
+
+**Databases with members** compact on a bootstrapped database's footing
+(:mod:`.membercompact`): a ``base`` mark names the snapshot, whose rows a rebuild after
+a late revoke restores, and whose ``members`` blocks keep the membership records dropped.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from threadkit.core.cid import cid_to_string
-from threadkit.db import dockeys, snapshots
+from threadkit.core.symmetric import SymmetricKey
+from threadkit.db import dockeys, membercompact, snapshots
 from threadkit.db.docpath import get_path, indexable
 from threadkit.db.doctables import delete_prefix
 from threadkit.db.events import Action, Folded
@@ -109,12 +114,6 @@ def compact(
 ) -> Compacted:
     """Drop records and history before a snapshot (see :meth:`Database.compact`)."""
     snap = snapshots.get_snapshot(db, before)
-    with db.read_txn() as txn:
-        if db.gate.has_members(txn):  # a late revoke's rebuild needs the records
-            raise InvalidInput(
-                f"cannot compact {db.name!r}: compacting a database with "
-                "members is not built yet (docs/lifecycle.md)"
-            )
     if snap.status == "bad":
         raise InvalidSnapshot(f"snapshot {snap} was found bad: it cannot anchor a compaction")
     blocks = snapshots.get_blocks(db, snap.cid)
@@ -126,7 +125,11 @@ def compact(
     manifest = snapshots.chunks_of(blocks[0][1])
     front = bytes(manifest["frontier"])
     heads = snapshots.heads_of(manifest)
-    docs, through = _snapshot_rows(blocks, front)
+    with db.read_txn() as txn:
+        with_members = db.gate.has_members(txn)
+    # a late revoke's rebuild needs the records: it restores the snapshot's rows instead
+    key = membercompact.prepare(db, snap, blocks, heads, keep_blocks) if with_members else None
+    docs, through = _snapshot_rows(blocks[1 : 1 + len(manifest["chunks"])], front, key)
     if not force:
         late = _events_between(db, front, through)
         if late:
@@ -159,6 +162,8 @@ def compact(
             "compacted",
             {"root": snap.cid, "heads": heads, "frontier": through},
         )
+        if with_members:
+            membercompact.base_mark(txn, db, snap, heads, key)
     return Compacted(str(snap), records, size, events)
 
 
@@ -252,15 +257,16 @@ def _rewrite(txn: Any, table: Any, prefix: bytes) -> None:
 
 
 def _snapshot_rows(
-    blocks: list[tuple[bytes, bytes]], front: bytes
+    chunks: list[tuple[bytes, bytes]], front: bytes, key: SymmetricKey | None
 ) -> tuple[dict[bytes, bytes], bytes]:
-    """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds), and the
+    """The ``docs`` rows of a snapshot's chunks (checked blocks this peer holds, opened
+    with ``key`` in a database with members), and the
     key its documents are folded through: the frontier (its newest instance event), or a
     config event after it (a migration the documents went through) when later."""
     docs: dict[bytes, bytes] = {}
     through = front
-    for _, block in blocks[1:]:
-        name, rows = snapshots.read_chunk(block)
+    for _, block in chunks:
+        name, rows = snapshots.read_chunk(block, key)
         if name == "docs":
             docs.update(zip(rows[::2], rows[1::2], strict=True))
         elif name == "colls":

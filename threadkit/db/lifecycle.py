@@ -128,9 +128,15 @@ class Lifecycle:
         Raises
         ------
         InvalidSnapshot
-            The snapshot is unknown, bad, or its blocks are not held.
+            The snapshot is unknown, bad, or its blocks are not held; with members, its
+            chunks are sealed under a key epoch not held here, or its members blocks lack
+            a membership record this peer holds before its heads.
         InvalidInput
             A writer has not written since the snapshot, or events that arrived after it
-            sort before one of its migrations, and ``force`` is False.
+            sort before one of its migrations, and ``force`` is False; with members,
+            ``keep_blocks`` is False or this peer holds a record it cannot read.
+
+        A database with members then stands where a joiner from the snapshot stands
+        (:mod:`threadkit.db.membercompact`, docs/lifecycle.md).
         """
         return compaction.compact(_db(self), before, force=force, keep_blocks=keep_blocks)
