@@ -169,6 +169,30 @@ def test_a_daemons_snapshot_bootstraps_a_joiner_that_trusts_it(daemon: Daemon) -
         assert plain(rows.find_by_id("late")) == {"_id": "late", "n": 7}
 
 
+def test_a_database_the_daemon_made_snapshots_and_a_member_bootstraps(daemon: Daemon) -> None:
+    """NewDB gives a database with members (the token's identity owns it, the daemon is
+    admin): its snapshot carries the membership records, and a joiner trusting the
+    daemon starts from it with the same members and documents."""
+    host = str(PublicKey.from_peer_id(daemon.peer_id))
+    owner = tk.Identity.generate()
+    with client(daemon, owner) as mine:
+        db = mine.new_db("owned")
+        notes = db.new_collection("Notes")
+        notes.create([{"_id": f"n{i}", "v": i} for i in range(20)])
+        snap = db.snapshot()
+        assert snap.author == host and db.verify_snapshot(snap) is True
+        notes.save({"_id": "n1", "v": 100})  # after the snapshot
+        info = db.info()
+        with tk.Peer(memory=True, network=True) as joiner:
+            copy = joiner.new_db_from_addr(info.addrs[0], info.key, timeout=30, trust=[host])
+            assert snapshots.mark(copy, "base") is not None, "the joiner did not use the snapshot"
+            assert wait_for_docs(copy, lambda: copy["Notes"].find_by_id("n1")["v"] == 100, 30)
+            ids = sorted(d["_id"] for d in copy["Notes"].find())
+            assert ids == sorted(f"n{i}" for i in range(20))
+            assert copy.role_of(owner.public) == "owner"
+            assert copy.role_of(host) == "admin"
+
+
 def test_bad_lifecycle_requests_change_nothing(daemon: Daemon) -> None:
     with client(daemon, tk.Identity.generate()) as mine:
         db = mine.new_db("bad")

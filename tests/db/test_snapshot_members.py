@@ -443,3 +443,19 @@ def test_property_bootstrap_from_a_members_snapshot_equals_full_replay(ops: list
         if not stale:
             assert mine == theirs
             assert member_state(joined) == member_state(full)
+
+
+def test_a_snapshot_with_attested_membership_records_verifies() -> None:
+    """A daemon writes membership records for a client (attested): the author's own entry
+    and a replay's must be the same bytes, or its own snapshot checks as bad."""
+    from threadkit.db.gate import Attested
+    from threadkit.db.membership import start_members
+
+    owner = Identity.generate()
+    for open_ in (True, False):
+        with tk.Peer(memory=True) as o:
+            db = o.new_db("m")
+            start_members(db, open=open_, owner=Attested(owner.public))
+            db.new_collection("c", identity=Attested(owner.public))
+            db["c"].create({"_id": "x"}, identity=Attested(owner.public))
+            assert db.verify_snapshot(db.snapshot()) is True

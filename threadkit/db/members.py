@@ -111,13 +111,15 @@ class Entry:
     ok: bool = False
 
     def encode(self) -> bytes:
-        """The ``db_access`` value."""
+        """The ``db_access`` value (fields in key order: the writer's own entry and a
+        receiver's gather them in different orders, and every peer must hold the same
+        bytes)."""
         return cbor2.dumps(
             {
                 "k": self.kind,
                 "t": self.stamp,
                 "a": self.author,
-                "f": dict(self.fields),
+                "f": dict(sorted(self.fields.items())),
                 "ok": self.ok,
             }
         )
