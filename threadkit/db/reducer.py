@@ -172,8 +172,10 @@ class FoldResult:
 def step(instance_id: str, doc: dict[str, Any] | None, event: StoredEvent) -> dict[str, Any] | None:
     """The document after one event, ignoring judgement and conflicts (the fast path)."""
     if event.action is Action.CREATE:
-        after = {"_id": instance_id}
-        after.update(event.data or {})
+        data = event.data or {}
+        # a create's data holds ``_id`` first; compaction's creates hold a stored document,
+        # whose ``_id`` is where the save that made it left it
+        after = dict(data) if "_id" in data else {"_id": instance_id, **data}
     elif event.action is Action.SAVE:
         after = apply_patch(doc, event.data or {})
     else:
