@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadkit.db.config import CollectionConfig
+from threadkit.db.docpath import MISSING, get_path
 from threadkit.db.scripts import ReadFilter
 from threadkit.db.values import value_problem
 from threadkit.errors import InvalidMigration, InvalidScript, MalformedRecord
@@ -130,14 +131,14 @@ class Transform:
         for step in self.steps:
             if "rename" in step:
                 value = _pop(out, step["rename"])
-                if value is not _ABSENT:
+                if value is not MISSING:
                     _put(out, step["to"], value)
             elif "retype" in step:
-                value = _get(out, step["retype"])
-                if value is not _ABSENT:
+                value = get_path(out, step["retype"])
+                if value is not MISSING:
                     _put(out, step["retype"], convert(value, step["to"]))
             elif "default" in step:
-                if _get(out, step["default"]) is _ABSENT:
+                if get_path(out, step["default"]) is MISSING:
                     _put(out, step["default"], copy.deepcopy(step["value"]))
             else:
                 _pop(out, step["drop"])
@@ -153,11 +154,11 @@ class Transform:
         for step in self.steps:
             if "rename" in step:
                 value = _pop(out, step["rename"], prune=True)
-                if value is not _ABSENT:
+                if value is not MISSING:
                     _put(out, step["to"], value)
             elif "retype" in step:
-                value = _get(out, step["retype"])
-                if value is not _ABSENT and value is not None:
+                value = get_path(out, step["retype"])
+                if value is not MISSING and value is not None:
                     _put(out, step["retype"], convert(value, step["to"]))
             elif "drop" in step:
                 _pop(out, step["drop"], prune=True)
@@ -323,18 +324,6 @@ def convert(value: Any, to: str) -> Any:
     return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else original
 
 
-_ABSENT: Any = object()
-
-
-def _get(doc: dict[str, Any], path: str) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return node
-
-
 def _pop(doc: dict[str, Any], path: str, *, prune: bool = False) -> Any:
     """Remove and return the value at ``path``; with ``prune``, objects it leaves empty go
     too (in a merge patch an empty object would create the field)."""
@@ -343,10 +332,10 @@ def _pop(doc: dict[str, Any], path: str, *, prune: bool = False) -> Any:
     for part in parents:
         child = nodes[-1].get(part)
         if not isinstance(child, dict):
-            return _ABSENT
+            return MISSING
         nodes.append(child)
     if last not in nodes[-1]:
-        return _ABSENT
+        return MISSING
     value = nodes[-1].pop(last)
     if prune:
         for parent, part in zip(reversed(nodes[:-1]), reversed(parents), strict=True):
