@@ -159,15 +159,4 @@ class KeyFinder(RecordFinder):
                 hi = counter
                 break
             lo, counter = counter + 1, counter * 2
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            found = self.record_at(log_id, mid)
-            if found is None or not found.keys:
-                return None
-            if key < found.keys[0]:
-                hi = mid - 1
-            elif key > found.keys[-1]:
-                lo = mid + 1
-            else:
-                return found if key in found.keys else None
-        return None
+        return self._bisect(log_id, key, lo, hi)[1]

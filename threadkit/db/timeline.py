@@ -261,17 +261,13 @@ class RecordFinder:
         self._cache[(log_id, stored.counter)] = found
         return found
 
-    def locate(self, key: bytes) -> FoundRecord | None:
-        """The record that holds the event with order key ``key``, or None."""
-        log_id = log_of_key(key)
-        head = self._heads.get(log_id)
-        if head is None:
-            try:
-                head = self._db._repo.get_head(self._db.id, log_id).counter
-            except ThreadkitError:
-                head = 0
-            self._heads[log_id] = head
-        lo, hi = 1, head
+    def _bisect(self, log_id: str, key: bytes, lo: int, hi: int) -> tuple[bool, FoundRecord | None]:
+        """Binary search of counters ``lo..hi`` of a log for the record holding ``key``.
+
+        Returns ``(True, record)`` when a record's key range takes ``key`` (``record`` is
+        None when it does not hold it after all), ``(False, None)`` when the search could
+        not decide: a probed record is unreadable or empty, or no range takes ``key``.
+        """
         while lo <= hi:
             mid = (lo + hi) // 2
             found = self.record_at(log_id, mid)
@@ -282,7 +278,22 @@ class RecordFinder:
             elif key > found.keys[-1]:
                 lo = mid + 1
             else:
-                return found if key in found.keys else None
+                return True, (found if key in found.keys else None)
+        return False, None
+
+    def locate(self, key: bytes) -> FoundRecord | None:
+        """The record that holds the event with order key ``key``, or None."""
+        log_id = log_of_key(key)
+        head = self._heads.get(log_id)
+        if head is None:
+            try:
+                head = self._db._repo.get_head(self._db.id, log_id).counter
+            except ThreadkitError:
+                head = 0
+            self._heads[log_id] = head
+        decided, found = self._bisect(log_id, key, 1, head)
+        if decided:
+            return found
         for counter in range(1, head + 1):  # a log whose stamps do not increase, or unreadable
             found = self.record_at(log_id, counter)
             if found is not None and key in found.keys:
