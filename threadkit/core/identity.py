@@ -214,12 +214,16 @@ def peer_id_bytes(peer_id: str) -> bytes:
 def _peer_id_bytes(peer_id: str) -> bytes:
     # cached: every stored record, entry and applied mark names its log by these bytes,
     # and a database has a handful of logs (a failed parse raises, so is not cached)
-    code, digest = _unwrap(peer_id)
+    try:
+        raw = bytes(base58.b58decode(peer_id))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise InvalidKey(f"peer id {peer_id[:80]!r} is not a base58btc multihash: {exc}") from None
+    code, digest = _unwrap(peer_id, raw)
     if code not in (0x00, 0x12):
         raise InvalidKey(f"peer id {peer_id[:80]!r} uses hash {code:#x}, not identity or sha2-256")
     if (code == 0x00 and len(digest) > 42) or (code == 0x12 and len(digest) != 32):
         raise InvalidKey(f"peer id {peer_id[:80]!r} has a digest of the wrong size")
-    return bytes(base58.b58decode(peer_id))
+    return raw
 
 
 def public_key_from_peer_id(peer_id: str) -> PublicKey:
@@ -231,16 +235,16 @@ def public_key_from_peer_id(peer_id: str) -> PublicKey:
 @functools.lru_cache(maxsize=4096)
 def _public_key_from_peer_id(peer_id: str) -> PublicKey:
     # one PublicKey per log: its peer id and string forms are then computed once
-    code, digest = _unwrap(peer_id)
+    code, digest = _unwrap(peer_id, peer_id_bytes(peer_id))
     if code != 0x00:
         raise InvalidKey(f"peer id {peer_id[:80]!r} does not inline its key (not an identity hash)")
     return PublicKey.from_bytes(digest)
 
 
-def _unwrap(peer_id: str) -> tuple[int, bytes]:
-    """``(code, digest)`` of a base58btc multihash string; InvalidKey when malformed."""
+def _unwrap(peer_id: str, raw: bytes) -> tuple[int, bytes]:
+    """``(code, digest)`` of the multihash ``raw`` that ``peer_id`` decodes to; InvalidKey
+    when it is malformed."""
     try:
-        raw = bytes(base58.b58decode(peer_id))
         code, code_len, _ = varint.decode_raw(raw)
         size, size_len, _ = varint.decode_raw(raw[code_len:])
     except (ValueError, KeyError, IndexError) as exc:
