@@ -60,11 +60,16 @@ class SyncStats:
     pulls: int = 0
     receiving: int = 0
     """Batches of received records being checked and applied right now."""
-    pushing: int = 0
-    """Queues of committed records (one per peer and log) being pushed right now; a push that
-    fails ends its queue, so 0 means no commit waits to reach any peer."""
+    sending: set[Any] = field(default_factory=set)
+    """The queues (peer, thread, log) being pushed right now: the pusher's own set."""
     errors: list[str] = field(default_factory=list)
     last_sync: float | None = None
+
+    @property
+    def pushing(self) -> int:
+        """Queues of committed records (one per peer and log) being pushed right now; a push
+        that fails ends its queue, so 0 means no commit waits to reach any peer."""
+        return len(self.sending)
 
     def error(self, text: str) -> None:
         """Remember an error (the last 50)."""

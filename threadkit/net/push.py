@@ -82,7 +82,7 @@ class Pusher:
         self._bytes: dict[Slot, int] = defaultdict(int)  # bytes queued per slot
         self._total = 0  # bytes queued in all slots
         self._behind: set[Slot] = set()  # slots whose peer is sent the log instead
-        self._sending: set[Slot] = set()
+        self._sending: set[Slot] = ctx.stats.sending  # read as ``stats.pushing``
         self._outbox_lock = threading.Lock()
         self.overflows = 0
         """Times a queue overflowed and its peer was left to pull (for tests and stats)."""
@@ -114,7 +114,6 @@ class Pusher:
             if slot in self._sending:
                 return
             self._sending.add(slot)
-            self.ctx.stats.pushing = len(self._sending)
         self.ctx.node.spawn(self._drain, slot, thread_id)
 
     def queued_bytes(self) -> int:
@@ -141,7 +140,6 @@ class Pusher:
                     self._drop(slot)
                     if slot not in self._behind:
                         self._sending.discard(slot)
-                        self.ctx.stats.pushing = len(self._sending)
                         return
                     self._behind.discard(slot)
                     behind = True
@@ -164,7 +162,6 @@ class Pusher:
                     self._drop(slot)
                     self._behind.discard(slot)
                     self._sending.discard(slot)
-                    self.ctx.stats.pushing = len(self._sending)
                 return
 
     async def push_records(
