@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.e2e_helpers import assert_converged
+from tests.e2e.e2e_helpers import assert_converged, heads
 from tests.e2e.procs import PeerProcess
 from tests.e2e.waits import poll_until
 
@@ -61,6 +61,9 @@ def test_a_check_cut_short_by_a_kill_resumes_when_the_database_opens_again(
             assert _status(c, dbid, snap["cid"]) == "bad"
             assert "was wrong" in " ".join(c.call("status")["status"]["errors"])
             a.call("save", db=dbid, coll="Items", docs=[{"_id": ids[5], "n": 55}])
+            wanted = heads(a, dbid)  # A's save must reach both before their states compare
+            for proc in (b, c):
+                assert proc.call("wait_heads", db=dbid, heads=wanted, timeout=20)["reached"]
             assert_converged([b, c], dbid)  # A holds its forged document
             digests = {p.call("lifecycle", db=dbid)["digest"] for p in (b, c)}
             assert len(digests) == 1, "the rebuilt state differs from a full replay"
