@@ -47,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger("threadkit.db")
 
-_CHUNK = 1024
+_CHUNK = 256
 _DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError)
 
 
