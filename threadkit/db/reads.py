@@ -47,7 +47,8 @@ __all__ = [
 
 log = logging.getLogger("threadkit.db")
 
-_CHUNK = 256
+_CHUNK = 256  # documents fetched and decoded at a time
+_RAW_CHUNK = 8192  # encoded values read at a time where all of them are kept
 _DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError)
 
 
@@ -143,7 +144,7 @@ def scan_batches(engine: Any, txn: StoreTxn, collection: str) -> Iterator[list[d
 def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
     """Every live document of a collection, encoded, in ``_id`` order."""
     out: list[bytes] = []
-    for chunk in scan_raw_batches(engine, txn, collection, _CHUNK):
+    for chunk in scan_raw_batches(engine, txn, collection, _RAW_CHUNK):
         out += chunk
     return out
 
