@@ -7,10 +7,10 @@ overlay, or the reference :class:`InMemorySource`):
 1. **plan** (:func:`explain`): choose index lookups whose union is certain to
    hold every document the query could match, or else a full scan;
 2. **match**: fetch the candidates in ``_id`` order (a stored collection reads
-   them in one batch, :mod:`threadkit.db.reads`) and re-check each with a
-   matcher equal to :func:`~threadkit.db.query.matches` (which raises on a
-   deciding type mismatch), leaving out the criterion a single index lookup
-   proves;
+   them in chunks, :mod:`threadkit.db.reads`, each matched as it comes) and
+   re-check each with a matcher equal to :func:`~threadkit.db.query.matches`
+   (which raises on a deciding type mismatch), leaving out the criterion a
+   single index lookup proves;
 3. **filter**: pass each match through ``read_filter`` (None hides it; the
    returned document is what the caller sees and what the sort uses);
 4. **order**: sort (ties by ``_id`` ascending), then seek, skip, limit.

@@ -6,9 +6,10 @@ A query's candidates are read in three steps, none of them document by document 
 Python beyond what must be: the index entries of a lookup give the encoded ``_id`` s that
 follow their values (:func:`index_refs`, never decoding a value or an id); the documents'
 keys are those bytes behind the collection's prefix, fetched in ``_id`` order by one
-cursor and decoded by one ``cbor2`` call per chunk (:func:`load_refs`, :func:`scan`,
-:func:`decode_docs`); a document that does not decode is left out with a warning, as every
-multi-document read does.
+cursor and decoded by one ``cbor2`` call per chunk of 256 (:func:`load_batches`,
+:func:`scan_batches`, :func:`decode_docs`), a chunk at a time, so a query keeps only each
+chunk's matches and the encoded values are never all held; a document that does not decode
+is left out with a warning, as every multi-document read does.
 
 :func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
 document: criteria whose field holds the criterion's type (or is missing or null) are

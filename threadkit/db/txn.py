@@ -51,7 +51,7 @@ class CollectionInTxn:
         self._config = self._engine.config_in(txn, self._name)
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every document in ``_id`` order (read and decoded in one pass)."""
+        """Every document in ``_id`` order (read and decoded a chunk at a time)."""
         return iter(reads.scan(self._engine, self._txn, self._name))
 
     def scan_batches(self) -> Iterator[list[dict[str, Any]]]:
