@@ -7,10 +7,10 @@ overlay, or the reference :class:`InMemorySource`):
 1. **plan** (:func:`explain`): choose index lookups whose union is certain to
    hold every document the query could match, or else a full scan;
 2. **match**: fetch the candidates in ``_id`` order (a stored collection reads
-   them in one batch, :mod:`threadkit.db.reads`) and re-check each with a
-   matcher equal to :func:`~threadkit.db.query.matches` (which raises on a
-   deciding type mismatch), leaving out the criterion a single index lookup
-   proves;
+   them in chunks, :mod:`threadkit.db.reads`, each matched as it comes) and
+   re-check each with a matcher equal to :func:`~threadkit.db.query.matches`
+   (which raises on a deciding type mismatch), leaving out the criterion a
+   single index lookup proves;
 3. **filter**: pass each match through ``read_filter`` (None hides it; the
    returned document is what the caller sees and what the sort uses);
 4. **order**: sort (ties by ``_id`` ascending), then seek, skip, limit.
@@ -55,8 +55,8 @@ import bisect
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import repeat
-from operator import itemgetter
+from itertools import chain, islice, repeat
+from operator import itemgetter, le
 from typing import Any, Protocol
 
 from threadkit.db.indexkeys import encode_value, json_type, key_type, type_range
@@ -270,37 +270,56 @@ def _doc_id(doc: Mapping[str, Any]) -> str:
     return instance_id
 
 
-def _batch(plan: Plan, source: Source) -> list[dict[str, Any]] | None:
-    """The candidates in ``_id`` order as one list, when the source reads them in batches."""
+def _batches(plan: Plan, source: Source) -> Iterator[list[dict[str, Any]]] | None:
+    """The candidates in ``_id`` order, in chunks, when the source reads them in batches
+    (a source without ``scan_batches`` gives its scan as one chunk)."""
     if plan.full_scan:
-        return list(source.scan())
+        scan_batches = getattr(source, "scan_batches", None)
+        return iter([list(source.scan())]) if scan_batches is None else scan_batches()
     index_refs = getattr(source, "index_refs", None)
     if index_refs is None:
         return None
-    # a stored collection: ids stay encoded, the documents come in one batch
+    # a stored collection: ids stay encoded, the documents come in batches
     refs: list[bytes] = []
     for lookup in plan.lookups:
         refs.extend(index_refs(lookup.path, lookup.op, lookup.value))
     if len(plan.lookups) > 1 or plan.lookups[0].op is Op.IN:
         refs = list(set(refs))
     refs.sort()  # encoded ids sort as the ids do
-    docs: list[dict[str, Any]] = source.load(refs)  # type: ignore[attr-defined]
-    return docs
+    return source.load_batches(refs)  # type: ignore[attr-defined,no-any-return]
 
 
 def _matching_batch(plan: Plan, source: Source, residual: Query) -> list[dict[str, Any]] | None:
-    """The candidates ``residual`` matches, in ``_id`` order, read in one batch; None when
+    """The candidates ``residual`` matches, in ``_id`` order, read in batches; None when
     the source does not read in batches or a candidate is not an object with a text ``_id``
-    (:func:`_candidates` then reads them one by one and raises on that one)."""
-    docs = _batch(plan, source)
-    if docs is None or not set(map(type, docs)) <= {dict}:
+    (:func:`_candidates` then reads them one by one and raises on that one).
+
+    Each chunk is matched as it comes and only its matches are kept, so the candidates that
+    do not match are let go chunk by chunk. Giving up at a later chunk is sound: the matcher
+    has no effects, and where it raised on an earlier chunk the one-by-one read raises the
+    same error on the same document, every document before it being a valid object.
+    """
+    batches = _batches(plan, source)
+    if batches is None:
         return None
-    if not set(map(type, map(dict.get, docs, repeat("_id")))) <= {str}:
-        return None
-    if residual.ands or residual.ors:
-        docs = list(filter(compile_matcher(residual), docs))
-    docs.sort(key=_BY_ID)  # in _id order from every source already: one pass
-    return docs
+    match = compile_matcher(residual) if residual.ands or residual.ors else None
+    out: list[dict[str, Any]] = []
+    ordered = True
+    last: list[str] = []  # the last _id of the chunks so far
+    for docs in batches:
+        if not set(map(type, docs)) <= {dict}:
+            return None
+        ids: list[Any] = list(map(dict.get, docs, repeat("_id")))
+        if not set(map(type, ids)) <= {str}:
+            return None
+        # in _id order from every source already: then a stable sort leaves them as they are
+        follow = ids if last else islice(ids, 1, None)
+        ordered = ordered and all(map(le, chain(last, ids), follow))
+        last = ids[-1:] or last
+        out += docs if match is None else filter(match, docs)
+    if not ordered:
+        out.sort(key=_BY_ID)
+    return out
 
 
 _BY_ID = itemgetter("_id")
@@ -376,6 +395,8 @@ def _order(query: Query, rows: list[tuple[str, dict[str, Any]]]) -> list[dict[st
 
 def _page(query: Query, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     start = query.skip_count
+    if not start and not query.limit_count:
+        return docs
     stop = start + query.limit_count if query.limit_count else None
     return docs[start:stop]
 

@@ -6,9 +6,10 @@ A query's candidates are read in three steps, none of them document by document 
 Python beyond what must be: the index entries of a lookup give the encoded ``_id`` s that
 follow their values (:func:`index_refs`, never decoding a value or an id); the documents'
 keys are those bytes behind the collection's prefix, fetched in ``_id`` order by one
-cursor and decoded by one ``cbor2`` call per chunk (:func:`load_refs`, :func:`scan`,
-:func:`decode_docs`); a document that does not decode is left out with a warning, as every
-multi-document read does.
+cursor and decoded by one ``cbor2`` call per chunk of 256 (:func:`load_batches`,
+:func:`scan_batches`, :func:`decode_docs`), a chunk at a time, so a query keeps only each
+chunk's matches and the encoded values are never all held; a document that does not decode
+is left out with a warning, as every multi-document read does.
 
 :func:`compile_matcher` gives a function equal to ``matches(query, doc)`` for every
 document: criteria whose field holds the criterion's type (or is missing or null) are
@@ -22,9 +23,8 @@ import io
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from itertools import takewhile
-from operator import is_not, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import cbor2
@@ -38,15 +38,18 @@ __all__ = [
     "compile_matcher",
     "decode_docs",
     "index_refs",
+    "load_batches",
     "load_refs",
     "scan",
+    "scan_batches",
     "scan_raw",
     "scan_raw_batches",
 ]
 
 log = logging.getLogger("threadkit.db")
 
-_CHUNK = 8192
+_CHUNK = 256  # documents fetched and decoded at a time
+_RAW_CHUNK = 8192  # encoded values read at a time where all of them are kept
 _DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError)
 
 
@@ -99,7 +102,7 @@ def _decode_together(values: Sequence[bytes]) -> list[Any] | None:
     raw = head + b"".join(values)
     stream = io.BytesIO(raw)
     try:
-        items = cbor2.CBORDecoder(stream).decode()
+        items = cbor2.CBORDecoder(stream, read_size=len(raw)).decode()
     except _DECODE_ERRORS:
         return None
     if stream.tell() != len(raw) or not set(map(type, items)) <= {dict}:
@@ -124,14 +127,25 @@ def _decode_each(values: Sequence[bytes], collection: str, what: str) -> list[di
 
 
 def scan(engine: Any, txn: StoreTxn, collection: str) -> list[dict[str, Any]]:
-    """Every live document of a collection, in ``_id`` order, decoded in one pass."""
-    return decode_docs(scan_raw(engine, txn, collection), collection, "scan")
+    """Every live document of a collection, in ``_id`` order (:func:`scan_batches` joined)."""
+    out: list[dict[str, Any]] = []
+    for docs in scan_batches(engine, txn, collection):
+        out += docs
+    return out
+
+
+def scan_batches(engine: Any, txn: StoreTxn, collection: str) -> Iterator[list[dict[str, Any]]]:
+    """Every live document of a collection, in ``_id`` order, a chunk at a time: each chunk
+    is read and decoded when the previous one has been taken, so a reader that keeps only
+    some documents of each (a query's matches) never holds them all."""
+    for chunk in scan_raw_batches(engine, txn, collection, _CHUNK):
+        yield decode_docs(chunk, collection, "scan")
 
 
 def scan_raw(engine: Any, txn: StoreTxn, collection: str) -> list[bytes]:
     """Every live document of a collection, encoded, in ``_id`` order."""
     out: list[bytes] = []
-    for chunk in scan_raw_batches(engine, txn, collection, _CHUNK):
+    for chunk in scan_raw_batches(engine, txn, collection, _RAW_CHUNK):
         out += chunk
     return out
 
@@ -208,14 +222,26 @@ def load_refs(
     engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
 ) -> list[dict[str, Any]]:
     """The documents with these encoded ids (absent ones skipped), in the order given."""
+    out: list[dict[str, Any]] = []
+    for docs in load_batches(engine, txn, collection, refs):
+        out += docs
+    return out
+
+
+def load_batches(
+    engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
+) -> Iterator[list[dict[str, Any]]]:
+    """:func:`load_refs` a chunk at a time: each chunk of ids is fetched and decoded when the
+    previous one has been taken, so the encoded values of all of them are never held together
+    (fresh memory for them costs more than reading them)."""
     coll = dockeys.coll_key(engine.prefix, collection)
     # one cursor, keys in order: each get starts from the page the last one ended on
     get = txn.cursor(engine.tables.docs).get
-    found: list[bytes] = list(filter(_PRESENT, map(get, map(coll.__add__, refs))))  # type: ignore[arg-type]
-    return decode_docs(found, collection)
-
-
-_PRESENT = partial(is_not, None)
+    for start in range(0, len(refs), _CHUNK):
+        found: list[Any] = list(map(get, map(coll.__add__, refs[start : start + _CHUNK])))
+        if not all(found):  # an absent id (None); an empty value is kept, to be warned about
+            found = [value for value in found if value is not None]
+        yield decode_docs(found, collection)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -51,8 +51,12 @@ class CollectionInTxn:
         self._config = self._engine.config_in(txn, self._name)
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every document in ``_id`` order (read and decoded in one pass)."""
+        """Every document in ``_id`` order (read and decoded a chunk at a time)."""
         return iter(reads.scan(self._engine, self._txn, self._name))
+
+    def scan_batches(self) -> Iterator[list[dict[str, Any]]]:
+        """Every document in ``_id`` order, a decoded chunk at a time."""
+        return reads.scan_batches(self._engine, self._txn, self._name)
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
         """One document, or None."""
@@ -82,6 +86,10 @@ class CollectionInTxn:
     def load(self, refs: Sequence[bytes]) -> list[dict[str, Any]]:
         """The documents with these encoded ids, in that order (absent ones left out)."""
         return reads.load_refs(self._engine, self._txn, self._name, refs)
+
+    def load_batches(self, refs: Sequence[bytes]) -> Iterator[list[dict[str, Any]]]:
+        """As :meth:`load`, a decoded chunk at a time."""
+        return reads.load_batches(self._engine, self._txn, self._name, refs)
 
     def schema_allows(self, path: str) -> bool:
         """Whether a sort path is known: any for a schema-less collection, else a schema path."""
