@@ -61,6 +61,15 @@ def _stall_snapshot_check(peer: tk.Peer) -> None:
     peer._service._puller.backfill.verify_quietly = never  # type: ignore[union-attr,method-assign]
 
 
+async def _learned_addrs(node: Any) -> dict[str, list[str]]:
+    store = node.host.get_peerstore()
+    return {
+        str(pid): [str(a) for a in store.addrs(pid)]
+        for pid in node.host.get_connected_peers()
+        if store.has_peer(pid) and store.peer_info(pid).addrs
+    }
+
+
 def handle(msg: dict[str, Any]) -> dict[str, Any]:
     global peer
     cmd = msg["cmd"]
@@ -117,6 +126,10 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"id": str(db.id), "name": db.name}
     if cmd == "status":
         return {"status": peer.status()}
+    if cmd == "learned_addrs":
+        # what py-libp2p's peerstore holds of each connected peer (Identify, DCUtR)
+        node = peer._node
+        return {"learned": node.call(_learned_addrs, node, timeout=10)}
     if cmd == "info":
         info = _db(msg).info()
         return {"name": info.name, "addrs": info.addrs, "key": str(info.key)}

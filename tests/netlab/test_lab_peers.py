@@ -120,6 +120,14 @@ def test_three_lan_hosts_join_by_address_and_converge(lab: netlab.Lab) -> None:
         assert _ips(peer.call("info", db=db)["addrs"]) <= lan_ips
         for log in peer.call("logs", db=db)["logs"]:
             assert "0.0.0.0" not in _ips(log["addrs"])
+    # what each learned of the others through Identify: their interface addresses (LAN
+    # and loopback; the peerstore keeps no order), never the 0.0.0.0 they are bound to
+    hosts = {pa.peer_id: a, pb.peer_id: b, pc.peer_id: c}
+    for peer in (pa, pb, pc):
+        learned = peer.call("learned_addrs")["learned"]
+        assert learned and set(learned) <= set(hosts) - {peer.peer_id}, learned
+        for peer_id, addrs in learned.items():
+            assert _ips(addrs) == {hosts[peer_id].ip, "127.0.0.1"}, addrs
 
 
 def test_home_host_behind_nat_replicates_both_ways_with_a_public_host(lab: netlab.Lab) -> None:
@@ -214,6 +222,9 @@ def test_two_hosts_behind_nats_replicate_both_ways_through_a_relay_daemon(
         assert all("/p2p-circuit/" in a for a in addrs), addrs
         for log in peer.call("logs", db=db)["logs"]:
             assert not _ips(log["addrs"]) & {home1.ip, home2.ip, "0.0.0.0"}, log["addrs"]
+        # Identify over the relayed connection: the other's interface addresses, no 0.0.0.0
+        for addrs in peer.call("learned_addrs")["learned"].values():
+            assert "0.0.0.0" not in _ips(addrs), addrs
 
 
 def test_a_hub_keeps_the_database_while_both_homes_are_offline(
@@ -274,18 +285,35 @@ def test_hole_punching_makes_the_relayed_connection_direct_and_the_relay_can_go(
     assert _direct(lab, router1, router2) and _direct(lab, router2, router1)
 
 
-def test_routers_that_reset_unsolicited_syns_keep_the_connection_relayed(
+def test_routers_that_reset_unsolicited_syns_leave_the_peers_replicating(
     lab: netlab.Lab, tmp_path: Path
 ) -> None:
-    # routers that answer a SYN to a port without a mapping with a RST: each hole-punch
-    # SYN that arrives before the other side's has opened the mapping is reset, and the
-    # RST closes the mapping the other side had just opened (docs/networking.md)
+    # routers that answer a SYN to a port without a mapping with a RST. A hole punch gets
+    # through them only as a TCP simultaneous open: both SYNs must have left their routers
+    # before either reaches the other router. Otherwise the first to arrive is reset and
+    # its RST closes the mapping its own router had just opened. Which happens is a race
+    # between the two dials and the one-way delay between the routers (microseconds in
+    # the lab): here every punch SYN was reset in every run so far, but nothing rules a
+    # crossing out, after which the connection is direct (docs/networking.md). What holds
+    # either way: the punch is tried (a router resets a SYN, or a direct flow appears),
+    # and the peers stay connected and replicate both ways.
     world = lab.nat_world(unsolicited="reset")
     router1, router2 = world["router1"], world["router2"]
     h1, h2, db, _ = _two_homes_through_a_relay(lab, world, tmp_path)
+
+    def direct() -> bool:
+        return bool(_direct(lab, router1, router2) and _direct(lab, router2, router1))
+
+    def refused() -> int:
+        return lab.refused(router1) + lab.refused(router2)
+
+    # the first attempt may come late on a loaded machine (py-libp2p looks every 2 s, and
+    # an attempt that sends no SYN waits out its rounds, ~20 s, before the next)
     _until(
-        "hole-punch SYNs reset by both routers",
-        lambda: lab.refused(router1) and lab.refused(router2),
+        "a hole-punch SYN reset by a router, or a direct flow",
+        lambda: refused() or direct(),
+        timeout=90,
     )
-    assert not _direct(lab, router1, router2) and not _direct(lab, router2, router1)
-    _replicate_both_ways(h1, h2, db)  # through the relay
+    _replicate_both_ways(h1, h2, db)  # through the relay, or directly
+    for peer, other in ((h1, h2), (h2, h1)):
+        assert other.peer_id in peer.call("status")["status"]["connected"]

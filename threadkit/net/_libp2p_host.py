@@ -91,8 +91,17 @@ async def trim_periodically(host: Any, limits: ConnLimits, peer_id: str) -> None
             log.warning("node %s: connection trim failed: %s", peer_id, describe(exc))
 
 
-def new_host_for(seed: bytes, listen: Sequence[str], limits: ConnLimits | None = None) -> Any:
+def new_host_for(
+    seed: bytes,
+    listen: Sequence[str],
+    limits: ConnLimits | None = None,
+    announce: Sequence[str] = (),
+) -> Any:
     """A BasicHost: the seed's Ed25519 key, Noise only, guarded Yamux only, the inbound cap lifted.
+
+    What it tells other peers (Identify, its signed peer record, DCUtR) is ``announce``,
+    or its binds with wildcards expanded; its peerstore never keeps an unspecified
+    address a peer sends (:mod:`threadkit.net.host_addrs`).
 
     ``limits`` (default: threadsd's 100/400/20 s) become the swarm's watermarks and grace
     period; ``max_connections`` stays :data:`MAX_CONNECTIONS` whatever they are, and
@@ -110,6 +119,7 @@ def new_host_for(seed: bytes, listen: Sequence[str], limits: ConnLimits | None =
     from libp2p.stream_muxer.yamux.yamux import Yamux
     from multiaddr import Multiaddr
 
+    from threadkit.net.host_addrs import identify_addrs, new_peerstore
     from threadkit.net.muxer import install
 
     key_pair = create_new_key_pair(seed)
@@ -120,6 +130,8 @@ def new_host_for(seed: bytes, listen: Sequence[str], limits: ConnLimits | None =
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=[Multiaddr(a) for a in listen],
         connection_config=connection_config(ConnectionConfig, limits or ConnLimits()),
+        peerstore_opt=new_peerstore(),
+        addrs_factory=identify_addrs(announce),
     )
     install(host)  # Yamux that enforces its receive windows (docs/libp2p-notes.md §9)
     return host

@@ -144,7 +144,7 @@ class Runtime:
         self.stop_event = trio.Event()
         self.publish_lock = trio.Lock()
         self.token = trio.lowlevel.current_trio_token()
-        host = new_host_for(self.seed, self.listen, self.conn_limits)
+        host = new_host_for(self.seed, self.listen, self.conn_limits, self.announce)
         route_libp2p_logs()  # after libp2p's import, which resets its logger
         self.host = host
         if str(host.get_id()) != self.peer_id:  # pragma: no cover - a key-format change

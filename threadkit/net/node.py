@@ -107,6 +107,7 @@ from threadkit.net._topics import (
     topic_peers,
     topic_peers_async,
 )
+from threadkit.net.addrs import is_wildcard
 from threadkit.net.connmgr import MAX_CONNECTIONS, ConnLimits
 
 __all__ = [
@@ -580,6 +581,9 @@ class Node:
             network = host.get_network()
             failures = []
             for maddr in maddrs:
+                if is_wildcard(str(maddr)):  # it would reach a port on this very host
+                    failures.append(f"{maddr}: an unspecified address is not dialable")
+                    continue
                 try:
                     if "/p2p-circuit" in str(maddr):
                         conn = await _relay_client(rt).dial(with_peer(maddr, pid))

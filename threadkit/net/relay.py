@@ -185,13 +185,20 @@ def new_hole_puncher(host: Any) -> Any:
     dialing side only answers. A relayed peer is tried three times (py-libp2p's
     ``MAX_HOLE_PUNCH_ATTEMPTS``, reset when the peer disconnects); each attempt first
     dials the peer's known direct addresses (a peer that is reachable needs no punch).
+    Unspecified addresses in a peer's CONNECT message are dropped (never dialed).
     Run it with ``background_trio_service``.
     """
     import trio
     from libp2p.rcmgr import Direction
     from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
 
+    from threadkit.net.host_addrs import dialable
+
     class HolePuncher(DCUtRProtocol):
+        def _decode_observed_addrs(self, addr_bytes: list[bytes]) -> list[Any]:
+            # a peer's CONNECT may carry 0.0.0.0, which would reach this very host
+            return dialable(super()._decode_observed_addrs(addr_bytes))
+
         async def _auto_drive_loop(self) -> None:
             while True:
                 await trio.sleep(HOLE_PUNCH_CHECK)
