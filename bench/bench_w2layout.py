@@ -15,8 +15,13 @@ commit in the same alternating rounds:
   after, in the same process, to a second environment opened with
   ``sync=False, metasync=False`` (plus the journal position it has applied). A
   commit returns once both are done, so reads see it.
+- ``wal, writemap``: the same with the derived environment opened ``writemap=True``
+  (LMDB writes its pages in the map instead of ``pwrite``: the unsynced commit's CPU).
 - ``wal, record-sized entry``: the same with a journal entry of the record's size
   only (the record carries the commit; rebuilding from it needs threadkit's apply).
+- ``split``: the store's three tables (records, log_index, heads: the record is the
+  journal) durable, the seven tables of the document layer in a ``sync=False``
+  environment: the split that would keep threadkit's formats.
 - ``group commit``: today's layout, N single-document transactions per ``fdatasync``
   (labelled: a commit returns before it is durable, so this is not W2's semantics).
 - threadkit's own W2 (durable) and its CPU per commit in memory (no sync) in the
@@ -29,7 +34,9 @@ applied position is applied again). After a power loss LMDB documents that an
 environment opened with ``MDB_NOSYNC`` may be corrupt, so the derived environment
 is rebuilt from the journal: measured here per 1,000,000 commits (``--rebuild-docs``,
 default 100,000 scaled to 1,000,000; ``THREADKIT_BENCH_1M=1`` rebuilds 1,000,000),
-with the disk bytes per commit of journal + derived against today's.
+with the disk bytes per commit of journal + derived against today's; and, for a
+journal holding only the records (``split``), the rebuild by threadkit's own apply of
+10,000 W2 records in a fresh in-memory replica, scaled to 1,000,000.
 """
 
 from __future__ import annotations
@@ -98,8 +105,15 @@ def journal_entry(entries: list[tuple[int, bytes, bytes]]) -> bytes:
     return cbor2.dumps([list(e) for e in entries])
 
 
-def _env(path: str, durable: bool, tables: int = 0) -> Any:
-    return lmdb.open(path, map_size=MAP_SIZE, sync=durable, metasync=durable, max_dbs=tables)
+def _env(path: str, durable: bool, tables: int = 0, writemap: bool = False) -> Any:
+    return lmdb.open(
+        path,
+        map_size=MAP_SIZE,
+        sync=durable,
+        metasync=durable,
+        max_dbs=tables,
+        writemap=writemap,
+    )
 
 
 def _tables(env: Any) -> list[Any]:
@@ -171,10 +185,12 @@ def _journal_only(values: list[bytes]) -> tuple[int, int]:
     return len(values), used
 
 
-def _wal(commits: list[list[tuple[int, bytes, bytes]]], values: list[bytes]) -> tuple[int, int]:
+def _wal(
+    commits: list[list[tuple[int, bytes, bytes]]], values: list[bytes], writemap: bool = False
+) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         journal = _env(str(Path(tmp) / "journal"), True)
-        derived = _env(str(Path(tmp) / "derived"), False, len(ENTRY_SIZES))
+        derived = _env(str(Path(tmp) / "derived"), False, len(ENTRY_SIZES), writemap)
         tables = _tables(derived)
         for i, (entries, value) in enumerate(zip(commits, values, strict=True)):
             seq = i.to_bytes(8, "big")
@@ -185,6 +201,29 @@ def _wal(commits: list[list[tuple[int, bytes, bytes]]], values: list[bytes]) -> 
                 txn.put(APPLIED_KEY, seq, db=tables[4])
         used = _used_bytes(journal) + _used_bytes(derived)
         journal.close()
+        derived.close()
+    return len(commits), used
+
+
+STORE_TABLES = 3
+"""The first three of :data:`ENTRY_SIZES` (records, log_index, heads): the store's log."""
+
+
+def _split(commits: list[list[tuple[int, bytes, bytes]]]) -> tuple[int, int]:
+    """The store's three tables durable (the record is the journal), the seven tables of
+    the document layer in a sync=False environment, written right after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log_env = _env(str(Path(tmp) / "log"), True, STORE_TABLES)
+        derived = _env(str(Path(tmp) / "derived"), False, len(ENTRY_SIZES))
+        log_tables = _tables(log_env)[:STORE_TABLES]
+        tables = _tables(derived)
+        for entries in commits:
+            with log_env.begin(write=True) as txn:
+                _put_all(txn, log_tables, entries[:STORE_TABLES])
+            with derived.begin(write=True) as txn:
+                _put_all(txn, tables, entries[STORE_TABLES:])
+        used = _used_bytes(log_env) + _used_bytes(derived)
+        log_env.close()
         derived.close()
     return len(commits), used
 
@@ -209,6 +248,8 @@ def _commit_figures(rounds: int) -> list[Figure]:
         "journal": lambda: _journal_only(values),
         "wal": lambda: _wal(commits, values),
         "wal_record_entry": lambda: _wal(commits, small),
+        "wal_writemap": lambda: _wal(commits, values, writemap=True),
+        "split": lambda: _split(commits),
         "group": lambda: _group(commits, GROUP),
         "threadkit_durable": lambda: _threadkit(docs, memory=False),
         "threadkit_memory": lambda: _threadkit(docs, memory=True),
@@ -222,7 +263,12 @@ def _commit_figures(rounds: int) -> list[Figure]:
     return _summarise(
         single,
         timed,
-        {"journal": len(values[0]), "wal": len(values[0]), "wal_record_entry": len(small[0])},
+        {
+            "journal": len(values[0]),
+            "wal": len(values[0]),
+            "wal_writemap": len(values[0]),
+            "wal_record_entry": len(small[0]),
+        },
     )
 
 
@@ -247,6 +293,10 @@ def _summarise(
         "journal": "raw LMDB, the journal alone: one ~2 KB entry per durable commit",
         "wal": "raw LMDB, journal durable + ten derived tables in a sync=False environment",
         "wal_record_entry": "the same with a record-sized journal entry (852 bytes)",
+        "wal_writemap": "wal, the derived environment opened with writemap=True "
+        "(its pages written in the map, no pwrite)",
+        "split": "raw LMDB, the store's three tables (records, log_index, heads) durable, "
+        "the seven document tables in a sync=False environment",
         "group": f"raw LMDB, today's layout, {GROUP} transactions per fdatasync "
         "(labelled: not W2's semantics)",
         "threadkit_durable": "threadkit W2 today (durable repo)",
@@ -352,10 +402,49 @@ def rebuild(count: int) -> Figure:
     )
 
 
+def rebuild_by_apply(count: int) -> Figure:
+    """Rebuild the document layer from the records alone, by threadkit's own apply.
+
+    ``count`` single-document commits (W2's records) are written in memory; a fresh
+    in-memory replica (no sync, as a derived environment) then applies them all in one
+    ``apply_records``, as it would re-apply a record journal. Baseline: reading and
+    opening (decrypt, check) the same records.
+    """
+    from threadkit.db.handoff import know_log, log_records, replica
+
+    docs = _docs(count)
+    with Peer(memory=True, network=False) as src, Peer(memory=True, network=False) as dst:
+        db = src.new_db("bench")
+        coll = db.new_collection("People", indexes=["name"])
+        for doc in docs:
+            coll.create(doc)
+        start = time.perf_counter()
+        records = log_records(db)
+        open_s = time.perf_counter() - start
+        target = replica(dst, db)
+        know_log(target, db)
+        cpu0, start = time.process_time(), time.perf_counter()
+        target.apply_records(db.log_id, records)
+        apply_s, cpu = time.perf_counter() - start, time.process_time() - cpu0
+        assert target["People"].count() == count
+    scale = 1_000_000 / count
+    return figure(
+        "W2L_rebuild_by_threadkit_apply",
+        "s per 1,000,000 commits",
+        "reading and opening the same records, s per 1,000,000",
+        [apply_s * scale],
+        [open_s * scale],
+        commits=count,
+        measured_s=round(apply_s, 2),
+        cpu_s_per_million=round(cpu * scale, 1),
+        load=os.getloadavg()[0],
+    )
+
+
 def run(rounds: int = 5) -> list[Figure]:
-    """The layouts' commit rates beside raw LMDB's single put, and the rebuild."""
+    """The layouts' commit rates beside raw LMDB's single put, and the rebuilds."""
     count = 1_000_000 if os.environ.get("THREADKIT_BENCH_1M") else 100_000
-    return [*_commit_figures(rounds), rebuild(count)]
+    return [*_commit_figures(rounds), rebuild(count), rebuild_by_apply(10_000)]
 
 
 def main() -> None:
@@ -364,6 +453,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rebuild-docs", type=int, default=None)
     parser.add_argument("--no-rebuild", action="store_true")
+    parser.add_argument("--apply-docs", type=int, default=10_000)
     args = parser.parse_args()
     for fig in _commit_figures(args.rounds):
         emit(fig)
@@ -372,6 +462,7 @@ def main() -> None:
             1_000_000 if os.environ.get("THREADKIT_BENCH_1M") else 100_000
         )
         emit(rebuild(count))
+        emit(rebuild_by_apply(args.apply_docs))
 
 
 if __name__ == "__main__":
