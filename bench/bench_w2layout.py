@@ -116,8 +116,8 @@ def _env(path: str, durable: bool, tables: int = 0, writemap: bool = False) -> A
     )
 
 
-def _tables(env: Any) -> list[Any]:
-    return [env.open_db(name.encode()) for name, *_ in ENTRY_SIZES]
+def _tables(env: Any, count: int = len(ENTRY_SIZES)) -> list[Any]:
+    return [env.open_db(name.encode()) for name, *_ in ENTRY_SIZES[:count]]
 
 
 def _put_all(txn: Any, tables: list[Any], entries: list[tuple[int, bytes, bytes]]) -> None:
@@ -215,7 +215,7 @@ def _split(commits: list[list[tuple[int, bytes, bytes]]]) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         log_env = _env(str(Path(tmp) / "log"), True, STORE_TABLES)
         derived = _env(str(Path(tmp) / "derived"), False, len(ENTRY_SIZES))
-        log_tables = _tables(log_env)[:STORE_TABLES]
+        log_tables = _tables(log_env, STORE_TABLES)
         tables = _tables(derived)
         for entries in commits:
             with log_env.begin(write=True) as txn:
