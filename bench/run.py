@@ -23,6 +23,7 @@ SUITES = {
     "startup": "bench.bench_startup",
     "scale": "bench.bench_scale",
     "arrow": "bench.bench_arrow",
+    "w2layout": "bench.bench_w2layout",
 }
 
 

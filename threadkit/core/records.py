@@ -310,9 +310,9 @@ def create_record(
     # one call for the body key and the three nonces
     rand = os.urandom(KEY_SIZE + 3 * NONCE_SIZE)
     body_key = rand[:KEY_SIZE]
-    n1, n2, n3 = (
-        rand[KEY_SIZE + i * NONCE_SIZE : KEY_SIZE + (i + 1) * NONCE_SIZE] for i in range(3)
-    )
+    n1 = rand[KEY_SIZE : KEY_SIZE + NONCE_SIZE]
+    n2 = rand[KEY_SIZE + NONCE_SIZE : KEY_SIZE + 2 * NONCE_SIZE]
+    n3 = rand[KEY_SIZE + 2 * NONCE_SIZE :]
     body_block = _dumps(n1 + AESGCM(body_key).encrypt(n1, body, None))
     if len(body_block) > MAX_BODY_SIZE:
         raise OversizedRecord(f"body is {len(body_block)} bytes, over the {MAX_BODY_SIZE} limit")

@@ -62,7 +62,7 @@ from threadkit.errors import (
 )
 from threadkit.store import chain
 from threadkit.store.logs import read_head
-from threadkit.store.models import AcceptResult
+from threadkit.store.models import AcceptResult, Head
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
@@ -428,14 +428,15 @@ class Database(Membership, Lifecycle):
         built: list[Pending] = []
 
         def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
+            head = read_head(txn, self._repo.tables, self.id, self.log_id)  # read once
             if self._creates_only(ops) and self._new_instances(txn, ops):
-                record, changes = self._commit_creates(txn, ops, writer)
+                record, changes = self._commit_creates(txn, ops, writer, head)
             else:
                 if not built or not self._still_current(txn, built[0]):
                     built[:] = [self._build_events(txn, ops)]
                 self._prejudge(built[0], str(signer))
-                record, changes = self._commit_ops(txn, ops, built[0], writer)
-            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
+                record, changes = self._commit_ops(txn, ops, built[0], writer, head)
+            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record], head)
             self._set_applied(txn, self._log_bytes, counter)
             return record, changes
 
@@ -531,11 +532,11 @@ class Database(Membership, Lifecycle):
         )
 
     def _commit_ops(
-        self, txn: StoreWriteTxn, ops: list[WriteOp], pending: Pending, writer: Writer
+        self, txn: StoreWriteTxn, ops: list[WriteOp], pending: Pending, writer: Writer, head: Head
     ) -> tuple[Record, list[Change]]:
         """Any transaction: an event per write, each judged and applied where it stands."""
         author = author_of(writer)
-        record = self._sign(txn, pending.events, writer)
+        record = self._sign(txn, pending.events, writer, head)
         fresh = frozenset(op.instance_id for op in ops if op.fresh and self._still_checked(op))
         changes = self.engine.apply_local(
             txn, pending.events, self._log_bytes, str(author), record.cid, fresh=fresh
@@ -543,7 +544,7 @@ class Database(Membership, Lifecycle):
         return record, changes
 
     def _commit_creates(
-        self, txn: StoreWriteTxn, ops: list[WriteOp], writer: Writer
+        self, txn: StoreWriteTxn, ops: list[WriteOp], writer: Writer, head: Head
     ) -> tuple[Record, list[Change]]:
         """New documents, never seen before (the bulk path, see :meth:`_creates_only`).
 
@@ -558,12 +559,12 @@ class Database(Membership, Lifecycle):
         # an attestation names the events' digest; a delegation (the usual case) does not
         attested = isinstance(writer, Attested)
         events = [RecordEvent(t, Action.CREATE, name, i, d) for t, i, d in creates if attested]
-        self.gate.admit(txn, "write", writer, creates[0][0])
+        self.gate.admit(txn, "write", writer, creates[0][0], head=head)
         body, encoded = encode_creates(name, creates, self.gate.proof(writer, events))
         author = author_of(writer)
         key, epoch = self.gate.write_key()
         record = create_record(
-            body, log_key=self.log_key, key=key, prev=self._head(txn), author=author, epoch=epoch
+            body, log_key=self.log_key, key=key, prev=head.cid, author=author, epoch=epoch
         )
         changes = self.engine.apply_creates(
             txn, name, creates, encoded, self._log_bytes, str(author), record.cid
@@ -623,15 +624,17 @@ class Database(Membership, Lifecycle):
             )
         return stamp
 
-    def _sign(self, txn: StoreWriteTxn, events: list[RecordEvent], writer: Writer) -> Record:
+    def _sign(
+        self, txn: StoreWriteTxn, events: list[RecordEvent], writer: Writer, head: Head
+    ) -> Record:
         """This peer's next record holding ``events`` with ``writer``'s proof, linked to its
-        log's head; PermissionDenied first when the members' rules refuse it."""
+        log's ``head``; PermissionDenied first when the members' rules refuse it."""
         kind = "config" if any(e.action.is_collection for e in events) else "write"
-        self.gate.admit(txn, kind, writer, events[0].stamp)
+        self.gate.admit(txn, kind, writer, events[0].stamp, head=head)
         body = encode_body(events, self.gate.proof(writer, events))
         key, epoch = self.gate.write_key()  # the newest key epoch held (docs/access.md)
         return create_record(
-            body, log_key=self.log_key, key=key, prev=self._head(txn), author=author_of(writer),
+            body, log_key=self.log_key, key=key, prev=head.cid, author=author_of(writer),
             epoch=epoch,
         )  # fmt: skip
 
@@ -657,7 +660,8 @@ class Database(Membership, Lifecycle):
         def attempt(txn: StoreWriteTxn) -> tuple[Record, list[Change]]:
             if check is not None:
                 check(txn)
-            head = read_head(txn, self._repo.tables, self.id, self.log_id).cid
+            log_head = read_head(txn, self._repo.tables, self.id, self.log_id)
+            head = log_head.cid
             if not built or built[0][0] != head:
                 history = self.engine.colls.get(name)
                 latest = history.keys[-1] if history is not None and history.keys else None
@@ -665,11 +669,11 @@ class Database(Membership, Lifecycle):
                 data = node if node is not None else config.to_node() if config else None
                 built[:] = [(head, RecordEvent(stamp, action, name, "", data))]
             event = built[0][1]
-            record = self._sign(txn, [event], writer)
+            record = self._sign(txn, [event], writer, log_head)
             changes = self.engine.apply_local(
                 txn, [event], self._log_bytes, str(author_of(writer)), record.cid
             )
-            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record])
+            counter = chain.append(txn, self._repo.tables, self.id, self.log_id, [record], log_head)
             self._set_applied(txn, self._log_bytes, counter)
             return record, changes
 
@@ -680,7 +684,7 @@ class Database(Membership, Lifecycle):
     def _after_commit(
         self, changes: list[Change], record: Record | None, log_id: str | None = None
     ) -> None:
-        if changes:
+        if changes and len(self.listeners):  # (publish would find no feed either)
             writer = self.log_id if record is not None else log_id
             self.listeners.publish(
                 ListenEvent(c.collection, c.instance_id, c.action, c.document, writer)

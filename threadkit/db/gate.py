@@ -44,6 +44,7 @@ from threadkit.errors import (
 )
 from threadkit.store import reads
 from threadkit.store.logs import list_logs, read_head
+from threadkit.store.models import Head
 from threadkit.store.txntypes import StoreTxn, StoreWriteTxn
 
 if TYPE_CHECKING:
@@ -283,15 +284,17 @@ class Gate:
         writer: Writer,
         stamp: int,
         fields: Mapping[str, Any],
+        base: list[members.Entry] | None = None,
     ) -> members.Entry:
         """The entry of a local record at ``counter`` of this peer's log; PermissionDenied
-        when the members' rules reject it (nothing is written then)."""
+        when the members' rules reject it (nothing is written then). ``base`` is
+        :meth:`membership` when the caller has read it in ``txn`` already."""
         author = author_of(writer)
         more = dict(fields)
         if isinstance(writer, Attested):
             more["via"] = str(self.db.identity.public)
         entry = members.Entry(self.db.log_id, counter, kind, stamp, str(author), more, ok=True)
-        base = self.membership(txn)
+        base = self.membership(txn) if base is None else base
         if kind in ("write", "config") and not any(e.kind == "genesis" for e in base):
             return entry  # an open database without members: no fold to run
         # a verdict depends on the membership entries and the record alone (docs/access.md)
@@ -301,18 +304,29 @@ class Gate:
         return entry
 
     def admit(
-        self, txn: StoreWriteTxn, kind: str, writer: Writer, stamp: Timestamp, **fields: Any
+        self,
+        txn: StoreWriteTxn,
+        kind: str,
+        writer: Writer,
+        stamp: Timestamp,
+        *,
+        head: Head | None = None,
+        **fields: Any,
     ) -> None:
         """Judge this peer's next record by the members' rules and keep its entry (in
-        ``txn``: gone with it if the commit fails); PermissionDenied when refused."""
+        ``txn``: gone with it if the commit fails); PermissionDenied when refused.
+        ``head`` is this peer's log head when the caller has read it in ``txn``."""
         db = self.db
-        counter = read_head(txn, db._repo.tables, db.id, db.log_id).counter + 1
+        if head is None:
+            head = read_head(txn, db._repo.tables, db.id, db.log_id)
         self._sealing = (0, b"", db.key)
-        if kind in ("write", "config") and self.has_members(txn):
+        base = self.membership(txn)
+        if kind in ("write", "config") and any(e.kind == "genesis" for e in base):
             self._sealing = self.ring(txn).newest()
             if self._sealing[0]:
                 fields = {**fields, "sealed": [self._sealing[0], self._sealing[1]]}
-        entry = self.check_local(txn, counter, kind, writer, members.stamp_int(stamp), fields)
+        stamp_int = members.stamp_int(stamp)
+        entry = self.check_local(txn, head.counter + 1, kind, writer, stamp_int, fields, base)
         self._put(txn, entry)
         if kind in epochs.MEMBERSHIP:
             self._touched = txn

@@ -43,7 +43,12 @@ __all__ = ["accept", "append"]
 
 
 def append(
-    txn: StoreWriteTxn, tables: Tables, thread_id: ThreadID, log_id: str, records: Iterable[Record]
+    txn: StoreWriteTxn,
+    tables: Tables,
+    thread_id: ThreadID,
+    log_id: str,
+    records: Iterable[Record],
+    head: Head | None = None,
 ) -> int:
     """Append records to a log: each must link to the one before, the first to the head.
 
@@ -59,6 +64,8 @@ def append(
         The log (normally this peer's own).
     records : Iterable[Record]
         The new records, oldest-first.
+    head : Head, optional
+        The log's head as read in ``txn`` (read here when not given).
 
     Returns
     -------
@@ -76,7 +83,8 @@ def append(
         When an item is not a :class:`Record`.
     """
     prefix = layout.log_prefix(thread_id, log_id)
-    head = read_head(txn, tables, thread_id, log_id)
+    if head is None:
+        head = read_head(txn, tables, thread_id, log_id)
     cid, counter = head.cid, head.counter
     put, records_db, index_db = txn.put, tables.records, tables.index
     for record in records:

@@ -69,7 +69,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +270,9 @@ class Repo:
 
     # -- transactions for later layers -------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self, write: bool = False, *, buffers: bool = False) -> Iterator[StoreTxn]:
+    def transaction(
+        self, write: bool = False, *, buffers: bool = False
+    ) -> contextlib.AbstractContextManager[StoreTxn]:
         """One LMDB transaction on the repo's environment, for layers built on the store.
 
         Committed when the block ends, aborted when it raises. Write
@@ -284,17 +285,17 @@ class Repo:
         buffers : bool
             Return values as buffers into the map, valid only inside the transaction.
 
-        Yields
-        ------
-        lmdb.Transaction
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            Entering it gives the ``lmdb.Transaction``.
 
         Raises
         ------
         RepoClosed
             When the repo is closed.
         """
-        with self._txn(write, buffers) as txn:
-            yield txn
+        return self._txn(write, buffers)
 
     def open_table(self, name: str) -> Any:
         """Open (creating when missing) a named sub-database for a later layer.
@@ -645,17 +646,9 @@ class Repo:
 
     # -- internals ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _txn(self, write: bool, buffers: bool = True) -> Iterator[StoreTxn]:
+    def _txn(self, write: bool, buffers: bool = True) -> _Txn:
         """A transaction; lmdb errors become store errors."""
-        guard = self._write_lock if write else contextlib.nullcontext()
-        with guard:
-            env = self._live_env()
-            try:
-                with env.begin(write=write, buffers=buffers) as txn:
-                    yield txn
-            except lmdb.Error as exc:
-                raise self._error(exc) from exc
+        return _Txn(self, write, buffers)
 
     def _live_env(self) -> Any:
         env = self._env
@@ -710,6 +703,51 @@ def _meta_key(name: str, writing: bool = False) -> bytes:
     if writing and key == _FORMAT_KEY:
         raise InvalidInput("meta name 'format' is reserved for the repo's format version")
     return key
+
+
+class _Txn:
+    """One transaction of a repo, as a context manager: committed when the block ends,
+    aborted when it raises; a write transaction holds the repo's write lock, and lmdb
+    errors (of the block or the commit) become store errors (:meth:`Repo._error`)."""
+
+    __slots__ = ("_buffers", "_repo", "_txn", "_write")
+
+    def __init__(self, repo: Repo, write: bool, buffers: bool) -> None:
+        self._repo, self._write, self._buffers = repo, write, buffers
+        self._txn: Any = None
+
+    def __enter__(self) -> StoreTxn:
+        repo = self._repo
+        if self._write:
+            repo._write_lock.acquire()
+        try:
+            env = repo._live_env()
+            try:
+                self._txn = env.begin(write=self._write, buffers=self._buffers)
+            except lmdb.Error as exc:
+                raise repo._error(exc) from exc
+        except BaseException:
+            if self._write:
+                repo._write_lock.release()
+            raise
+        txn: StoreTxn = self._txn
+        return txn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        txn, self._txn = self._txn, None
+        try:
+            try:
+                if exc_type is None:
+                    txn.commit()
+                else:
+                    txn.abort()
+            except lmdb.Error as failed:
+                raise self._repo._error(failed) from failed
+            if isinstance(exc, lmdb.Error):
+                raise self._repo._error(exc) from exc
+        finally:
+            if self._write:
+                self._repo._write_lock.release()
 
 
 def _check_format(env: Any, tables: Tables, directory: Path) -> None:
