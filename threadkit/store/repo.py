@@ -725,13 +725,16 @@ class _Txn:
             try:
                 self._txn = env.begin(write=self._write, buffers=self._buffers)
             except lmdb.Error as exc:
-                raise repo._error(exc) from exc
+                raise self._error(exc) from exc
         except BaseException:
             if self._write:
                 repo._write_lock.release()
             raise
         txn: StoreTxn = self._txn
         return txn
+
+    def _error(self, exc: Exception) -> StoreError:
+        return self._repo._error(exc)
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         txn, self._txn = self._txn, None
@@ -742,9 +745,9 @@ class _Txn:
                 else:
                     txn.abort()
             except lmdb.Error as failed:
-                raise self._repo._error(failed) from failed
+                raise self._error(failed) from failed
             if isinstance(exc, lmdb.Error):
-                raise self._repo._error(exc) from exc
+                raise self._error(exc) from exc
         finally:
             if self._write:
                 self._repo._write_lock.release()
