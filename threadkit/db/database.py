@@ -716,7 +716,7 @@ class Database(Membership, Lifecycle):
         return received.apply_records(self, log_id, records)
 
     def apply_records_now(self, log_id: str, records: Iterable[Record]) -> AcceptResult | None:
-        """:meth:`apply_records` unless it would wait (None): :func:`.received.apply_records_now`."""
+        """:meth:`apply_records` unless it would wait (None): ``received.apply_records_now``."""
         return received.apply_records_now(self, log_id, records)
 
     def _apply_events(
