@@ -52,11 +52,14 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(writes: int, pace: float, inline: int | None = None) -> dict[str, Any]:
+def run(
+    writes: int, pace: float, inline: int | None = None, probe_loop: bool = False
+) -> dict[str, Any]:
     """One round: A writes ``writes`` documents ``pace`` seconds apart; B listens.
 
     ``inline`` sets B's ``threadkit.net.receive.INLINE_RECORDS`` (0: every push is
-    applied in a worker thread), where the tree has it.
+    applied in a worker thread), where the tree has it. ``probe_loop`` measures how late
+    B's event loop wakes a 1 ms sleep (``B_loop_late_ms``).
     """
     from procs import PeerProcess
 
@@ -118,7 +121,8 @@ def run(writes: int, pace: float, inline: int | None = None) -> dict[str, Any]:
                 await trio.sleep(0.001)
                 lateness.append(trio.current_time() - asked - 0.001)
 
-        b._node.spawn(probe)  # type: ignore[union-attr]
+        if probe_loop:  # off by default: its 1,000 wake-ups a second cost B CPU too
+            b._node.spawn(probe)  # type: ignore[union-attr]
         pushes[0] = 0
         profile = os.environ.get("W4_PROFILE")
         if profile:
@@ -164,7 +168,9 @@ def run(writes: int, pace: float, inline: int | None = None) -> dict[str, Any]:
             "p50": round(statistics.median(lateness) * 1000, 2),
             "p99": round(sorted(lateness)[int(len(lateness) * 0.99)] * 1000, 2),
             "max": round(max(lateness) * 1000, 2),
-        },
+        }
+        if lateness
+        else None,
         "B_inline_apply_ms": {
             "n": len(inline_ms),
             "p50": round(statistics.median(inline_ms), 2) if inline_ms else None,
@@ -181,8 +187,9 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--pace", type=float, default=0.0, help="seconds after each commit")
     parser.add_argument("--inline", type=int, default=None, help="B's INLINE_RECORDS")
+    parser.add_argument("--probe", action="store_true", help="measure B's loop lateness")
     args = parser.parse_args()
-    print(json.dumps(run(args.writes, args.pace, args.inline)), flush=True)
+    print(json.dumps(run(args.writes, args.pace, args.inline, args.probe)), flush=True)
 
 
 if __name__ == "__main__":
