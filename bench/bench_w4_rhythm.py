@@ -10,6 +10,9 @@ process) joined A's database and listens on the collection. Prints one JSON line
 until the last reached B's listener, the CPU µs per document of A and of B (from
 ``/proc``) and of each of B's threads by name, and the pushes B received (records per
 push). Without ``pace`` it is ``bench.run net``'s W4 with the push count added.
+``--inline N`` sets B's ``INLINE_RECORDS`` (0: every push applied in a worker thread);
+``--probe`` adds how late B's loop wakes a 1 ms sleep; ``W4_PROFILE=<file>`` dumps a
+cProfile of B's loop thread (thread CPU time) during the writes.
 """
 
 from __future__ import annotations
