@@ -9,7 +9,8 @@
   then 200 writes paced 20 ms apart, and the p50/p95 time from a write's start on A to
   its event on B. Beside docs/s, the CPU seconds per document each process spent during
   the 2,000 (Linux, from ``/proc``): on a shared machine docs/s follows the load, the CPU
-  cost per document much less.
+  cost per document much less; and the records per push B received (a push costs both
+  sides ~1 ms of CPU whatever it carries: bench/bench_w4_rhythm.py).
 - W5: three peers (child processes) make 500 writes each at the same time; seconds
   until every peer holds all 1,500 documents.
 """
@@ -100,6 +101,14 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
         a.call("new_collection", db=shared["id"], name="Docs")
         db = b.new_db_from_addr(shared["addrs"][0], tk.ThreadKey.from_string(shared["key"]))
         arrivals: list[tuple[float, dict[str, Any]]] = []
+        receiver = b._service._receiver  # type: ignore[union-attr]
+        receive, pushes = receiver.receive, [0]
+
+        async def counted(*args: Any) -> int:  # pushes (and pulls) B received
+            pushes[0] += 1
+            return await receive(*args)
+
+        receiver.receive = counted  # type: ignore[method-assign]
         feed = db.listen(collection="Docs", actions=["create"])
         done = threading.Event()
 
@@ -113,12 +122,14 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
         threading.Thread(target=collect, daemon=True).start()
         docs = [{"_id": f"w4-{i:06d}", "i": i} for i in range(writes)]
         cpu_a, cpu_b = _cpu_seconds(a.proc.pid), _cpu_seconds(os.getpid())
+        pushes[0] = 0
         start = time.time()
         a.call("create_each", db=shared["id"], coll="Docs", docs=docs, timeout=300)
         done.wait(timeout=120)
         elapsed = time.time() - start
         cpu_a = _cpu_seconds(a.proc.pid) - cpu_a
         cpu_b = _cpu_seconds(os.getpid()) - cpu_b
+        batches = pushes[0]
         throughput = len(arrivals) / elapsed
         arrivals.clear()
         done.clear()
@@ -147,6 +158,7 @@ def _w4(writes: int = 2000, paced: int = 200) -> dict[str, float]:
         "visible": len(latencies),
         "cpu_a_us": cpu_a / writes * 1e6,
         "cpu_b_us": cpu_b / writes * 1e6,
+        "records_per_push": writes / max(batches, 1),
     }
 
 
@@ -205,6 +217,7 @@ def run(rounds: int = 1) -> list[Figure]:
             paced_visible=w4["visible"],
             cpu_us_per_doc_A=round(w4["cpu_a_us"]),
             cpu_us_per_doc_B=round(w4["cpu_b_us"]),
+            records_per_push=round(w4["records_per_push"], 1),
             load=round(os.getloadavg()[0], 2),
         ),
         figure(

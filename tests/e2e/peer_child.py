@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -147,7 +148,13 @@ def handle(msg: dict[str, Any]) -> dict[str, Any]:
         return {"ids": _db(msg)[msg["coll"]].create(msg["docs"])}
     if cmd == "create_each":
         coll = _db(msg)[msg["coll"]]
-        return {"ids": [coll.create(doc)[0] for doc in msg["docs"]]}
+        pace = msg.get("pace", 0.0)  # seconds between commits (bench/bench_w4_rhythm.py)
+        ids = []
+        for doc in msg["docs"]:
+            ids.append(coll.create(doc)[0])
+            if pace:
+                time.sleep(pace)
+        return {"ids": ids}
     if cmd == "save":
         _db(msg)[msg["coll"]].save(msg["docs"])
         return {}

@@ -48,6 +48,9 @@ def test_a_burst_of_writes_arrives_over_one_long_lived_stream() -> None:
         a, b = cluster.start(2, pull_interval=0)
         db = new_shared_db(a, "burst")
         b.call("join", addr=db["addrs"][0], key=db["key"])
+        # B's join tells A of B's log, on which A pulls from B in the background: let that
+        # pull end first, else its requests may hold A's stream when the burst begins
+        poll_until(lambda: a.call("stats")["pulls"] >= 1, 10)
         opened = a.call("stats")["streams_opened"]
         a.call(
             "create_each",

@@ -444,7 +444,7 @@ class Database(Membership, Lifecycle):
         self._after_commit(changes, record)
         return record
 
-    def _rounds(self, attempt: Callable[[Any], T]) -> T:
+    def _rounds(self, attempt: Callable[[Any], T], calls: ScriptCalls | None = None) -> T:
         """Run ``attempt(txn)`` in one LMDB write transaction under the write lock, with
         its script calls judged outside the lock; the result of the round that commits.
 
@@ -454,7 +454,7 @@ class Database(Membership, Lifecycle):
         (:mod:`.scriptcalls`).
         Up to :data:`SCRIPT_ROUNDS` rounds; the last runs what it still misses in place.
         """
-        calls = ScriptCalls()
+        calls = ScriptCalls() if calls is None else calls
         rounds = 0
         while True:
             rounds += 1
@@ -718,6 +718,10 @@ class Database(Membership, Lifecycle):
         (:mod:`threadkit.db.received`).
         """
         return received.apply_records(self, log_id, records)
+
+    def apply_records_now(self, log_id: str, records: Iterable[Record]) -> AcceptResult | None:
+        """:meth:`apply_records` unless it would wait (None): ``received.apply_records_now``."""
+        return received.apply_records_now(self, log_id, records)
 
     def _apply_events(
         self, txn: StoreWriteTxn, log_bytes: bytes, record: Record, events: list[RecordEvent]

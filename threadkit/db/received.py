@@ -7,6 +7,10 @@ when a database opens, the records stored in its logs but not yet applied (after
 crash or an import). Both note each record with the database's gate
 (:mod:`threadkit.db.gate`: writer proofs and roles), which settles which records count
 and hands their events to the engine, judged exactly as a local write.
+
+:func:`apply_records_now` is :func:`apply_records` for a caller that must not wait (the
+network's event loop, for a push of a few records): it declines, having written nothing,
+when another thread holds a write lock or when the records need a script call.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from threadkit.core.identity import PublicKey, peer_id_bytes
 from threadkit.core.keys import ThreadKey
 from threadkit.core.records import Record, open_record
 from threadkit.db import dockeys
+from threadkit.db.scriptcalls import ScriptCalls
 from threadkit.store import chain, reads
 from threadkit.store.logs import list_logs
 from threadkit.store.models import AcceptResult
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     from threadkit.db.database import Database
     from threadkit.db.engine import Change
 
-__all__ = ["apply_records", "catch_up", "opened_records"]
+__all__ = ["apply_records", "apply_records_now", "catch_up", "opened_records"]
 
 log = logging.getLogger("threadkit.db")
 
@@ -38,10 +43,50 @@ _opened: ContextVar[dict[bytes, Record] | None] = ContextVar("_opened", default=
 """Records already opened from their blocks (an import's), by CID, for :func:`catch_up`."""
 
 
-def apply_records(db: Database, log_id: str, records: Iterable[Record]) -> AcceptResult:
+class _WouldWait(Exception):
+    """An apply that may not wait met a script call (raised before anything is written)."""
+
+
+class _NoScripts(ScriptCalls):
+    """Script calls for an apply that may not wait: the first round's calls are refused.
+
+    The round that noted them is abandoned, nothing written, before they would run.
+    """
+
+    def run_missing(self) -> None:
+        raise _WouldWait
+
+
+def apply_records_now(db: Database, log_id: str, records: Iterable[Record]) -> AcceptResult | None:
+    """:func:`apply_records` if it can run without waiting, else None (nothing written).
+
+    It declines when another thread holds the database's or the repo's write lock (a
+    commit, a compaction, a snapshot install) or when the records need a script call (a
+    write validator runs in a worker process): the caller then applies them elsewhere.
+    What it applies is applied exactly as :func:`apply_records` does.
+    """
+    taken: list[Any] = []
+    try:
+        for lock in (db._write_lock, db._repo._write_lock):
+            if not lock.acquire(blocking=False):
+                return None
+            taken.append(lock)
+        try:
+            return apply_records(db, log_id, records, _NoScripts())
+        except _WouldWait:
+            return None
+    finally:
+        for lock in reversed(taken):
+            lock.release()
+
+
+def apply_records(
+    db: Database, log_id: str, records: Iterable[Record], calls: ScriptCalls | None = None
+) -> AcceptResult:
     """Chain ``records`` into ``log_id``'s log and apply their events, in one transaction.
 
-    See :meth:`threadkit.db.database.Database.apply_records`.
+    See :meth:`threadkit.db.database.Database.apply_records`; ``calls`` collects the
+    script calls (a fresh :class:`~threadkit.db.scriptcalls.ScriptCalls` by default).
     """
     log_bytes = peer_id_bytes(log_id)
     records = list(records)
@@ -56,7 +101,7 @@ def apply_records(db: Database, log_id: str, records: Iterable[Record]) -> Accep
             changes.extend(db.gate.settle(txn))
         return result, changes
 
-    result, changes = db._rounds(attempt)
+    result, changes = db._rounds(attempt, calls)
     db._after_commit(changes, None, log_id)
     return result
 

@@ -1,7 +1,9 @@
 """The thread service: replicating logs between peers (docs/design.md §5, docs/protocol.md).
 
 It runs on the node's trio loop. Database work (LMDB, decryption, the reducer) runs in
-worker threads (``trio.to_thread``) so the loop keeps serving while records apply.
+worker threads (``trio.to_thread``) so the loop keeps serving while records apply; a
+received batch of a few records that can apply without waiting is applied on the loop
+(:mod:`threadkit.net.receive`).
 :class:`ThreadService` is the facade the peer uses; each job lives in its own module:
 
 - :mod:`threadkit.net.serve` — **handlers** answer the five calls of ``/threadkit/1.1.0``
