@@ -37,7 +37,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,14 +147,16 @@ def decode_values(values: Sequence[bytes], chunk: int = CHUNK) -> EventValues:
     return decode_chunks([list(values[at : at + chunk]) for at in range(0, len(values), chunk)])
 
 
-def decode_chunks(chunks: list[list[bytes]]) -> EventValues:
-    """:func:`decode_values` of values given in chunks, each chunk emptied once decoded
-    (so that the memory of the stored values is free again while the rest is decoded).
+def decode_chunks(chunks: Iterable[list[bytes]]) -> EventValues:
+    """:func:`decode_values` of values given in chunks, each chunk dropped once decoded
+    (emptied, when ``chunks`` is a list), so that the memory of the stored values is
+    used again while the rest is decoded.
 
     Parameters
     ----------
-    chunks : list[list[bytes]]
-        Values of the events table, in chunks of at most a few megabytes.
+    chunks : Iterable[list[bytes]]
+        Values of the events table, in chunks of at most a few megabytes (a
+        generator that reads them as they are asked for holds only one).
 
     Returns
     -------
@@ -172,8 +174,7 @@ def decode_chunks(chunks: list[list[bytes]]) -> EventValues:
     codes: list[Any] = [np.zeros(0, dtype=np.int64)]
     sources: list[Any] = [np.zeros(0, dtype=np.intp)]
     data: list[Any] = []
-    for at, part in enumerate(chunks):
-        chunks[at] = []
+    for part in _taken(chunks):
         decoded = _fast(part, tails) or _mixed(part, tails)
         del part
         codes.append(decoded[0])
@@ -183,6 +184,16 @@ def decode_chunks(chunks: list[list[bytes]]) -> EventValues:
 
 
 _Decoded = tuple[Any, list[Any], Any]  # codes, data, sources
+
+
+def _taken(chunks: Iterable[list[bytes]]) -> Iterator[list[bytes]]:
+    """Each chunk, emptied in ``chunks`` (a list) as it is handed over."""
+    if not isinstance(chunks, list):
+        yield from chunks
+        return
+    for at, part in enumerate(chunks):
+        chunks[at] = []
+        yield part
 
 
 def _fast(part: list[bytes], tails: _Tails) -> _Decoded | None:
@@ -216,13 +227,21 @@ def _fast(part: list[bytes], tails: _Tails) -> _Decoded | None:
     step = _ITEMS * n
     if flat[step] != _END or flat[0:step:_ITEMS].count(bytes([_SHORT_HEAD])) != n:
         return None
-    decoded_tails = flat[_ITEMS - 1 : step : _ITEMS]
-    if len(contents) == 1:
-        if decoded_tails.count(contents[0]) != n:
-            return None
-    elif decoded_tails != [contents[j] for j in members.tolist()]:
+    if not _tails_match(flat[_ITEMS - 1 : step : _ITEMS], contents, members):
         return None
     return seconds.astype(np.int64), flat[2:step:_ITEMS], index[members]
+
+
+def _tails_match(decoded: list[Any], contents: list[bytes], members: Any) -> bool:
+    """Whether each value's decoded tail is its group's.
+
+    When every group's content is at least as long as the suffix that grouped the
+    values, a value's tail can equal no other group's content (it ends with its own
+    group's suffix): counting the values equal to each content is then enough.
+    """
+    if min(map(len, contents)) >= _SUFFIX:
+        return sum(map(decoded.count, contents)) == len(decoded)
+    return decoded == [contents[j] for j in members.tolist()]
 
 
 def _groups(view: Any, ends: Any, part: list[bytes], tails: _Tails) -> Any:

@@ -212,7 +212,8 @@ def _names_and_ids(raw: RawEvents, keys: Any, size: int) -> tuple[_Names, Any] |
         at = stop
     escaped = pa.concat_arrays(ids)
     data = escaped.buffers()[2]
-    if data is not None and b"\x00" in data.to_pybytes():  # "\x00" is escaped as 00 FF
+    content = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if np.count_nonzero(content) < len(content):  # "\x00" is escaped as 00 FF
         escaped = pc.replace_substring(escaped, b"\x00\xff", b"\x00")
     codes = np.repeat(np.arange(len(names), dtype=np.int64), lengths)
     return _Names(names, codes), escaped.cast(pa.large_string())
@@ -230,6 +231,7 @@ def _frame(
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     packed = _order_keys(keys, size)
     extra_keys = np.array([e.key for e in extra], dtype=f"S{size}")
@@ -238,10 +240,11 @@ def _frame(
     layout = np.dtype([("wall", ">u8"), ("logical", ">u4"), ("log", f"V{size - _STAMP_SIZE}")])
     stamps = [part.view(layout) for part in (packed, extra_keys)]
     walls = np.concatenate([part["wall"] for part in stamps]).astype(np.int64)[ordered]
-    log_bytes = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(size - _STAMP_SIZE),
-        len(ordered),
-        [None, pa.py_buffer(np.concatenate([part["log"] for part in stamps]).view(np.uint8))],
+    log_bytes = pa.concat_arrays(
+        [
+            pc.binary_slice(keys, _STAMP_SIZE - size),
+            pa.array([e.key[_STAMP_SIZE:] for e in extra], pa.binary()),
+        ]
     )
     names = cut[0].extended([e.collection for e in extra])
     instances = pa.concat_arrays([cut[1], pa.array([e.instance for e in extra], pa.large_string())])
@@ -272,9 +275,9 @@ def _frame(
         columns["hlc"] = _hlc(walls, logical[ordered])
         columns["author"] = _coded([a for a, _ in tails], sources)
     series = {name: pd.Series(array, dtype="string") for name, array in columns.items()}
-    series["time"] = pd.to_datetime(pd.Series(walls), unit="ns", utc=True)
+    series["time"] = pd.Series(walls.view("datetime64[ns]")).dt.tz_localize("UTC")
     series["patch"] = pd.Series(patches, dtype=object)
-    series["rejected"] = series["reason"].notna().astype(bool)
+    series["rejected"] = pd.Series(pc.is_valid(columns["reason"]).to_numpy(zero_copy_only=False))
     return series
 
 
