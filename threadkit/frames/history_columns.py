@@ -237,15 +237,9 @@ def _frame(
     extra_keys = np.array([e.key for e in extra], dtype=f"S{size}")
     ordered = _total_order(packed, extra_keys)
     order = pa.array(ordered)
-    layout = np.dtype([("wall", ">u8"), ("logical", ">u4"), ("log", f"V{size - _STAMP_SIZE}")])
+    layout = np.dtype([("wall", ">u8"), ("logical", ">u4"), ("log", f"S{size - _STAMP_SIZE}")])
     stamps = [part.view(layout) for part in (packed, extra_keys)]
     walls = np.concatenate([part["wall"] for part in stamps]).astype(np.int64)[ordered]
-    log_bytes = pa.concat_arrays(
-        [
-            pc.binary_slice(keys, _STAMP_SIZE - size),
-            pa.array([e.key[_STAMP_SIZE:] for e in extra], pa.binary()),
-        ]
-    )
     names = cut[0].extended([e.collection for e in extra])
     instances = pa.concat_arrays([cut[1], pa.array([e.instance for e in extra], pa.large_string())])
     tails = [*values.tails, *((e.author, e.record) for e in extra)]
@@ -263,12 +257,12 @@ def _frame(
         return cid_text(cid) if shorten is None else shorten(cid_text(cid))
 
     columns = {
-        "log": _texts(log_bytes, log_text, order),
+        "log": _logs(keys, extra, stamps, log_text, order),
         "record": _coded([None if r is None else record_text(r) for _, r in tails], sources),
         "collection": _coded(names.names, names.codes[ordered]),
         "instance": instances.take(order),
         "action": _texts(codes, lambda code: str(Action.from_code(code)), order),
-        "reason": reasons.take(order),
+        "reason": reasons.take(order) if rejected else reasons,
     }
     if shorten is None:
         logical = np.concatenate([part["logical"] for part in stamps]).astype(np.int64)
@@ -279,6 +273,30 @@ def _frame(
     series["patch"] = pd.Series(patches, dtype=object)
     series["rejected"] = pd.Series(pc.is_valid(columns["reason"]).to_numpy(zero_copy_only=False))
     return series
+
+
+def _logs(
+    keys: Any,
+    extra: Sequence[EventRow],
+    stamps: list[Any],
+    text: Callable[[bytes], Any],
+    order: Any,
+) -> Any:
+    """The log column: ``text`` of each order key's log id, in ``order`` (when every event
+    is of one log, one writer's, its text is made once and repeated)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    logs = [part["log"] for part in stamps]
+    first = next(part[:1] for part in logs if len(part))
+    if all((part == first).all() for part in logs):
+        return _coded([text(first.tobytes())], np.zeros(len(order), dtype=np.intp))
+    size = first.dtype.itemsize
+    log_bytes = pa.concat_arrays(
+        [pc.binary_slice(keys, -size), pa.array([e.key[-size:] for e in extra], pa.binary())]
+    )
+    return _texts(log_bytes, text, order)
 
 
 def _order_keys(keys: Any, size: int) -> Any:
