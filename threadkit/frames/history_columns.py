@@ -3,14 +3,15 @@
 :func:`threadkit.frames.history.history` documents the frame. This module builds
 the same frame without an object per event beyond its ``patch``: the stored keys
 and values come raw from the events table (:mod:`threadkit.db.eventscan`); the
-values are decoded by one ``cbor2`` call (:mod:`threadkit.db.eventvalues`); the
-keys are cut into collection (one run of keys per collection: they are sorted),
-``_id`` and order key by Arrow kernels; stamps, log ids, record CIDs and actions
+values are decoded by one ``cbor2`` call per chunk, each record's author and CID
+once (:mod:`threadkit.db.eventvalues`); the keys are cut into collection (one run
+of keys per collection: they are sorted), ``_id`` and order key by Arrow kernels
+and one gather of the order keys' bytes; stamps, log ids, record CIDs and actions
 come from the fixed-size order keys and from the few distinct values (a log id or
 CID is encoded once, not once per event); the total order is one stable
-``argsort`` of the order keys. The collection events (a handful, read from the
-collections' config histories) are appended before the sort, as
-:func:`threadkit.db.timeline.event_rows` does.
+``argsort`` of the stored order keys, among which the collection events (a
+handful, read from the collections' config histories) are merged by bisection, as
+:func:`threadkit.db.timeline.event_rows` sorts them.
 
 Given ``shorten`` it builds :func:`threadkit.frames.history.readable_history`
 of that frame directly: the short log and record ids are cut from the distinct
