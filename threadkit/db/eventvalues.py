@@ -249,8 +249,9 @@ def _groups(view: Any, ends: Any, part: list[bytes], tails: _Tails) -> Any:
     None when a group's tail is not the one this relies on."""
     import numpy as np
 
-    last = np.maximum(ends[:, None] - _SUFFIX + np.arange(_SUFFIX), 0)
-    suffixes = np.ascontiguousarray(view[last]).view(np.uint64).ravel()
+    # the 8 bytes from each position of the stream, as one integer (views, not copies)
+    words = np.ndarray((len(view) - _SUFFIX + 1,), "<u8", view, 0, (1,))
+    suffixes = words[np.maximum(ends - _SUFFIX, 0)]
     if (suffixes == suffixes[0]).all():
         distinct, firsts = suffixes[:1], np.zeros(1, dtype=np.intp)
         members = np.zeros(len(suffixes), dtype=np.intp)
