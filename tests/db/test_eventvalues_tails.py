@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +100,12 @@ def test_chunks_are_dropped_as_they_are_decoded() -> None:
     assert decoded.data == whole.data and decoded.authors == whole.authors
     from_generator = decode_chunks(part for part in (values[:3], values[3:]))
     assert from_generator.records == whole.records
+
+
+@pytest.mark.parametrize("value", [b"\x85\x00", b"\x85\x00\xf6", b"\x85\x01\xa0\xf6\x61k"])
+@pytest.mark.parametrize("where", [0, 1])
+def test_values_too_short_for_five_items_fail_as_cbor(value: bytes, where: int) -> None:
+    values = [cbor2.dumps([0, {}, None, "k", b"r"])]
+    values.insert(where, value)
+    with pytest.raises(cbor2.CBORDecodeError):
+        decode_values(values)

@@ -210,7 +210,8 @@ def _fast(part: list[bytes], tails: _Tails) -> _Decoded | None:
     starts = np.cumsum(sizes + 1) - sizes + len(head)  # each value's first byte
     ends = starts + sizes
     seconds = view[starts + 1]  # the byte after the last value's is the separator
-    if not ((view[starts] == _SHORT_HEAD) & (seconds < 24) & (sizes > 1)).all():
+    fits = (view[starts] == _SHORT_HEAD) & (seconds < 24) & (sizes > _ITEMS)
+    if len(view) < _SUFFIX or not fits.all():
         return None
     groups = _groups(view, ends, part, tails)
     if groups is None:
