@@ -2,9 +2,11 @@
 
 :func:`threadkit.db.timeline.event_rows` builds one object per event; a reader
 that decodes columns at once (``db.history()``, :mod:`threadkit.frames.history_columns`)
-wants the stored keys and values as they are. Both lists are read by cursors
-iterating in C (keys while below the end of the prefix, then as many values),
-from one snapshot.
+wants the stored keys and values as they are. Both are read by cursors iterating
+in C, in chunks of :data:`~threadkit.db.eventvalues.CHUNK` (keys until a chunk
+reaches the end of the prefix, found by bisection; then as many values), from one
+snapshot. The values stay in their chunks, which a reader can free one by one
+(:func:`threadkit.db.eventvalues.decode_chunks`).
 
 An events key is ``db prefix ‖ collection ‖ 00 ‖ encoded _id ‖ order key`` (the
 order key: HLC stamp, 12 bytes, ‖ the writer's log id bytes); the value is the
@@ -17,14 +19,16 @@ Examples
 ...     db = peer.new_db("notes")
 ...     _ = db.new_collection("Notes").create([{"_id": "a"}, {"_id": "b"}])
 ...     raw = scan_events(db)
->>> len(raw.keys), len(raw.values), raw.start == len(db.engine.prefix)
-(2, 2, True)
+>>> len(raw.keys), [len(chunk) for chunk in raw.values], raw.start == len(db.engine.prefix)
+(2, [2], True)
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice, takewhile
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import cbor2
@@ -32,6 +36,7 @@ import cbor2
 from threadkit.core.clock import Timestamp
 from threadkit.core.identity import peer_id_bytes
 from threadkit.db import dockeys
+from threadkit.db.eventvalues import CHUNK
 from threadkit.db.timeline import FoundRecord, RecordFinder, log_of_key, open_stored
 from threadkit.errors import ThreadkitError
 
@@ -49,14 +54,15 @@ class RawEvents:
     ----------
     keys : list[bytes]
         The events keys.
-    values : list[bytes]
-        Their CBOR values, in the same order.
+    values : list[list[bytes]]
+        Their CBOR values, in the same order, in chunks of at most
+        :data:`~threadkit.db.eventvalues.CHUNK`.
     start : int
         Where the collection name begins in each key (the database prefix's length).
     """
 
     keys: list[bytes]
-    values: list[bytes]
+    values: list[list[bytes]]
     start: int
 
 
@@ -90,11 +96,22 @@ def scan_events(db: Database, collection: str | None = None) -> RawEvents:
         cursor = txn.cursor(engine.tables.events)
         if not cursor.set_range(prefix):
             return RawEvents([], [], len(engine.prefix))
-        found = cursor.iternext(keys=True, values=False)
-        keys = list(takewhile(end.__gt__, found) if end is not None else found)
+        keys: list[bytes] = []
+        for part in _chunks(cursor.iternext(keys=True, values=False)):
+            if end is not None and part[-1] >= end:
+                keys += part[: bisect_left(part, end)]
+                break
+            keys += part
         cursor.set_range(prefix)
-        values = list(islice(cursor.iternext(keys=False, values=True), len(keys)))
+        found = islice(cursor.iternext(keys=False, values=True), len(keys))
+        values = list(_chunks(found))
     return RawEvents(keys, values, len(engine.prefix))
+
+
+def _chunks(items: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """``items`` in lists of :data:`~threadkit.db.eventvalues.CHUNK` (the last one shorter)."""
+    while part := list(islice(items, CHUNK)):
+        yield part
 
 
 class KeyFinder(RecordFinder):

@@ -3,14 +3,15 @@
 :func:`threadkit.frames.history.history` documents the frame. This module builds
 the same frame without an object per event beyond its ``patch``: the stored keys
 and values come raw from the events table (:mod:`threadkit.db.eventscan`); the
-values are decoded by one ``cbor2`` call (:mod:`threadkit.db.eventvalues`); the
-keys are cut into collection (one run of keys per collection: they are sorted),
-``_id`` and order key by Arrow kernels; stamps, log ids, record CIDs and actions
+values are decoded by one ``cbor2`` call per chunk, each record's author and CID
+once (:mod:`threadkit.db.eventvalues`); the keys are cut into collection (one run
+of keys per collection: they are sorted), ``_id`` and order key by Arrow kernels
+and one gather of the order keys' bytes; stamps, log ids, record CIDs and actions
 come from the fixed-size order keys and from the few distinct values (a log id or
 CID is encoded once, not once per event); the total order is one stable
-``argsort`` of the order keys. The collection events (a handful, read from the
-collections' config histories) are appended before the sort, as
-:func:`threadkit.db.timeline.event_rows` does.
+``argsort`` of the stored order keys, among which the collection events (a
+handful, read from the collections' config histories) are merged by bisection, as
+:func:`threadkit.db.timeline.event_rows` sorts them.
 
 Given ``shorten`` it builds :func:`threadkit.frames.history.readable_history`
 of that frame directly: the short log and record ids are cut from the distinct
@@ -38,14 +39,14 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from threadkit.core.identity import peer_id_bytes
 from threadkit.db.events import Action
-from threadkit.db.eventvalues import decode_values
+from threadkit.db.eventvalues import EventValues, decode_chunks
 from threadkit.db.timeline import EventRow, cid_text
 from threadkit.store.layout import log_id_from_bytes
 
@@ -91,6 +92,13 @@ def _texts(values: Any, encode: Callable[[Any], str | None], order: Any = None) 
     texts = pa.array([encode(v) for v in encoded.dictionary.to_pylist()], pa.large_string())
     indices = encoded.indices if order is None else encoded.indices.take(order)
     return texts.take(indices)
+
+
+def _coded(texts: list[Any], codes: Any) -> Any:
+    """An Arrow string array of ``texts[i]`` for each code ``i``."""
+    import pyarrow as pa
+
+    return pa.array(texts, pa.large_string()).take(pa.array(codes))
 
 
 def history_columns(
@@ -150,9 +158,9 @@ def _columns(
         return None
     if cut is None:
         return None
+    raw.keys.clear()  # held as Arrow binary now
     extra = db.timeline.collection_events(collection, db.timeline.key_finder())
-    values = decode_values(raw.values)
-    raw.values.clear()  # the decoded values replace them
+    values = decode_chunks(raw.values)  # frees each chunk of stored values once decoded
     return _frame(values, keys, cut, extra, size, rejected, shorten)
 
 
@@ -205,14 +213,15 @@ def _names_and_ids(raw: RawEvents, keys: Any, size: int) -> tuple[_Names, Any] |
         at = stop
     escaped = pa.concat_arrays(ids)
     data = escaped.buffers()[2]
-    if data is not None and b"\x00" in data.to_pybytes():  # "\x00" is escaped as 00 FF
+    content = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if np.count_nonzero(content) < len(content):  # "\x00" is escaped as 00 FF
         escaped = pc.replace_substring(escaped, b"\x00\xff", b"\x00")
     codes = np.repeat(np.arange(len(names), dtype=np.int64), lengths)
     return _Names(names, codes), escaped.cast(pa.large_string())
 
 
 def _frame(
-    values: Any,
+    values: EventValues,
     keys: Any,
     cut: tuple[Any, Any],
     extra: Sequence[EventRow],
@@ -225,35 +234,21 @@ def _frame(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n, total = len(keys), len(keys) + len(extra)
-    order_keys = pc.binary_slice(keys, -size).cast(pa.binary(size))
-    packed = np.concatenate(
-        [
-            np.frombuffer(order_keys.buffers()[1], dtype=f"S{size}", count=n),
-            np.array([e.key for e in extra], dtype=f"S{size}"),
-        ]
-    )
-    ordered = np.argsort(packed, kind="stable")
+    packed = _order_keys(keys, size)
+    extra_keys = np.array([e.key for e in extra], dtype=f"S{size}")
+    ordered = _total_order(packed, extra_keys)
     order = pa.array(ordered)
-    layout = [("wall", ">u8"), ("logical", ">u4"), ("log", f"V{size - _STAMP_SIZE}")]
-    stamps = packed.view(np.dtype(layout))[ordered]
-    walls = stamps["wall"].astype(np.int64)
-    log_bytes = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(size - _STAMP_SIZE),
-        total,
-        [None, pa.py_buffer(np.ascontiguousarray(stamps["log"]).tobytes())],
-    )
+    layout = np.dtype([("wall", ">u8"), ("logical", ">u4"), ("log", f"S{size - _STAMP_SIZE}")])
+    stamps = [part.view(layout) for part in (packed, extra_keys)]
+    walls = np.concatenate([part["wall"] for part in stamps]).astype(np.int64)[ordered]
     names = cut[0].extended([e.collection for e in extra])
     instances = pa.concat_arrays([cut[1], pa.array([e.instance for e in extra], pa.large_string())])
-    records = pa.concat_arrays(
-        [pa.array(values.records, pa.binary()), pa.array([e.record for e in extra], pa.binary())]
-    )
+    tails = [*values.tails, *((e.author, e.record) for e in extra)]
+    sources = np.concatenate([values.sources, np.arange(len(extra)) + len(values.tails)])[ordered]
     extra_codes = np.array([e.action.code for e in extra], dtype=np.int64)
     codes = pa.array(np.concatenate([values.codes, extra_codes]))
-    patches = np.fromiter(chain(values.data, (e.data for e in extra)), dtype=object, count=total)[
-        ordered
-    ]
-    reasons = _reasons(rejected, packed, size, names, instances)
+    patches = _objects(chain(values.data, (e.data for e in extra)), len(ordered))[ordered]
+    reasons = _reasons(rejected, packed, extra_keys, names, instances)
 
     def log_text(log: bytes) -> str | None:
         text = log_id_from_bytes(log)
@@ -263,37 +258,95 @@ def _frame(
         return cid_text(cid) if shorten is None else shorten(cid_text(cid))
 
     columns = {
-        "log": _texts(log_bytes, log_text),
-        "record": _texts(records, record_text, order),
-        "collection": pa.array(names.names, pa.large_string()).take(names.codes[ordered]),
+        "log": _logs(keys, extra, stamps, log_text, order),
+        "record": _coded([None if r is None else record_text(r) for _, r in tails], sources),
+        "collection": _coded(names.names, names.codes[ordered]),
         "instance": instances.take(order),
         "action": _texts(codes, lambda code: str(Action.from_code(code)), order),
-        "reason": reasons.take(order),
+        "reason": reasons.take(order) if rejected else reasons,
     }
     if shorten is None:
-        columns["hlc"] = pc.binary_join_element_wise(
-            pa.array(walls).cast(pa.large_string()),
-            pa.array(stamps["logical"].astype(np.int64)).cast(pa.large_string()),
-            pa.scalar(".", pa.large_string()),
-        )
-        authors = pa.concat_arrays(
-            [
-                pa.array(values.authors, pa.large_string()),
-                pa.array([e.author for e in extra], pa.large_string()),
-            ]
-        )
-        columns["author"] = _texts(authors, str, order)
+        logical = np.concatenate([part["logical"] for part in stamps]).astype(np.int64)
+        columns["hlc"] = _hlc(walls, logical[ordered])
+        columns["author"] = _coded([a for a, _ in tails], sources)
     series = {name: pd.Series(array, dtype="string") for name, array in columns.items()}
-    series["time"] = pd.to_datetime(pd.Series(walls), unit="ns", utc=True)
+    series["time"] = pd.Series(walls.view("datetime64[ns]")).dt.tz_localize("UTC")
     series["patch"] = pd.Series(patches, dtype=object)
-    series["rejected"] = series["reason"].notna().astype(bool)
+    series["rejected"] = pd.Series(pc.is_valid(columns["reason"]).to_numpy(zero_copy_only=False))
     return series
+
+
+def _logs(
+    keys: Any,
+    extra: Sequence[EventRow],
+    stamps: list[Any],
+    text: Callable[[bytes], Any],
+    order: Any,
+) -> Any:
+    """The log column: ``text`` of each order key's log id, in ``order`` (when every event
+    is of one log, one writer's, its text is made once and repeated)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    logs = [part["log"] for part in stamps]
+    first = next(part[:1] for part in logs if len(part))
+    if all((part == first).all() for part in logs):
+        return _coded([text(first.tobytes())], np.zeros(len(order), dtype=np.intp))
+    size = first.dtype.itemsize
+    log_bytes = pa.concat_arrays(
+        [pc.binary_slice(keys, -size), pa.array([e.key[-size:] for e in extra], pa.binary())]
+    )
+    return _texts(log_bytes, text, order)
+
+
+def _order_keys(keys: Any, size: int) -> Any:
+    """The last ``size`` bytes of each key (its order key), as a NumPy ``S{size}`` array
+    (each key is longer: :func:`_names_and_ids` checked)."""
+    import numpy as np
+
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32, count=len(keys) + 1)
+    data = np.frombuffer(keys.buffers()[2], dtype=np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(data, size)
+    return windows[offsets[1:] - size].view(f"S{size}").ravel()
+
+
+def _total_order(packed: Any, extra: Any) -> Any:
+    """The positions of ``packed`` and then ``extra`` sorted by their bytes (a stable sort:
+    equal keys keep that order), without copying ``packed``."""
+    import numpy as np
+
+    ordered = np.argsort(packed, kind="stable")
+    if not len(extra):
+        return ordered
+    among = np.argsort(extra, kind="stable")
+    at = np.searchsorted(packed, extra[among], side="right", sorter=ordered)
+    return np.insert(ordered, at, among + len(packed))
+
+
+def _hlc(walls: Any, logical: Any) -> Any:
+    """``"wall.logical"`` of each stamp, as Arrow strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(
+        pa.array(walls).cast(pa.large_string()),
+        pa.array(logical).cast(pa.large_string()),
+        pa.scalar(".", pa.large_string()),
+    )
+
+
+def _objects(items: Iterable[Any], count: int) -> Any:
+    """A one-dimensional object array of ``items`` (a list of lists stays one-dimensional)."""
+    import numpy as np
+
+    return np.fromiter(items, dtype=object, count=count)
 
 
 def _reasons(
     rejected: Mapping[tuple[str, str, bytes], str],
     packed: Any,
-    size: int,
+    extra: Any,
     names: _Names,
     instances: Any,
 ) -> Any:
@@ -301,12 +354,14 @@ def _reasons(
     import numpy as np
     import pyarrow as pa
 
+    total = len(packed) + len(extra)
     if not rejected:
-        return pa.nulls(len(packed), pa.large_string())
-    out: list[str | None] = [None] * len(packed)
-    wanted = np.array([key for _, _, key in rejected], dtype=f"S{size}")
-    raw = packed.view(np.uint8).reshape(len(packed), size)
-    for i in np.flatnonzero(np.isin(packed, wanted)).tolist():
+        return pa.nulls(total, pa.large_string())
+    out: list[str | None] = [None] * total
+    keys = np.concatenate([packed, extra])
+    wanted = np.array([key for _, _, key in rejected], dtype=keys.dtype)
+    raw = keys.view(np.uint8).reshape(total, keys.dtype.itemsize)
+    for i in np.flatnonzero(np.isin(keys, wanted)).tolist():
         key = raw[i].tobytes()
         out[i] = rejected.get((names[i], instances[i].as_py(), key))
     return pa.array(out, pa.large_string())
