@@ -33,6 +33,7 @@ NOT_REMOTE = {
     },
     Database: {
         "apply_records",
+        "apply_records_now",
         "close",
         "collection_class",
         "commit",

@@ -33,6 +33,12 @@ def _events(feed: Any) -> list[tuple[Any, ...]]:
     return out
 
 
+def _one(coll: Any, n: int) -> bool:
+    """Write one document; True (for use in a wait)."""
+    coll.create({"_id": f"first{n}", "n": -n})
+    return True
+
+
 def _write(coll: Any) -> None:
     """Single-document commits (pushes of one to a few records), saves, a delete, a batch."""
     for i in range(12):
@@ -64,6 +70,12 @@ def test_pushes_apply_alike_on_the_loop_and_in_a_thread(
 
     joined.apply_records_now = observed  # type: ignore[method-assign]
     mine, theirs = db.listen(collection="Items"), joined.listen(collection="Items")
+    if inline:
+        # A pushes to B once it knows B as a peer of the thread; until then B may get the
+        # records by pulling. Single writes until one was pushed and applied on the loop
+        # (a bounded wait: with the inline path broken it fails here).
+        written = iter(range(1000))
+        assert poll_until(lambda: _one(coll, next(written)) and any(applied_on_loop), 30)
     _write(coll)
     expected = _events(mine)
     got: list[tuple[Any, ...]] = []
