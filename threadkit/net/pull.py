@@ -286,11 +286,16 @@ class Puller:
             raise InvalidThreadKey(wrong)
 
     async def pull_all(self, thread_id: ThreadID) -> int:
-        """Pull from every peer of the thread; failures go to ``stats.errors``."""
+        """Pull from every peer of the thread; failures go to ``stats.errors``.
+
+        A pull from a peer already under way (a join's, the periodic one) is waited for
+        and followed by one more, so that what every peer held when this was called is
+        here when it returns.
+        """
         total = 0
         for peer_id in self.ctx.peers_of(thread_id):
             try:
-                total += await self.pull(peer_id, thread_id)
+                total += await self.pull_after_current(peer_id, thread_id)
             except (NetworkError, ThreadkitError, OSError) as exc:
                 self.ctx.stats.error(f"pull from {peer_id}: {exc}")
         return total
