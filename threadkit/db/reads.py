@@ -39,7 +39,6 @@ __all__ = [
     "decode_docs",
     "index_refs",
     "load_batches",
-    "load_refs",
     "scan",
     "scan_batches",
     "scan_raw",
@@ -218,22 +217,13 @@ def index_refs(
     return refs
 
 
-def load_refs(
-    engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
-) -> list[dict[str, Any]]:
-    """The documents with these encoded ids (absent ones skipped), in the order given."""
-    out: list[dict[str, Any]] = []
-    for docs in load_batches(engine, txn, collection, refs):
-        out += docs
-    return out
-
-
 def load_batches(
     engine: Any, txn: StoreTxn, collection: str, refs: Sequence[bytes]
 ) -> Iterator[list[dict[str, Any]]]:
-    """:func:`load_refs` a chunk at a time: each chunk of ids is fetched and decoded when the
-    previous one has been taken, so the encoded values of all of them are never held together
-    (fresh memory for them costs more than reading them)."""
+    """The documents with these encoded ids (absent ones skipped), in the order given, a
+    chunk at a time: each chunk of ids is fetched and decoded when the previous one has been
+    taken, so the encoded values of all of them are never held together (fresh memory for
+    them costs more than reading them)."""
     coll = dockeys.coll_key(engine.prefix, collection)
     # one cursor, keys in order: each get starts from the page the last one ended on
     get = txn.cursor(engine.tables.docs).get

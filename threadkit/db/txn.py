@@ -83,12 +83,9 @@ class CollectionInTxn:
         size = len(lo) if op is QueryOp.EQ else None
         return reads.index_refs(self._engine, self._txn, self._name, path, lo, hi, size)
 
-    def load(self, refs: Sequence[bytes]) -> list[dict[str, Any]]:
-        """The documents with these encoded ids, in that order (absent ones left out)."""
-        return reads.load_refs(self._engine, self._txn, self._name, refs)
-
     def load_batches(self, refs: Sequence[bytes]) -> Iterator[list[dict[str, Any]]]:
-        """As :meth:`load`, a decoded chunk at a time."""
+        """The documents with these encoded ids, in that order (absent ones left out), a
+        decoded chunk at a time."""
         return reads.load_batches(self._engine, self._txn, self._name, refs)
 
     def schema_allows(self, path: str) -> bool:
