@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
+import threadkit as tk
+from threadkit.core.identity import Identity
 from threadkit.core.records import open_record
+from threadkit.db.handoff import replica
 from threadkit.db.snapshots import STATE_TABLES
 
-__all__ = ["exchange", "state"]
+__all__ = ["Cast", "exchange", "members_cast", "state"]
 
 
 def state(db: Any) -> dict[str, dict[bytes, bytes]]:
@@ -48,3 +53,35 @@ def _forward(source: Any, target: Any, log_id: str) -> None:
             log_id,
             [open_record(s.blocks, service_key=source.key, log_key=public) for s in stored],
         )
+
+
+class Cast(NamedTuple):
+    """The peers of :func:`members_cast` and the database on its owner and writer."""
+
+    o: tk.Peer  # the owner
+    w: tk.Peer  # a writer
+    j: tk.Peer  # the reader (to join from a snapshot)
+    f: tk.Peer  # the reader again (to replay every record)
+    db: Any  # the owner's database
+    wdb: Any  # the writer's replica of it
+
+
+@contextmanager
+def members_cast(collection: str) -> Iterator[Cast]:
+    """An owner's database with members (``collection`` in it): a writer granted and holding
+    a replica that has exchanged logs with the owner, a reader granted, and two peers of
+    that reader's identity."""
+    reader = Identity.generate()
+    with (
+        tk.Peer(memory=True) as o,
+        tk.Peer(memory=True) as w,
+        tk.Peer(memory=True, identity=reader) as j,
+        tk.Peer(memory=True, identity=reader) as f,
+    ):
+        db = o.new_db("m", open=False)
+        db.new_collection(collection)
+        db.grant(w.identity.public, "writer")
+        db.grant(reader.public, "reader")
+        wdb = replica(w, db)
+        exchange(db, wdb)
+        yield Cast(o, w, j, f, db, wdb)

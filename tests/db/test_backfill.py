@@ -9,10 +9,9 @@ from typing import Any
 
 import cbor2
 import pytest
-from snapshot_helpers import exchange, state
+from snapshot_helpers import exchange, members_cast, state
 
 import threadkit as tk
-from threadkit.core.identity import Identity
 from threadkit.core.records import Record, create_record
 from threadkit.core.writerproof import delegate
 from threadkit.db import backfill, bootstrap, dockeys
@@ -149,19 +148,7 @@ def test_a_members_snapshot_is_checked_too(wrong: bool) -> None:
     """A database with members (a writer granted, a revoke rotating the read key): the
     joiner's check replays the records with the key epochs sealed to it; a right snapshot
     is verified, a wrong one found out and the state rebuilt to a full replay's bytes."""
-    reader = Identity.generate()
-    with (
-        tk.Peer(memory=True) as o,
-        tk.Peer(memory=True) as w,
-        tk.Peer(memory=True, identity=reader) as j,
-        tk.Peer(memory=True, identity=reader) as f,
-    ):
-        db = o.new_db("m", open=False)
-        db.new_collection("Items")
-        db.grant(w.identity.public, "writer")
-        db.grant(reader.public, "reader")
-        wdb = replica(w, db)
-        exchange(db, wdb)
+    with members_cast("Items") as (o, w, j, f, db, wdb):
         ids = wdb["Items"].create(*({"n": i} for i in range(5)))
         exchange(db, wdb)
         db.revoke(w.identity.public)

@@ -8,10 +8,8 @@ from typing import Any
 
 import cbor2
 from members_helpers import state as member_state
-from snapshot_helpers import exchange, state
+from snapshot_helpers import exchange, members_cast, state
 
-import threadkit as tk
-from threadkit.core.identity import Identity
 from threadkit.core.records import Record
 from threadkit.db import basestate, bootstrap, dockeys, snapshots
 from threadkit.db.handoff import log_records, replica
@@ -33,19 +31,7 @@ def test_a_late_revoke_after_a_wrong_snapshot_rebuilds_from_the_replayed_rows() 
     from it, its check finds it out and rebuilds. W then writes without having heard of
     the revoke O makes concurrently: the revoke reaches the joiner last, cuts W's write
     and makes the joiner rebuild from its base, which must be the replay's rows."""
-    reader = Identity.generate()
-    with (
-        tk.Peer(memory=True) as o,
-        tk.Peer(memory=True) as w,
-        tk.Peer(memory=True, identity=reader) as j,
-        tk.Peer(memory=True, identity=reader) as f,
-    ):
-        db = o.new_db("m", open=False)
-        db.new_collection("c")
-        db.grant(w.identity.public, "writer")
-        db.grant(reader.public, "reader")
-        wdb = replica(w, db)
-        exchange(db, wdb)
+    with members_cast("c") as (o, w, j, f, db, wdb):
         wdb["c"].create(*({"_id": f"w{i}", "n": i} for i in range(3)))
         db["c"].create({"_id": "o", "n": 1})
         exchange(db, wdb)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from members_helpers import NO_PROOF, assert_settled, forge
 from members_helpers import state as member_state
-from snapshot_helpers import exchange, state
+from snapshot_helpers import exchange, members_cast, state
 
 import threadkit as tk
 from threadkit import errors
@@ -49,19 +49,7 @@ def test_a_joiner_from_a_members_snapshot_judges_later_records_as_a_full_replay(
     taken; the joiner (the reader) bootstraps from it. A write the revoked member makes
     afterwards, and a grant and writes after the snapshot, come out the same on the joiner
     as on a peer that replayed every record."""
-    reader = Identity.generate()
-    with (
-        tk.Peer(memory=True) as o,
-        tk.Peer(memory=True) as w,
-        tk.Peer(memory=True, identity=reader) as j,
-        tk.Peer(memory=True, identity=reader) as f,
-    ):
-        db = o.new_db("m", open=False)
-        db.new_collection("c")
-        db.grant(w.identity.public, "writer")
-        db.grant(reader.public, "reader")
-        wdb = replica(w, db)
-        exchange(db, wdb)
+    with members_cast("c") as (_o, w, j, f, db, wdb):
         wdb["c"].create({"_id": "w-before", "v": 1})
         exchange(db, wdb)
         db.revoke(w.identity.public)
