@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -12,14 +12,19 @@ from threadkit.core.records import open_record
 from threadkit.db.handoff import replica
 from threadkit.db.snapshots import STATE_TABLES
 
-__all__ = ["Cast", "exchange", "members_cast", "state"]
+__all__ = ["FOLDED_TABLES", "Cast", "exchange", "members_cast", "state"]
 
 
-def state(db: Any) -> dict[str, dict[bytes, bytes]]:
-    """Every table a snapshot holds, under the database's prefix, prefix stripped."""
+FOLDED_TABLES = ("colls", "docs", "inst", "events", "index", "lost", "losers")
+"""The tables a fold of the records writes (what an import must give byte for byte)."""
+
+
+def state(db: Any, tables: Sequence[str] = STATE_TABLES) -> dict[str, dict[bytes, bytes]]:
+    """Every table a snapshot holds (or ``tables``), under the database's prefix, prefix
+    stripped."""
     out = {}
     with db.read_txn() as txn:
-        for name in STATE_TABLES:
+        for name in tables:
             cursor = txn.cursor(db=getattr(db._tables, name))
             rows: dict[bytes, bytes] = {}
             if cursor.set_range(db.prefix):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from snapshot_helpers import FOLDED_TABLES, state
 
 import threadkit as tk
 from threadkit import errors
@@ -24,23 +25,10 @@ from threadkit.core.identity import Identity
 from threadkit.db.archive import read_archive
 from threadkit.store import car
 
-FOLDED_TABLES = ("colls", "docs", "inst", "events", "index", "lost", "losers")
-
 
 def _state(db: Any) -> dict[str, dict[bytes, bytes]]:
     """Every folded table's entries under the database's prefix, prefix stripped."""
-    tables, prefix, out = db._tables, db.prefix, {}
-    with db._repo.transaction() as txn:
-        for name in FOLDED_TABLES:
-            cursor = txn.cursor(db=getattr(tables, name))
-            rows: dict[bytes, bytes] = {}
-            if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if not bytes(key).startswith(prefix):
-                        break
-                    rows[bytes(key)[len(prefix) :]] = bytes(value)
-            out[name] = rows
-    return out
+    return state(db, FOLDED_TABLES)
 
 
 def _assert_same(a: Any, b: Any) -> None:

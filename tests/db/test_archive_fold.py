@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_helpers import FOLDED_TABLES, state
 
 import threadkit as tk
 from threadkit.core.records import RecordBlocks
@@ -19,23 +20,10 @@ from threadkit.db import archive, received
 from threadkit.store import reads
 from threadkit.store.logs import list_logs
 
-FOLDED_TABLES = ("colls", "docs", "inst", "events", "index", "lost", "losers")
-
 
 def _state(db: Any) -> dict[str, dict[bytes, bytes]]:
     """Every folded table's entries under the database's prefix, prefix stripped."""
-    tables, prefix, out = db._tables, db.prefix, {}
-    with db._repo.transaction() as txn:
-        for name in FOLDED_TABLES:
-            cursor = txn.cursor(db=getattr(tables, name))
-            rows: dict[bytes, bytes] = {}
-            if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if not bytes(key).startswith(prefix):
-                        break
-                    rows[bytes(key)[len(prefix) :]] = bytes(value)
-            out[name] = rows
-    return out
+    return state(db, FOLDED_TABLES)
 
 
 @pytest.fixture
